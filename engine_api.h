@@ -1,0 +1,404 @@
+/*
+ * engine_api.h - the whole public ABI between a host server and a storage engine.
+ *
+ * A host loads an engine shared object with dlopen(), looks up the one exported
+ * symbol `create_instance`, and from then on talks to the engine only through the
+ * engine_handle vtable declared here. The engine talks back only through the
+ * engine_server_api the host hands it. Nothing else is shared: this header must
+ * never include another header of the project.
+ *
+ * Versioning. Both tables open with an interface version. The host passes the
+ * highest engine interface version it knows to create_instance(); the engine
+ * fills in the version it implements (never higher than the one asked for).
+ * Later versions only append members to the end of a table, and each member
+ * below names the version that introduced it. A host must not read a member
+ * newer than the version the engine reported.
+ *
+ * Naming. Public names start with engine_ / ENGINE_. Engines keep their own
+ * names distinct (ep_engine uses ep_, exec_, ht_ ...).
+ *
+ * Cookies. A cookie is the host's opaque handle for one client request (in
+ * practice, one connection). The engine never dereferences it; it only hands it
+ * back to the server API. Where a member says "cookie may be NULL", a NULL cookie
+ * means "no client": the call then never returns ENGINE_WOULD_BLOCK and leaves no
+ * error context.
+ *
+ * The would_block contract (every member that may return ENGINE_WOULD_BLOCK):
+ *  1. Before returning ENGINE_WOULD_BLOCK the engine has arranged exactly one later
+ *     call of server->cookie.notify_io_complete(cookie, status), made from a
+ *     thread other than the caller's.
+ *  2. The engine reserves the cookie while background work may touch it and
+ *     releases it after the notify. The host never frees a reserved cookie.
+ *  3. On status ENGINE_SUCCESS the host calls the same member again with the same
+ *     cookie and arguments; the engine finds its per-cookie state, completes and
+ *     clears it.
+ *  4. On any other status the host does not call again: the status is the
+ *     command's result. The engine has released every per-cookie and
+ *     per-subsystem state before such a notify.
+ *  5. destroy() with work in flight notifies every pending cookie before it
+ *     returns; no notify and no engine thread runs after destroy() returns.
+ *  6. The host calls disconnect(cookie) when the client goes away; anything the
+ *     engine kept on that cookie is freed there.
+ */
+#ifndef ENGINE_API_H
+#define ENGINE_API_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Interface versions. ENGINE_API_VERSION is the newest one this header declares. */
+#define ENGINE_API_VERSION_1 UINT64_C(1)
+#define ENGINE_API_VERSION   ENGINE_API_VERSION_1
+
+/** Version of engine_server_api declared here. */
+#define ENGINE_SERVER_API_VERSION UINT64_C(1)
+
+/**
+ * Result codes. The numeric values are stable and follow the memcached /
+ * Couchbase engine numbering, so a host can map them to wire statuses by value.
+ */
+typedef enum engine_errc {
+    ENGINE_SUCCESS = 0x00,
+    ENGINE_NO_SUCH_KEY = 0x01,       /**< the key (or stat group) does not exist */
+    ENGINE_KEY_EXISTS = 0x02,        /**< add of a present key, or a CAS mismatch */
+    ENGINE_NO_MEMORY = 0x03,         /**< the memory quota (max_size) is reached */
+    ENGINE_NOT_STORED = 0x04,        /**< replace/append/prepend of a missing key */
+    ENGINE_INVALID_ARGUMENTS = 0x05, /**< malformed input; see the error context */
+    ENGINE_NOT_SUPPORTED = 0x06,     /**< the engine does not offer this */
+    ENGINE_WOULD_BLOCK = 0x07,       /**< see the would_block contract above */
+    ENGINE_TOO_BIG = 0x08,           /**< a value over the engine's item size limit */
+    ENGINE_DISCONNECT = 0x0a,        /**< the host should close the connection */
+    ENGINE_NOT_MY_VBUCKET = 0x0c,    /**< the vbucket id is out of range or not active */
+    ENGINE_TEMPORARY_FAILURE = 0x0d, /**< try again later (e.g. shutting down) */
+    ENGINE_OUT_OF_RANGE = 0x0e,      /**< a numeric argument is out of range */
+    ENGINE_DELTA_BADVAL = 0x13,      /**< arithmetic on a non-numeric value */
+    ENGINE_TOO_BUSY = 0x11,          /**< another request holds the resource */
+    ENGINE_UNKNOWN_COLLECTION =
+        0x16, /**< the collection id/path is not in the manifest */
+    ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST =
+        0x19,                    /**< not a successor, or not persisted */
+    ENGINE_UNKNOWN_SCOPE = 0x1b, /**< the scope is not in the manifest */
+    ENGINE_FAILED = 0xff         /**< an internal error */
+} engine_errc;
+
+/** Log levels for engine_server_api.log. */
+typedef enum engine_log_level {
+    ENGINE_LOG_DEBUG = 0,
+    ENGINE_LOG_INFO = 1,
+    ENGINE_LOG_WARNING = 2,
+    ENGINE_LOG_ERROR = 3
+} engine_log_level;
+
+/** Seconds since the host process started (memcached's rel_time_t). */
+typedef uint32_t engine_rel_time;
+
+/** Maximum length in bytes of a document key, without its collection id. */
+#define ENGINE_KEY_MAX_LEN 250
+
+/** Collection id of the `_default` collection. */
+#define ENGINE_DEFAULT_COLLECTION UINT32_C(0)
+
+/**
+ * A document key. Every data operation names its collection explicitly; a host
+ * speaking the wire protocol decodes the key's LEB128 collection prefix into
+ * `collection` and passes the remaining bytes.
+ */
+typedef struct engine_doc_key {
+    uint32_t collection; /**< collection id; 0 is `_default` */
+    uint16_t len;        /**< key length in bytes, 1..ENGINE_KEY_MAX_LEN */
+    const void *bytes;   /**< key bytes; need not be NUL terminated */
+} engine_doc_key;
+
+/** The store operations of engine_handle.store. */
+typedef enum engine_store_op {
+    ENGINE_STORE_ADD = 1,     /**< store only if the key is absent */
+    ENGINE_STORE_SET = 2,     /**< store unconditionally (or on CAS match) */
+    ENGINE_STORE_REPLACE = 3, /**< store only if the key is present */
+    ENGINE_STORE_APPEND = 4,  /**< append the value to the present value */
+    ENGINE_STORE_PREPEND = 5, /**< prepend the value to the present value */
+    ENGINE_STORE_CAS = 6      /**< store only if the present CAS equals the item's */
+} engine_store_op;
+
+/** An item: engine-owned, reference counted, opaque to the host. */
+typedef struct engine_item engine_item;
+
+/**
+ * What the host may read of an item (get_item_info). All pointers point into the
+ * item and stay valid until the host releases its reference.
+ */
+typedef struct engine_item_info {
+    uint64_t cas;       /**< the item's CAS; 0 for an item not yet stored */
+    time_t exptime;     /**< absolute expiry (Unix seconds); 0 = never */
+    uint32_t flags;     /**< the client's opaque flags */
+    uint8_t datatype;   /**< wire datatype bits: 0x01 JSON, 0x02 Snappy, 0x04 Xattr */
+    uint16_t vbucket;   /**< the vbucket the item belongs to */
+    engine_doc_key key; /**< collection and key */
+    struct iovec value; /**< the value; writable only between allocate and store */
+} engine_item_info;
+
+/** Static facts about an engine (get_info). */
+typedef struct engine_info {
+    const char *description; /**< human-readable name and version */
+    uint64_t features;       /**< ENGINE_FEATURE_* bits */
+    uint32_t max_key_len;    /**< longest key accepted, in bytes */
+} engine_info;
+
+#define ENGINE_FEATURE_CAS (UINT64_C(1) << 0)
+#define ENGINE_FEATURE_COLLECTIONS                                                       \
+    (UINT64_C(1) << 1) /**< collections manifest calls work */
+#define ENGINE_FEATURE_PERSISTENT (UINT64_C(1) << 2) /**< data survives a restart */
+
+/**
+ * Receives one statistic. `key` and `val` are not NUL terminated and are valid
+ * only during the call. Called on the thread that called get_stats.
+ */
+typedef void (*engine_add_stat_fn)(const char *key, uint16_t klen, const char *val,
+                                   uint32_t vlen, void *ctx);
+
+/** Receives an output buffer, valid only during the call. */
+typedef void (*engine_output_fn)(const void *data, size_t len, void *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* The server API: what the host offers the engine.                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct engine_server_api {
+    /** ENGINE_SERVER_API_VERSION of the host. Since v1. */
+    uint64_t interface_version;
+
+    /** Clock. All three may be called from any thread. Since v1. */
+    struct {
+        /** Seconds since the host started. Monotonic. */
+        engine_rel_time (*get_current_time)(void);
+        /**
+         * Converts a protocol expiry to engine_rel_time: 0 stays 0 (never);
+         * up to 30 days (2592000) is relative to now; larger is an absolute Unix
+         * time (one at or before the process start maps to 1, already expired).
+         */
+        engine_rel_time (*realtime)(uint32_t exptime);
+        /** Converts an engine_rel_time back to a Unix time. */
+        time_t (*abstime)(engine_rel_time t);
+    } core;
+
+    /** Logging, from any thread. Since v1. */
+    void (*log)(engine_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+    /** Cookie functions, from any thread. Since v1. */
+    struct {
+        /** Keeps one pointer of engine data on the cookie (NULL clears it). */
+        void (*store_engine_specific)(const void *cookie, void *data);
+        /** Returns what store_engine_specific left, or NULL. */
+        void *(*get_engine_specific)(const void *cookie);
+        /**
+         * Completes a request that returned ENGINE_WOULD_BLOCK. Exactly once per
+         * would_block, never from the thread that received the would_block.
+         */
+        void (*notify_io_complete)(const void *cookie, engine_errc status);
+        /** Keeps the cookie alive past a client disconnect until release(). */
+        engine_errc (*reserve)(const void *cookie);
+        /** Drops one reserve(). */
+        void (*release)(const void *cookie);
+        /**
+         * Leaves a human-readable reason for the request's failure, copied by the
+         * host, which sends it back with the error status (PROTOCOL.md). NULL
+         * clears it.
+         */
+        void (*set_error_context)(const void *cookie, const char *reason);
+        /**
+         * Leaves the manifest uid an unknown_collection / unknown_scope answer was
+         * judged by, for the host's error body.
+         */
+        void (*set_error_manifest_uid)(const void *cookie, uint64_t uid);
+    } cookie;
+} engine_server_api;
+
+/** Returns the host's server API; the pointer stays valid for the process. */
+typedef const engine_server_api *(*engine_get_server_api_fn)(void);
+
+/* ------------------------------------------------------------------------ */
+/* The engine vtable.                                                        */
+/* ------------------------------------------------------------------------ */
+
+typedef struct engine_handle engine_handle;
+
+struct engine_handle {
+    /** The interface version the engine implements. Since v1. */
+    uint64_t interface;
+
+    /**
+     * Static description of the engine. *out points to engine-owned memory that
+     * stays valid and unchanged until destroy. Callable before initialize.
+     * Returns ENGINE_SUCCESS, or ENGINE_INVALID_ARGUMENTS if out is NULL. Since v1.
+     */
+    engine_errc (*get_info)(engine_handle *h, const engine_info **out);
+
+    /**
+     * Brings the engine up with a configuration string `key=value;key=value`
+     * (NULL or "" = all defaults). Called once, before any other member except
+     * get_info and destroy. An unknown key or a bad value fails with
+     * ENGINE_INVALID_ARGUMENTS and a log line naming the key; other failures
+     * (threads, files) give ENGINE_FAILED. After a failure only destroy may be
+     * called. Since v1.
+     */
+    engine_errc (*initialize)(engine_handle *h, const char *config);
+
+    /**
+     * Stops every engine thread, notifies every pending cookie (with
+     * ENGINE_DISCONNECT or ENGINE_TEMPORARY_FAILURE) and frees the engine. Items
+     * the host still holds stay readable until the host releases them, which it
+     * must do before dlclose. `force` skips the final flush of dirty data.
+     * Valid after a failed or skipped initialize. Since v1.
+     */
+    void (*destroy)(engine_handle *h, bool force);
+
+    /**
+     * Allocates an item for `key` with room for `nbytes` of value, to be filled
+     * through get_item_info and then passed to store. `exptime` is a protocol
+     * expiry (see engine_server_api.core.realtime). Returns ENGINE_SUCCESS and a
+     * reference in *out; ENGINE_INVALID_ARGUMENTS for a NULL out/key or an empty
+     * or too long key; ENGINE_TOO_BIG for a value over the item size limit;
+     * ENGINE_NO_MEMORY at the memory quota; ENGINE_NOT_MY_VBUCKET for a bad
+     * vbucket; ENGINE_UNKNOWN_COLLECTION for an unknown collection. Cookie may be
+     * NULL. Any thread. Since v1.
+     */
+    engine_errc (*allocate)(engine_handle *h, const void *cookie, engine_item **out,
+                            const engine_doc_key *key, size_t nbytes, uint32_t flags,
+                            uint32_t exptime, uint8_t datatype, uint16_t vbucket);
+
+    /** Drops one reference to an item (NULL is ignored). Any thread. Since v1. */
+    void (*release)(engine_handle *h, engine_item *item);
+
+    /**
+     * Looks up a live item. Returns ENGINE_SUCCESS and a reference in *out, or
+     * ENGINE_NO_SUCH_KEY (missing or expired), plus the errors of allocate for bad
+     * keys, vbuckets and collections. Cookie may be NULL. Since v1.
+     */
+    engine_errc (*get)(engine_handle *h, const void *cookie, engine_item **out,
+                       const engine_doc_key *key, uint16_t vbucket);
+
+    /**
+     * Stores an item from allocate. The compare CAS is the item's CAS as set with
+     * item_set_cas (0 = no compare); ENGINE_STORE_CAS needs a non-zero one and
+     * ENGINE_STORE_ADD a zero one (else ENGINE_INVALID_ARGUMENTS). Results:
+     * ENGINE_SUCCESS (new CAS in *cas_out if not NULL); ENGINE_KEY_EXISTS (add of
+     * a present key, CAS mismatch); ENGINE_NO_SUCH_KEY (compare CAS on a missing
+     * key); ENGINE_NOT_STORED (replace/append/prepend of a missing key);
+     * ENGINE_NO_MEMORY (append/prepend over the quota); ENGINE_INVALID_ARGUMENTS
+     * (NULL item, an item already stored, a bad op). The caller keeps its
+     * reference either way. Append and prepend keep the present flags and expiry.
+     * Cookie may be NULL. Since v1.
+     */
+    engine_errc (*store)(engine_handle *h, const void *cookie, engine_item *item,
+                         uint64_t *cas_out, engine_store_op op);
+
+    /**
+     * Deletes a key. `cas` 0 deletes whatever is there; otherwise it must match
+     * (ENGINE_KEY_EXISTS if not). Returns ENGINE_SUCCESS (the deletion's CAS in
+     * *cas_out if not NULL), ENGINE_NO_SUCH_KEY, or the key/vbucket/collection
+     * errors of get. Cookie may be NULL. Since v1.
+     */
+    engine_errc (*remove)(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                          uint64_t cas, uint16_t vbucket, uint64_t *cas_out);
+
+    /** Deletes every item of every vbucket. Cookie may be NULL. Since v1. */
+    engine_errc (*flush)(engine_handle *h, const void *cookie);
+
+    /**
+     * Reports the statistics of one group through add_stat, synchronously. A NULL
+     * or empty group is the default group; the engine documents its other group
+     * names. An unknown group gives ENGINE_NO_SUCH_KEY. Cookie may be NULL.
+     * Since v1.
+     */
+    engine_errc (*get_stats)(engine_handle *h, const void *cookie, const char *group,
+                             engine_add_stat_fn add_stat, void *ctx);
+
+    /** Zeroes the resettable counters (ops, hits, task timings). Since v1. */
+    void (*reset_stats)(engine_handle *h, const void *cookie);
+
+    /**
+     * Fills *info from an item the caller holds a reference to. Zero copy: the
+     * pointers in *info point into the item. ENGINE_INVALID_ARGUMENTS for NULL
+     * arguments. Since v1.
+     */
+    engine_errc (*get_item_info)(engine_handle *h, const engine_item *item,
+                                 engine_item_info *info);
+
+    /** Sets the compare CAS of an item not yet stored (see store). Since v1. */
+    void (*item_set_cas)(engine_handle *h, engine_item *item, uint64_t cas);
+
+    /**
+     * Replaces the collections manifest with the JSON `json` (`len` bytes). May
+     * return ENGINE_WOULD_BLOCK (cookie must not be NULL); the re-call with the
+     * same cookie reports the outcome. ENGINE_TOO_BUSY while another cookie's
+     * update is in flight; ENGINE_INVALID_ARGUMENTS for a malformed manifest;
+     * ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST for a manifest that is not a
+     * successor or could not be persisted; ENGINE_NOT_SUPPORTED from engines
+     * without ENGINE_FEATURE_COLLECTIONS. A reason is left in the error context.
+     * Since v1.
+     */
+    engine_errc (*set_collection_manifest)(engine_handle *h, const void *cookie,
+                                           const char *json, size_t len);
+
+    /**
+     * Calls out(json, len, ctx) once with the current manifest as JSON, then
+     * returns ENGINE_SUCCESS. Since v1.
+     */
+    engine_errc (*get_collection_manifest)(engine_handle *h, const void *cookie,
+                                           engine_output_fn out, void *ctx);
+
+    /**
+     * Resolves a collection path `scope.collection` (`len` bytes; an empty part
+     * means `_default`) to its id and the uid of the manifest that resolved it.
+     * ENGINE_INVALID_ARGUMENTS for a malformed path, ENGINE_UNKNOWN_SCOPE or
+     * ENGINE_UNKNOWN_COLLECTION otherwise (the manifest uid is still filled in).
+     * Since v1.
+     */
+    engine_errc (*get_collection_id)(engine_handle *h, const void *cookie,
+                                     const char *path, size_t len, uint64_t *manifest_uid,
+                                     uint32_t *collection_id);
+
+    /**
+     * Resolves a scope path `scope` (a `.collection` tail is ignored; empty means
+     * `_default`) to its id. Errors as get_collection_id. Since v1.
+     */
+    engine_errc (*get_scope_id)(engine_handle *h, const void *cookie, const char *path,
+                                size_t len, uint64_t *manifest_uid, uint32_t *scope_id);
+
+    /**
+     * The client behind `cookie` has gone. The engine frees anything it kept on
+     * the cookie; background work that holds a reservation still notifies once
+     * and then releases. Since v1.
+     */
+    void (*disconnect)(engine_handle *h, const void *cookie);
+};
+
+/**
+ * The one exported symbol. `interface` is the highest engine interface version
+ * the host knows. On ENGINE_SUCCESS *handle is a new engine whose `interface`
+ * member is the version it implements (<= `interface`); the host then calls
+ * initialize (or destroy). ENGINE_NOT_SUPPORTED if the engine offers no version
+ * <= `interface` (in particular for 0); ENGINE_INVALID_ARGUMENTS for a NULL
+ * argument; ENGINE_NO_MEMORY. Instances are independent of each other.
+ */
+typedef engine_errc (*engine_create_instance_fn)(uint64_t interface,
+                                                 engine_get_server_api_fn get_server_api,
+                                                 engine_handle **handle);
+
+engine_errc create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
+                            engine_handle **handle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENGINE_API_H */

@@ -1,0 +1,41 @@
+/*
+ * config.h - the engine's configuration: defaults, the `key=value;...` parser,
+ * and the `config` stats group. A bad string never half-applies: the parser
+ * fills a copy and the engine keeps it only on success.
+ */
+#ifndef EP_CONFIG_H
+#define EP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ep_config {
+    uint64_t max_size;              /* memory quota for items, bytes */
+    uint64_t max_item_size;         /* largest value, bytes */
+    uint64_t max_vbuckets;          /* vbucket ids are 0..max_vbuckets-1 */
+    uint64_t ht_size;               /* initial hash table buckets (power of 2) */
+    uint64_t ht_locks;              /* hash table lock stripes (power of 2) */
+    uint64_t exp_pager_interval_ms; /* expiry pager period */
+    uint64_t num_reader_threads;
+    uint64_t num_writer_threads;
+    uint64_t num_auxio_threads;
+    uint64_t num_nonio_threads;
+    uint64_t max_scopes;      /* manifest limit, scopes */
+    uint64_t max_collections; /* manifest limit, collections */
+    char dbname[1024];        /* data directory; empty = memory only */
+} ep_config;
+
+/** Fills *cfg with the defaults. */
+void ep_config_defaults(ep_config *cfg);
+
+/**
+ * Parses `key=value;...` over the defaults already in *cfg. Returns 0, or -1 with
+ * a reason naming the key in err.
+ */
+int ep_config_parse(ep_config *cfg, const char *text, char *err, size_t errlen);
+
+/** Reports every parameter as key/value text. */
+typedef void (*ep_config_stat_fn)(const char *key, const char *val, void *ctx);
+void ep_config_stats(const ep_config *cfg, ep_config_stat_fn add, void *ctx);
+
+#endif

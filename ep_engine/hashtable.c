@@ -1,0 +1,283 @@
+/*
+ * hashtable.c - lock-striped chained hash table with incremental growth.
+ *
+ * Two table slots exist; between growths only one is in use. To grow, the new
+ * bucket array is put in the free slot, then each stripe in turn is locked, its
+ * chains moved to the new array and its `tab` flipped. An operation reads its
+ * stripe's `tab` under the stripe lock, so it always sees whole chains. Once all
+ * stripes are flipped nobody can reach the old array and it is freed.
+ */
+#include "hashtable.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct ht_table {
+    ep_item **buckets;
+    uint64_t mask; /* buckets - 1 */
+} ht_table;
+
+struct ep_ht {
+    ht_stripe *stripes;
+    uint64_t stripe_mask;
+    ht_table tab[2]; /* tab[i] is written only while no stripe points to it */
+    unsigned cur;    /* slot every stripe points to outside a growth; grower only */
+    _Atomic bool grow_asked; /* need_grow called and ht_grow not yet done */
+    _Atomic uint64_t resizes;
+    ht_grow_fn need_grow;
+    void *grow_ctx;
+};
+
+/* Average chain length that asks for growth. */
+static const uint64_t ht_max_load = 1;
+
+static inline uint64_t rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t fmix64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= UINT64_C(0xff51afd7ed558ccd);
+    k ^= k >> 33;
+    k *= UINT64_C(0xc4ceb9fe1a85ec53);
+    k ^= k >> 33;
+    return k;
+}
+
+uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t nkey)
+{
+    const uint64_t m = UINT64_C(0x9e3779b97f4a7c15);
+    const unsigned char *p = key;
+    uint64_t h = ((uint64_t)collection << 16 | vbucket) * m ^ (uint64_t)nkey;
+    while (nkey >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = rotl64(h ^ (w * m), 29) * UINT64_C(0xbf58476d1ce4e5b9);
+        p += 8;
+        nkey -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, nkey);
+    h = rotl64(h ^ (w * m), 29) * UINT64_C(0xbf58476d1ce4e5b9);
+    return fmix64(h);
+}
+
+ep_ht *ht_create(size_t buckets, size_t stripes, ht_grow_fn need_grow, void *ctx)
+{
+    if (stripes == 0 || (stripes & (stripes - 1)) != 0 || buckets < stripes ||
+        (buckets & (buckets - 1)) != 0)
+        return NULL;
+    ep_ht *ht = calloc(1, sizeof(*ht));
+    if (ht == NULL)
+        return NULL;
+    ht->stripes = aligned_alloc(64, stripes * sizeof(ht_stripe));
+    ht->tab[0].buckets = calloc(buckets, sizeof(ep_item *));
+    if (ht->stripes == NULL || ht->tab[0].buckets == NULL) {
+        free(ht->stripes);
+        free(ht->tab[0].buckets);
+        free(ht);
+        return NULL;
+    }
+    memset(ht->stripes, 0, stripes * sizeof(ht_stripe));
+    for (size_t i = 0; i < stripes; i++)
+        pthread_mutex_init(&ht->stripes[i].lock, NULL);
+    ht->tab[0].mask = buckets - 1;
+    ht->stripe_mask = stripes - 1;
+    ht->need_grow = need_grow;
+    ht->grow_ctx = ctx;
+    return ht;
+}
+
+void ht_destroy(ep_ht *ht, void (*free_item)(ep_item *, void *), void *ctx)
+{
+    if (ht == NULL)
+        return;
+    ht_table *t = &ht->tab[ht->cur];
+    for (uint64_t b = 0; b <= t->mask; b++) {
+        ep_item *it = t->buckets[b];
+        while (it != NULL) {
+            ep_item *next = it->next;
+            if (item_unref(it))
+                free_item(it, ctx);
+            it = next;
+        }
+    }
+    for (uint64_t i = 0; i <= ht->stripe_mask; i++)
+        pthread_mutex_destroy(&ht->stripes[i].lock);
+    free(t->buckets);
+    free(ht->stripes);
+    free(ht);
+}
+
+ht_stripe *ht_lock(ep_ht *ht, uint64_t hash)
+{
+    ht_stripe *s = &ht->stripes[hash & ht->stripe_mask];
+    pthread_mutex_lock(&s->lock);
+    return s;
+}
+
+void ht_unlock(ht_stripe *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}
+
+ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
+                  uint32_t collection, const void *key, size_t nkey)
+{
+    ht_table *t = &ht->tab[s->tab];
+    ep_item **link = &t->buckets[hash & t->mask];
+    for (ep_item *it = *link; it != NULL; link = &it->next, it = *link) {
+        if (it->hash == hash && it->nkey == nkey && it->vbucket == vbucket &&
+            it->collection == collection && memcmp(it->data, key, nkey) == 0)
+            return link;
+    }
+    return link;
+}
+
+ep_item *ht_replace(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it)
+{
+    ep_item *old = *link;
+    item_ref(it);
+    if (old != NULL) {
+        it->next = old->next;
+    } else {
+        it->next = NULL;
+        s->count++;
+        ht_table *t = &ht->tab[s->tab];
+        /* A stripe holds 1/nstripes of the buckets; judge the load locally. */
+        uint64_t stripe_buckets = (t->mask + 1) >> __builtin_ctzll(ht->stripe_mask + 1);
+        if (s->count > stripe_buckets * ht_max_load && ht->need_grow != NULL &&
+            !atomic_exchange_explicit(&ht->grow_asked, true, memory_order_relaxed))
+            ht->need_grow(ht->grow_ctx);
+    }
+    *link = it;
+    return old;
+}
+
+ep_item *ht_unlink(ht_stripe *s, ep_item **link)
+{
+    ep_item *it = *link;
+    *link = it->next;
+    it->next = NULL;
+    s->count--;
+    return it;
+}
+
+void ht_for_each_stripe(ep_ht *ht, ht_visit_fn fn, void *ctx)
+{
+    for (uint64_t i = 0; i <= ht->stripe_mask; i++) {
+        ht_stripe *s = &ht->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        fn(ht, s, ctx);
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void ht_stripe_scan(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item *, void *),
+                    void (*drop)(ep_item *, void *), void *ctx)
+{
+    ht_table *t = &ht->tab[s->tab];
+    uint64_t nstripes = ht->stripe_mask + 1;
+    for (uint64_t b = (uint64_t)(s - ht->stripes); b <= t->mask; b += nstripes) {
+        ep_item **link = &t->buckets[b];
+        while (*link != NULL) {
+            ep_item *it = *link;
+            if (fn(it, ctx))
+                drop(ht_unlink(s, link), ctx);
+            else
+                link = &it->next;
+        }
+    }
+}
+
+int ht_grow(ep_ht *ht)
+{
+    ht_table *old = &ht->tab[ht->cur];
+    uint64_t nstripes = ht->stripe_mask + 1;
+    uint64_t items = 0;
+    for (uint64_t i = 0; i < nstripes; i++) {
+        pthread_mutex_lock(&ht->stripes[i].lock);
+        items += ht->stripes[i].count;
+        pthread_mutex_unlock(&ht->stripes[i].lock);
+    }
+    if (items <= (old->mask + 1) * ht_max_load) {
+        atomic_store(&ht->grow_asked, false);
+        return 0;
+    }
+    unsigned next = ht->cur ^ 1u;
+    ht_table *nt = &ht->tab[next];
+    uint64_t nbuckets = (old->mask + 1) * 2;
+    while (items > nbuckets * ht_max_load / 2 && nbuckets < (UINT64_C(1) << 40))
+        nbuckets *= 2;
+    nt->buckets = calloc(nbuckets, sizeof(ep_item *));
+    if (nt->buckets == NULL) {
+        atomic_store(&ht->grow_asked, false);
+        return -1;
+    }
+    nt->mask = nbuckets - 1;
+
+    for (uint64_t i = 0; i < nstripes; i++) {
+        ht_stripe *s = &ht->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        for (uint64_t b = i; b <= old->mask; b += nstripes) {
+            ep_item *it = old->buckets[b];
+            while (it != NULL) {
+                ep_item *next = it->next;
+                ep_item **head = &nt->buckets[it->hash & nt->mask];
+                it->next = *head;
+                *head = it;
+                it = next;
+            }
+        }
+        s->tab = next;
+        pthread_mutex_unlock(&s->lock);
+    }
+    free(old->buckets);
+    old->buckets = NULL;
+    old->mask = 0;
+    ht->cur = next;
+    atomic_fetch_add(&ht->resizes, 1);
+    atomic_store(&ht->grow_asked, false);
+    return 1;
+}
+
+void ht_get_info(ep_ht *ht, ht_info *out, bool max_chain)
+{
+    memset(out, 0, sizeof(*out));
+    out->stripes = ht->stripe_mask + 1;
+    out->resizes = atomic_load(&ht->resizes);
+    for (uint64_t i = 0; i <= ht->stripe_mask; i++) {
+        ht_stripe *s = &ht->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        ht_table *t = &ht->tab[s->tab];
+        out->items += s->count;
+        for (int j = 0; j < HT_STAT_SLOTS; j++)
+            out->stat[j] += s->stat[j];
+        if (i == 0)
+            out->buckets = t->mask + 1;
+        if (max_chain) {
+            for (uint64_t b = i; b <= t->mask; b += ht->stripe_mask + 1) {
+                uint64_t n = 0;
+                for (ep_item *it = t->buckets[b]; it != NULL; it = it->next)
+                    n++;
+                if (n > out->max_chain)
+                    out->max_chain = n;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+void ht_reset_stats(ep_ht *ht)
+{
+    for (uint64_t i = 0; i <= ht->stripe_mask; i++) {
+        ht_stripe *s = &ht->stripes[i];
+        pthread_mutex_lock(&s->lock);
+        for (int j = 0; j < HT_STAT_SLOTS; j++)
+            s->stat[j] = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+}

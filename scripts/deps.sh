@@ -1,0 +1,53 @@
+# deps.sh - sourced by the scripts: installs what building ep-engine needs on
+# Debian when it is missing (as root, with apt-get), or says what to install.
+# Packages: the build (meson, ninja, pkg-config, a C compiler), jansson (manifest
+# JSON), check (conformance and unit tests).
+
+ep_need_packages() {
+    local missing=()
+    command -v meson >/dev/null 2>&1 || missing+=(meson)
+    command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    command -v cc >/dev/null 2>&1 || missing+=(gcc)
+    pkg-config --exists jansson 2>/dev/null || missing+=(libjansson-dev)
+    pkg-config --exists check 2>/dev/null || missing+=(check)
+    missing+=("$@")
+    local really=()
+    for p in "${missing[@]}"; do
+        case "$p" in
+        meson | ninja-build | pkg-config | gcc | libjansson-dev | check) really+=("$p") ;;
+        *) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            really+=("$p") ;;
+        esac
+    done
+    [ ${#really[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing: ${really[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null &&
+            apt-get install -y -qq --no-install-recommends "${really[@]}" >/dev/null || {
+            echo "apt-get install ${really[*]} failed" >&2
+            return 1
+        }
+    else
+        echo "missing: ${really[*]}" >&2
+        echo "install them with: sudo apt-get install ${really[*]}" >&2
+        return 1
+    fi
+}
+
+# ep_build DIR [meson options...]: configures (once) and builds DIR.
+ep_build() {
+    local dir=$1
+    shift
+    if [ ! -f "$dir/build.ninja" ]; then
+        meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || {
+            cat "$dir.setup.log" >&2
+            return 1
+        }
+    fi
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || {
+        cat "$dir.build.log" >&2
+        return 1
+    }
+}

@@ -1,0 +1,280 @@
+/*
+ * ep_bench - measures the engine in-process through the vtable, and its
+ * executor, and prints what it measured. No figure here is a target check:
+ * scripts/bench prints the targets beside the measurements.
+ *
+ *   ep_bench /path/to/ep_engine.so [--keys N] [--quick]
+ *
+ * KV: N keys of 32 bytes with 100-byte values; a set pass then a get pass in
+ * random key order, with 1 and then 2 threads (each thread its own key range).
+ * Latency is sampled on one operation in 16 (timing every call would cost as
+ * much as the call) and reported as p50/p99 of the samples.
+ * Executor: tasks scheduled-and-run per second with 1 and 2 threads, and the
+ * latency from exec_wake to the start of the run on an idle pool.
+ */
+#include "../engine_api.h"
+#include "../ep_engine/executor/executor.h"
+#include "../testsuite/mock_server/mock_server.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define KEY_LEN      32
+#define VALUE_LEN    100
+#define SAMPLE_EVERY 16
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t percentile(uint64_t *v, size_t n, double p)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof(*v), cmp_u64);
+    size_t i = (size_t)(p * (double)(n - 1));
+    return v[i];
+}
+
+static void make_key(char *buf, size_t i)
+{
+    snprintf(buf, KEY_LEN + 1, "bench:key:%021zu", i);
+}
+
+typedef struct kv_job {
+    engine_handle *h;
+    const uint32_t *order; /* key indexes in random order */
+    size_t from, to;
+    bool do_set;
+    uint64_t *samples;
+    size_t nsamples;
+    int errors;
+} kv_job;
+
+static void *kv_thread(void *arg)
+{
+    kv_job *j = arg;
+    engine_handle *h = j->h;
+    char key[KEY_LEN + 1], value[VALUE_LEN];
+    memset(value, 'v', sizeof(value));
+    for (size_t i = j->from; i < j->to; i++) {
+        make_key(key, j->order[i]);
+        engine_doc_key k = {0, KEY_LEN, key};
+        bool sample = (i % SAMPLE_EVERY) == 0;
+        uint64_t t0 = sample ? now_ns() : 0;
+        engine_item *it = NULL;
+        engine_item_info info;
+        if (j->do_set) {
+            if (h->allocate(h, NULL, &it, &k, VALUE_LEN, 0, 0, 0, 0) != ENGINE_SUCCESS) {
+                j->errors++;
+                continue;
+            }
+            h->get_item_info(h, it, &info);
+            memcpy(info.value.iov_base, value, VALUE_LEN);
+            if (h->store(h, NULL, it, NULL, ENGINE_STORE_SET) != ENGINE_SUCCESS)
+                j->errors++;
+            h->release(h, it);
+        } else {
+            if (h->get(h, NULL, &it, &k, 0) != ENGINE_SUCCESS) {
+                j->errors++;
+                continue;
+            }
+            h->get_item_info(h, it, &info);
+            if (((const char *)info.value.iov_base)[VALUE_LEN - 1] != 'v')
+                j->errors++;
+            h->release(h, it);
+        }
+        if (sample)
+            j->samples[j->nsamples++] = now_ns() - t0;
+    }
+    return NULL;
+}
+
+static void run_kv(engine_handle *h, const uint32_t *order, size_t nkeys, int threads,
+                   bool do_set)
+{
+    kv_job jobs[2];
+    pthread_t tid[2];
+    size_t per = nkeys / (size_t)threads;
+    uint64_t t0 = now_ns();
+    for (int t = 0; t < threads; t++) {
+        jobs[t] =
+            (kv_job){h,
+                     order,
+                     per * (size_t)t,
+                     t == threads - 1 ? nkeys : per * (size_t)(t + 1),
+                     do_set,
+                     malloc((per + SAMPLE_EVERY) / SAMPLE_EVERY * sizeof(uint64_t) + 64),
+                     0,
+                     0};
+        pthread_create(&tid[t], NULL, kv_thread, &jobs[t]);
+    }
+    int errors = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        errors += jobs[t].errors;
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    size_t ns = 0;
+    for (int t = 0; t < threads; t++)
+        ns += jobs[t].nsamples;
+    uint64_t *all = malloc(ns * sizeof(uint64_t) + 8);
+    size_t at = 0;
+    for (int t = 0; t < threads; t++) {
+        memcpy(all + at, jobs[t].samples, jobs[t].nsamples * sizeof(uint64_t));
+        at += jobs[t].nsamples;
+        free(jobs[t].samples);
+    }
+    printf("| kv %-3s | %d thread%s | %10.0f ops/s | p50 %6.0f ns | p99 %6.0f ns |%s\n",
+           do_set ? "set" : "get", threads, threads > 1 ? "s" : " ", (double)nkeys / secs,
+           (double)percentile(all, ns, 0.50), (double)percentile(all, ns, 0.99),
+           errors ? " ERRORS" : "");
+    if (errors)
+        printf("  %d operations failed\n", errors);
+    free(all);
+}
+
+/* ---- executor ---- */
+
+static _Atomic uint64_t tasks_done;
+
+static int64_t count_run(exec_task *t, void *arg)
+{
+    (void)t;
+    (void)arg;
+    atomic_fetch_add_explicit(&tasks_done, 1, memory_order_relaxed);
+    return EXEC_DONE;
+}
+
+static void bench_task_rate(int threads, size_t n)
+{
+    exec_config cfg = {{1, 1, 1, threads}};
+    exec_pool *pool = exec_pool_create(&cfg);
+    atomic_store(&tasks_done, 0);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        exec_task *t = exec_task_new(pool, "bench", EXEC_NONIO, 0, count_run, NULL, NULL);
+        exec_schedule(t, 0);
+        exec_task_put(t);
+    }
+    while (atomic_load(&tasks_done) < n)
+        ;
+    double secs = (double)(now_ns() - t0) / 1e9;
+    exec_pool_destroy(pool);
+    printf("| executor schedule+run | %d thread%s | %10.0f tasks/s |\n", threads,
+           threads > 1 ? "s" : " ", (double)n / secs);
+}
+
+typedef struct wake_probe {
+    _Atomic uint64_t woke_at;
+} wake_probe;
+
+static int64_t wake_run(exec_task *t, void *arg)
+{
+    (void)t;
+    wake_probe *w = arg;
+    atomic_store(&w->woke_at, now_ns());
+    return EXEC_FOREVER;
+}
+
+static void bench_wake_latency(size_t samples)
+{
+    exec_config cfg = {{1, 1, 1, 1}};
+    exec_pool *pool = exec_pool_create(&cfg);
+    wake_probe w = {0};
+    exec_task *t = exec_task_new(pool, "wake", EXEC_NONIO, 0, wake_run, NULL, &w);
+    exec_schedule(t, EXEC_FOREVER);
+    uint64_t *lat = malloc(samples * sizeof(uint64_t));
+    for (size_t i = 0; i < samples; i++) {
+        struct timespec pause = {0, 200000}; /* let the pool go idle */
+        nanosleep(&pause, NULL);
+        atomic_store(&w.woke_at, 0);
+        uint64_t t0 = now_ns();
+        exec_wake(t);
+        uint64_t at;
+        while ((at = atomic_load(&w.woke_at)) == 0)
+            ;
+        lat[i] = at - t0;
+    }
+    printf("| executor wake latency (idle) | p50 %6.1f us | p99 %6.1f us |\n",
+           (double)percentile(lat, samples, 0.50) / 1000.0,
+           (double)percentile(lat, samples, 0.99) / 1000.0);
+    free(lat);
+    exec_pool_destroy(pool);
+    exec_task_put(t);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: ep_bench engine.so [--keys N] [--quick]\n");
+        return 2;
+    }
+    size_t nkeys = 1000000, ntasks = 1000000, nwakes = 5000;
+    const char *extra = "";
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--keys") == 0 && i + 1 < argc)
+            nkeys = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            extra = argv[++i];
+        else if (strcmp(argv[i], "--quick") == 0) {
+            nkeys = 100000;
+            ntasks = 100000;
+            nwakes = 500;
+        }
+    }
+    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        fprintf(stderr, "ep_bench: %s\n", dlerror());
+        return 1;
+    }
+    engine_create_instance_fn create;
+    *(void **)&create = dlsym(dl, "create_instance");
+
+    uint32_t *order = malloc(nkeys * sizeof(uint32_t));
+    for (size_t i = 0; i < nkeys; i++)
+        order[i] = (uint32_t)i;
+    srand(12345);
+    for (size_t i = nkeys - 1; i > 0; i--) {
+        size_t j = ((size_t)rand() * (size_t)RAND_MAX + (size_t)rand()) % (i + 1);
+        uint32_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+
+    printf("keys %zu x %d B, values %d B, engine config 'max_size=8589934592;%s'\n",
+           nkeys, KEY_LEN, VALUE_LEN, extra);
+    for (int threads = 1; threads <= 2; threads++) {
+        engine_handle *h;
+        char config[512];
+        snprintf(config, sizeof(config), "max_size=8589934592;%s", extra);
+        if (create(ENGINE_API_VERSION, mock_get_server_api, &h) != ENGINE_SUCCESS ||
+            h->initialize(h, config) != ENGINE_SUCCESS) {
+            fprintf(stderr, "ep_bench: engine failed to start\n");
+            return 1;
+        }
+        run_kv(h, order, nkeys, threads, true);
+        run_kv(h, order, nkeys, threads, true); /* overwrite: table already sized */
+        run_kv(h, order, nkeys, threads, false);
+        h->destroy(h, false);
+    }
+    bench_task_rate(1, ntasks);
+    bench_task_rate(2, ntasks);
+    bench_wake_latency(nwakes);
+    free(order);
+    return 0;
+}

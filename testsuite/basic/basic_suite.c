@@ -1,0 +1,586 @@
+/*
+ * basic_suite.c - the engine-agnostic KV suite: what any engine of this ABI must
+ * do with the default collection and vbucket 0. It assumes nothing about an
+ * engine's configuration keys or internal stats.
+ */
+#include "../engine_testapp/engine_testapp.h"
+#include "../engine_testapp/suite_helpers.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define ADD     ENGINE_STORE_ADD
+#define SET     ENGINE_STORE_SET
+#define REPLACE ENGINE_STORE_REPLACE
+#define APPEND  ENGINE_STORE_APPEND
+#define PREPEND ENGINE_STORE_PREPEND
+#define CASOP   ENGINE_STORE_CAS
+
+static test_result test_get_missing(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK_RC(kv_get(h, c, "nope", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_set_get(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[64];
+    CHECK_RC(kv_store(h, c, "k", "v1", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "v1") == 0);
+    CHECK_RC(kv_store(h, c, "k", "v2", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "v2") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_add(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[64];
+    CHECK_RC(kv_store(h, c, "k", "first", ADD, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "k", "second", ADD, 0, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "first") == 0);
+    CHECK_RC(kv_store(h, c, "k2", "x", ADD, 1234, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_get(h, c, "k2", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_replace(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[64];
+    CHECK_RC(kv_store(h, c, "k", "x", REPLACE, 0, NULL), ENGINE_NOT_STORED);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store(h, c, "k", "a", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "k", "b", REPLACE, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "b") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_append_prepend(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[64];
+    CHECK_RC(kv_store(h, c, "k", "x", APPEND, 0, NULL), ENGINE_NOT_STORED);
+    CHECK_RC(kv_store(h, c, "k", "x", PREPEND, 0, NULL), ENGINE_NOT_STORED);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store_full(h, c, 0, 0, "k", "mid", 3, 0xabcd, 0, SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "k", "-end", APPEND, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "k", "start-", PREPEND, 0, NULL), ENGINE_SUCCESS);
+    engine_item_info info;
+    CHECK_RC(kv_get_full(h, c, 0, 0, "k", buf, sizeof(buf), &info), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "start-mid-end") == 0);
+    CHECK(info.flags == 0xabcd); /* the present item's flags are kept */
+    return TEST_PASS;
+}
+
+static test_result test_cas(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t cas1 = 0, cas2 = 0, cas3 = 0;
+    char buf[64];
+    CHECK_RC(kv_store(h, c, "k", "a", SET, 0, &cas1), ENGINE_SUCCESS);
+    CHECK(cas1 != 0);
+    CHECK_RC(kv_store(h, c, "k", "b", CASOP, cas1 + 1000, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "a") == 0);
+    CHECK_RC(kv_store(h, c, "k", "b", CASOP, cas1, &cas2), ENGINE_SUCCESS);
+    CHECK(cas2 != 0 && cas2 != cas1);
+    CHECK_RC(kv_store(h, c, "k", "c", CASOP, cas1, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_store(h, c, "k", "c", SET, cas2, &cas3), ENGINE_SUCCESS);
+    CHECK(cas3 != cas2);
+    CHECK_RC(kv_store(h, c, "k", "d", REPLACE, cas2, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_store(h, c, "k", "+", APPEND, cas2, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_store(h, c, "k", "+", APPEND, cas3, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "c+") == 0);
+    CHECK_RC(kv_store(h, c, "missing", "x", CASOP, 77, NULL), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store(h, c, "k", "x", CASOP, 0, NULL), ENGINE_INVALID_ARGUMENTS);
+    return TEST_PASS;
+}
+
+static test_result test_cas_in_item_info(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t cas = 0;
+    engine_item_info info;
+    CHECK_RC(kv_store(h, c, "k", "a", SET, 0, &cas), ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "k", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.cas == cas);
+    return TEST_PASS;
+}
+
+static test_result test_remove(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t cas = 0;
+    CHECK_RC(kv_remove(h, c, "k", 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store(h, c, "k", "a", SET, 0, &cas), ENGINE_SUCCESS);
+    CHECK_RC(kv_remove(h, c, "k", cas + 1), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_SUCCESS);
+    CHECK_RC(kv_remove(h, c, "k", cas), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_remove(h, c, "k", 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store(h, c, "k", "b", ADD, 0, NULL), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_expiry_relative(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK_RC(kv_store_full(h, c, 0, 0, "k", "v", 1, 0, 10, SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_SUCCESS);
+    th->time_travel(5);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_SUCCESS);
+    th->time_travel(6);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    /* An expired key is absent for every operation. */
+    CHECK_RC(kv_store(h, c, "k", "x", REPLACE, 0, NULL), ENGINE_NOT_STORED);
+    CHECK_RC(kv_store(h, c, "k", "new", ADD, 0, NULL), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_expiry_absolute(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint32_t soon = (uint32_t)time(NULL) + 100;
+    engine_item_info info;
+    CHECK_RC(kv_store_full(h, c, 0, 0, "k", "v", 1, 0, soon, SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "k", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.exptime >= (time_t)soon - 2 && info.exptime <= (time_t)soon + 2);
+    th->time_travel(101);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    /* An absolute time in the past is already expired. */
+    CHECK_RC(kv_store_full(h, c, 0, 0, "old", "v", 1, 0, 3000000, SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "old", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_flush(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_store(h, c, key, "v", SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    CHECK_RC(h->flush(h, c), ENGINE_SUCCESS);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get(h, c, key, NULL, 0), ENGINE_NO_SUCH_KEY);
+    }
+    CHECK_RC(kv_store(h, c, "k1", "again", ADD, 0, NULL), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_item_info(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "info-key");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 5, 0xdeadbeef, 0, 0x01, 0), ENGINE_SUCCESS);
+    engine_item_info info;
+    CHECK_RC(h->get_item_info(h, it, &info), ENGINE_SUCCESS);
+    CHECK(info.value.iov_len == 5);
+    memcpy(info.value.iov_base, "{\"a\"}", 5);
+    CHECK(info.cas == 0);
+    CHECK_RC(h->store(h, c, it, NULL, SET), ENGINE_SUCCESS);
+    h->release(h, it);
+    it = NULL;
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_SUCCESS);
+    CHECK_RC(h->get_item_info(h, it, &info), ENGINE_SUCCESS);
+    CHECK(info.flags == 0xdeadbeef);
+    CHECK(info.datatype == 0x01);
+    CHECK(info.vbucket == 0);
+    CHECK(info.exptime == 0);
+    CHECK(info.cas != 0);
+    CHECK(info.key.collection == 0 && info.key.len == 8);
+    CHECK(memcmp(info.key.bytes, "info-key", 8) == 0);
+    CHECK(info.value.iov_len == 5 && memcmp(info.value.iov_base, "{\"a\"}", 5) == 0);
+    h->release(h, it);
+    CHECK_RC(h->get_item_info(h, NULL, &info), ENGINE_INVALID_ARGUMENTS);
+    return TEST_PASS;
+}
+
+static test_result test_empty_value(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[8] = "junk";
+    engine_item_info info;
+    CHECK_RC(kv_store(h, c, "empty", "", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "empty", buf, sizeof(buf), &info), ENGINE_SUCCESS);
+    CHECK(info.value.iov_len == 0 && buf[0] == '\0');
+    CHECK_RC(kv_store(h, c, "empty", "x", APPEND, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "empty", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "x") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_large_value(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    const size_t n = 1u << 20;
+    char *v = malloc(n);
+    CHECK(v != NULL);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (char)(i * 31 + 7);
+    engine_errc rc = kv_store_full(h, c, 0, 0, "big", v, n, 0, 0, SET, 0, NULL);
+    if (rc != ENGINE_SUCCESS) {
+        free(v);
+        CHECK_RC(rc, ENGINE_SUCCESS);
+    }
+    engine_doc_key k = doc_key(0, "big");
+    engine_item *it = NULL;
+    engine_item_info info;
+    rc = h->get(h, c, &it, &k, 0);
+    bool same = rc == ENGINE_SUCCESS &&
+                h->get_item_info(h, it, &info) == ENGINE_SUCCESS &&
+                info.value.iov_len == n && memcmp(info.value.iov_base, v, n) == 0;
+    h->release(h, it);
+    free(v);
+    CHECK(same);
+    return TEST_PASS;
+}
+
+static test_result test_too_big_value(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "huge");
+    engine_item *it = NULL;
+    engine_errc rc = h->allocate(h, c, &it, &k, (size_t)1 << 40, 0, 0, 0, 0);
+    CHECK(rc == ENGINE_TOO_BIG || rc == ENGINE_NO_MEMORY);
+    CHECK(it == NULL);
+    return TEST_PASS;
+}
+
+static test_result test_key_limits(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[ENGINE_KEY_MAX_LEN + 2];
+    memset(key, 'k', sizeof(key) - 1);
+    key[ENGINE_KEY_MAX_LEN] = '\0';
+    CHECK_RC(kv_store(h, c, key, "max", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, key, NULL, 0), ENGINE_SUCCESS);
+    key[ENGINE_KEY_MAX_LEN] = 'k';
+    key[ENGINE_KEY_MAX_LEN + 1] = '\0';
+    CHECK_RC(kv_store(h, c, key, "over", SET, 0, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_get(h, c, key, NULL, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_remove(h, c, key, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_store(h, c, "", "empty", SET, 0, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_get(h, c, "", NULL, 0), ENGINE_INVALID_ARGUMENTS);
+    /* Binary keys: every byte value, including NUL, is a key byte. */
+    char bin[4] = {'\0', '\xff', '.', '\n'};
+    engine_doc_key bk = {0, 4, bin};
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &bk, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    CHECK_RC(h->store(h, c, it, NULL, SET), ENGINE_SUCCESS);
+    h->release(h, it);
+    it = NULL;
+    CHECK_RC(h->get(h, c, &it, &bk, 0), ENGINE_SUCCESS);
+    h->release(h, it);
+    return TEST_PASS;
+}
+
+static test_result test_null_arguments(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_doc_key nullbytes = {0, 3, NULL};
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, NULL, &k, 1, 0, 0, 0, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->allocate(h, c, &it, NULL, 1, 0, 0, 0, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->allocate(h, c, &it, &nullbytes, 1, 0, 0, 0, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get(h, c, NULL, &k, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get(h, c, &it, NULL, 0), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->store(h, c, NULL, NULL, SET), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->remove(h, c, NULL, 0, 0, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_info(h, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_stats(h, c, NULL, NULL, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_collection_manifest(h, c, NULL, NULL), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_collection_id(h, c, ".", 1, NULL, NULL), ENGINE_INVALID_ARGUMENTS);
+    h->release(h, NULL);
+    return TEST_PASS;
+}
+
+static test_result test_bad_store_op(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK_RC(kv_store(h, c, "k", "v", (engine_store_op)0, 0, NULL),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_store(h, c, "k", "v", (engine_store_op)99, 0, NULL),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_get(h, c, "k", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_store_twice(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc first = h->store(h, c, it, NULL, SET);
+    engine_errc second = h->store(h, c, it, NULL, SET);
+    h->release(h, it);
+    CHECK_RC(first, ENGINE_SUCCESS);
+    CHECK_RC(second, ENGINE_INVALID_ARGUMENTS);
+    return TEST_PASS;
+}
+
+static test_result test_failed_store_retry(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc first = h->store(h, c, it, NULL, REPLACE); /* missing: not stored */
+    engine_errc second = h->store(h, c, it, NULL, ADD);    /* the item is still usable */
+    h->release(h, it);
+    CHECK_RC(first, ENGINE_NOT_STORED);
+    CHECK_RC(second, ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_held_item_survives(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_item *old = NULL;
+    CHECK_RC(kv_store(h, c, "k", "old", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(h->get(h, c, &old, &k, 0), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "k", "new", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_remove(h, c, "k", 0), ENGINE_SUCCESS);
+    CHECK_RC(h->flush(h, c), ENGINE_SUCCESS);
+    engine_item_info info;
+    CHECK_RC(h->get_item_info(h, old, &info), ENGINE_SUCCESS);
+    bool same = info.value.iov_len == 3 && memcmp(info.value.iov_base, "old", 3) == 0;
+    h->release(h, old);
+    CHECK(same);
+    return TEST_PASS;
+}
+
+static test_result test_unknown_collection(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0x99, "k");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_UNKNOWN_COLLECTION);
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_UNKNOWN_COLLECTION);
+    CHECK_RC(h->remove(h, c, &k, 0, 0, NULL), ENGINE_UNKNOWN_COLLECTION);
+    CHECK(th->error_manifest_uid(c) != UINT64_MAX);
+    return TEST_PASS;
+}
+
+static test_result test_collection_paths(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t uid = 99;
+    uint32_t id = 99;
+    CHECK_RC(h->get_collection_id(h, c, ".", 1, &uid, &id), ENGINE_SUCCESS);
+    CHECK(id == 0);
+    CHECK_RC(h->get_collection_id(h, c, "_default._default", 17, &uid, &id),
+             ENGINE_SUCCESS);
+    CHECK(id == 0);
+    CHECK_RC(h->get_collection_id(h, c, "_default", 8, &uid, &id),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_collection_id(h, c, "a.b.c", 5, &uid, &id), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_collection_id(h, c, "no_such_scope.c", 15, &uid, &id),
+             ENGINE_UNKNOWN_SCOPE);
+    CHECK_RC(h->get_collection_id(h, c, "_default.no_such", 16, &uid, &id),
+             ENGINE_UNKNOWN_COLLECTION);
+    CHECK(th->error_manifest_uid(c) == uid);
+    CHECK_RC(h->get_collection_id(h, c, "bad name.c", 10, &uid, &id),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_scope_id(h, c, "", 0, &uid, &id), ENGINE_SUCCESS);
+    CHECK(id == 0);
+    CHECK_RC(h->get_scope_id(h, c, "_default.ignored", 16, &uid, &id), ENGINE_SUCCESS);
+    CHECK(id == 0);
+    CHECK_RC(h->get_scope_id(h, c, "a.b.c", 5, &uid, &id), ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->get_scope_id(h, c, "nope", 4, &uid, &id), ENGINE_UNKNOWN_SCOPE);
+    return TEST_PASS;
+}
+
+static void append_out(const void *data, size_t len, void *ctx)
+{
+    char *buf = ctx;
+    size_t n = len < 4095 ? len : 4095;
+    memcpy(buf, data, n);
+    buf[n] = '\0';
+}
+
+static test_result test_get_manifest(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char buf[4096] = "";
+    CHECK_RC(h->get_collection_manifest(h, c, append_out, buf), ENGINE_SUCCESS);
+    CHECK(strstr(buf, "\"_default\"") != NULL);
+    CHECK(strstr(buf, "\"uid\"") != NULL);
+    return TEST_PASS;
+}
+
+static void ignore_stat(const char *key, uint16_t klen, const char *val, uint32_t vlen,
+                        void *ctx)
+{
+    (void)key, (void)klen, (void)val, (void)vlen, (void)ctx;
+}
+
+static test_result test_stats(engine_handle *h, const test_harness *th)
+{
+    (void)th;
+    CHECK(stat_count(h, NULL) > 0);
+    CHECK(stat_count(h, "") > 0);
+    CHECK_RC(h->get_stats(h, NULL, "no-such-group-xyz", ignore_stat, NULL),
+             ENGINE_NO_SUCH_KEY);
+    h->reset_stats(h, NULL);
+    CHECK(stat_count(h, NULL) > 0);
+    return TEST_PASS;
+}
+
+/* ---- concurrency ---- */
+
+#define THREADS     4
+#define THREAD_OPS  20000
+#define THREAD_KEYS 500
+
+typedef struct worker {
+    engine_handle *h;
+    int id;
+    int errors;
+} worker;
+
+static void *kv_worker(void *arg)
+{
+    worker *w = arg;
+    char key[32], val[32], buf[64];
+    for (int i = 0; i < THREAD_OPS; i++) {
+        int n = (i * 7 + w->id * 13) % THREAD_KEYS;
+        snprintf(key, sizeof(key), "shared-%d", n);
+        if (i % 3 == 0) {
+            snprintf(val, sizeof(val), "v-%d", n);
+            if (kv_store(w->h, NULL, key, val, ENGINE_STORE_SET, 0, NULL) !=
+                ENGINE_SUCCESS)
+                w->errors++;
+        } else {
+            engine_errc rc = kv_get(w->h, NULL, key, buf, sizeof(buf));
+            snprintf(val, sizeof(val), "v-%d", n);
+            if (rc == ENGINE_SUCCESS ? strcmp(buf, val) != 0 : rc != ENGINE_NO_SUCH_KEY)
+                w->errors++;
+        }
+        /* And a private key per thread, checked exactly. */
+        snprintf(key, sizeof(key), "own-%d-%d", w->id, i % 50);
+        snprintf(val, sizeof(val), "%d", i);
+        if (kv_store(w->h, NULL, key, val, ENGINE_STORE_SET, 0, NULL) != ENGINE_SUCCESS ||
+            kv_get(w->h, NULL, key, buf, sizeof(buf)) != ENGINE_SUCCESS ||
+            strcmp(buf, val))
+            w->errors++;
+    }
+    return NULL;
+}
+
+static test_result test_concurrent(engine_handle *h, const test_harness *th)
+{
+    (void)th;
+    pthread_t t[THREADS];
+    worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){h, i, 0};
+        CHECK(pthread_create(&t[i], NULL, kv_worker, &w[i]) == 0);
+    }
+    int errors = 0;
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        errors += w[i].errors;
+    }
+    if (errors != 0)
+        fprintf(stderr, "%d wrong results\n", errors);
+    CHECK(errors == 0);
+    return TEST_PASS;
+}
+
+static void *incr(void *arg);
+
+static test_result test_concurrent_counter(engine_handle *h, const test_harness *th)
+{
+    /* CAS loops from several threads: no increment may be lost. */
+    (void)th;
+    CHECK_RC(kv_store(h, NULL, "ctr", "0", SET, 0, NULL), ENGINE_SUCCESS);
+    pthread_t t[THREADS];
+    worker w[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        w[i] = (worker){h, i, 0};
+        CHECK(pthread_create(&t[i], NULL, incr, &w[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(t[i], NULL);
+    char buf[32];
+    CHECK_RC(kv_get(h, NULL, "ctr", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(atoi(buf) == THREADS * 1000);
+    return TEST_PASS;
+}
+
+static void *incr(void *arg)
+{
+    worker *w = arg;
+    engine_handle *h = w->h;
+    for (int done = 0; done < 1000;) {
+        engine_item_info info;
+        char buf[32];
+        if (kv_get_full(h, NULL, 0, 0, "ctr", buf, sizeof(buf), &info) != ENGINE_SUCCESS)
+            continue;
+        char next[32];
+        snprintf(next, sizeof(next), "%d", atoi(buf) + 1);
+        if (kv_store(h, NULL, "ctr", next, ENGINE_STORE_CAS, info.cas, NULL) ==
+            ENGINE_SUCCESS)
+            done++;
+    }
+    return NULL;
+}
+
+static const engine_test tests[] = {
+    {"get missing key", test_get_missing, NULL, NULL, NULL, false},
+    {"set then get", test_set_get, NULL, NULL, NULL, false},
+    {"add", test_add, NULL, NULL, NULL, false},
+    {"replace", test_replace, NULL, NULL, NULL, false},
+    {"append and prepend", test_append_prepend, NULL, NULL, NULL, false},
+    {"cas semantics", test_cas, NULL, NULL, NULL, false},
+    {"cas in item info", test_cas_in_item_info, NULL, NULL, NULL, false},
+    {"remove", test_remove, NULL, NULL, NULL, false},
+    {"expiry relative (mock clock)", test_expiry_relative, NULL, NULL, NULL, false},
+    {"expiry absolute (mock clock)", test_expiry_absolute, NULL, NULL, NULL, false},
+    {"flush", test_flush, NULL, NULL, NULL, false},
+    {"item info", test_item_info, NULL, NULL, NULL, false},
+    {"empty value", test_empty_value, NULL, NULL, NULL, false},
+    {"large value (1 MiB)", test_large_value, NULL, NULL, NULL, false},
+    {"value too big", test_too_big_value, NULL, NULL, NULL, false},
+    {"key length limits and binary keys", test_key_limits, NULL, NULL, NULL, false},
+    {"NULL arguments", test_null_arguments, NULL, NULL, NULL, false},
+    {"bad store operation", test_bad_store_op, NULL, NULL, NULL, false},
+    {"an item is stored once", test_store_twice, NULL, NULL, NULL, false},
+    {"a refused item can be stored again", test_failed_store_retry, NULL, NULL, NULL,
+     false},
+    {"held item survives overwrite, delete, flush", test_held_item_survives, NULL, NULL,
+     NULL, false},
+    {"unknown collection", test_unknown_collection, NULL, NULL, NULL, false},
+    {"collection and scope paths", test_collection_paths, NULL, NULL, NULL, false},
+    {"get collections manifest", test_get_manifest, NULL, NULL, NULL, false},
+    {"stats groups", test_stats, NULL, NULL, NULL, false},
+    {"concurrent stores and gets", test_concurrent, NULL, NULL, NULL, false},
+    {"concurrent CAS increments", test_concurrent_counter, NULL, NULL, NULL, false},
+    {NULL, NULL, NULL, NULL, NULL, false},
+};
+
+__attribute__((visibility("default"))) const engine_test *get_tests(void)
+{
+    return tests;
+}

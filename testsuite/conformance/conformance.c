@@ -1,0 +1,331 @@
+/*
+ * conformance.c - ABI conformance tests (Check) for any engine .so of this ABI.
+ *
+ *   conformance /path/to/engine.so
+ *
+ * They use only engine_api.h and the mock server; they assume no configuration
+ * key of any particular engine (the empty config must be valid).
+ */
+#include "../../engine_api.h"
+#include "../mock_server/mock_server.h"
+
+#include <check.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *engine_path;
+static engine_create_instance_fn create_fn;
+
+static void load_engine(void)
+{
+    void *dl = dlopen(engine_path, RTLD_NOW | RTLD_LOCAL);
+    ck_assert_msg(dl != NULL, "dlopen: %s", dlerror());
+    *(void **)&create_fn = dlsym(dl, "create_instance");
+    ck_assert_msg(create_fn != NULL, "no create_instance in %s", engine_path);
+    mock_reset();
+}
+
+static engine_handle *new_engine(const char *config)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_int_eq(h->initialize(h, config), ENGINE_SUCCESS);
+    return h;
+}
+
+static void assert_contract_kept(void)
+{
+    char buf[4096];
+    int n = mock_check(buf, sizeof(buf));
+    ck_assert_msg(n == 0, "%s", buf);
+}
+
+static engine_errc store_kv(engine_handle *h, const void *cookie, const char *key,
+                            const char *val)
+{
+    engine_doc_key k = {0, (uint16_t)strlen(key), key};
+    engine_item *it = NULL;
+    mock_call_begin(cookie);
+    engine_errc rc = h->allocate(h, cookie, &it, &k, strlen(val), 0, 0, 0, 0);
+    mock_call_end(cookie, rc);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    ck_assert_int_eq(h->get_item_info(h, it, &info), ENGINE_SUCCESS);
+    memcpy(info.value.iov_base, val, strlen(val));
+    mock_call_begin(cookie);
+    rc = h->store(h, cookie, it, NULL, ENGINE_STORE_SET);
+    mock_call_end(cookie, rc);
+    h->release(h, it);
+    return rc;
+}
+
+START_TEST(version_zero_not_supported)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(0, mock_get_server_api, &h), ENGINE_NOT_SUPPORTED);
+    ck_assert_ptr_null(h);
+}
+END_TEST
+
+START_TEST(future_version_negotiated_down)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION + 1000, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_ge(h->interface, 1);
+    ck_assert_uint_le(h->interface, ENGINE_API_VERSION + 1000);
+    h->destroy(h, true);
+}
+END_TEST
+
+START_TEST(own_version_exact)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION_1, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_uint_eq(h->interface, ENGINE_API_VERSION_1);
+    h->destroy(h, true);
+}
+END_TEST
+
+START_TEST(null_arguments_to_create)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, NULL),
+                     ENGINE_INVALID_ARGUMENTS);
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, NULL, &h), ENGINE_INVALID_ARGUMENTS);
+    ck_assert_ptr_null(h);
+}
+END_TEST
+
+START_TEST(mandatory_members_present)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    void (*const *members)(void) =
+        (void (*const *)(void))((const char *)h + sizeof(uint64_t));
+    /* Every v1 member is a function pointer after the version field. */
+    size_t n = (sizeof(engine_handle) - sizeof(uint64_t)) / sizeof(void (*)(void));
+    ck_assert_uint_eq(n, 18);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(members[i] != NULL, "vtable member %zu is NULL", i);
+    h->destroy(h, true);
+}
+END_TEST
+
+START_TEST(get_info_stable)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    const engine_info *before = NULL, *after = NULL;
+    ck_assert_int_eq(h->get_info(h, &before), ENGINE_SUCCESS);
+    ck_assert_ptr_nonnull(before->description);
+    char desc[256];
+    snprintf(desc, sizeof(desc), "%s", before->description);
+    uint64_t features = before->features;
+    ck_assert_int_eq(h->initialize(h, ""), ENGINE_SUCCESS);
+    ck_assert_int_eq(store_kv(h, NULL, "k", "v"), ENGINE_SUCCESS);
+    ck_assert_int_eq(h->get_info(h, &after), ENGINE_SUCCESS);
+    ck_assert_str_eq(after->description, desc);
+    ck_assert_uint_eq(after->features, features);
+    ck_assert_int_eq(h->get_info(h, NULL), ENGINE_INVALID_ARGUMENTS);
+    h->destroy(h, false);
+}
+END_TEST
+
+START_TEST(bad_config_fails_cleanly)
+{
+    const char *bad[] = {"this_key_is_not_known_to_any_engine=1", "===", "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        engine_handle *h = NULL;
+        ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, &h),
+                         ENGINE_SUCCESS);
+        engine_errc rc = h->initialize(h, bad[i]);
+        ck_assert_msg(rc != ENGINE_SUCCESS, "config '%s' accepted", bad[i]);
+        h->destroy(h, true);
+    }
+}
+END_TEST
+
+START_TEST(two_instances_independent)
+{
+    engine_handle *a = new_engine(""), *b = new_engine("");
+    ck_assert_int_eq(store_kv(a, NULL, "k", "from-a"), ENGINE_SUCCESS);
+    engine_doc_key k = {0, 1, "k"};
+    engine_item *it = NULL;
+    ck_assert_int_eq(b->get(b, NULL, &it, &k, 0), ENGINE_NO_SUCH_KEY);
+    ck_assert_int_eq(store_kv(b, NULL, "k", "from-b"), ENGINE_SUCCESS);
+    ck_assert_int_eq(a->flush(a, NULL), ENGINE_SUCCESS);
+    ck_assert_int_eq(b->get(b, NULL, &it, &k, 0), ENGINE_SUCCESS);
+    engine_item_info info;
+    ck_assert_int_eq(b->get_item_info(b, it, &info), ENGINE_SUCCESS);
+    ck_assert_uint_eq(info.value.iov_len, 6);
+    ck_assert_int_eq(memcmp(info.value.iov_base, "from-b", 6), 0);
+    b->release(b, it);
+    a->destroy(a, false);
+    ck_assert_int_eq(store_kv(b, NULL, "k2", "still-here"), ENGINE_SUCCESS);
+    b->destroy(b, false);
+}
+END_TEST
+
+START_TEST(destroy_while_items_held)
+{
+    engine_handle *h = new_engine("");
+    ck_assert_int_eq(store_kv(h, NULL, "held", "value"), ENGINE_SUCCESS);
+    engine_doc_key k = {0, 4, "held"};
+    engine_item *got = NULL, *fresh = NULL;
+    ck_assert_int_eq(h->get(h, NULL, &got, &k, 0), ENGINE_SUCCESS);
+    ck_assert_int_eq(h->allocate(h, NULL, &fresh, &k, 3, 0, 0, 0, 0), ENGINE_SUCCESS);
+    h->destroy(h, false);
+    engine_item_info info;
+    ck_assert_int_eq(h->get_item_info(h, got, &info), ENGINE_SUCCESS);
+    ck_assert_int_eq(memcmp(info.value.iov_base, "value", 5), 0);
+    h->release(h, fresh);
+    h->release(h, got);
+}
+END_TEST
+
+START_TEST(destroy_without_initialize)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    h->destroy(h, false);
+}
+END_TEST
+
+/* Every call that may block, with a cookie: a would_block must be answered by
+ * exactly one notify from another thread. */
+START_TEST(would_block_notified_once)
+{
+    engine_handle *h = new_engine("");
+    const void *c = mock_cookie_create();
+    const char *manifest =
+        "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+        "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]}]}";
+    for (int round = 0; round < 3; round++) {
+        engine_errc rc;
+        for (;;) {
+            mock_call_begin(c);
+            rc = h->set_collection_manifest(h, c, manifest, strlen(manifest));
+            mock_call_end(c, rc);
+            if (rc != ENGINE_WOULD_BLOCK)
+                break;
+            rc = mock_wait_notify(c, 30000);
+            if (rc != ENGINE_SUCCESS)
+                break; /* the notify's status is the result; no re-call */
+        }
+        ck_assert_int_ne(rc, ENGINE_WOULD_BLOCK);
+        ck_assert_int_eq(store_kv(h, c, "k", "v"), ENGINE_SUCCESS);
+    }
+    h->disconnect(h, c);
+    h->destroy(h, false);
+    mock_engine_destroyed(true);
+    assert_contract_kept();
+    ck_assert_int_eq(mock_cookie_reservations(c), 0);
+}
+END_TEST
+
+typedef struct hammer {
+    engine_handle *h;
+    int id;
+} hammer;
+
+static void *hammer_main(void *arg)
+{
+    hammer *m = arg;
+    char key[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "t%d-%d", m->id, i % 100);
+        if (store_kv(m->h, NULL, key, "x") != ENGINE_SUCCESS)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_calls_from_host_threads)
+{
+    engine_handle *h = new_engine("");
+    pthread_t t[4];
+    hammer m[4];
+    for (int i = 0; i < 4; i++) {
+        m[i] = (hammer){h, i};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, hammer_main, &m[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *res;
+        pthread_join(t[i], &res);
+        ck_assert_ptr_null(res);
+    }
+    h->destroy(h, false);
+}
+END_TEST
+
+START_TEST(error_codes_have_stable_values)
+{
+    ck_assert_int_eq(ENGINE_SUCCESS, 0x00);
+    ck_assert_int_eq(ENGINE_NO_SUCH_KEY, 0x01);
+    ck_assert_int_eq(ENGINE_KEY_EXISTS, 0x02);
+    ck_assert_int_eq(ENGINE_NO_MEMORY, 0x03);
+    ck_assert_int_eq(ENGINE_NOT_STORED, 0x04);
+    ck_assert_int_eq(ENGINE_INVALID_ARGUMENTS, 0x05);
+    ck_assert_int_eq(ENGINE_NOT_SUPPORTED, 0x06);
+    ck_assert_int_eq(ENGINE_WOULD_BLOCK, 0x07);
+    ck_assert_int_eq(ENGINE_TOO_BIG, 0x08);
+    ck_assert_int_eq(ENGINE_DISCONNECT, 0x0a);
+    ck_assert_int_eq(ENGINE_NOT_MY_VBUCKET, 0x0c);
+    ck_assert_int_eq(ENGINE_TEMPORARY_FAILURE, 0x0d);
+    ck_assert_int_eq(ENGINE_OUT_OF_RANGE, 0x0e);
+    ck_assert_int_eq(ENGINE_TOO_BUSY, 0x11);
+    ck_assert_int_eq(ENGINE_UNKNOWN_COLLECTION, 0x16);
+    ck_assert_int_eq(ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, 0x19);
+    ck_assert_int_eq(ENGINE_UNKNOWN_SCOPE, 0x1b);
+    ck_assert_int_eq(ENGINE_FAILED, 0xff);
+}
+END_TEST
+
+static Suite *conformance_suite(void)
+{
+    Suite *s = suite_create("abi conformance");
+    TCase *tc = tcase_create("contract");
+    tcase_add_unchecked_fixture(tc, load_engine, NULL);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, version_zero_not_supported);
+    tcase_add_test(tc, future_version_negotiated_down);
+    tcase_add_test(tc, own_version_exact);
+    tcase_add_test(tc, null_arguments_to_create);
+    tcase_add_test(tc, mandatory_members_present);
+    tcase_add_test(tc, get_info_stable);
+    tcase_add_test(tc, bad_config_fails_cleanly);
+    tcase_add_test(tc, two_instances_independent);
+    tcase_add_test(tc, destroy_while_items_held);
+    tcase_add_test(tc, destroy_without_initialize);
+    tcase_add_test(tc, would_block_notified_once);
+    tcase_add_test(tc, concurrent_calls_from_host_threads);
+    tcase_add_test(tc, error_codes_have_stable_values);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    engine_path = argc > 1 ? argv[1] : getenv("ENGINE_SO");
+    if (engine_path == NULL) {
+        fprintf(stderr, "usage: conformance /path/to/engine.so\n");
+        return 2;
+    }
+    SRunner *sr = srunner_create(conformance_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,127 @@
+/*
+ * suite_helpers.c - see suite_helpers.h.
+ */
+#include "suite_helpers.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+engine_doc_key doc_key(uint32_t collection, const char *key)
+{
+    engine_doc_key k = {collection, (uint16_t)strlen(key), key};
+    return k;
+}
+
+engine_errc kv_store_full(engine_handle *h, const void *cookie, uint32_t collection,
+                          uint16_t vb, const char *key, const void *val, size_t vlen,
+                          uint32_t flags, uint32_t exptime, engine_store_op op,
+                          uint64_t cas, uint64_t *cas_out)
+{
+    engine_doc_key k = doc_key(collection, key);
+    engine_item *it = NULL;
+    engine_errc rc = h->allocate(h, cookie, &it, &k, vlen, flags, exptime, 0, vb);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    rc = h->get_item_info(h, it, &info);
+    if (rc == ENGINE_SUCCESS) {
+        if (vlen > 0)
+            memcpy(info.value.iov_base, val, vlen);
+        h->item_set_cas(h, it, cas);
+        rc = h->store(h, cookie, it, cas_out, op);
+    }
+    h->release(h, it);
+    return rc;
+}
+
+engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,
+                     const char *val, engine_store_op op, uint64_t cas, uint64_t *cas_out)
+{
+    return kv_store_full(h, cookie, 0, 0, key, val, strlen(val), 0, 0, op, cas, cas_out);
+}
+
+engine_errc kv_get_full(engine_handle *h, const void *cookie, uint32_t collection,
+                        uint16_t vb, const char *key, char *buf, size_t cap,
+                        engine_item_info *info)
+{
+    engine_doc_key k = doc_key(collection, key);
+    engine_item *it = NULL;
+    engine_errc rc = h->get(h, cookie, &it, &k, vb);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info local;
+    if (info == NULL)
+        info = &local;
+    rc = h->get_item_info(h, it, info);
+    if (rc == ENGINE_SUCCESS && buf != NULL && cap > 0) {
+        size_t n = info->value.iov_len < cap - 1 ? info->value.iov_len : cap - 1;
+        memcpy(buf, info->value.iov_base, n);
+        buf[n] = '\0';
+    }
+    h->release(h, it);
+    /* Pointers in *info are not valid after release; keep only the scalars. */
+    info->key.bytes = NULL;
+    info->value.iov_base = NULL;
+    return rc;
+}
+
+engine_errc kv_get(engine_handle *h, const void *cookie, const char *key, char *buf,
+                   size_t cap)
+{
+    return kv_get_full(h, cookie, 0, 0, key, buf, cap, NULL);
+}
+
+engine_errc kv_remove(engine_handle *h, const void *cookie, const char *key, uint64_t cas)
+{
+    engine_doc_key k = doc_key(0, key);
+    return h->remove(h, cookie, &k, cas, 0, NULL);
+}
+
+typedef struct stat_find {
+    const char *name;
+    char *buf;
+    size_t cap;
+    bool found;
+    int count;
+} stat_find;
+
+static void find_stat(const char *key, uint16_t klen, const char *val, uint32_t vlen,
+                      void *ctx)
+{
+    stat_find *f = ctx;
+    f->count++;
+    if (f->name == NULL || strlen(f->name) != klen || memcmp(f->name, key, klen) != 0)
+        return;
+    size_t n = vlen < f->cap - 1 ? vlen : f->cap - 1;
+    memcpy(f->buf, val, n);
+    f->buf[n] = '\0';
+    f->found = true;
+}
+
+bool stat_str(engine_handle *h, const char *group, const char *name, char *buf,
+              size_t cap)
+{
+    stat_find f = {name, buf, cap, false, 0};
+    if (h->get_stats(h, NULL, group, find_stat, &f) != ENGINE_SUCCESS)
+        return false;
+    return f.found;
+}
+
+uint64_t stat_u64(engine_handle *h, const char *group, const char *name)
+{
+    char buf[64], *end;
+    if (!stat_str(h, group, name, buf, sizeof(buf)) || buf[0] == '\0')
+        return UINT64_MAX;
+    uint64_t v = strtoull(buf, &end, 10);
+    return *end == '\0' ? v : UINT64_MAX;
+}
+
+int stat_count(engine_handle *h, const char *group)
+{
+    char buf[8];
+    stat_find f = {NULL, buf, sizeof(buf), false, 0};
+    if (h->get_stats(h, NULL, group, find_stat, &f) != ENGINE_SUCCESS)
+        return -1;
+    return f.count;
+}

@@ -1,0 +1,42 @@
+/*
+ * suite_helpers.h - short forms of common engine calls for test suites. They
+ * use the default collection and vbucket 0 unless the name says otherwise.
+ */
+#ifndef SUITE_HELPERS_H
+#define SUITE_HELPERS_H
+
+#include "engine_testapp.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+engine_doc_key doc_key(uint32_t collection, const char *key);
+
+/** allocate + fill + (item_set_cas) + store, releasing the item. */
+engine_errc kv_store_full(engine_handle *h, const void *cookie, uint32_t collection,
+                          uint16_t vb, const char *key, const void *val, size_t vlen,
+                          uint32_t flags, uint32_t exptime, engine_store_op op,
+                          uint64_t cas, uint64_t *cas_out);
+engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,
+                     const char *val, engine_store_op op, uint64_t cas,
+                     uint64_t *cas_out);
+
+/** get; copies the value (NUL terminated, truncated to cap-1) and the item info. */
+engine_errc kv_get_full(engine_handle *h, const void *cookie, uint32_t collection,
+                        uint16_t vb, const char *key, char *buf, size_t cap,
+                        engine_item_info *info);
+engine_errc kv_get(engine_handle *h, const void *cookie, const char *key, char *buf,
+                   size_t cap);
+
+engine_errc kv_remove(engine_handle *h, const void *cookie, const char *key,
+                      uint64_t cas);
+
+/** One statistic as an integer; UINT64_MAX if missing or not a number. */
+uint64_t stat_u64(engine_handle *h, const char *group, const char *name);
+/** One statistic as text into buf; false if missing. */
+bool stat_str(engine_handle *h, const char *group, const char *name, char *buf,
+              size_t cap);
+/** Number of statistics the group reports; -1 on error. */
+int stat_count(engine_handle *h, const char *group);
+
+#endif
