@@ -137,14 +137,15 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
     return link;
 }
 
-ep_item *ht_replace(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it)
+ep_item *ht_put(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it, bool replace)
 {
-    ep_item *old = *link;
+    ep_item *old = replace ? *link : NULL;
     item_ref(it);
     if (old != NULL) {
         it->next = old->next;
+        old->next = NULL;
     } else {
-        it->next = NULL;
+        it->next = *link;
         s->count++;
         ht_table *t = &ht->tab[s->tab];
         /* A stripe holds 1/nstripes of the buckets; judge the load locally. */

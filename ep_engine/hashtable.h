@@ -27,6 +27,8 @@
 typedef struct ht_stripe {
     pthread_mutex_t lock; /* guards the stripe's buckets, count, stat, tab */
     unsigned tab;         /* which of the two tables holds this stripe's keys */
+    const void *view;     /* the owner's per-stripe view (ep_engine: the collections
+                             manifest), read and written under the lock */
     uint64_t count;       /* linked items in this stripe */
     uint64_t stat[HT_STAT_SLOTS];
 } __attribute__((aligned(64))) ht_stripe;
@@ -52,10 +54,11 @@ void ht_unlock(ht_stripe *s);
 ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
                   uint32_t collection, const void *key, size_t nkey);
 
-/** Under the stripe lock: puts `it` in place of *link (NULL or an old item, which
- * is returned with the table's reference for the caller to drop). Takes a new
- * reference on `it`. */
-ep_item *ht_replace(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it);
+/** Under the stripe lock: links `it` at *link, taking a new reference on it.
+ * With `replace`, *link is the old item, which is unlinked and returned with the
+ * table's reference for the caller to drop; without, `it` is inserted before
+ * *link (any position in the right chain will do) and NULL is returned. */
+ep_item *ht_put(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it, bool replace);
 
 /** Under the stripe lock: unlinks *link and returns it with the table's reference. */
 ep_item *ht_unlink(ht_stripe *s, ep_item **link);

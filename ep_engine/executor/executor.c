@@ -530,17 +530,25 @@ err_threads:
     return NULL;
 }
 
+void exec_pool_stop(exec_pool *pool)
+{
+    if (pool == NULL)
+        return;
+    for (int i = 0; i < EXEC_NTYPES; i++) {
+        pthread_mutex_lock(&pool->q[i].lock);
+        pool->q[i].stopping = true;
+        pthread_cond_broadcast(&pool->q[i].cond);
+        pthread_mutex_unlock(&pool->q[i].lock);
+    }
+}
+
 void exec_pool_destroy(exec_pool *pool)
 {
     if (pool == NULL)
         return;
     /* Mark every queue stopping first, so that a cancel function running during
      * the drain of one queue cannot schedule into another. */
-    for (int i = 0; i < EXEC_NTYPES; i++) {
-        pthread_mutex_lock(&pool->q[i].lock);
-        pool->q[i].stopping = true;
-        pthread_mutex_unlock(&pool->q[i].lock);
-    }
+    exec_pool_stop(pool);
     for (int i = 0; i < EXEC_NTYPES; i++)
         queue_stop(&pool->q[i], pool->q[i].nthreads);
     pool_free(pool);

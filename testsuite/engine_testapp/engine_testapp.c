@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -186,7 +187,9 @@ static engine_handle *wrap(engine_handle *real)
 /* ---- the harness for one case (in the child) ---- */
 
 static engine_create_instance_fn create_fn;
-static char case_config[4096];
+static void *engine_dl;
+static char case_config[8192];
+static char case_dir[256];
 static engine_handle *case_engine;
 static engine_handle *retired[8]; /* wrappers of destroyed engines, freed at exit */
 static int nretired;
@@ -220,9 +223,33 @@ static engine_handle *new_engine(const char *config, bool init, engine_errc *rc)
     return h;
 }
 
+/* Replaces every @DATA_DIR@ in `in` by the case's directory. */
+static void substitute(char *out, size_t cap, const char *in)
+{
+    static const char token[] = "@DATA_DIR@";
+    size_t used = 0;
+    out[0] = '\0';
+    while (in != NULL && *in != '\0' && used + 1 < cap) {
+        if (strncmp(in, token, sizeof(token) - 1) == 0) {
+            used += (size_t)snprintf(out + used, cap - used, "%s", case_dir);
+            in += sizeof(token) - 1;
+        } else {
+            out[used++] = *in++;
+            out[used] = '\0';
+        }
+    }
+}
+
 static engine_handle *th_create_engine(const char *config, engine_errc *rc)
 {
-    return new_engine(config ? config : case_config, true, rc);
+    char expanded[8192];
+    substitute(expanded, sizeof(expanded), config ? config : case_config);
+    return new_engine(expanded, true, rc);
+}
+
+static void *th_engine_symbol(const char *name)
+{
+    return dlsym(engine_dl, name);
 }
 
 static void th_destroy_engine(engine_handle *h, bool force)
@@ -252,6 +279,9 @@ static engine_errc th_wait(const void *cookie)
 
 static const test_harness harness = {
     .config = case_config,
+    .data_dir = case_dir,
+    .engine_symbol = th_engine_symbol,
+    .real_handle = real_of,
     .create_cookie = mock_cookie_create,
     .disconnect = th_disconnect,
     .time_travel = mock_time_travel,
@@ -265,18 +295,35 @@ static const test_harness harness = {
     .restart_engine = th_restart,
 };
 
-static void join_config(const char *a, const char *b, const char *c)
+/* The case's config: -e first, then the case's own (later keys win). */
+static void join_config(const char *extra, const char *own)
 {
-    snprintf(case_config, sizeof(case_config), "%s%s%s%s%s", a ? a : "",
-             (a && *a && ((b && *b) || (c && *c))) ? ";" : "", b ? b : "",
-             (b && *b && c && *c) ? ";" : "", c ? c : "");
+    char joined[8192];
+    snprintf(joined, sizeof(joined), "%s%s%s", extra ? extra : "",
+             (extra && *extra && own && *own) ? ";" : "", own ? own : "");
+    substitute(case_config, sizeof(case_config), joined);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
 }
 
 /* Runs one case; the return value is the child's exit status. */
 static int run_case(const engine_test *t, const char *extra_config)
 {
     mock_reset();
-    join_config(extra_config, t->cfg, NULL);
+    snprintf(case_dir, sizeof(case_dir), "%s/ep_case.XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(case_dir) == NULL) {
+        perror("mkdtemp");
+        return TEST_FAIL;
+    }
+    join_config(extra_config, t->cfg);
     engine_errc rc;
     case_engine = new_engine(case_config, !t->no_init, &rc);
     if (case_engine == NULL) {
@@ -311,6 +358,7 @@ static int run_case(const engine_test *t, const char *extra_config)
     for (int i = 0; i < nretired; i++)
         free(retired[i]);
     mock_reset();
+    nftw(case_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return (int)r;
 }
 
@@ -437,12 +485,12 @@ int main(int argc, char **argv)
     if (quiet)
         setenv("ENGINE_TESTAPP_QUIET", "1", 1);
 
-    void *eh = dlopen(engine_path, RTLD_NOW | RTLD_LOCAL);
-    if (eh == NULL) {
+    engine_dl = dlopen(engine_path, RTLD_NOW | RTLD_LOCAL);
+    if (engine_dl == NULL) {
         fprintf(stderr, "engine_testapp: cannot load engine: %s\n", dlerror());
         return 2;
     }
-    *(void **)&create_fn = dlsym(eh, "create_instance");
+    *(void **)&create_fn = dlsym(engine_dl, "create_instance");
     if (create_fn == NULL) {
         fprintf(stderr, "engine_testapp: %s has no create_instance\n", engine_path);
         return 2;

@@ -21,6 +21,13 @@ typedef enum test_result { TEST_PASS = 0, TEST_FAIL = 1, TEST_SKIP = 2 } test_re
 typedef struct test_harness {
     /** The effective config string of the case. */
     const char *config;
+    /** A fresh empty directory for this case, removed after it. `@DATA_DIR@` in
+     * any config string (-e, the case's cfg, create_engine) is replaced by it. */
+    const char *data_dir;
+    /** A symbol of the engine .so (for engine-specific test hooks), or NULL. */
+    void *(*engine_symbol)(const char *name);
+    /** The engine's own handle behind the harness's wrapper (for such hooks). */
+    engine_handle *(*real_handle)(engine_handle *h);
     /** A client request handle, freed by the harness at the end of the case. */
     const void *(*create_cookie)(void);
     /** The client behind the cookie went away: calls the engine's disconnect. */

@@ -259,25 +259,9 @@ static test_result test_error_reasons(engine_handle *h, const test_harness *th)
     CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_UNKNOWN_COLLECTION);
     CHECK(strstr(th->error_context(c), "0x42") != NULL);
     CHECK(th->error_manifest_uid(c) == 0);
-    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0x80, 0), ENGINE_UNKNOWN_COLLECTION);
     k.collection = 0;
     CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0x80, 0), ENGINE_INVALID_ARGUMENTS);
     CHECK(strstr(th->error_context(c), "datatype") != NULL);
-    return TEST_PASS;
-}
-
-static test_result test_set_manifest_unsupported(engine_handle *h, const test_harness *th)
-{
-    const void *c = th->create_cookie();
-    const char *m = "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
-                    "\"collections\":[]}]}";
-    engine_errc rc;
-    HOST_CALL(th, c, rc, h->set_collection_manifest(h, c, m, strlen(m)));
-    CHECK_RC(rc, ENGINE_NOT_SUPPORTED);
-    CHECK(th->error_context(c)[0] != '\0');
-    const engine_info *info;
-    CHECK_RC(h->get_info(h, &info), ENGINE_SUCCESS);
-    CHECK((info->features & ENGINE_FEATURE_COLLECTIONS) == 0);
     return TEST_PASS;
 }
 
@@ -457,6 +441,7 @@ static test_result test_engine_info(engine_handle *h, const test_harness *th)
     CHECK(a == b && strstr(a->description, "ep_engine") != NULL);
     CHECK(a->max_key_len == ENGINE_KEY_MAX_LEN);
     CHECK(a->features & ENGINE_FEATURE_CAS);
+    CHECK(a->features & ENGINE_FEATURE_COLLECTIONS);
     CHECK(h->interface == ENGINE_API_VERSION_1);
     return TEST_PASS;
 }
@@ -497,8 +482,6 @@ static const engine_test tests[] = {
     {"max_item_size", test_max_item_size, NULL, NULL, "max_item_size=1000", false},
     {"vbucket range", test_vbuckets, NULL, NULL, "max_vbuckets=4", false},
     {"error reasons", test_error_reasons, NULL, NULL, NULL, false},
-    {"set_collection_manifest not supported yet", test_set_manifest_unsupported, NULL,
-     NULL, NULL, false},
     {"expiry pager", test_expiry_pager, NULL, NULL, "exp_pager_interval_ms=20", false},
     {"expired on access is counted and freed", test_expired_on_access_counted, NULL, NULL,
      NULL, false},

@@ -1,0 +1,135 @@
+/*
+ * ep_engine.h - the engine instance, shared by engine.c (lifecycle, vtable,
+ * collections calls), kv.c (data operations and their background sweeps) and
+ * stats.c (stats groups). Nothing outside ep_engine/ includes it; the host sees
+ * only engine_api.h.
+ *
+ * All state lives in the instance: two engines in one process share nothing.
+ */
+#ifndef EP_ENGINE_H
+#define EP_ENGINE_H
+
+#include "../engine_api.h"
+#include "collections/manager.h"
+#include "collections/manifest.h"
+#include "config.h"
+#include "executor/executor.h"
+#include "hashtable.h"
+#include "io/io.h"
+#include "item.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define EP_VERSION "0.2.0"
+
+/* Counters kept per hash-table stripe (ht_stripe.stat), under its lock: no
+ * shared cache line is written on the hot path. */
+enum ep_stat {
+    ST_GET_HITS,
+    ST_GET_MISSES,
+    ST_STORES,      /* successful stores of any kind */
+    ST_STORE_FAILS, /* stores refused (exists, not stored, CAS mismatch ...) */
+    ST_CAS_HITS,    /* stores with a compare CAS that matched */
+    ST_CAS_BADVAL,  /* compare CAS did not match */
+    ST_CAS_MISSES,  /* compare CAS on a missing key */
+    ST_DELETE_HITS,
+    ST_DELETE_MISSES,
+    ST_EXPIRED_ACCESS, /* expired items found by an operation */
+    ST_EXPIRED_PAGER,  /* expired items removed by the pager */
+    ST_TOTAL_ITEMS,    /* items ever linked */
+    ST_PURGED,         /* items of dropped collections freed (purger or access) */
+};
+
+typedef struct ep_engine {
+    engine_handle iface; /* must stay first: the host's handle points here */
+    const engine_server_api *sapi;
+    engine_info info;
+    ep_config cfg;
+    bool init_called; /* initialize runs at most once */
+    bool initialized; /* written by initialize, before any data call */
+
+    ep_io *io;
+    exec_pool *pool;
+    ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
+    coll_manager *coll;
+    exec_task *pager;   /* expiry pager, nonio */
+    exec_task *resizer; /* hash table growth, nonio, woken by the table */
+    exec_task *purger;  /* frees items of dropped collections, nonio */
+
+    /* The engine's memory stays until the host has released every item: one
+     * reference for the handle, one per live item. */
+    _Atomic uint64_t refs;
+    _Atomic uint64_t mem_used; /* bytes of live items, counted against max_size */
+    _Atomic uint64_t cas_seq;  /* the last CAS handed out */
+
+    /* Counters outside the stripes. */
+    _Atomic uint64_t oom_errors;
+    _Atomic uint64_t too_big_errors;
+    _Atomic uint64_t pager_runs;
+    _Atomic uint64_t purger_runs;
+    _Atomic uint64_t flushes;
+    _Atomic uint64_t items_allocated;
+
+    /* Test hook (ep_testing_control "hold_writer"): a writer task that blocks
+     * the writer pool until released or destroy. */
+    struct {
+        pthread_mutex_t lock; /* guards state */
+        pthread_cond_t cond;
+        int state; /* 0 idle, 1 holding the writer pool, 2 released */
+        exec_task *task;
+    } gate;
+} ep_engine;
+
+static inline ep_engine *eng(engine_handle *h)
+{
+    return (ep_engine *)h;
+}
+
+static inline uint64_t ep_load(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* Leaves a reason for the host (when there is a client) and returns rc. */
+engine_errc ep_fail(ep_engine *e, const void *cookie, engine_errc rc, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+engine_errc ep_not_initialized(ep_engine *e, const void *cookie);
+
+/* Drops one reference to the engine's memory; frees it with the last. */
+void ep_engine_unref(ep_engine *e);
+
+/* Drops an item reference; frees the item (and maybe the engine) with the last. */
+void ep_item_put(ep_engine *e, ep_item *it);
+/* ht_destroy's callback: frees an item whose last reference is gone. */
+void ep_item_free(ep_item *it, void *engine);
+
+/* kv.c: the data operations of the vtable. */
+engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
+                        const engine_doc_key *key, size_t nbytes, uint32_t flags,
+                        uint32_t exptime, uint8_t datatype, uint16_t vbucket);
+void ep_release(engine_handle *h, engine_item *item);
+engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
+                   const engine_doc_key *key, uint16_t vbucket);
+engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
+                     uint64_t *cas_out, engine_store_op op);
+engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                      uint64_t cas, uint16_t vbucket, uint64_t *cas_out);
+engine_errc ep_flush(engine_handle *h, const void *cookie);
+engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
+                             engine_item_info *info);
+void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas);
+
+/* kv.c: background sweeps (executor run functions, arg = the engine). */
+int64_t ep_pager_run(exec_task *task, void *arg);
+int64_t ep_purger_run(exec_task *task, void *arg);
+/* kv.c: makes `m` the manifest of every stripe, one stripe at a time. */
+void ep_publish_manifest(ep_engine *e, const coll_manifest *m);
+
+/* stats.c */
+engine_errc ep_get_stats(engine_handle *h, const void *cookie, const char *group,
+                         engine_add_stat_fn add_stat, void *ctx);
+void ep_reset_stats(engine_handle *h, const void *cookie);
+
+#endif

@@ -1,0 +1,356 @@
+/*
+ * io.c - file calls with fault injection. It must never hold its lock across a
+ * real system call, and a paused call must always be released by
+ * io_destroy, so shutdown cannot hang on a test's forgotten pause.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct io_fault {
+    uint64_t calls;   /* calls of this op so far */
+    uint64_t fail_at; /* 0 = no fault; else the call number that starts failing */
+    uint64_t count;   /* calls that fail from fail_at on; 0 = all */
+    int err;
+    bool short_write;
+    bool pause;
+} io_fault;
+
+struct ep_io {
+    pthread_mutex_t lock; /* guards faults, paused, resumed */
+    pthread_cond_t cond;  /* pause / resume / paused changes */
+    io_fault faults[IO_NOPS];
+    unsigned paused;     /* calls waiting in a pause right now */
+    uint64_t resume_gen; /* bumped by "resume" */
+    bool closing;
+};
+
+static const char *const op_names[IO_NOPS] = {"open",    "write", "fsync", "rename",
+                                              "dirsync", "read",  "unlink"};
+
+ep_io *io_create(void)
+{
+    ep_io *io = calloc(1, sizeof(*io));
+    if (io == NULL)
+        return NULL;
+    pthread_mutex_init(&io->lock, NULL);
+    pthread_cond_init(&io->cond, NULL);
+    return io;
+}
+
+void io_destroy(ep_io *io)
+{
+    if (io == NULL)
+        return;
+    pthread_mutex_lock(&io->lock);
+    io->closing = true;
+    io->resume_gen++;
+    pthread_cond_broadcast(&io->cond);
+    while (io->paused > 0)
+        pthread_cond_wait(&io->cond, &io->lock);
+    pthread_mutex_unlock(&io->lock);
+    pthread_mutex_destroy(&io->lock);
+    pthread_cond_destroy(&io->cond);
+    free(io);
+}
+
+uint64_t io_calls(ep_io *io, io_op op)
+{
+    pthread_mutex_lock(&io->lock);
+    uint64_t n = io->faults[op].calls;
+    pthread_mutex_unlock(&io->lock);
+    return n;
+}
+
+/* Counts a call and decides its fate: 0 to go on, -errno to fail. *short_write
+ * tells a write to write half and then fail. Pauses here if asked. */
+static int fault_check(ep_io *io, io_op op, bool *short_write)
+{
+    int rc = 0;
+    pthread_mutex_lock(&io->lock);
+    io_fault *f = &io->faults[op];
+    uint64_t n = ++f->calls;
+    bool hit = f->fail_at != 0 && n >= f->fail_at &&
+               (f->count == 0 || n < f->fail_at + f->count);
+    if (hit && f->pause && !io->closing) {
+        uint64_t gen = io->resume_gen;
+        io->paused++;
+        pthread_cond_broadcast(&io->cond);
+        while (io->resume_gen == gen)
+            pthread_cond_wait(&io->cond, &io->lock);
+        io->paused--;
+        pthread_cond_broadcast(&io->cond);
+    } else if (hit && f->short_write) {
+        *short_write = true;
+    } else if (hit && f->err != 0) {
+        rc = -f->err;
+    }
+    if (hit && f->short_write)
+        rc = -(f->err ? f->err : ENOSPC);
+    pthread_mutex_unlock(&io->lock);
+    return rc;
+}
+
+static int errno_by_name(const char *s, size_t len)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {{"EIO", EIO},     {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
+                 {"EROFS", EROFS}, {"EACCES", EACCES}, {"ENOENT", ENOENT},
+                 {"EINTR", EINTR}, {"EBADF", EBADF},   {"EFBIG", EFBIG}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i].name) == len && memcmp(names[i].name, s, len) == 0)
+            return names[i].value;
+    return 0;
+}
+
+static int wait_paused(ep_io *io)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    int rc = 0;
+    pthread_mutex_lock(&io->lock);
+    while (io->paused == 0 && rc == 0)
+        rc = pthread_cond_timedwait(&io->cond, &io->lock, &deadline);
+    bool ok = io->paused > 0;
+    pthread_mutex_unlock(&io->lock);
+    return ok ? 0 : -1;
+}
+
+int io_control(ep_io *io, const char *cmd, char *why, size_t whylen)
+{
+    if (strcmp(cmd, "resume") == 0 || strcmp(cmd, "clear") == 0) {
+        pthread_mutex_lock(&io->lock);
+        if (cmd[0] == 'c')
+            for (int i = 0; i < IO_NOPS; i++)
+                io->faults[i] = (io_fault){.calls = io->faults[i].calls};
+        io->resume_gen++;
+        pthread_cond_broadcast(&io->cond);
+        pthread_mutex_unlock(&io->lock);
+        return 0;
+    }
+    if (strcmp(cmd, "wait_paused") == 0) {
+        if (wait_paused(io) == 0)
+            return 0;
+        snprintf(why, whylen, "no I/O call paused within 10 s");
+        return -1;
+    }
+    io_fault f = {.fail_at = 1, .count = 1};
+    int op = -1;
+    const char *s = cmd;
+    while (*s != '\0') {
+        const char *end = strchr(s, ';');
+        size_t len = end ? (size_t)(end - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        if (eq == NULL) {
+            snprintf(why, whylen, "fault spec part '%.*s' has no '='", (int)len, s);
+            return -1;
+        }
+        size_t klen = (size_t)(eq - s), vlen = len - klen - 1;
+        const char *v = eq + 1;
+        char num[24] = "";
+        if (vlen < sizeof(num))
+            memcpy(num, v, vlen);
+        if (klen == 2 && memcmp(s, "op", 2) == 0) {
+            for (int i = 0; i < IO_NOPS; i++)
+                if (strlen(op_names[i]) == vlen && memcmp(op_names[i], v, vlen) == 0)
+                    op = i;
+        } else if (klen == 3 && memcmp(s, "nth", 3) == 0) {
+            f.fail_at = strtoull(num, NULL, 10);
+        } else if (klen == 5 && memcmp(s, "count", 5) == 0) {
+            f.count = strtoull(num, NULL, 10);
+        } else if (klen == 5 && memcmp(s, "errno", 5) == 0) {
+            f.err = errno_by_name(v, vlen);
+            if (f.err == 0) {
+                snprintf(why, whylen, "unknown errno name '%.*s'", (int)vlen, v);
+                return -1;
+            }
+        } else if (klen == 5 && memcmp(s, "short", 5) == 0) {
+            f.short_write = num[0] == '1';
+        } else if (klen == 5 && memcmp(s, "pause", 5) == 0) {
+            f.pause = num[0] == '1';
+        } else {
+            snprintf(why, whylen, "unknown fault key '%.*s'", (int)klen, s);
+            return -1;
+        }
+        s += len;
+        if (*s == ';')
+            s++;
+    }
+    if (op < 0 || f.fail_at == 0) {
+        snprintf(why, whylen, "fault spec needs op=<%s|...> and nth >= 1", op_names[0]);
+        return -1;
+    }
+    if (f.err == 0 && !f.pause && !f.short_write)
+        f.err = EIO;
+    pthread_mutex_lock(&io->lock);
+    f.fail_at += io->faults[op].calls; /* nth counts from now */
+    f.calls = io->faults[op].calls;
+    io->faults[op] = f;
+    pthread_mutex_unlock(&io->lock);
+    return 0;
+}
+
+/* ---- the calls ---- */
+
+int io_open(ep_io *io, const char *path, int flags, mode_t mode)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_OPEN, &sw);
+    if (rc < 0)
+        return rc;
+    int fd;
+    do
+        fd = open(path, flags | O_CLOEXEC, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd < 0 ? -errno : fd;
+}
+
+int io_close(ep_io *io, int fd)
+{
+    (void)io;
+    return close(fd) == 0 ? 0 : -errno;
+}
+
+int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
+{
+    bool short_write = false;
+    int rc = fault_check(io, IO_WRITE, &short_write);
+    if (rc < 0 && !short_write)
+        return rc;
+    size_t todo = short_write ? len / 2 : len;
+    const char *p = buf;
+    while (todo > 0) {
+        ssize_t n = write(fd, p, todo);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        todo -= (size_t)n;
+    }
+    return short_write ? rc : 0;
+}
+
+int io_fsync(ep_io *io, int fd)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_FSYNC, &sw);
+    if (rc < 0)
+        return rc;
+    return fsync(fd) == 0 ? 0 : -errno;
+}
+
+int io_rename(ep_io *io, const char *from, const char *to)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_RENAME, &sw);
+    if (rc < 0)
+        return rc;
+    return rename(from, to) == 0 ? 0 : -errno;
+}
+
+int io_fsync_dir(ep_io *io, const char *dir)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_DIRSYNC, &sw);
+    if (rc < 0)
+        return rc;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = fsync(fd) == 0 ? 0 : -errno;
+    close(fd);
+    return rc;
+}
+
+int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_READ, &sw);
+    if (rc < 0)
+        return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t cap = 4096, used = 0;
+    char *data = malloc(cap + 1);
+    rc = data ? 0 : -ENOMEM;
+    while (rc == 0) {
+        if (used == cap) {
+            if (cap >= max) {
+                rc = -EFBIG;
+                break;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *grown = realloc(data, cap + 1);
+            if (grown == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            data = grown;
+        }
+        ssize_t n = read(fd, data + used, cap - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            rc = -errno;
+        else if (n == 0)
+            break;
+        else
+            used += (size_t)n;
+    }
+    close(fd);
+    if (rc < 0) {
+        free(data);
+        return rc;
+    }
+    data[used] = '\0';
+    *buf = data;
+    *len = used;
+    return 0;
+}
+
+int io_unlink(ep_io *io, const char *path)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_UNLINK, &sw);
+    if (rc < 0)
+        return rc;
+    return unlink(path) == 0 ? 0 : -errno;
+}
+
+/* Read-only after its one-time initialisation, so shared by all instances. */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t io_crc32(uint32_t crc, const void *buf, size_t len)
+{
+    pthread_once(&crc_once, crc_init);
+    const unsigned char *p = buf;
+    crc = ~crc;
+    while (len--)
+        crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}

@@ -1,0 +1,69 @@
+/*
+ * io.h - the engine's one door to the file system, with fault injection.
+ *
+ * Every file call the engine makes goes through here, so a test can make the
+ * Nth call of a kind fail (ENOSPC, EIO, ...), write only part of its bytes, or
+ * pause until the test lets it go. Functions return 0 (or a descriptor) on
+ * success and -errno on failure; they never abort. One ep_io per engine
+ * instance: faults armed on one engine never touch another.
+ */
+#ifndef EP_IO_H
+#define EP_IO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef enum io_op {
+    IO_OPEN,
+    IO_WRITE,
+    IO_FSYNC,
+    IO_RENAME,
+    IO_DIRSYNC,
+    IO_READ,
+    IO_UNLINK,
+    IO_NOPS
+} io_op;
+
+typedef struct ep_io ep_io;
+
+ep_io *io_create(void);
+/** Frees the layer; resumes any paused call first. */
+void io_destroy(ep_io *io);
+
+/**
+ * Controls fault injection with a command:
+ *   "op=fsync;nth=1;errno=EIO;count=1"  the 1st fsync from now fails with EIO
+ *                                       (count: how many calls fail; 0 = all
+ *                                       from nth on)
+ *   "op=write;nth=2;short=1"            the 2nd write writes half, then fails
+ *                                       (errno defaults to ENOSPC)
+ *   "op=rename;nth=1;pause=1"           the 1st rename waits for "resume"
+ *   "resume"                            lets paused calls go on
+ *   "wait_paused"                       waits (up to 10 s) until a call is paused
+ *   "clear"                             removes every fault
+ * ops: open write fsync rename dirsync read unlink. Returns 0, or -1 with a
+ * reason in why.
+ */
+int io_control(ep_io *io, const char *cmd, char *why, size_t whylen);
+
+/** How many calls of an op have been made (for tests). */
+uint64_t io_calls(ep_io *io, io_op op);
+
+int io_open(ep_io *io, const char *path, int flags, mode_t mode);
+int io_close(ep_io *io, int fd);
+/** Writes all of buf (retrying short writes the kernel makes). */
+int io_write_all(ep_io *io, int fd, const void *buf, size_t len);
+int io_fsync(ep_io *io, int fd);
+int io_rename(ep_io *io, const char *from, const char *to);
+/** fsyncs the directory itself, so a rename in it is durable. */
+int io_fsync_dir(ep_io *io, const char *dir);
+/** Reads a whole file (at most max bytes) into a malloc'd buffer. -ENOENT if
+ * missing, -EFBIG if larger than max. */
+int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len);
+int io_unlink(ep_io *io, const char *path);
+
+/** CRC-32 (IEEE 802.3) of a buffer, continuing from crc (start with 0). */
+uint32_t io_crc32(uint32_t crc, const void *buf, size_t len);
+
+#endif

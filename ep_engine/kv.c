@@ -1,0 +1,580 @@
+/*
+ * kv.c - the data operations (allocate, get, store, remove, flush) and the
+ * sweeps that clean up after them (expiry pager, dropped-collection purger).
+ *
+ * Every operation locks its key's stripe and judges the key's collection
+ * against that stripe's manifest view under the lock, so a manifest change is
+ * seen whole by each operation. An item is visible only if its collection is in
+ * the manifest and it was stored in the collection's current incarnation
+ * (CAS above the incarnation's start_cas).
+ */
+#include "ep_engine.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- items ---- */
+
+void ep_item_free(ep_item *it, void *engine)
+{
+    ep_engine *e = engine;
+    atomic_fetch_sub_explicit(&e->mem_used, item_footprint(it->nkey, it->nvalue),
+                              memory_order_relaxed);
+    free(it);
+    ep_engine_unref(e);
+}
+
+void ep_item_put(ep_engine *e, ep_item *it)
+{
+    if (item_unref(it))
+        ep_item_free(it, e);
+}
+
+/* Allocates an item with the quota checked; NULL with *rc set on failure. */
+static ep_item *item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                           size_t nvalue, engine_errc *rc)
+{
+    size_t size = item_footprint(key->len, nvalue);
+    uint64_t used = atomic_fetch_add_explicit(&e->mem_used, size, memory_order_relaxed);
+    if (used + size > e->cfg.max_size) {
+        atomic_fetch_sub_explicit(&e->mem_used, size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&e->oom_errors, 1, memory_order_relaxed);
+        *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                      "memory quota reached: %" PRIu64 " bytes used, item needs %zu, "
+                      "max_size is %" PRIu64,
+                      used, size, e->cfg.max_size);
+        return NULL;
+    }
+    ep_item *it = malloc(size);
+    if (it == NULL) {
+        atomic_fetch_sub_explicit(&e->mem_used, size, memory_order_relaxed);
+        *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory allocating %zu bytes",
+                      size);
+        return NULL;
+    }
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->items_allocated, 1, memory_order_relaxed);
+    memset(it, 0, sizeof(*it));
+    atomic_init(&it->refs, 1);
+    it->nkey = key->len;
+    it->collection = key->collection;
+    it->nvalue = (uint32_t)nvalue;
+    memcpy(it->data, key->bytes, key->len);
+    return it;
+}
+
+/* ---- collections under the stripe lock ---- */
+
+static const coll_manifest *view(const ht_stripe *s)
+{
+    return s->view;
+}
+
+/* Under the stripe lock: the collection, or NULL with the manifest uid in *uid. */
+static const coll_collection *collection_locked(const ht_stripe *s, uint32_t cid,
+                                                uint64_t *uid)
+{
+    const coll_manifest *m = view(s);
+    const coll_collection *c = coll_find_collection(m, cid);
+    if (c == NULL)
+        *uid = m->uid;
+    return c;
+}
+
+static engine_errc unknown_collection(ep_engine *e, const void *cookie, uint32_t cid,
+                                      uint64_t uid)
+{
+    if (cookie != NULL && e->sapi->cookie.set_error_manifest_uid != NULL)
+        e->sapi->cookie.set_error_manifest_uid(cookie, uid);
+    return ep_fail(e, cookie, ENGINE_UNKNOWN_COLLECTION,
+                   "unknown collection 0x%" PRIx32 " in manifest uid %" PRIx64, cid, uid);
+}
+
+static bool current_incarnation(const coll_collection *c, const ep_item *it)
+{
+    return it->cas > c->state->start_cas;
+}
+
+/* Under the stripe lock: moves the item in or out of its collection's counters
+ * if it belongs to the current incarnation. */
+static void account(const coll_manifest *m, const ep_item *it, bool in)
+{
+    const coll_collection *c = coll_find_collection(m, it->collection);
+    if (c == NULL || !current_incarnation(c, it))
+        return;
+    uint64_t fp = item_footprint(it->nkey, it->nvalue);
+    if (in) {
+        atomic_fetch_add_explicit(&c->state->items, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->state->mem, fp, memory_order_relaxed);
+    } else {
+        atomic_fetch_sub_explicit(&c->state->items, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&c->state->mem, fp, memory_order_relaxed);
+    }
+}
+
+/* ---- boundary checks ---- */
+
+static engine_errc check_key(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                             uint16_t vbucket)
+{
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    if (key == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "key is NULL");
+    if (key->len == 0)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "key is empty");
+    if (key->bytes == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "key bytes are NULL");
+    if (key->len > ENGINE_KEY_MAX_LEN)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                       "key is %u bytes; the limit is %d", key->len, ENGINE_KEY_MAX_LEN);
+    if (vbucket >= e->cfg.max_vbuckets)
+        return ep_fail(e, cookie, ENGINE_NOT_MY_VBUCKET,
+                       "vbucket %u is out of range (max_vbuckets=%" PRIu64 ")", vbucket,
+                       e->cfg.max_vbuckets);
+    return ENGINE_SUCCESS;
+}
+
+static engine_rel_time now(ep_engine *e)
+{
+    return e->sapi->core.get_current_time();
+}
+
+/*
+ * Under the stripe lock: the live item at *link, or NULL. An item of an earlier
+ * incarnation of the collection, or an expired one, is unlinked and freed on
+ * the way; *link then points to the next item of the chain, which is still a
+ * valid place to insert (ht_put without replace).
+ */
+static ep_item *live_item(ep_engine *e, ht_stripe *s, ep_item **link,
+                          const coll_collection *c)
+{
+    ep_item *it = *link;
+    if (it == NULL)
+        return NULL;
+    if (!current_incarnation(c, it)) {
+        s->stat[ST_PURGED]++;
+    } else if (it->exptime != 0 && item_expired(it, now(e))) {
+        s->stat[ST_EXPIRED_ACCESS]++;
+        account(view(s), it, false);
+    } else {
+        return it;
+    }
+    ep_item_put(e, ht_unlink(s, link));
+    return NULL;
+}
+
+/* ---- allocate / release / info ---- */
+
+engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
+                        const engine_doc_key *key, size_t nbytes, uint32_t flags,
+                        uint32_t exptime, uint8_t datatype, uint16_t vbucket)
+{
+    ep_engine *e = eng(h);
+    if (out == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
+    engine_errc rc = check_key(e, cookie, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    if (nbytes > e->cfg.max_item_size) {
+        atomic_fetch_add_explicit(&e->too_big_errors, 1, memory_order_relaxed);
+        return ep_fail(e, cookie, ENGINE_TOO_BIG,
+                       "value is %zu bytes; max_item_size is %" PRIu64, nbytes,
+                       e->cfg.max_item_size);
+    }
+    if (datatype & ~0x07u)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                       "unknown datatype bits 0x%02x", datatype);
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len), uid = 0;
+    ht_stripe *s = ht_lock(e->ht, hash);
+    bool known = collection_locked(s, key->collection, &uid) != NULL;
+    ht_unlock(s);
+    if (!known)
+        return unknown_collection(e, cookie, key->collection, uid);
+
+    ep_item *it = item_alloc(e, cookie, key, nbytes, &rc);
+    if (it == NULL)
+        return rc;
+    it->flags = flags;
+    it->exptime = exptime ? e->sapi->core.realtime(exptime) : 0;
+    it->datatype = datatype;
+    it->vbucket = vbucket;
+    it->hash = hash;
+    *out = (engine_item *)it;
+    return ENGINE_SUCCESS;
+}
+
+void ep_release(engine_handle *h, engine_item *item)
+{
+    if (item != NULL)
+        ep_item_put(eng(h), (ep_item *)item);
+}
+
+engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
+                             engine_item_info *info)
+{
+    ep_engine *e = eng(h);
+    const ep_item *it = (const ep_item *)item;
+    if (it == NULL || info == NULL)
+        return ENGINE_INVALID_ARGUMENTS;
+    info->cas = atomic_load_explicit(&it->stored, memory_order_acquire) ? it->cas : 0;
+    info->exptime = it->exptime ? e->sapi->core.abstime(it->exptime) : 0;
+    info->flags = it->flags;
+    info->datatype = it->datatype;
+    info->vbucket = it->vbucket;
+    info->key.collection = it->collection;
+    info->key.len = it->nkey;
+    info->key.bytes = it->data;
+    info->value.iov_base = (void *)(it->data + it->nkey);
+    info->value.iov_len = it->nvalue;
+    return ENGINE_SUCCESS;
+}
+
+void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas)
+{
+    (void)h;
+    ep_item *it = (ep_item *)item;
+    if (it != NULL && !atomic_load_explicit(&it->stored, memory_order_acquire))
+        it->cas = cas;
+}
+
+/* ---- get ---- */
+
+engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
+                   const engine_doc_key *key, uint16_t vbucket)
+{
+    ep_engine *e = eng(h);
+    if (out == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
+    engine_errc rc = check_key(e, cookie, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len), uid = 0;
+    ht_stripe *s = ht_lock(e->ht, hash);
+    const coll_collection *c = collection_locked(s, key->collection, &uid);
+    if (c == NULL) {
+        ht_unlock(s);
+        return unknown_collection(e, cookie, key->collection, uid);
+    }
+    ep_item **link =
+        ht_find(e->ht, s, hash, vbucket, key->collection, key->bytes, key->len);
+    ep_item *it = live_item(e, s, link, c);
+    atomic_fetch_add_explicit(&c->state->ops_get, 1, memory_order_relaxed);
+    if (it != NULL) {
+        item_ref(it);
+        s->stat[ST_GET_HITS]++;
+    } else {
+        s->stat[ST_GET_MISSES]++;
+    }
+    ht_unlock(s);
+    if (it == NULL)
+        return ENGINE_NO_SUCH_KEY;
+    *out = (engine_item *)it;
+    return ENGINE_SUCCESS;
+}
+
+/* ---- store ---- */
+
+/* Builds the item an append/prepend stores: the old value and the new, the old
+ * item's metadata. */
+static ep_item *concat_item(ep_engine *e, const void *cookie, const ep_item *old,
+                            const ep_item *add, bool append, engine_errc *rc)
+{
+    size_t n = (size_t)old->nvalue + add->nvalue;
+    if (n > e->cfg.max_item_size) {
+        *rc = ep_fail(e, cookie, ENGINE_TOO_BIG,
+                      "appended value would be %zu bytes; max_item_size is %" PRIu64, n,
+                      e->cfg.max_item_size);
+        return NULL;
+    }
+    engine_doc_key key = {old->collection, old->nkey, old->data};
+    ep_item *it = item_alloc(e, cookie, &key, n, rc);
+    if (it == NULL)
+        return NULL;
+    it->flags = old->flags;
+    it->exptime = old->exptime;
+    it->datatype = old->datatype & add->datatype;
+    it->vbucket = old->vbucket;
+    it->hash = old->hash;
+    const ep_item *first = append ? old : add, *second = append ? add : old;
+    memcpy(item_value(it), first->data + first->nkey, first->nvalue);
+    memcpy(item_value(it) + first->nvalue, second->data + second->nkey, second->nvalue);
+    atomic_store_explicit(&it->stored, 1, memory_order_relaxed);
+    return it;
+}
+
+/* Under the stripe lock: decides whether `op` may store over `old`. */
+static engine_errc store_allowed(ht_stripe *s, engine_store_op op, const ep_item *old,
+                                 uint64_t cas)
+{
+    if (op == ENGINE_STORE_ADD)
+        return old ? ENGINE_KEY_EXISTS : ENGINE_SUCCESS;
+    if (cas != 0) {
+        if (old == NULL) {
+            s->stat[ST_CAS_MISSES]++;
+            return ENGINE_NO_SUCH_KEY;
+        }
+        if (old->cas != cas) {
+            s->stat[ST_CAS_BADVAL]++;
+            return ENGINE_KEY_EXISTS;
+        }
+        s->stat[ST_CAS_HITS]++;
+        return ENGINE_SUCCESS;
+    }
+    if (old == NULL && op != ENGINE_STORE_SET)
+        return ENGINE_NOT_STORED;
+    return ENGINE_SUCCESS;
+}
+
+/* Caps a new item's expiry at the collection's maxTTL (0 = no cap). */
+static void apply_max_ttl(ep_engine *e, const coll_collection *c, ep_item *it)
+{
+    if (!c->has_max_ttl || c->max_ttl == 0)
+        return;
+    engine_rel_time cap = now(e) + c->max_ttl;
+    if (it->exptime == 0 || it->exptime > cap)
+        it->exptime = cap;
+}
+
+static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc rc,
+                                 engine_store_op op)
+{
+    switch (rc) {
+    case ENGINE_KEY_EXISTS:
+        return ep_fail(e, cookie, rc,
+                       op == ENGINE_STORE_ADD ? "key exists" : "CAS mismatch");
+    case ENGINE_NOT_STORED:
+        return ep_fail(e, cookie, rc, "key does not exist");
+    case ENGINE_NO_SUCH_KEY:
+        return ep_fail(e, cookie, rc, "key does not exist (CAS given)");
+    default:
+        return rc; /* the reason is already set */
+    }
+}
+
+engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
+                     uint64_t *cas_out, engine_store_op op)
+{
+    ep_engine *e = eng(h);
+    ep_item *it = (ep_item *)item;
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    if (it == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item is NULL");
+    if (op < ENGINE_STORE_ADD || op > ENGINE_STORE_CAS)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown store operation %d",
+                       op);
+    if (op == ENGINE_STORE_ADD && it->cas != 0)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "add takes no CAS");
+    if (op == ENGINE_STORE_CAS && it->cas == 0)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                       "CAS store needs a non-zero CAS");
+    if (atomic_exchange_explicit(&it->stored, 1, memory_order_acq_rel))
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item was already stored");
+
+    const uint64_t cmp_cas = it->cas;
+    uint64_t uid = 0;
+    ep_item *fresh = NULL, *old = NULL;
+    engine_errc rc;
+    ht_stripe *s = ht_lock(e->ht, it->hash);
+    const coll_collection *c = collection_locked(s, it->collection, &uid);
+    if (c == NULL) {
+        ht_unlock(s);
+        rc = unknown_collection(e, cookie, it->collection, uid);
+        goto out_unstore;
+    }
+    ep_item **link =
+        ht_find(e->ht, s, it->hash, it->vbucket, it->collection, it->data, it->nkey);
+    ep_item *cur = live_item(e, s, link, c);
+    rc = store_allowed(s, op, cur, cmp_cas);
+    ep_item *put = it;
+    if (rc == ENGINE_SUCCESS &&
+        (op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND)) {
+        fresh = concat_item(e, cookie, cur, it, op == ENGINE_STORE_APPEND, &rc);
+        put = fresh;
+    } else if (rc == ENGINE_SUCCESS) {
+        apply_max_ttl(e, c, it);
+    }
+    if (rc == ENGINE_SUCCESS) {
+        put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+        it->cas = put->cas;
+        old = ht_put(e->ht, s, link, put, cur != NULL);
+        if (old != NULL)
+            account(view(s), old, false);
+        account(view(s), put, true);
+        atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
+        s->stat[ST_STORES]++;
+        s->stat[ST_TOTAL_ITEMS]++;
+        if (cas_out != NULL)
+            *cas_out = put->cas;
+    } else {
+        s->stat[ST_STORE_FAILS]++;
+    }
+    ht_unlock(s);
+    if (old != NULL)
+        ep_item_put(e, old);
+    if (fresh != NULL)
+        ep_item_put(e, fresh); /* the table holds it now */
+    if (rc == ENGINE_SUCCESS)
+        return rc;
+    rc = store_refused(e, cookie, rc, op);
+out_unstore:
+    /* Nothing was stored: the host may try the same item again. */
+    atomic_store_explicit(&it->stored, 0, memory_order_release);
+    return rc;
+}
+
+/* ---- remove / flush ---- */
+
+engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                      uint64_t cas, uint16_t vbucket, uint64_t *cas_out)
+{
+    ep_engine *e = eng(h);
+    engine_errc rc = check_key(e, cookie, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len), uid = 0;
+    ep_item *gone = NULL;
+    ht_stripe *s = ht_lock(e->ht, hash);
+    const coll_collection *c = collection_locked(s, key->collection, &uid);
+    if (c == NULL) {
+        ht_unlock(s);
+        return unknown_collection(e, cookie, key->collection, uid);
+    }
+    ep_item **link =
+        ht_find(e->ht, s, hash, vbucket, key->collection, key->bytes, key->len);
+    ep_item *cur = live_item(e, s, link, c);
+    if (cur == NULL) {
+        rc = ENGINE_NO_SUCH_KEY;
+        s->stat[ST_DELETE_MISSES]++;
+    } else if (cas != 0 && cur->cas != cas) {
+        rc = ENGINE_KEY_EXISTS;
+        s->stat[ST_CAS_BADVAL]++;
+    } else {
+        account(view(s), cur, false);
+        gone = ht_unlink(s, link);
+        atomic_fetch_add_explicit(&c->state->ops_delete, 1, memory_order_relaxed);
+        s->stat[ST_DELETE_HITS]++;
+        if (cas_out != NULL)
+            *cas_out =
+                atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+    }
+    ht_unlock(s);
+    if (gone != NULL)
+        ep_item_put(e, gone);
+    if (rc == ENGINE_KEY_EXISTS)
+        return ep_fail(e, cookie, rc, "CAS mismatch");
+    return rc;
+}
+
+/* A sweep over one stripe: which items to drop, and what to count. */
+typedef struct sweep {
+    ep_engine *e;
+    const coll_manifest *m; /* the stripe's view, set per stripe */
+    engine_rel_time now;
+    uint64_t dropped;
+    bool (*select)(const struct sweep *w, const ep_item *it);
+    bool count_out; /* take dropped items out of their collection's counters */
+} sweep;
+
+static bool sweep_select(ep_item *it, void *ctx)
+{
+    sweep *w = ctx;
+    return w->select(w, it);
+}
+
+static void sweep_drop(ep_item *it, void *ctx)
+{
+    sweep *w = ctx;
+    if (w->count_out)
+        account(w->m, it, false);
+    w->dropped++;
+    ep_item_put(w->e, it);
+}
+
+static void sweep_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    sweep *w = ctx;
+    w->m = view(s);
+    ht_stripe_scan(ht, s, sweep_select, sweep_drop, w);
+}
+
+static bool select_all(const sweep *w, const ep_item *it)
+{
+    (void)w;
+    (void)it;
+    return true;
+}
+
+engine_errc ep_flush(engine_handle *h, const void *cookie)
+{
+    ep_engine *e = eng(h);
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    sweep w = {e, NULL, 0, 0, select_all, true};
+    ht_for_each_stripe(e->ht, sweep_stripe, &w);
+    atomic_fetch_add_explicit(&e->flushes, 1, memory_order_relaxed);
+    return ENGINE_SUCCESS;
+}
+
+/* ---- background sweeps ---- */
+
+static bool select_expired(const sweep *w, const ep_item *it)
+{
+    return item_expired(it, w->now);
+}
+
+static void expire_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    sweep *w = ctx;
+    w->dropped = 0;
+    sweep_stripe(ht, s, w);
+    s->stat[ST_EXPIRED_PAGER] += w->dropped;
+}
+
+int64_t ep_pager_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    sweep w = {e, NULL, now(e), 0, select_expired, true};
+    ht_for_each_stripe(e->ht, expire_stripe, &w);
+    atomic_fetch_add_explicit(&e->pager_runs, 1, memory_order_relaxed);
+    return (int64_t)e->cfg.exp_pager_interval_ms;
+}
+
+/* An item of a dropped collection, or of an earlier incarnation of its id. */
+static bool select_orphan(const sweep *w, const ep_item *it)
+{
+    const coll_collection *c = coll_find_collection(w->m, it->collection);
+    return c == NULL || !current_incarnation(c, it);
+}
+
+static void purge_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    sweep *w = ctx;
+    w->dropped = 0;
+    sweep_stripe(ht, s, w);
+    s->stat[ST_PURGED] += w->dropped;
+}
+
+int64_t ep_purger_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    sweep w = {e, NULL, 0, 0, select_orphan, false};
+    ht_for_each_stripe(e->ht, purge_stripe, &w);
+    atomic_fetch_add_explicit(&e->purger_runs, 1, memory_order_relaxed);
+    return EXEC_FOREVER;
+}
+
+static void publish_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    (void)ht;
+    s->view = ctx;
+}
+
+void ep_publish_manifest(ep_engine *e, const coll_manifest *m)
+{
+    ht_for_each_stripe(e->ht, publish_stripe, (void *)m);
+}

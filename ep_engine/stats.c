@@ -1,0 +1,258 @@
+/*
+ * stats.c - the stats groups: "" (default), memory, hash, config, tasks,
+ * vbucket, collections, scopes, manifest. Reporting takes locks one stripe at a
+ * time and never blocks the data path for longer than that.
+ */
+#include "ep_engine.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct stat_sink {
+    engine_add_stat_fn add;
+    void *ctx;
+} stat_sink;
+
+static void add_str(const char *key, const char *val, void *ctx)
+{
+    stat_sink *k = ctx;
+    k->add(key, (uint16_t)strlen(key), val, (uint32_t)strlen(val), k->ctx);
+}
+
+static void add_u64(stat_sink *k, const char *key, uint64_t v)
+{
+    char val[24];
+    snprintf(val, sizeof(val), "%" PRIu64, v);
+    add_str(key, val, k);
+}
+
+static void add_hex(stat_sink *k, const char *key, uint64_t v)
+{
+    char val[24];
+    snprintf(val, sizeof(val), "%" PRIx64, v);
+    add_str(key, val, k);
+}
+
+static void stats_default(ep_engine *e, stat_sink *k)
+{
+    ht_info hi;
+    ht_get_info(e->ht, &hi, false);
+    coll_manifest *m = coll_manager_get(e->coll);
+    add_str("ep_version", EP_VERSION, k);
+    add_u64(k, "curr_items", hi.items);
+    add_u64(k, "total_items", hi.stat[ST_TOTAL_ITEMS]);
+    add_u64(k, "mem_used", ep_load(&e->mem_used));
+    add_u64(k, "ep_max_size", e->cfg.max_size);
+    add_u64(k, "cmd_get", hi.stat[ST_GET_HITS] + hi.stat[ST_GET_MISSES]);
+    add_u64(k, "get_hits", hi.stat[ST_GET_HITS]);
+    add_u64(k, "get_misses", hi.stat[ST_GET_MISSES]);
+    add_u64(k, "cmd_set", hi.stat[ST_STORES] + hi.stat[ST_STORE_FAILS]);
+    add_u64(k, "store_failures", hi.stat[ST_STORE_FAILS]);
+    add_u64(k, "cas_hits", hi.stat[ST_CAS_HITS]);
+    add_u64(k, "cas_badval", hi.stat[ST_CAS_BADVAL]);
+    add_u64(k, "cas_misses", hi.stat[ST_CAS_MISSES]);
+    add_u64(k, "delete_hits", hi.stat[ST_DELETE_HITS]);
+    add_u64(k, "delete_misses", hi.stat[ST_DELETE_MISSES]);
+    add_u64(k, "expired_access", hi.stat[ST_EXPIRED_ACCESS]);
+    add_u64(k, "expired_pager", hi.stat[ST_EXPIRED_PAGER]);
+    add_u64(k, "ep_expired_total",
+            hi.stat[ST_EXPIRED_ACCESS] + hi.stat[ST_EXPIRED_PAGER]);
+    add_u64(k, "ep_pager_runs", ep_load(&e->pager_runs));
+    add_u64(k, "ep_collections_purged_items", hi.stat[ST_PURGED]);
+    add_u64(k, "ep_collections_purger_runs", ep_load(&e->purger_runs));
+    add_u64(k, "ep_oom_errors", ep_load(&e->oom_errors));
+    add_u64(k, "ep_too_big_errors", ep_load(&e->too_big_errors));
+    add_u64(k, "ep_flushes", ep_load(&e->flushes));
+    add_u64(k, "ep_max_vbuckets", e->cfg.max_vbuckets);
+    add_hex(k, "ep_manifest_uid", m->uid);
+    coll_manifest_unref(m);
+}
+
+static void stats_memory(ep_engine *e, stat_sink *k)
+{
+    ht_info hi;
+    ht_get_info(e->ht, &hi, false);
+    add_u64(k, "mem_used", ep_load(&e->mem_used));
+    add_u64(k, "ep_max_size", e->cfg.max_size);
+    add_u64(k, "ep_max_item_size", e->cfg.max_item_size);
+    add_u64(k, "ep_items_allocated", ep_load(&e->items_allocated));
+    add_u64(k, "ep_item_overhead_bytes", sizeof(ep_item));
+    add_u64(k, "ep_ht_memory",
+            hi.buckets * sizeof(void *) + hi.stripes * sizeof(ht_stripe));
+}
+
+static void stats_hash(ep_engine *e, stat_sink *k)
+{
+    ht_info hi;
+    ht_get_info(e->ht, &hi, true);
+    add_u64(k, "ht_items", hi.items);
+    add_u64(k, "ht_buckets", hi.buckets);
+    add_u64(k, "ht_stripes", hi.stripes);
+    add_u64(k, "ht_resizes", hi.resizes);
+    add_u64(k, "ht_max_chain", hi.max_chain);
+}
+
+static void stats_vbucket(ep_engine *e, stat_sink *k)
+{
+    char key[32];
+    for (uint64_t vb = 0; vb < e->cfg.max_vbuckets; vb++) {
+        snprintf(key, sizeof(key), "vb_%" PRIu64, vb);
+        add_str(key, "active", k);
+    }
+}
+
+static void add_keyed(stat_sink *k, const char *prefix, const char *field, uint64_t v)
+{
+    char key[128];
+    snprintf(key, sizeof(key), "%s:%s", prefix, field);
+    add_u64(k, key, v);
+}
+
+/* Per collection: keyed "0x<scope id>:0x<collection id>:<field>". */
+static void stats_collections(ep_engine *e, stat_sink *k)
+{
+    coll_manifest *m = coll_manager_get(e->coll);
+    char prefix[64], key[128];
+    add_hex(k, "manifest_uid", m->uid);
+    for (size_t i = 0; i < m->ncollections; i++) {
+        const coll_collection *c = &m->collections[i];
+        const coll_scope *s = coll_find_scope(m, c->scope_id);
+        snprintf(prefix, sizeof(prefix), "0x%" PRIx32 ":0x%" PRIx32, c->scope_id, c->id);
+        snprintf(key, sizeof(key), "%s:name", prefix);
+        add_str(key, c->name, k);
+        snprintf(key, sizeof(key), "%s:scope_name", prefix);
+        add_str(key, s ? s->name : "", k);
+        add_keyed(k, prefix, "items", ep_load(&c->state->items));
+        add_keyed(k, prefix, "mem_used", ep_load(&c->state->mem));
+        add_keyed(k, prefix, "ops_get", ep_load(&c->state->ops_get));
+        add_keyed(k, prefix, "ops_store", ep_load(&c->state->ops_store));
+        add_keyed(k, prefix, "ops_delete", ep_load(&c->state->ops_delete));
+        if (c->has_max_ttl)
+            add_keyed(k, prefix, "maxTTL", c->max_ttl);
+    }
+    coll_manifest_unref(m);
+}
+
+/* Per scope, the sums of its collections: keyed "0x<scope id>:<field>". */
+static void stats_scopes(ep_engine *e, stat_sink *k)
+{
+    coll_manifest *m = coll_manager_get(e->coll);
+    char prefix[32], key[64];
+    add_hex(k, "manifest_uid", m->uid);
+    for (size_t i = 0; i < m->nscopes; i++) {
+        const coll_scope *s = &m->scopes[i];
+        uint64_t items = 0, mem = 0, gets = 0, stores = 0, deletes = 0;
+        for (size_t j = 0; j < m->ncollections; j++) {
+            const coll_collection *c = &m->collections[j];
+            if (c->scope_id != s->id)
+                continue;
+            items += ep_load(&c->state->items);
+            mem += ep_load(&c->state->mem);
+            gets += ep_load(&c->state->ops_get);
+            stores += ep_load(&c->state->ops_store);
+            deletes += ep_load(&c->state->ops_delete);
+        }
+        snprintf(prefix, sizeof(prefix), "0x%" PRIx32, s->id);
+        snprintf(key, sizeof(key), "%s:name", prefix);
+        add_str(key, s->name, k);
+        add_keyed(k, prefix, "collections", s->ncollections);
+        add_keyed(k, prefix, "items", items);
+        add_keyed(k, prefix, "mem_used", mem);
+        add_keyed(k, prefix, "ops_get", gets);
+        add_keyed(k, prefix, "ops_store", stores);
+        add_keyed(k, prefix, "ops_delete", deletes);
+    }
+    coll_manifest_unref(m);
+}
+
+static void stats_manifest(ep_engine *e, stat_sink *k)
+{
+    coll_manifest *m = coll_manager_get(e->coll);
+    coll_manager_stats st;
+    coll_manager_stats_get(e->coll, &st);
+    add_hex(k, "manifest_uid", m->uid);
+    add_u64(k, "manifest_scopes", m->nscopes);
+    add_u64(k, "manifest_collections", m->ncollections);
+    add_u64(k, "manifest_updates", st.updates);
+    add_u64(k, "manifest_identical", st.identical);
+    add_u64(k, "manifest_rejected", st.rejected);
+    add_u64(k, "manifest_busy", st.busy);
+    add_u64(k, "manifest_persist_failures", st.persist_failures);
+    add_u64(k, "manifest_cancelled", st.cancelled);
+    add_u64(k, "manifest_pending", (uint64_t)st.pending);
+    add_u64(k, "manifest_last_persist_us", st.last_persist_us);
+    coll_manifest_unref(m);
+}
+
+static void stats_tasks(ep_engine *e, stat_sink *k)
+{
+    exec_stats(e->pool, add_str, k);
+}
+
+static void stats_config(ep_engine *e, stat_sink *k)
+{
+    ep_config_stats(&e->cfg, add_str, k);
+}
+
+static const struct {
+    const char *name;
+    void (*report)(ep_engine *e, stat_sink *k);
+} groups[] = {
+    {"", stats_default},
+    {"memory", stats_memory},
+    {"hash", stats_hash},
+    {"config", stats_config},
+    {"tasks", stats_tasks},
+    {"vbucket", stats_vbucket},
+    {"collections", stats_collections},
+    {"scopes", stats_scopes},
+    {"manifest", stats_manifest},
+};
+
+engine_errc ep_get_stats(engine_handle *h, const void *cookie, const char *group,
+                         engine_add_stat_fn add_stat, void *ctx)
+{
+    ep_engine *e = eng(h);
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    if (add_stat == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "add_stat callback is NULL");
+    stat_sink k = {add_stat, ctx};
+    if (group == NULL)
+        group = "";
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+        if (strcmp(group, groups[i].name) == 0) {
+            groups[i].report(e, &k);
+            return ENGINE_SUCCESS;
+        }
+    }
+    return ep_fail(
+        e, cookie, ENGINE_NO_SUCH_KEY,
+        "unknown stats group '%.64s' (groups: \"\", memory, hash, config, tasks, "
+        "vbucket, collections, scopes, manifest)",
+        group);
+}
+
+void ep_reset_stats(engine_handle *h, const void *cookie)
+{
+    (void)cookie;
+    ep_engine *e = eng(h);
+    if (!e->initialized)
+        return;
+    ht_reset_stats(e->ht);
+    exec_stats_reset(e->pool);
+    atomic_store(&e->oom_errors, 0);
+    atomic_store(&e->too_big_errors, 0);
+    atomic_store(&e->pager_runs, 0);
+    atomic_store(&e->purger_runs, 0);
+    atomic_store(&e->flushes, 0);
+    coll_manifest *m = coll_manager_get(e->coll);
+    for (size_t i = 0; i < m->ncollections; i++) {
+        coll_state *s = m->collections[i].state;
+        atomic_store(&s->ops_get, 0);
+        atomic_store(&s->ops_store, 0);
+        atomic_store(&s->ops_delete, 0);
+    }
+    coll_manifest_unref(m);
+}
