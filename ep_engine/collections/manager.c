@@ -135,12 +135,17 @@ static int check_file(const char *data, size_t len, const char **payload, size_t
 static engine_errc bind_states(const coll_manifest *cur, coll_manifest *next,
                                uint64_t start_cas, bool *drops)
 {
+    /* Both manifests are sorted by id: walk them together. */
+    size_t j = 0, ncur = cur ? cur->ncollections : 0, kept = 0;
     for (size_t i = 0; i < next->ncollections; i++) {
         coll_collection *c = &next->collections[i];
-        const coll_collection *o = cur ? coll_find_collection(cur, c->id) : NULL;
-        if (o != NULL) {
-            atomic_fetch_add(&o->state->refs, 1);
-            c->state = o->state;
+        while (j < ncur && cur->collections[j].id < c->id)
+            j++;
+        if (j < ncur && cur->collections[j].id == c->id) {
+            coll_state *shared = cur->collections[j].state;
+            atomic_fetch_add(&shared->refs, 1);
+            c->state = shared;
+            kept++;
         } else {
             c->state = coll_state_new();
             if (c->state == NULL)
@@ -148,10 +153,7 @@ static engine_errc bind_states(const coll_manifest *cur, coll_manifest *next,
             c->state->start_cas = start_cas;
         }
     }
-    *drops = false;
-    for (size_t i = 0; cur != NULL && i < cur->ncollections; i++)
-        if (coll_find_collection(next, cur->collections[i].id) == NULL)
-            *drops = true;
+    *drops = kept < ncur;
     return ENGINE_SUCCESS;
 }
 
@@ -315,11 +317,14 @@ static int64_t persist_run(exec_task *task, void *arg)
     m->stats.last_persist_us = (exec_now_ns() - t0) / 1000;
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
+    m->env.sapi->cookie.store_engine_specific(p.cookie, UPDATE_DONE);
+    finish(m, ENGINE_SUCCESS);
+    /* Clean-up the client need not wait for: no operation can reach the old
+     * manifest any more, and the purge of dropped collections is background work
+     * anyway. (Freeing a 100,000-collection manifest costs tens of ms.) */
     coll_manifest_unref(old);
     if (p.drops)
         m->env.dropped(m->env.ctx);
-    m->env.sapi->cookie.store_engine_specific(p.cookie, UPDATE_DONE);
-    finish(m, ENGINE_SUCCESS);
     return EXEC_DONE;
 }
 
@@ -392,7 +397,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         return ENGINE_SUCCESS;
     }
     rc = bind_states(m->current, next, m->env.cas_now(m->env.ctx), &p.drops);
-    if (rc == ENGINE_SUCCESS) {
+    if (rc == ENGINE_SUCCESS && m->env.dir[0] != '\0') {
         p.payload = coll_manifest_to_json(next, true);
         rc = p.payload ? ENGINE_SUCCESS : ENGINE_NO_MEMORY;
     }
@@ -400,7 +405,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         snprintf(why, sizeof(why), "out of memory preparing the manifest");
         goto err_unlock;
     }
-    p.payload_len = strlen(p.payload);
+    p.payload_len = p.payload ? strlen(p.payload) : 0;
     m->busy = true;
     m->pend = p;
     pthread_mutex_unlock(&m->lock);

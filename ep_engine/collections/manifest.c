@@ -66,12 +66,9 @@ void coll_manifest_unref(coll_manifest *m)
 {
     if (m == NULL || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; m->scopes != NULL && i < m->nscopes; i++)
-        free(m->scopes[i].name);
-    for (size_t i = 0; m->collections != NULL && i < m->ncollections; i++) {
-        free(m->collections[i].name);
+    for (size_t i = 0; m->collections != NULL && i < m->ncollections; i++)
         coll_state_unref(m->collections[i].state);
-    }
+    free(m->names);
     free(m->scopes);
     free(m->collections);
     free(m->by_id);
@@ -80,7 +77,8 @@ void coll_manifest_unref(coll_manifest *m)
     free(m);
 }
 
-static coll_manifest *manifest_alloc(size_t nscopes, size_t ncollections)
+static coll_manifest *manifest_alloc(size_t nscopes, size_t ncollections,
+                                     size_t name_bytes)
 {
     coll_manifest *m = calloc(1, sizeof(*m));
     if (m == NULL)
@@ -88,7 +86,9 @@ static coll_manifest *manifest_alloc(size_t nscopes, size_t ncollections)
     atomic_init(&m->refs, 1);
     m->scopes = calloc(nscopes ? nscopes : 1, sizeof(coll_scope));
     m->collections = calloc(ncollections ? ncollections : 1, sizeof(coll_collection));
-    if (m->scopes == NULL || m->collections == NULL) {
+    m->names = malloc(name_bytes ? name_bytes : 1);
+    m->names_cap = name_bytes;
+    if (m->scopes == NULL || m->collections == NULL || m->names == NULL) {
         coll_manifest_unref(m);
         return NULL;
     }
@@ -96,6 +96,18 @@ static coll_manifest *manifest_alloc(size_t nscopes, size_t ncollections)
 }
 
 /* ---- indexes ---- */
+
+/* Copies a name into the manifest's name block (sized by the parser's count). */
+static char *keep_name(coll_manifest *m, const char *s, size_t len)
+{
+    if (m->names_used + len + 1 > m->names_cap)
+        return NULL;
+    char *p = m->names + m->names_used;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    m->names_used += len + 1;
+    return p;
+}
 
 static bool name_eq(const char *name, const char *s, size_t len)
 {
@@ -210,15 +222,15 @@ collection_by_name(const coll_manifest *m, uint32_t scope_id, const char *s, siz
 
 coll_manifest *coll_manifest_epoch(void)
 {
-    coll_manifest *m = manifest_alloc(1, 1);
+    coll_manifest *m = manifest_alloc(1, 1, 2 * (DEFAULT_LEN + 1));
     char why[16];
     if (m == NULL)
         return NULL;
     m->nscopes = 1;
     m->ncollections = 1;
-    m->scopes[0].name = strdup(default_name);
+    m->scopes[0].name = keep_name(m, default_name, DEFAULT_LEN);
     m->scopes[0].ncollections = 1;
-    m->collections[0].name = strdup(default_name);
+    m->collections[0].name = keep_name(m, default_name, DEFAULT_LEN);
     if (m->scopes[0].name == NULL || m->collections[0].name == NULL ||
         build_indexes(m, why, sizeof(why)) != ENGINE_SUCCESS) {
         coll_manifest_unref(m);
@@ -272,6 +284,7 @@ static bool parse_hex(const json_t *v, size_t maxdigits, uint64_t *out)
 typedef struct parse_ctx {
     char *why;
     size_t whylen;
+    coll_manifest *m; /* being built: owns the name block */
 } parse_ctx;
 
 __attribute__((format(printf, 2, 3))) static engine_errc invalid(parse_ctx *p,
@@ -284,44 +297,92 @@ __attribute__((format(printf, 2, 3))) static engine_errc invalid(parse_ctx *p,
     return ENGINE_INVALID_ARGUMENTS;
 }
 
-/* Reads "name": a legal name; `what` describes the owner for the reason. */
-static engine_errc parse_name(parse_ctx *p, const json_t *obj, const char *what,
-                              char **out)
+/* The known keys of a scope or collection object, found in one pass over its
+ * keys (cheaper than a hash lookup per key on 100,000-collection manifests). */
+typedef struct fields {
+    const json_t *name, *uid, *collections, *max_ttl;
+} fields;
+
+static fields get_fields(const json_t *obj)
 {
-    const json_t *v = json_object_get(obj, "name");
+    fields f = {NULL, NULL, NULL, NULL};
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)obj, key, v)
+    {
+        if (strcmp(key, "name") == 0)
+            f.name = v;
+        else if (strcmp(key, "uid") == 0)
+            f.uid = v;
+        else if (strcmp(key, "collections") == 0)
+            f.collections = v;
+        else if (strcmp(key, "maxTTL") == 0)
+            f.max_ttl = v;
+    }
+    return f;
+}
+
+/* Who a name or uid belongs to, described only when a reason is written (the
+ * common path formats nothing). */
+typedef struct owner {
+    bool is_scope;
+    size_t index;      /* position of a scope, for one without a usable name */
+    const char *name;  /* the owner's name once known, else NULL */
+    const char *scope; /* a collection's scope name */
+} owner;
+
+static const char *describe(const owner *o, char *buf, size_t cap)
+{
+    if (o->is_scope && o->name == NULL)
+        snprintf(buf, cap, "scope #%zu", o->index);
+    else if (o->is_scope)
+        snprintf(buf, cap, "scope '%.*s'", SHOWN, o->name);
+    else if (o->name == NULL)
+        snprintf(buf, cap, "a collection of scope '%.*s'", SHOWN, o->scope);
+    else
+        snprintf(buf, cap, "collection '%.*s' of scope '%.*s'", SHOWN, o->name, SHOWN,
+                 o->scope);
+    return buf;
+}
+
+#define WHO(o) describe((o), who, sizeof(who))
+
+/* Reads "name": a legal name. */
+static engine_errc parse_name(parse_ctx *p, const json_t *v, const owner *o, char **out)
+{
+    char who[192];
     if (v == NULL)
-        return invalid(p, "%s has no \"name\"", what);
+        return invalid(p, "%s has no \"name\"", WHO(o));
     if (!json_is_string(v))
-        return invalid(p, "%s: \"name\" is not a string", what);
+        return invalid(p, "%s: \"name\" is not a string", WHO(o));
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (!coll_name_valid(s, len))
         return invalid(p,
                        "%s: name '%.*s' is not 1-%d characters of A-Za-z0-9_-%%$ "
                        "not starting with '$'",
-                       what, (int)(len > SHOWN ? SHOWN : len), s, COLL_NAME_MAX);
-    *out = strndup(s, len);
+                       WHO(o), (int)(len > SHOWN ? SHOWN : len), s, COLL_NAME_MAX);
+    *out = keep_name(p->m, s, len);
     return *out ? ENGINE_SUCCESS : ENGINE_NO_MEMORY;
 }
 
-/* Reads "uid" of a scope or collection (`what` names it for the reason): 1-8
- * hex digits, not 1-7; 0 exactly when the name is `_default`. */
-static engine_errc parse_id(parse_ctx *p, const json_t *obj, const char *what,
-                            const char *name, uint32_t *out)
+/* Reads "uid" of a scope or collection: 1-8 hex digits, not 1-7; 0 exactly when
+ * the name is `_default`. */
+static engine_errc parse_id(parse_ctx *p, const json_t *v, const owner *o, uint32_t *out)
 {
-    const json_t *v = json_object_get(obj, "uid");
+    char who[192];
     uint64_t id;
     if (v == NULL)
-        return invalid(p, "%s has no \"uid\"", what);
+        return invalid(p, "%s has no \"uid\"", WHO(o));
     if (!parse_hex(v, 8, &id))
-        return invalid(p, "%s: uid is not a string of 1-8 hex digits", what);
+        return invalid(p, "%s: uid is not a string of 1-8 hex digits", WHO(o));
     if (id >= 1 && id <= 7)
-        return invalid(p, "%s: uid %" PRIx64 " is reserved (1-7)", what, id);
-    bool is_default = strcmp(name, default_name) == 0;
+        return invalid(p, "%s: uid %" PRIx64 " is reserved (1-7)", WHO(o), id);
+    bool is_default = strcmp(o->name, default_name) == 0;
     if (id == 0 && !is_default)
-        return invalid(p, "%s: uid 0 belongs to '_default'", what);
+        return invalid(p, "%s: uid 0 belongs to '_default'", WHO(o));
     if (id != 0 && is_default)
-        return invalid(p, "%s: '_default' must have uid 0, not %" PRIx64, what, id);
+        return invalid(p, "%s: '_default' must have uid 0, not %" PRIx64, WHO(o), id);
     *out = (uint32_t)id;
     return ENGINE_SUCCESS;
 }
@@ -329,16 +390,16 @@ static engine_errc parse_id(parse_ctx *p, const json_t *obj, const char *what,
 static engine_errc parse_collection(parse_ctx *p, const json_t *obj,
                                     const coll_scope *scope, coll_collection *c)
 {
-    char what[128];
-    snprintf(what, sizeof(what), "a collection of scope '%.*s'", SHOWN, scope->name);
+    char who[192];
+    owner o = {false, 0, NULL, scope->name};
     if (!json_is_object(obj))
-        return invalid(p, "%s is not an object", what);
-    engine_errc rc = parse_name(p, obj, what, &c->name);
+        return invalid(p, "%s is not an object", WHO(&o));
+    fields f = get_fields(obj);
+    engine_errc rc = parse_name(p, f.name, &o, &c->name);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    snprintf(what, sizeof(what), "collection '%.*s' of scope '%.*s'", SHOWN, c->name,
-             SHOWN, scope->name);
-    rc = parse_id(p, obj, what, c->name, &c->id);
+    o.name = c->name;
+    rc = parse_id(p, f.uid, &o, &c->id);
     if (rc != ENGINE_SUCCESS)
         return rc;
     c->scope_id = scope->id;
@@ -347,13 +408,13 @@ static engine_errc parse_collection(parse_ctx *p, const json_t *obj,
                        "the _default collection must be in the _default scope, not in "
                        "'%.*s'",
                        SHOWN, scope->name);
-    const json_t *ttl = json_object_get(obj, "maxTTL");
+    const json_t *ttl = f.max_ttl;
     if (ttl != NULL) {
         if (!json_is_integer(ttl))
-            return invalid(p, "%s: maxTTL is not an integer", what);
+            return invalid(p, "%s: maxTTL is not an integer", WHO(&o));
         json_int_t v = json_integer_value(ttl);
         if (v < 0 || v > (json_int_t)COLL_MAX_TTL_LIMIT)
-            return invalid(p, "%s: maxTTL %lld is outside 0..%u", what, (long long)v,
+            return invalid(p, "%s: maxTTL %lld is outside 0..%u", WHO(&o), (long long)v,
                            COLL_MAX_TTL_LIMIT);
         c->has_max_ttl = true;
         c->max_ttl = (uint32_t)v;
@@ -373,14 +434,27 @@ static int by_collection_id(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* Manifests usually list ids in order: skip the sort then. */
+static bool sorted_by_id(const void *v, size_t n, size_t size,
+                         int (*cmp)(const void *, const void *))
+{
+    const char *p = v;
+    for (size_t i = 1; i < n; i++)
+        if (cmp(p + (i - 1) * size, p + i * size) > 0)
+            return false;
+    return true;
+}
+
 static bool is_epoch_shape(const coll_manifest *m)
 {
     return m->nscopes == 1 && m->ncollections == 1 && m->collections[0].id == 0 &&
            !m->collections[0].has_max_ttl;
 }
 
+/* name_bytes: room for every name; the input's length is enough, since each
+ * name stands in it with at least its bytes and two quotes. */
 static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limits *limits,
-                              coll_manifest **out)
+                              size_t name_bytes, coll_manifest **out)
 {
     if (!json_is_object(root))
         return invalid(p, "the manifest is not a JSON object");
@@ -407,9 +481,10 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
         return invalid(p, "%zu collections exceed the limit of %zu (max_collections)",
                        ncollections, limits->max_collections);
 
-    coll_manifest *m = manifest_alloc(nscopes, ncollections);
+    coll_manifest *m = manifest_alloc(nscopes, ncollections, name_bytes);
     if (m == NULL)
         return ENGINE_NO_MEMORY;
+    p->m = m;
     m->uid = uid;
     engine_errc rc = ENGINE_SUCCESS;
     for (size_t i = 0; i < nscopes; i++) {
@@ -419,15 +494,15 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
             rc = invalid(p, "scope #%zu is not an object", i);
             goto err;
         }
-        char what[96];
-        snprintf(what, sizeof(what), "scope #%zu", i);
+        owner o = {true, i, NULL, NULL};
         m->nscopes++;
-        if ((rc = parse_name(p, js, what, &s->name)) != ENGINE_SUCCESS)
+        fields f = get_fields(js);
+        if ((rc = parse_name(p, f.name, &o, &s->name)) != ENGINE_SUCCESS)
             goto err;
-        snprintf(what, sizeof(what), "scope '%.*s'", SHOWN, s->name);
-        if ((rc = parse_id(p, js, what, s->name, &s->id)) != ENGINE_SUCCESS)
+        o.name = s->name;
+        if ((rc = parse_id(p, f.uid, &o, &s->id)) != ENGINE_SUCCESS)
             goto err;
-        const json_t *cols = json_object_get(js, "collections");
+        const json_t *cols = f.collections;
         if (cols == NULL) {
             rc = invalid(p, "scope '%.*s' has no \"collections\" array", SHOWN, s->name);
             goto err;
@@ -445,7 +520,8 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
             s->ncollections++;
         }
     }
-    qsort(m->scopes, m->nscopes, sizeof(coll_scope), by_scope_id);
+    if (!sorted_by_id(m->scopes, m->nscopes, sizeof(coll_scope), by_scope_id))
+        qsort(m->scopes, m->nscopes, sizeof(coll_scope), by_scope_id);
     for (size_t i = 1; i < m->nscopes; i++) {
         if (m->scopes[i].id == m->scopes[i - 1].id) {
             rc =
@@ -454,7 +530,9 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
             goto err;
         }
     }
-    qsort(m->collections, m->ncollections, sizeof(coll_collection), by_collection_id);
+    if (!sorted_by_id(m->collections, m->ncollections, sizeof(coll_collection),
+                      by_collection_id))
+        qsort(m->collections, m->ncollections, sizeof(coll_collection), by_collection_id);
     for (size_t i = 1; i < m->ncollections; i++) {
         if (m->collections[i].id == m->collections[i - 1].id) {
             rc = invalid(p, "collections '%.*s' and '%.*s' share uid %" PRIx32, SHOWN,
@@ -484,7 +562,7 @@ err:
 engine_errc coll_manifest_parse(const char *json, size_t len, const coll_limits *limits,
                                 coll_manifest **out, char *why, size_t whylen)
 {
-    parse_ctx p = {why, whylen};
+    parse_ctx p = {why, whylen, NULL};
     if (json == NULL)
         return invalid(&p, "the manifest is NULL");
     json_error_t err;
@@ -492,7 +570,7 @@ engine_errc coll_manifest_parse(const char *json, size_t len, const coll_limits 
     if (root == NULL)
         return invalid(&p, "manifest is not valid JSON: %s (line %d, column %d)",
                        err.text, err.line, err.column);
-    engine_errc rc = parse_tree(&p, root, limits, out);
+    engine_errc rc = parse_tree(&p, root, limits, len, out);
     json_decref(root);
     return rc;
 }
@@ -538,19 +616,29 @@ engine_errc coll_manifest_successor(const coll_manifest *cur, const coll_manifes
                  next->uid);
         return no;
     }
-    for (size_t i = 0; i < next->nscopes; i++) {
-        const coll_scope *n = &next->scopes[i], *o = coll_find_scope(cur, n->id);
-        if (o != NULL && strcmp(o->name, n->name) != 0) {
+    /* Both are sorted by id: walk them together. */
+    for (size_t i = 0, j = 0; i < next->nscopes && j < cur->nscopes;) {
+        const coll_scope *n = &next->scopes[i], *o = &cur->scopes[j];
+        if (o->id < n->id) {
+            j++;
+            continue;
+        }
+        if (o->id == n->id && strcmp(o->name, n->name) != 0) {
             snprintf(why, whylen,
                      "scope uid %" PRIx32 " is renamed from '%.*s' to '%.*s'", n->id,
                      SHOWN, o->name, SHOWN, n->name);
             return no;
         }
+        i++;
     }
-    for (size_t i = 0; i < next->ncollections; i++) {
-        const coll_collection *n = &next->collections[i],
-                              *o = coll_find_collection(cur, n->id);
-        if (o == NULL)
+    for (size_t i = 0, j = 0; i < next->ncollections && j < cur->ncollections;) {
+        const coll_collection *n = &next->collections[i], *o = &cur->collections[j];
+        if (o->id < n->id) {
+            j++;
+            continue;
+        }
+        i++;
+        if (o->id != n->id)
             continue;
         if (strcmp(o->name, n->name) != 0) {
             snprintf(why, whylen,
@@ -644,51 +732,109 @@ engine_errc coll_resolve_collection(const coll_manifest *m, const char *path, si
 
 /* ---- printing ---- */
 
-static json_t *hex_string(uint64_t v)
+/* A growing output buffer; names need no escaping (coll_name_valid allows only
+ * [A-Za-z0-9_%$-]), so the manifest prints without a JSON tree or printf. */
+typedef struct outbuf {
+    char *p;
+    size_t len, cap;
+    bool failed;
+} outbuf;
+
+static void put_bytes(outbuf *o, const char *s, size_t n)
+{
+    if (o->failed)
+        return;
+    if (o->len + n + 1 > o->cap) {
+        size_t cap = (o->cap + n) * 2;
+        char *grown = realloc(o->p, cap);
+        if (grown == NULL) {
+            o->failed = true;
+            return;
+        }
+        o->p = grown;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+}
+
+static void put(outbuf *o, const char *s)
+{
+    put_bytes(o, s, strlen(s));
+}
+
+static void put_num(outbuf *o, uint64_t v, unsigned base)
 {
     char buf[24];
-    snprintf(buf, sizeof(buf), "%" PRIx64, v);
-    return json_string(buf);
+    size_t i = sizeof(buf);
+    do {
+        buf[--i] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v != 0);
+    put_bytes(o, buf + i, sizeof(buf) - i);
+}
+
+static void put_hex_field(outbuf *o, const char *key, uint64_t v)
+{
+    put(o, key);
+    put_num(o, v, 16);
+    put_bytes(o, "\"", 1);
 }
 
 char *coll_manifest_to_json(const coll_manifest *m, bool with_state)
 {
-    json_t *root = json_object(), *scopes = json_array();
-    char *text = NULL;
-    if (root == NULL || scopes == NULL)
-        goto out;
-    json_object_set_new(root, "uid", hex_string(m->uid));
-    json_object_set(root, "scopes", scopes);
-    for (size_t i = 0; i < m->nscopes; i++) {
-        json_t *scope = json_object(), *cols = json_array();
-        if (scope == NULL || cols == NULL || json_array_append_new(scopes, scope) != 0) {
-            json_decref(cols);
-            goto out;
+    outbuf o = {malloc(256 + m->ncollections * 64), 0, 256 + m->ncollections * 64, false};
+    if (o.p == NULL)
+        return NULL;
+    /* Collections are sorted by id, not grouped by scope: order them by scope. */
+    size_t *order = malloc((m->ncollections + 1) * sizeof(size_t));
+    size_t *start = calloc(m->nscopes + 1, sizeof(size_t));
+    size_t *scope_of = malloc((m->ncollections + 1) * sizeof(size_t));
+    if (order == NULL || start == NULL || scope_of == NULL)
+        o.failed = true;
+    for (size_t j = 0; !o.failed && j < m->ncollections; j++) {
+        scope_of[j] =
+            (size_t)(coll_find_scope(m, m->collections[j].scope_id) - m->scopes);
+        start[scope_of[j] + 1]++;
+    }
+    for (size_t i = 0; !o.failed && i < m->nscopes; i++)
+        start[i + 1] += start[i];
+    for (size_t j = 0; !o.failed && j < m->ncollections; j++)
+        order[start[scope_of[j]]++] = j;
+    put_hex_field(&o, "{\"uid\":\"", m->uid);
+    put(&o, ",\"scopes\":[");
+    size_t next = 0;
+    for (size_t i = 0; !o.failed && i < m->nscopes; i++) {
+        const coll_scope *s = &m->scopes[i];
+        put(&o, i ? ",{\"name\":\"" : "{\"name\":\"");
+        put(&o, s->name);
+        put_hex_field(&o, "\",\"uid\":\"", s->id);
+        put(&o, ",\"collections\":[");
+        for (size_t k = 0; k < s->ncollections; k++) {
+            const coll_collection *c = &m->collections[order[next++]];
+            put(&o, k ? ",{\"name\":\"" : "{\"name\":\"");
+            put(&o, c->name);
+            put_hex_field(&o, "\",\"uid\":\"", c->id);
+            if (c->has_max_ttl) {
+                put(&o, ",\"maxTTL\":");
+                put_num(&o, c->max_ttl, 10);
+            }
+            if (with_state && c->state != NULL)
+                put_hex_field(&o, ",\"start_cas\":\"", c->state->start_cas);
+            put(&o, "}");
         }
-        json_object_set_new(scope, "name", json_string(m->scopes[i].name));
-        json_object_set_new(scope, "uid", hex_string(m->scopes[i].id));
-        json_object_set_new(scope, "collections", cols);
+        put(&o, "]}");
     }
-    for (size_t j = 0; j < m->ncollections; j++) {
-        const coll_collection *c = &m->collections[j];
-        const coll_scope *s = coll_find_scope(m, c->scope_id);
-        json_t *cols = json_object_get(json_array_get(scopes, (size_t)(s - m->scopes)),
-                                       "collections");
-        json_t *col = json_object();
-        if (col == NULL || json_array_append_new(cols, col) != 0)
-            goto out;
-        json_object_set_new(col, "name", json_string(c->name));
-        json_object_set_new(col, "uid", hex_string(c->id));
-        if (c->has_max_ttl)
-            json_object_set_new(col, "maxTTL", json_integer(c->max_ttl));
-        if (with_state && c->state != NULL)
-            json_object_set_new(col, "start_cas", hex_string(c->state->start_cas));
+    put(&o, "]}");
+    free(order);
+    free(start);
+    free(scope_of);
+    if (o.failed) {
+        free(o.p);
+        return NULL;
     }
-    text = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
-out:
-    json_decref(scopes);
-    json_decref(root);
-    return text;
+    return o.p;
 }
 
 uint64_t coll_manifest_load_state(coll_manifest *m, const char *json, size_t len)

@@ -65,6 +65,8 @@ typedef struct coll_manifest {
     int32_t *by_coll_name;
     size_t index_mask;
     const coll_collection *default_collection; /* NULL if dropped */
+    char *names; /* every scope and collection name, NUL separated: one block */
+    size_t names_used, names_cap;
 } coll_manifest;
 
 typedef struct coll_limits {
