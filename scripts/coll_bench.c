@@ -14,6 +14,7 @@
  */
 #include "../engine_api.h"
 #include "../testsuite/mock_server/mock_server.h"
+#include "bench_util.h"
 
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -24,25 +25,6 @@
 #include <unistd.h>
 
 static engine_create_instance_fn create_fn;
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t pct(uint64_t *v, size_t n, double p)
-{
-    qsort(v, n, sizeof(*v), cmp_u64);
-    return v[(size_t)(p * (double)(n - 1))];
-}
 
 static engine_handle *start(const char *config)
 {
@@ -133,8 +115,10 @@ static void bench_update_latency(const char *dir, int rounds)
         bare[i] = now_ns() - t0;
         free(json);
     }
-    uint64_t e50 = pct(eng, (size_t)rounds, 0.5), e99 = pct(eng, (size_t)rounds, 0.99);
-    uint64_t b50 = pct(bare, (size_t)rounds, 0.5), b99 = pct(bare, (size_t)rounds, 0.99);
+    uint64_t e50 = percentile(eng, (size_t)rounds, 0.5),
+             e99 = percentile(eng, (size_t)rounds, 0.99);
+    uint64_t b50 = percentile(bare, (size_t)rounds, 0.5),
+             b99 = percentile(bare, (size_t)rounds, 0.99);
     printf("| set_collection_manifest (%d updates) | p50 %7.1f us | p99 %7.1f us |\n",
            rounds, (double)e50 / 1e3, (double)e99 / 1e3);
     printf("| bare write+fsync+rename+dir fsync     | p50 %7.1f us | p99 %7.1f us |\n",
@@ -177,15 +161,26 @@ static void bench_apply(size_t n, int rounds)
     h->destroy(h, false);
 }
 
-/* 3: path lookups. */
-static void bench_lookup(size_t lookups)
+/* An engine holding a 10,000-collection manifest (uid 1). */
+static engine_handle *start_with_10k_collections(void)
 {
     engine_handle *h = start("max_collections=20000;max_scopes=200;num_writer_threads=1");
     const void *cookie = mock_cookie_create();
     size_t len;
     char *json = big_manifest(1, 10000, &len);
-    set_manifest(h, cookie, json, len);
+    engine_errc rc = set_manifest(h, cookie, json, len);
     free(json);
+    if (rc != ENGINE_SUCCESS) {
+        fprintf(stderr, "coll_bench: 10,000-collection manifest failed: 0x%x\n", rc);
+        exit(1);
+    }
+    return h;
+}
+
+/* 3: path lookups. */
+static void bench_lookup(size_t lookups)
+{
+    engine_handle *h = start_with_10k_collections();
     char paths[256][32];
     size_t plen[256];
     for (int i = 0; i < 256; i++) {
@@ -224,12 +219,7 @@ static double get_rate(engine_handle *h, uint32_t cid, size_t keys, size_t gets)
 
 static void bench_collection_get(size_t keys, size_t gets)
 {
-    engine_handle *h = start("max_collections=20000;max_scopes=200;num_writer_threads=1");
-    const void *cookie = mock_cookie_create();
-    size_t len;
-    char *json = big_manifest(1, 10000, &len);
-    set_manifest(h, cookie, json, len);
-    free(json);
+    engine_handle *h = start_with_10k_collections();
     const uint32_t named = 8 + 4321;
     char key[32];
     for (size_t i = 0; i < keys; i++) {

@@ -15,6 +15,7 @@
 #include "../engine_api.h"
 #include "../ep_engine/executor/executor.h"
 #include "../testsuite/mock_server/mock_server.h"
+#include "bench_util.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -27,28 +28,6 @@
 #define KEY_LEN      32
 #define VALUE_LEN    100
 #define SAMPLE_EVERY 16
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static uint64_t percentile(uint64_t *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    qsort(v, n, sizeof(*v), cmp_u64);
-    size_t i = (size_t)(p * (double)(n - 1));
-    return v[i];
-}
 
 static void make_key(char *buf, size_t i)
 {
