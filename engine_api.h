@@ -57,7 +57,8 @@ extern "C" {
 
 /** Interface versions. ENGINE_API_VERSION is the newest one this header declares. */
 #define ENGINE_API_VERSION_1 UINT64_C(1)
-#define ENGINE_API_VERSION   ENGINE_API_VERSION_1
+#define ENGINE_API_VERSION_2 UINT64_C(2) /**< adds durable writes and vbucket states */
+#define ENGINE_API_VERSION   ENGINE_API_VERSION_2
 
 /** Version of engine_server_api declared here. */
 #define ENGINE_SERVER_API_VERSION UINT64_C(1)
@@ -127,6 +128,21 @@ typedef enum engine_store_op {
     ENGINE_STORE_PREPEND = 5, /**< prepend the value to the present value */
     ENGINE_STORE_CAS = 6      /**< store only if the present CAS equals the item's */
 } engine_store_op;
+
+/** Durability a write may ask for (engine_handle.store_durable, v2). */
+typedef enum engine_durability {
+    ENGINE_DURABILITY_NONE = 0,   /**< acknowledged once in memory */
+    ENGINE_DURABILITY_PERSIST = 1 /**< acknowledged once on disk (fsync'd) */
+} engine_durability;
+
+/** vbucket states (engine_handle.set_vbucket_state, v2). Only an active vbucket
+ * serves data operations; the others answer ENGINE_NOT_MY_VBUCKET. */
+typedef enum engine_vbucket_state {
+    ENGINE_VBUCKET_ACTIVE = 1,
+    ENGINE_VBUCKET_REPLICA = 2,
+    ENGINE_VBUCKET_PENDING = 3,
+    ENGINE_VBUCKET_DEAD = 4
+} engine_vbucket_state;
 
 /** An item: engine-owned, reference counted, opaque to the host. */
 typedef struct engine_item engine_item;
@@ -380,6 +396,36 @@ struct engine_handle {
      * and then releases. Since v1.
      */
     void (*disconnect)(engine_handle *h, const void *cookie);
+
+    /* ---- version 2 ---- */
+
+    /**
+     * store with a durability level. With ENGINE_DURABILITY_NONE it is store().
+     * With ENGINE_DURABILITY_PERSIST the write is applied in memory and the call
+     * returns ENGINE_WOULD_BLOCK (cookie must not be NULL); the cookie is notified
+     * once the write is on disk (success; the re-call returns ENGINE_SUCCESS and
+     * the CAS) or could not be made so (ENGINE_TEMPORARY_FAILURE with a reason:
+     * the write stays in memory and is retried, but was not made durable).
+     * ENGINE_NOT_SUPPORTED from an engine without a data directory. Since v2.
+     */
+    engine_errc (*store_durable)(engine_handle *h, const void *cookie, engine_item *item,
+                                 uint64_t *cas_out, engine_store_op op,
+                                 engine_durability durability);
+
+    /** remove with a durability level; blocking and results as store_durable.
+     * Since v2. */
+    engine_errc (*remove_durable)(engine_handle *h, const void *cookie,
+                                  const engine_doc_key *key, uint64_t cas,
+                                  uint16_t vbucket, uint64_t *cas_out,
+                                  engine_durability durability);
+
+    /**
+     * Sets a vbucket's state. Data operations on a vbucket that is not active
+     * answer ENGINE_NOT_MY_VBUCKET; its items are kept. ENGINE_NOT_MY_VBUCKET for
+     * an id out of range, ENGINE_INVALID_ARGUMENTS for an unknown state. Since v2.
+     */
+    engine_errc (*set_vbucket_state)(engine_handle *h, const void *cookie,
+                                     uint16_t vbucket, engine_vbucket_state state);
 };
 
 /**

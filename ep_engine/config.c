@@ -43,6 +43,9 @@ static const param params[] = {
     U64(num_nonio_threads, 1, 1, 64),
     U64(max_scopes, 1000, 1, 1000000),
     U64(max_collections, 1000, 1, 1000000),
+    U64(num_shards, 4, 1, 64),
+    U64(segment_max_bytes, UINT64_C(64) << 20, 4096, UINT64_C(1) << 40),
+    U64(flusher_retry_ms, 100, 1, 60000),
     {"dbname", offsetof(ep_config, dbname), P_STRING, 0, 0,
      sizeof(((ep_config *)0)->dbname) - 1},
 };

@@ -80,6 +80,12 @@ static uint64_t coll_cas_now(void *ctx)
     return atomic_load(&e->cas_seq);
 }
 
+static bool coll_closing(void *ctx)
+{
+    ep_engine *e = ctx;
+    return atomic_load(&e->closing);
+}
+
 static void coll_dropped(void *ctx)
 {
     ep_engine *e = ctx;
@@ -131,6 +137,7 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         .publish = coll_publish,
         .cas_now = coll_cas_now,
         .dropped = coll_dropped,
+        .closing = coll_closing,
     };
     uint64_t max_cas = 0;
     e->coll = coll_manager_create(&env, &max_cas, err, sizeof(err));
@@ -141,6 +148,27 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
     coll_manifest *m = coll_manager_get(e->coll);
     ep_publish_manifest(e, m);
     coll_manifest_unref(m);
+
+    e->vb_state = calloc(cfg.max_vbuckets, sizeof(*e->vb_state));
+    if (e->vb_state == NULL)
+        goto err_oom;
+    for (uint64_t vb = 0; vb < cfg.max_vbuckets; vb++)
+        atomic_init(&e->vb_state[vb], (uint8_t)ENGINE_VBUCKET_ACTIVE);
+    if (cfg.dbname[0] != '\0') {
+        e->store = kvs_open(e->io, cfg.dbname, (unsigned)cfg.num_shards,
+                            cfg.segment_max_bytes, err, sizeof(err));
+        if (e->store == NULL)
+            goto err;
+        e->flusher = flusher_create(e);
+        e->warmup =
+            exec_task_new(e->pool, "warmup", EXEC_READER, 0, ep_warmup_run, NULL, e);
+        if (e->flusher == NULL || e->warmup == NULL)
+            goto err_oom;
+        if (!flusher_start(e->flusher) || !exec_schedule(e->warmup, 0))
+            goto err_oom;
+    } else {
+        atomic_store(&e->warm_state, EP_WARM_DONE);
+    }
 
     if (!start_task(e, &e->pager, "expiry_pager", 10, ep_pager_run,
                     (int64_t)cfg.exp_pager_interval_ms) ||
@@ -160,8 +188,8 @@ err:
 
 static void ep_destroy(engine_handle *h, bool force)
 {
-    (void)force; /* nothing is dirty until item persistence exists */
     ep_engine *e = eng(h);
+    atomic_store(&e->closing, true);
     /* No task starts from here on; then a paused (fault-injected) I/O call or a
      * held writer pool is let go, so it cannot hold shutdown hostage. */
     exec_pool_stop(e->pool);
@@ -177,6 +205,14 @@ static void ep_destroy(engine_handle *h, bool force)
      * notifies its cookie) and after it no task touches anything below. */
     exec_pool_destroy(e->pool);
     e->pool = NULL;
+    /* Then what is still queued for disk (unless forced), answering every
+     * durable waiter, and the store. */
+    flusher_destroy(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
+    e->flusher = NULL;
+    kvs_close(e->store);
+    e->store = NULL;
+    exec_task_put(e->warmup);
+    e->warmup = NULL;
     exec_task_put(e->pager);
     exec_task_put(e->resizer);
     exec_task_put(e->purger);
@@ -188,6 +224,8 @@ static void ep_destroy(engine_handle *h, bool force)
     e->ht = NULL;
     io_destroy(e->io);
     e->io = NULL;
+    free((void *)e->vb_state);
+    e->vb_state = NULL;
     e->initialized = false;
     ep_engine_unref(e); /* the handle's; items the host still holds keep the rest */
 }
@@ -202,6 +240,8 @@ static engine_errc ep_set_collection_manifest(engine_handle *h, const void *cook
         return ep_not_initialized(e, cookie);
     if (cookie == NULL)
         return ENGINE_INVALID_ARGUMENTS; /* no one to notify */
+    if (atomic_load(&e->warm_state) != EP_WARM_DONE)
+        return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE, "the engine is warming up");
     return coll_manager_set(e->coll, cookie, json, len);
 }
 
@@ -268,8 +308,10 @@ static engine_errc ep_get_scope_id(engine_handle *h, const void *cookie, const c
 static void ep_disconnect(engine_handle *h, const void *cookie)
 {
     ep_engine *e = eng(h);
-    if (e->initialized)
-        coll_manager_disconnect(e->coll, cookie);
+    if (!e->initialized || cookie == NULL)
+        return;
+    coll_manager_disconnect(e->coll, cookie);
+    ep_forget_durable(e, cookie);
 }
 
 /* ---- test hooks ---- */
@@ -363,11 +405,14 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     pthread_cond_init(&e->gate.cond, NULL);
     ep_config_defaults(&e->cfg);
     e->info.description = "ep_engine " EP_VERSION;
-    e->info.features = ENGINE_FEATURE_CAS | ENGINE_FEATURE_COLLECTIONS;
+    e->info.features =
+        ENGINE_FEATURE_CAS | ENGINE_FEATURE_COLLECTIONS | ENGINE_FEATURE_PERSISTENT;
     e->info.max_key_len = ENGINE_KEY_MAX_LEN;
 
     engine_handle *v = &e->iface;
-    v->interface = ENGINE_API_VERSION_1;
+    /* The newest version we offer that the host knows. */
+    v->interface =
+        interface >= ENGINE_API_VERSION_2 ? ENGINE_API_VERSION_2 : ENGINE_API_VERSION_1;
     v->get_info = ep_get_info;
     v->initialize = ep_initialize;
     v->destroy = ep_destroy;
@@ -386,6 +431,9 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     v->get_collection_id = ep_get_collection_id;
     v->get_scope_id = ep_get_scope_id;
     v->disconnect = ep_disconnect;
+    v->store_durable = ep_store_durable;
+    v->remove_durable = ep_remove_durable;
+    v->set_vbucket_state = ep_set_vbucket_state;
     *handle = v;
     return ENGINE_SUCCESS;
 }

@@ -14,15 +14,29 @@
 #include "collections/manifest.h"
 #include "config.h"
 #include "executor/executor.h"
+#include "flusher.h"
 #include "hashtable.h"
 #include "io/io.h"
 #include "item.h"
+#include "kvstore/kvstore.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define EP_VERSION "0.2.0"
+#define EP_VERSION "0.3.0"
+
+/* Warmup states (ep_engine.warm_state). Data is served only when DONE. */
+enum { EP_WARM_RUNNING = 0, EP_WARM_DONE = 1, EP_WARM_FAILED = 2 };
+
+/* What a durable write leaves on its cookie when its batch is on disk, for the
+ * host's re-call to collect (freed there or at disconnect). */
+#define EP_DURABLE_MAGIC 0xD0AB1E5Du
+typedef struct ep_durable_done {
+    uint32_t magic;
+    engine_errc status;
+    uint64_t cas;
+} ep_durable_done;
 
 /* Counters kept per hash-table stripe (ht_stripe.stat), under its lock: no
  * shared cache line is written on the hot path. */
@@ -47,16 +61,27 @@ typedef struct ep_engine {
     const engine_server_api *sapi;
     engine_info info;
     ep_config cfg;
-    bool init_called; /* initialize runs at most once */
-    bool initialized; /* written by initialize, before any data call */
+    bool init_called;     /* initialize runs at most once */
+    _Atomic bool closing; /* destroy has begun */
+    bool initialized;     /* written by initialize, before any data call */
 
     ep_io *io;
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;
-    exec_task *pager;   /* expiry pager, nonio */
-    exec_task *resizer; /* hash table growth, nonio, woken by the table */
-    exec_task *purger;  /* frees items of dropped collections, nonio */
+    exec_task *pager;    /* expiry pager, nonio */
+    exec_task *resizer;  /* hash table growth, nonio, woken by the table */
+    exec_task *purger;   /* frees items of dropped collections, nonio */
+    exec_task *warmup;   /* loads the store at start, reader */
+    kvs *store;          /* NULL without a data directory */
+    ep_flusher *flusher; /* NULL without a data directory */
+    _Atomic int warm_state;
+    struct {
+        _Atomic uint64_t shards_done, records, bytes, loaded, tombstones, skipped_dropped,
+            skipped_expired, skipped_older, skipped_invalid, torn_segments, torn_bytes,
+            duration_us;
+    } warm_stats;
+    _Atomic uint8_t *vb_state; /* engine_vbucket_state per vbucket */
 
     /* The engine's memory stays until the host has released every item: one
      * reference for the handle, one per live item. */
@@ -105,6 +130,18 @@ void ep_item_put(ep_engine *e, ep_item *it);
 /* ht_destroy's callback: frees an item whose last reference is gone. */
 void ep_item_free(ep_item *it, void *engine);
 
+/* kv.c: items and links shared with warmup. ep_item_alloc checks the quota
+ * (NULL with *rc); ep_link_item / ep_unlink_item keep the collection counters
+ * (under the stripe lock; they return the item the table let go of). */
+ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                       size_t nvalue, engine_errc *rc);
+ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
+                      bool replace);
+ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link);
+
+/* warmup.c */
+int64_t ep_warmup_run(exec_task *task, void *arg);
+
 /* kv.c: the data operations of the vtable. */
 engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
                         const engine_doc_key *key, size_t nbytes, uint32_t flags,
@@ -117,6 +154,15 @@ engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
 engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
                       uint64_t cas, uint16_t vbucket, uint64_t *cas_out);
 engine_errc ep_flush(engine_handle *h, const void *cookie);
+engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *item,
+                             uint64_t *cas_out, engine_store_op op, engine_durability d);
+engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
+                              const engine_doc_key *key, uint64_t cas, uint16_t vbucket,
+                              uint64_t *cas_out, engine_durability d);
+engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,
+                                 engine_vbucket_state state);
+/* Frees a durable-write record left on a cookie nobody will collect. */
+void ep_forget_durable(ep_engine *e, const void *cookie);
 engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
                              engine_item_info *info);
 void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas);

@@ -31,9 +31,8 @@ void ep_item_put(ep_engine *e, ep_item *it)
         ep_item_free(it, e);
 }
 
-/* Allocates an item with the quota checked; NULL with *rc set on failure. */
-static ep_item *item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
-                           size_t nvalue, engine_errc *rc)
+ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                       size_t nvalue, engine_errc *rc)
 {
     size_t size = item_footprint(key->len, nvalue);
     uint64_t used = atomic_fetch_add_explicit(&e->mem_used, size, memory_order_relaxed);
@@ -113,7 +112,46 @@ static void account(const coll_manifest *m, const ep_item *it, bool in)
     }
 }
 
+ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
+                      bool replace)
+{
+    ep_item *old = ht_put(e->ht, s, link, it, replace);
+    if (old != NULL)
+        account(view(s), old, false);
+    account(view(s), it, true);
+    return old;
+}
+
+ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link)
+{
+    (void)e;
+    account(view(s), *link, false);
+    return ht_unlink(s, link);
+}
+
 /* ---- boundary checks ---- */
+
+static const char *const vb_state_names[] = {"?", "active", "replica", "pending", "dead"};
+
+/* Whether data operations on this vbucket are served now. */
+static engine_errc serving(ep_engine *e, const void *cookie, uint16_t vbucket)
+{
+    int ws = atomic_load_explicit(&e->warm_state, memory_order_acquire);
+    if (ws != EP_WARM_DONE)
+        return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                       ws == EP_WARM_FAILED ? "warmup failed; the engine serves no data "
+                                              "(see the log)"
+                                            : "the engine is warming up");
+    if (vbucket >= e->cfg.max_vbuckets)
+        return ep_fail(e, cookie, ENGINE_NOT_MY_VBUCKET,
+                       "vbucket %u is out of range (max_vbuckets=%" PRIu64 ")", vbucket,
+                       e->cfg.max_vbuckets);
+    uint8_t st = atomic_load_explicit(&e->vb_state[vbucket], memory_order_relaxed);
+    if (st != ENGINE_VBUCKET_ACTIVE)
+        return ep_fail(e, cookie, ENGINE_NOT_MY_VBUCKET, "vbucket %u is %s", vbucket,
+                       vb_state_names[st < 5 ? st : 0]);
+    return ENGINE_SUCCESS;
+}
 
 static engine_errc check_key(ep_engine *e, const void *cookie, const engine_doc_key *key,
                              uint16_t vbucket)
@@ -129,11 +167,7 @@ static engine_errc check_key(ep_engine *e, const void *cookie, const engine_doc_
     if (key->len > ENGINE_KEY_MAX_LEN)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
                        "key is %u bytes; the limit is %d", key->len, ENGINE_KEY_MAX_LEN);
-    if (vbucket >= e->cfg.max_vbuckets)
-        return ep_fail(e, cookie, ENGINE_NOT_MY_VBUCKET,
-                       "vbucket %u is out of range (max_vbuckets=%" PRIu64 ")", vbucket,
-                       e->cfg.max_vbuckets);
-    return ENGINE_SUCCESS;
+    return serving(e, cookie, vbucket);
 }
 
 static engine_rel_time now(ep_engine *e)
@@ -193,7 +227,7 @@ engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
     if (!known)
         return unknown_collection(e, cookie, key->collection, uid);
 
-    ep_item *it = item_alloc(e, cookie, key, nbytes, &rc);
+    ep_item *it = ep_item_alloc(e, cookie, key, nbytes, &rc);
     if (it == NULL)
         return rc;
     it->flags = flags;
@@ -289,7 +323,7 @@ static ep_item *concat_item(ep_engine *e, const void *cookie, const ep_item *old
         return NULL;
     }
     engine_doc_key key = {old->collection, old->nkey, old->data};
-    ep_item *it = item_alloc(e, cookie, &key, n, rc);
+    ep_item *it = ep_item_alloc(e, cookie, &key, n, rc);
     if (it == NULL)
         return NULL;
     it->flags = old->flags;
@@ -353,11 +387,11 @@ static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc r
     }
 }
 
-engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
-                     uint64_t *cas_out, engine_store_op op)
+/* store(), with an optional durable waiter (a reserved cookie the flusher
+ * answers once the write is on disk). */
+static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
+                            uint64_t *cas_out, engine_store_op op, const void *waiter)
 {
-    ep_engine *e = eng(h);
-    ep_item *it = (ep_item *)item;
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
     if (it == NULL)
@@ -370,13 +404,15 @@ engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
     if (op == ENGINE_STORE_CAS && it->cas == 0)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
                        "CAS store needs a non-zero CAS");
+    engine_errc rc = serving(e, cookie, it->vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
     if (atomic_exchange_explicit(&it->stored, 1, memory_order_acq_rel))
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item was already stored");
 
     const uint64_t cmp_cas = it->cas;
     uint64_t uid = 0;
     ep_item *fresh = NULL, *old = NULL;
-    engine_errc rc;
     ht_stripe *s = ht_lock(e->ht, it->hash);
     const coll_collection *c = collection_locked(s, it->collection, &uid);
     if (c == NULL) {
@@ -399,10 +435,9 @@ engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
     if (rc == ENGINE_SUCCESS) {
         put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
         it->cas = put->cas;
-        old = ht_put(e->ht, s, link, put, cur != NULL);
-        if (old != NULL)
-            account(view(s), old, false);
-        account(view(s), put, true);
+        old = ep_link_item(e, s, link, put, cur != NULL);
+        if (e->flusher != NULL)
+            flusher_enqueue_set(e->flusher, put, waiter); /* in CAS order per key */
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
         s->stat[ST_STORES]++;
         s->stat[ST_TOTAL_ITEMS]++;
@@ -425,12 +460,18 @@ out_unstore:
     return rc;
 }
 
+engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
+                     uint64_t *cas_out, engine_store_op op)
+{
+    return do_store(eng(h), cookie, (ep_item *)item, cas_out, op, NULL);
+}
+
 /* ---- remove / flush ---- */
 
-engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
-                      uint64_t cas, uint16_t vbucket, uint64_t *cas_out)
+static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                             uint64_t cas, uint16_t vbucket, uint64_t *cas_out,
+                             const void *waiter)
 {
-    ep_engine *e = eng(h);
     engine_errc rc = check_key(e, cookie, key, vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
@@ -452,13 +493,17 @@ engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key
         rc = ENGINE_KEY_EXISTS;
         s->stat[ST_CAS_BADVAL]++;
     } else {
-        account(view(s), cur, false);
-        gone = ht_unlink(s, link);
+        gone = ep_unlink_item(e, s, link);
+        uint64_t del_cas =
+            atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+        if (e->flusher != NULL &&
+            !flusher_enqueue_delete(e->flusher, gone, del_cas, waiter))
+            rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                         "deleted in memory, but out of memory queueing it for disk");
         atomic_fetch_add_explicit(&c->state->ops_delete, 1, memory_order_relaxed);
         s->stat[ST_DELETE_HITS]++;
         if (cas_out != NULL)
-            *cas_out =
-                atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+            *cas_out = del_cas;
     }
     ht_unlock(s);
     if (gone != NULL)
@@ -468,6 +513,122 @@ engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key
     return rc;
 }
 
+engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                      uint64_t cas, uint16_t vbucket, uint64_t *cas_out)
+{
+    return do_remove(eng(h), cookie, key, cas, vbucket, cas_out, NULL);
+}
+
+/* ---- durable writes ---- */
+
+/* The record a durable write left on the cookie, or NULL. */
+static ep_durable_done *durable_record(ep_engine *e, const void *cookie)
+{
+    ep_durable_done *d = e->sapi->cookie.get_engine_specific(cookie);
+    return d != NULL && coll_manager_owns(d) == false && d->magic == EP_DURABLE_MAGIC
+               ? d
+               : NULL;
+}
+
+void ep_forget_durable(ep_engine *e, const void *cookie)
+{
+    ep_durable_done *d = durable_record(e, cookie);
+    if (d != NULL) {
+        e->sapi->cookie.store_engine_specific(cookie, NULL);
+        free(d);
+    }
+}
+
+/* The host's re-call after the notify: report the outcome once. */
+static bool take_durable(ep_engine *e, const void *cookie, uint64_t *cas_out,
+                         engine_errc *rc)
+{
+    ep_durable_done *d = durable_record(e, cookie);
+    if (d == NULL)
+        return false;
+    *rc = d->status;
+    if (cas_out != NULL)
+        *cas_out = d->cas;
+    e->sapi->cookie.store_engine_specific(cookie, NULL);
+    free(d);
+    return true;
+}
+
+static engine_errc durable_allowed(ep_engine *e, const void *cookie)
+{
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    if (cookie == NULL)
+        return ENGINE_INVALID_ARGUMENTS; /* no one to notify */
+    if (e->flusher == NULL)
+        return ep_fail(e, cookie, ENGINE_NOT_SUPPORTED,
+                       "durable writes need a data directory (dbname)");
+    return ENGINE_SUCCESS;
+}
+
+engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *item,
+                             uint64_t *cas_out, engine_store_op op, engine_durability d)
+{
+    ep_engine *e = eng(h);
+    if (d == ENGINE_DURABILITY_NONE)
+        return do_store(e, cookie, (ep_item *)item, cas_out, op, NULL);
+    if (d != ENGINE_DURABILITY_PERSIST)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
+                       d);
+    engine_errc rc = durable_allowed(e, cookie);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    if (take_durable(e, cookie, cas_out, &rc))
+        return rc;
+    e->sapi->cookie.reserve(cookie);
+    rc = do_store(e, cookie, (ep_item *)item, cas_out, op, cookie);
+    if (rc != ENGINE_SUCCESS) {
+        e->sapi->cookie.release(cookie);
+        return rc;
+    }
+    return ENGINE_WOULD_BLOCK;
+}
+
+engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
+                              const engine_doc_key *key, uint64_t cas, uint16_t vbucket,
+                              uint64_t *cas_out, engine_durability d)
+{
+    ep_engine *e = eng(h);
+    if (d == ENGINE_DURABILITY_NONE)
+        return do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+    if (d != ENGINE_DURABILITY_PERSIST)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
+                       d);
+    engine_errc rc = durable_allowed(e, cookie);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    if (take_durable(e, cookie, cas_out, &rc))
+        return rc;
+    e->sapi->cookie.reserve(cookie);
+    rc = do_remove(e, cookie, key, cas, vbucket, cas_out, cookie);
+    if (rc != ENGINE_SUCCESS) {
+        e->sapi->cookie.release(cookie);
+        return rc;
+    }
+    return ENGINE_WOULD_BLOCK;
+}
+
+engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,
+                                 engine_vbucket_state state)
+{
+    ep_engine *e = eng(h);
+    if (!e->initialized)
+        return ep_not_initialized(e, cookie);
+    if (vbucket >= e->cfg.max_vbuckets)
+        return ep_fail(e, cookie, ENGINE_NOT_MY_VBUCKET, "vbucket %u is out of range",
+                       vbucket);
+    if (state < ENGINE_VBUCKET_ACTIVE || state > ENGINE_VBUCKET_DEAD)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown vbucket state %d",
+                       state);
+    atomic_store(&e->vb_state[vbucket], (uint8_t)state);
+    return ENGINE_SUCCESS;
+}
+
 /* A sweep over one stripe: which items to drop, and what to count. */
 typedef struct sweep {
     ep_engine *e;
@@ -475,7 +636,8 @@ typedef struct sweep {
     engine_rel_time now;
     uint64_t dropped;
     bool (*select)(const struct sweep *w, const ep_item *it);
-    bool count_out; /* take dropped items out of their collection's counters */
+    bool count_out;       /* take dropped items out of their collection's counters */
+    bool persist_deletes; /* write a tombstone for each dropped item (flush) */
 } sweep;
 
 static bool sweep_select(ep_item *it, void *ctx)
@@ -489,6 +651,9 @@ static void sweep_drop(ep_item *it, void *ctx)
     sweep *w = ctx;
     if (w->count_out)
         account(w->m, it, false);
+    if (w->persist_deletes)
+        flusher_enqueue_delete(w->e->flusher, it, atomic_fetch_add(&w->e->cas_seq, 1) + 1,
+                               NULL);
     w->dropped++;
     ep_item_put(w->e, it);
 }
@@ -512,7 +677,10 @@ engine_errc ep_flush(engine_handle *h, const void *cookie)
     ep_engine *e = eng(h);
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
-    sweep w = {e, NULL, 0, 0, select_all, true};
+    int ws = atomic_load(&e->warm_state);
+    if (ws != EP_WARM_DONE)
+        return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE, "the engine is warming up");
+    sweep w = {e, NULL, 0, 0, select_all, true, e->flusher != NULL};
     ht_for_each_stripe(e->ht, sweep_stripe, &w);
     atomic_fetch_add_explicit(&e->flushes, 1, memory_order_relaxed);
     return ENGINE_SUCCESS;
@@ -537,7 +705,7 @@ int64_t ep_pager_run(exec_task *task, void *arg)
 {
     (void)task;
     ep_engine *e = arg;
-    sweep w = {e, NULL, now(e), 0, select_expired, true};
+    sweep w = {e, NULL, now(e), 0, select_expired, true, false};
     ht_for_each_stripe(e->ht, expire_stripe, &w);
     atomic_fetch_add_explicit(&e->pager_runs, 1, memory_order_relaxed);
     return (int64_t)e->cfg.exp_pager_interval_ms;
@@ -562,7 +730,7 @@ int64_t ep_purger_run(exec_task *task, void *arg)
 {
     (void)task;
     ep_engine *e = arg;
-    sweep w = {e, NULL, 0, 0, select_orphan, false};
+    sweep w = {e, NULL, 0, 0, select_orphan, false, false};
     ht_for_each_stripe(e->ht, purge_stripe, &w);
     atomic_fetch_add_explicit(&e->purger_runs, 1, memory_order_relaxed);
     return EXEC_FOREVER;

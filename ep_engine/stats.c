@@ -34,6 +34,44 @@ static void add_hex(stat_sink *k, const char *key, uint64_t v)
     add_str(key, val, k);
 }
 
+static void add_u64_cb(const char *key, uint64_t v, void *ctx)
+{
+    add_u64(ctx, key, v);
+}
+
+static const char *warm_state_name(ep_engine *e)
+{
+    switch (atomic_load(&e->warm_state)) {
+    case EP_WARM_DONE:
+        return e->store ? "done" : "none";
+    case EP_WARM_FAILED:
+        return "failed";
+    default:
+        return "running";
+    }
+}
+
+static void stats_warmup(ep_engine *e, stat_sink *k)
+{
+    add_str("ep_warmup_state", warm_state_name(e), k);
+    add_u64(k, "ep_warmup_shards", e->store ? kvs_shards(e->store) : 0);
+    add_u64(k, "ep_warmup_shards_done", ep_load(&e->warm_stats.shards_done));
+    add_u64(k, "ep_warmup_records", ep_load(&e->warm_stats.records));
+    add_u64(k, "ep_warmup_bytes", ep_load(&e->warm_stats.bytes));
+    add_u64(k, "ep_warmup_items_loaded", ep_load(&e->warm_stats.loaded));
+    add_u64(k, "ep_warmup_tombstones", ep_load(&e->warm_stats.tombstones));
+    add_u64(k, "ep_warmup_skipped_dropped", ep_load(&e->warm_stats.skipped_dropped));
+    add_u64(k, "ep_warmup_skipped_expired", ep_load(&e->warm_stats.skipped_expired));
+    add_u64(k, "ep_warmup_skipped_older", ep_load(&e->warm_stats.skipped_older));
+    add_u64(k, "ep_warmup_skipped_invalid", ep_load(&e->warm_stats.skipped_invalid));
+    add_u64(k, "ep_warmup_torn_segments", ep_load(&e->warm_stats.torn_segments));
+    add_u64(k, "ep_warmup_torn_bytes", ep_load(&e->warm_stats.torn_bytes));
+    uint64_t us = ep_load(&e->warm_stats.duration_us);
+    add_u64(k, "ep_warmup_duration_us", us);
+    add_u64(k, "ep_warmup_items_per_sec",
+            us ? ep_load(&e->warm_stats.records) * 1000000u / us : 0);
+}
+
 static void stats_default(ep_engine *e, stat_sink *k)
 {
     ht_info hi;
@@ -67,6 +105,9 @@ static void stats_default(ep_engine *e, stat_sink *k)
     add_u64(k, "ep_max_vbuckets", e->cfg.max_vbuckets);
     add_hex(k, "ep_manifest_uid", m->uid);
     coll_manifest_unref(m);
+    if (e->flusher != NULL)
+        flusher_stats(e->flusher, add_u64_cb, k);
+    add_str("ep_warmup_state", warm_state_name(e), k);
 }
 
 static void stats_memory(ep_engine *e, stat_sink *k)
@@ -95,10 +136,12 @@ static void stats_hash(ep_engine *e, stat_sink *k)
 
 static void stats_vbucket(ep_engine *e, stat_sink *k)
 {
+    static const char *const names[] = {"?", "active", "replica", "pending", "dead"};
     char key[32];
     for (uint64_t vb = 0; vb < e->cfg.max_vbuckets; vb++) {
+        uint8_t st = atomic_load(&e->vb_state[vb]);
         snprintf(key, sizeof(key), "vb_%" PRIu64, vb);
-        add_str(key, "active", k);
+        add_str(key, names[st < 5 ? st : 0], k);
     }
 }
 
@@ -208,6 +251,7 @@ static const struct {
     {"collections", stats_collections},
     {"scopes", stats_scopes},
     {"manifest", stats_manifest},
+    {"warmup", stats_warmup},
 };
 
 engine_errc ep_get_stats(engine_handle *h, const void *cookie, const char *group,

@@ -317,8 +317,14 @@ static int64_t persist_run(exec_task *task, void *arg)
     m->stats.last_persist_us = (exec_now_ns() - t0) / 1000;
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
-    m->env.sapi->cookie.store_engine_specific(p.cookie, UPDATE_DONE);
-    finish(m, ENGINE_SUCCESS);
+    if (m->env.closing(m->env.ctx)) {
+        set_reason(m, p.cookie,
+                   "the engine shut down; the manifest was persisted and applied first");
+        finish(m, ENGINE_TEMPORARY_FAILURE);
+    } else {
+        m->env.sapi->cookie.store_engine_specific(p.cookie, UPDATE_DONE);
+        finish(m, ENGINE_SUCCESS);
+    }
     /* Clean-up the client need not wait for: no operation can reach the old
      * manifest any more, and the purge of dropped collections is background work
      * anyway. (Freeing a 100,000-collection manifest costs tens of ms.) */
@@ -431,6 +437,11 @@ err_unlock:
     free(p.payload);
     set_reason(m, cookie, why);
     return rc;
+}
+
+bool coll_manager_owns(const void *engine_specific)
+{
+    return engine_specific == UPDATE_DONE;
 }
 
 void coll_manager_disconnect(coll_manager *m, const void *cookie)

@@ -34,6 +34,9 @@ typedef struct coll_env {
     uint64_t (*cas_now)(void *ctx);
     /* A manifest that dropped collections was applied: purge their items. */
     void (*dropped)(void *ctx);
+    /* True once the engine is being destroyed: the host cannot re-call any more,
+     * so an update finishing now is answered with temporary_failure. */
+    bool (*closing)(void *ctx);
 } coll_env;
 
 /**
@@ -50,6 +53,10 @@ void coll_manager_destroy(coll_manager *m);
 /** engine_handle.set_collection_manifest. */
 engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *json,
                              size_t len);
+
+/** True if a cookie's engine-specific pointer is the manager's (a completed
+ * update waiting for the host's re-call). */
+bool coll_manager_owns(const void *engine_specific);
 
 /** engine_handle.disconnect: forgets a completed update nobody will collect. */
 void coll_manager_disconnect(coll_manager *m, const void *cookie);

@@ -5,8 +5,10 @@
  */
 #include "io.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -329,6 +331,47 @@ int io_unlink(ep_io *io, const char *path)
     if (rc < 0)
         return rc;
     return unlink(path) == 0 ? 0 : -errno;
+}
+
+ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_READ, &sw);
+    if (rc < 0)
+        return rc;
+    ssize_t n;
+    do
+        n = pread(fd, buf, len, (off_t)off);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+int64_t io_file_size(ep_io *io, int fd)
+{
+    (void)io;
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -errno;
+}
+
+int io_list_dir(ep_io *io, const char *dir, int (*cb)(const char *name, void *ctx),
+                void *ctx)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_READ, &sw);
+    if (rc < 0)
+        return rc;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -errno;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+            continue;
+        if (cb(ent->d_name, ctx) != 0)
+            break;
+    }
+    closedir(d);
+    return 0;
 }
 
 /* Read-only after its one-time initialisation, so shared by all instances. */

@@ -62,6 +62,14 @@ int io_fsync_dir(ep_io *io, const char *dir);
  * missing, -EFBIG if larger than max. */
 int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len);
 int io_unlink(ep_io *io, const char *path);
+/** Reads up to len bytes at offset; the count read (0 at end of file) or -errno. */
+ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off);
+/** The size of an open file, or -errno. */
+int64_t io_file_size(ep_io *io, int fd);
+/** Calls cb for each entry name of a directory (not . or ..); stops when cb
+ * returns non-zero. 0, or -errno. Counted as a read. */
+int io_list_dir(ep_io *io, const char *dir, int (*cb)(const char *name, void *ctx),
+                void *ctx);
 
 /** CRC-32 (IEEE 802.3) of a buffer, continuing from crc (start with 0). */
 uint32_t io_crc32(uint32_t crc, const void *buf, size_t len);

@@ -155,6 +155,28 @@ static void w_disconnect(engine_handle *h, const void *cookie)
     real_of(h)->disconnect(real_of(h), cookie);
 }
 
+static engine_errc w_store_durable(engine_handle *h, const void *cookie,
+                                   engine_item *item, uint64_t *cas_out,
+                                   engine_store_op op, engine_durability d)
+{
+    TRACKED(cookie, real_of(h)->store_durable(real_of(h), cookie, item, cas_out, op, d));
+}
+
+static engine_errc w_remove_durable(engine_handle *h, const void *cookie,
+                                    const engine_doc_key *key, uint64_t cas,
+                                    uint16_t vbucket, uint64_t *cas_out,
+                                    engine_durability d)
+{
+    TRACKED(cookie, real_of(h)->remove_durable(real_of(h), cookie, key, cas, vbucket,
+                                               cas_out, d));
+}
+
+static engine_errc w_set_vbucket_state(engine_handle *h, const void *cookie,
+                                       uint16_t vbucket, engine_vbucket_state state)
+{
+    TRACKED(cookie, real_of(h)->set_vbucket_state(real_of(h), cookie, vbucket, state));
+}
+
 static engine_handle *wrap(engine_handle *real)
 {
     wrapped *w = calloc(1, sizeof(*w));
@@ -181,6 +203,11 @@ static engine_handle *wrap(engine_handle *real)
     v->get_collection_id = w_get_cid;
     v->get_scope_id = w_get_sid;
     v->disconnect = w_disconnect;
+    if (real->interface >= ENGINE_API_VERSION_2) {
+        v->store_durable = w_store_durable;
+        v->remove_durable = w_remove_durable;
+        v->set_vbucket_state = w_set_vbucket_state;
+    }
     return v;
 }
 

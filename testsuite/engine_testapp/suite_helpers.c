@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 engine_doc_key doc_key(uint32_t collection, const char *key)
 {
@@ -124,4 +125,20 @@ int stat_count(engine_handle *h, const char *group)
     if (h->get_stats(h, NULL, group, find_stat, &f) != ENGINE_SUCCESS)
         return -1;
     return f.count;
+}
+
+bool wait_ready(engine_handle *h)
+{
+    char state[32];
+    for (int i = 0; i < 6000; i++) {
+        if (!stat_str(h, "warmup", "ep_warmup_state", state, sizeof(state)))
+            return true;
+        if (strcmp(state, "done") == 0 || strcmp(state, "none") == 0)
+            return true;
+        if (strcmp(state, "failed") == 0)
+            return false;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    return false;
 }

@@ -36,6 +36,10 @@ uint64_t stat_u64(engine_handle *h, const char *group, const char *name);
 /** One statistic as text into buf; false if missing. */
 bool stat_str(engine_handle *h, const char *group, const char *name, char *buf,
               size_t cap);
+/** Waits (up to 60 s) until an engine with a warmup stat reports it done;
+ * false if it failed or timed out. Engines without the stat are ready. */
+bool wait_ready(engine_handle *h);
+
 /** Number of statistics the group reports; -1 on error. */
 int stat_count(engine_handle *h, const char *group);
 

@@ -1,0 +1,424 @@
+/*
+ * flusher.c - the dirty queues and the writer tasks that drain them.
+ *
+ * A task takes its shard's whole queue, writes the newest version of each key
+ * in it (older ones in the same batch are written once, as the newest), fsyncs
+ * once, then answers every durable waiter of the batch. A failed batch goes
+ * back to the front of the queue and is retried; its waiters are told at once
+ * that their write is not durable (it stays in memory and on the queue). A
+ * durable waiter is notified exactly once, on every path, and released after.
+ */
+#include "flusher.h"
+
+#include "ep_engine.h"
+#include "kvstore/kvstore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct dirty {
+    ep_item *it;        /* a stored item (a reference), or NULL for a deletion */
+    ep_item *gone;      /* for a deletion: the deleted item (a reference) */
+    uint64_t cas;       /* the deletion's CAS */
+    const void *cookie; /* a durable waiter (reserved), or NULL */
+} dirty;
+
+typedef struct dqueue {
+    dirty *v;
+    size_t n, cap;
+} dqueue;
+
+typedef struct fshard {
+    ep_flusher *f;
+    unsigned no;
+    pthread_mutex_t lock; /* guards q */
+    dqueue q;
+    exec_task *task;
+    _Atomic uint64_t batches, records, bytes, failures, deduped, waiters;
+    _Atomic uint64_t last_batch_us;
+    _Atomic uint64_t inflight; /* writes taken from q and being written */
+} fshard;
+
+struct ep_flusher {
+    ep_engine *e;
+    unsigned nshards;
+    fshard *shards;
+    bool closing; /* in flusher_destroy: nobody can re-call the engine any more */
+};
+
+static bool push(dqueue *q, dirty d)
+{
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        dirty *v = realloc(q->v, cap * sizeof(dirty));
+        if (v == NULL)
+            return false;
+        q->v = v;
+        q->cap = cap;
+    }
+    q->v[q->n++] = d;
+    return true;
+}
+
+static const ep_item *key_of(const dirty *d)
+{
+    return d->it ? d->it : d->gone;
+}
+
+static fshard *shard_for(ep_flusher *f, uint16_t vbucket)
+{
+    return &f->shards[kvs_shard_of(f->nshards, vbucket)];
+}
+
+static bool enqueue(ep_flusher *f, dirty d)
+{
+    fshard *sh = shard_for(f, key_of(&d)->vbucket);
+    pthread_mutex_lock(&sh->lock);
+    bool was_empty = sh->q.n == 0;
+    bool ok = push(&sh->q, d);
+    pthread_mutex_unlock(&sh->lock);
+    if (ok && was_empty)
+        exec_wake(sh->task);
+    return ok;
+}
+
+void flusher_enqueue_set(ep_flusher *f, ep_item *it, const void *cookie)
+{
+    item_ref(it);
+    if (!enqueue(f, (dirty){it, NULL, 0, cookie})) {
+        /* Out of memory for the queue: the item stays in memory only. A
+         * waiter must still hear, exactly once. */
+        ep_item_put(f->e, it);
+        if (cookie != NULL) {
+            f->e->sapi->cookie.set_error_context(cookie,
+                                                 "out of memory queueing the write");
+            f->e->sapi->cookie.notify_io_complete(cookie, ENGINE_TEMPORARY_FAILURE);
+            f->e->sapi->cookie.release(cookie);
+        }
+    }
+}
+
+bool flusher_enqueue_delete(ep_flusher *f, const ep_item *gone, uint64_t cas,
+                            const void *cookie)
+{
+    item_ref((ep_item *)gone);
+    if (enqueue(f, (dirty){NULL, (ep_item *)gone, cas, cookie}))
+        return true;
+    ep_item_put(f->e, (ep_item *)gone);
+    return false;
+}
+
+/* ---- writing a batch ---- */
+
+static uint64_t key_hash(const ep_item *it)
+{
+    return it->hash;
+}
+
+static bool same_key(const ep_item *a, const ep_item *b)
+{
+    return a->hash == b->hash && a->nkey == b->nkey && a->vbucket == b->vbucket &&
+           a->collection == b->collection && memcmp(a->data, b->data, a->nkey) == 0;
+}
+
+/* Marks in keep[] the newest entry of each key (entries are in CAS order per
+ * key, so the last one). Returns how many are kept. */
+static size_t newest_per_key(const dqueue *b, bool *keep)
+{
+    size_t size = 16;
+    while (size < b->n * 2)
+        size *= 2;
+    int64_t *slots = malloc(size * sizeof(int64_t));
+    size_t kept = 0;
+    if (slots == NULL) {
+        for (size_t i = 0; i < b->n; i++)
+            keep[i] = true; /* no dedupe: still correct, order is kept */
+        return b->n;
+    }
+    memset(slots, 0xff, size * sizeof(int64_t));
+    for (size_t i = b->n; i-- > 0;) {
+        const ep_item *k = key_of(&b->v[i]);
+        size_t s = key_hash(k) & (size - 1);
+        bool seen = false;
+        for (; slots[s] >= 0; s = (s + 1) & (size - 1))
+            if (same_key(key_of(&b->v[slots[s]]), k)) {
+                seen = true;
+                break;
+            }
+        keep[i] = !seen;
+        if (!seen) {
+            slots[s] = (int64_t)i;
+            kept++;
+        }
+    }
+    free(slots);
+    return kept;
+}
+
+static kvs_record to_record(ep_engine *e, const dirty *d)
+{
+    const ep_item *it = key_of(d);
+    kvs_record r = {d->it ? KVS_SET : KVS_DELETE,
+                    d->it ? it->datatype : 0,
+                    it->vbucket,
+                    it->collection,
+                    d->it ? it->cas : d->cas,
+                    d->it ? it->flags : 0,
+                    0,
+                    it->nkey,
+                    d->it ? it->nvalue : 0,
+                    it->data,
+                    d->it ? it->data + it->nkey : NULL};
+    if (d->it && it->exptime != 0)
+        r.exptime = (uint32_t)e->sapi->core.abstime(it->exptime);
+    return r;
+}
+
+/* Tells one waiter how its write went, then lets the cookie go. */
+static void answer(ep_flusher *f, const dirty *d, engine_errc status, const char *why)
+{
+    ep_engine *e = f->e;
+    const engine_server_api *api = e->sapi;
+    if (status == ENGINE_SUCCESS && f->closing) {
+        /* The host never calls a destroyed engine again: a result left on the
+         * cookie would be lost (and leak). Say it in the reason instead. */
+        status = ENGINE_TEMPORARY_FAILURE;
+        why = "the engine shut down; the write was made durable first";
+    }
+    if (status == ENGINE_SUCCESS) {
+        ep_durable_done *done = malloc(sizeof(*done));
+        if (done == NULL) {
+            status = ENGINE_TEMPORARY_FAILURE;
+            why = "the write is durable, but there was no memory to say so";
+        } else {
+            *done = (ep_durable_done){EP_DURABLE_MAGIC, ENGINE_SUCCESS,
+                                      d->it ? d->it->cas : d->cas};
+            api->cookie.store_engine_specific(d->cookie, done);
+        }
+    }
+    if (status != ENGINE_SUCCESS)
+        api->cookie.set_error_context(d->cookie, why);
+    api->cookie.notify_io_complete(d->cookie, status);
+    api->cookie.release(d->cookie);
+}
+
+static void drop_refs(ep_engine *e, dqueue *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        ep_item_put(e, b->v[i].it ? b->v[i].it : b->v[i].gone);
+    free(b->v);
+    *b = (dqueue){0};
+}
+
+/* Writes one batch. 0, or -errno (why says what failed). */
+static int write_batch(fshard *sh, dqueue *b, char *why, size_t whylen)
+{
+    ep_engine *e = sh->f->e;
+    bool *keep = malloc(b->n * sizeof(bool));
+    kvs_record *recs = malloc(b->n * sizeof(kvs_record));
+    if (keep == NULL || recs == NULL) {
+        free(keep);
+        free(recs);
+        snprintf(why, whylen, "out of memory for a batch of %zu writes", b->n);
+        return -ENOMEM;
+    }
+    size_t n = 0, kept = newest_per_key(b, keep);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (keep[i]) {
+            recs[n] = to_record(e, &b->v[i]);
+            bytes += kvs_record_size(&recs[n]);
+            n++;
+        }
+    }
+    uint64_t t0 = exec_now_ns();
+    int rc = kvs_append(e->store, sh->no, recs, n, why, whylen);
+    free(keep);
+    free(recs);
+    if (rc == 0) {
+        atomic_fetch_add(&sh->batches, 1);
+        atomic_fetch_add(&sh->records, kept);
+        atomic_fetch_add(&sh->bytes, bytes);
+        atomic_fetch_add(&sh->deduped, b->n - kept);
+        atomic_store(&sh->last_batch_us, (exec_now_ns() - t0) / 1000);
+    }
+    return rc;
+}
+
+/* Answers the waiters of a batch and forgets them (a requeued batch must not
+ * answer them twice). */
+static void answer_all(ep_flusher *f, dqueue *b, engine_errc status, const char *why)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->v[i].cookie != NULL) {
+            answer(f, &b->v[i], status, why);
+            b->v[i].cookie = NULL;
+        }
+    }
+}
+
+/* Puts a failed batch back in front of what arrived meanwhile. */
+static void requeue(fshard *sh, dqueue *b)
+{
+    pthread_mutex_lock(&sh->lock);
+    dqueue later = sh->q;
+    sh->q = *b;
+    *b = (dqueue){0};
+    size_t lost = 0;
+    for (size_t i = 0; i < later.n; i++) {
+        if (!push(&sh->q, later.v[i])) {
+            if (later.v[i].cookie != NULL)
+                answer(sh->f, &later.v[i], ENGINE_TEMPORARY_FAILURE,
+                       "out of memory queueing the write; it is in memory only");
+            ep_item_put(sh->f->e, later.v[i].it ? later.v[i].it : later.v[i].gone);
+            lost++;
+        }
+    }
+    free(later.v);
+    pthread_mutex_unlock(&sh->lock);
+    if (lost > 0)
+        sh->f->e->sapi->log(
+            ENGINE_LOG_ERROR,
+            "ep_engine: shard %u: out of memory: %zu writes stay in memory "
+            "only and will not be persisted",
+            sh->no, lost);
+}
+
+/* Drains the shard once: 1 if a batch was written, 0 if empty, -errno. */
+static int flush_once(fshard *sh)
+{
+    ep_engine *e = sh->f->e;
+    pthread_mutex_lock(&sh->lock);
+    dqueue b = sh->q;
+    sh->q = (dqueue){0};
+    atomic_store(&sh->inflight, b.n);
+    pthread_mutex_unlock(&sh->lock);
+    if (b.n == 0)
+        return 0;
+    char why[512] = "";
+    int rc = write_batch(sh, &b, why, sizeof(why));
+    if (rc == 0) {
+        answer_all(sh->f, &b, ENGINE_SUCCESS, NULL);
+        drop_refs(e, &b);
+        atomic_store(&sh->inflight, 0);
+        return 1;
+    }
+    atomic_fetch_add(&sh->failures, 1);
+    e->sapi->log(ENGINE_LOG_WARNING,
+                 "ep_engine: flush of shard %u failed (will retry): %s", sh->no, why);
+    char reason[600];
+    snprintf(reason, sizeof(reason),
+             "the write is in memory but is not durable yet: %s (it will be retried)",
+             why);
+    answer_all(sh->f, &b, ENGINE_TEMPORARY_FAILURE, reason);
+    requeue(sh, &b);
+    atomic_store(&sh->inflight, 0);
+    return rc;
+}
+
+static int64_t flush_run(exec_task *task, void *arg)
+{
+    (void)task;
+    fshard *sh = arg;
+    int rc = flush_once(sh);
+    if (rc < 0)
+        return (int64_t)sh->f->e->cfg.flusher_retry_ms;
+    return rc > 0 ? 0 : EXEC_FOREVER;
+}
+
+/* ---- lifecycle ---- */
+
+ep_flusher *flusher_create(ep_engine *e)
+{
+    ep_flusher *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->e = e;
+    f->nshards = kvs_shards(e->store);
+    f->shards = calloc(f->nshards, sizeof(fshard));
+    if (f->shards == NULL) {
+        free(f);
+        return NULL;
+    }
+    for (unsigned i = 0; i < f->nshards; i++) {
+        fshard *sh = &f->shards[i];
+        sh->f = f;
+        sh->no = i;
+        pthread_mutex_init(&sh->lock, NULL);
+        sh->task = exec_task_new(e->pool, "flusher", EXEC_WRITER, 1, flush_run, NULL, sh);
+        if (sh->task == NULL) {
+            flusher_destroy(f, false);
+            return NULL;
+        }
+    }
+    return f;
+}
+
+bool flusher_start(ep_flusher *f)
+{
+    for (unsigned i = 0; i < f->nshards; i++)
+        if (!exec_schedule(f->shards[i].task, EXEC_FOREVER))
+            return false;
+    return true;
+}
+
+void flusher_destroy(ep_flusher *f, bool drain)
+{
+    if (f == NULL)
+        return;
+    f->closing = true;
+    for (unsigned i = 0; i < f->nshards; i++) {
+        fshard *sh = &f->shards[i];
+        if (sh->task == NULL)
+            continue;
+        if (drain)
+            while (flush_once(sh) > 0)
+                ;
+        pthread_mutex_lock(&sh->lock);
+        dqueue b = sh->q;
+        sh->q = (dqueue){0};
+        pthread_mutex_unlock(&sh->lock);
+        if (b.n > 0) {
+            f->e->sapi->log(
+                ENGINE_LOG_WARNING,
+                "ep_engine: shard %u: %zu writes were not persisted at shutdown", i, b.n);
+            answer_all(f, &b, ENGINE_TEMPORARY_FAILURE,
+                       "the engine shut down before the write was durable");
+            drop_refs(f->e, &b);
+        }
+        exec_task_put(sh->task);
+        pthread_mutex_destroy(&sh->lock);
+    }
+    free(f->shards);
+    free(f);
+}
+
+void flusher_stats(ep_flusher *f, flusher_stat_fn add, void *ctx)
+{
+    uint64_t batches = 0, records = 0, bytes = 0, failures = 0, deduped = 0, queued = 0;
+    for (unsigned i = 0; i < f->nshards; i++) {
+        fshard *sh = &f->shards[i];
+        batches += atomic_load(&sh->batches);
+        records += atomic_load(&sh->records);
+        bytes += atomic_load(&sh->bytes);
+        failures += atomic_load(&sh->failures);
+        deduped += atomic_load(&sh->deduped);
+        pthread_mutex_lock(&sh->lock);
+        queued += sh->q.n + atomic_load(&sh->inflight);
+        pthread_mutex_unlock(&sh->lock);
+    }
+    add("ep_flusher_batches", batches, ctx);
+    add("ep_flusher_records", records, ctx);
+    add("ep_flusher_bytes", bytes, ctx);
+    add("ep_flusher_failures", failures, ctx);
+    add("ep_flusher_deduplicated", deduped, ctx);
+    add("ep_queue_size", queued, ctx);
+    uint64_t disk = 0;
+    for (unsigned i = 0; i < f->nshards; i++)
+        disk += kvs_shard_bytes(f->e->store, i);
+    add("ep_disk_bytes", disk, ctx);
+}

@@ -1,0 +1,102 @@
+/*
+ * kvstore.h - the engine's on-disk item store: append-only, checksummed records
+ * in segment files, spread over shards (a vbucket's records all go to shard
+ * vbucket % nshards, so one shard's files hold every version of a key in the
+ * order they were written).
+ *
+ * On-disk format, version 1 (all integers little-endian):
+ *
+ *   file  <dbname>/shard<S>.<N>.seg, N = 1, 2, ... in write order
+ *   header (32 bytes):
+ *     magic "EPSEG\0\0\1" (8) | format version u32 = 1 | shard u32 |
+ *     segment number u64 | reserved u32 = 0 | crc32 of the previous 28 bytes u32
+ *   records, back to back:
+ *     crc32 u32            of every byte after it, to the end of the record
+ *     length u32           bytes after this field: 32 + nkey + nvalue
+ *     type u8              1 = set, 2 = delete (tombstone)
+ *     datatype u8
+ *     vbucket u16
+ *     collection u32
+ *     cas u64
+ *     flags u32
+ *     exptime u32          absolute Unix seconds, 0 = never
+ *     nkey u16 | pad u16 = 0 | nvalue u32
+ *     key bytes, value bytes
+ *
+ * A record that does not fit in the file or whose checksum does not match ends
+ * the readable part of its segment (a torn write): it and whatever follows in
+ * that segment are never read as data, and the scan reports the bytes dropped.
+ * Writing never appends after a failed write: the next batch starts a new
+ * segment.
+ */
+#ifndef EP_KVSTORE_H
+#define EP_KVSTORE_H
+
+#include "../io/io.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KVS_SET    1
+#define KVS_DELETE 2
+
+typedef struct kvs_record {
+    uint8_t type;
+    uint8_t datatype;
+    uint16_t vbucket;
+    uint32_t collection;
+    uint64_t cas;
+    uint32_t flags;
+    uint32_t exptime; /* absolute Unix seconds; 0 = never */
+    uint16_t nkey;
+    uint32_t nvalue;
+    const void *key;
+    const void *value;
+} kvs_record;
+
+typedef struct kvs kvs;
+
+/** Opens the store in `dir` (which must exist): finds every shard's segments.
+ * NULL with a reason on error. */
+kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max_bytes,
+              char *why, size_t whylen);
+void kvs_close(kvs *s);
+
+unsigned kvs_shards(const kvs *s);
+static inline unsigned kvs_shard_of(unsigned nshards, uint16_t vbucket)
+{
+    return vbucket % nshards;
+}
+
+typedef struct kvs_scan_stats {
+    uint64_t segments;
+    uint64_t records;
+    uint64_t bytes;
+    uint64_t torn_segments; /* segments whose tail was dropped */
+    uint64_t torn_bytes;    /* bytes dropped */
+} kvs_scan_stats;
+
+/** Reads one shard's records in write order. The callback returns 0 to go on or
+ * non-zero to stop (returned). -errno with a reason on an I/O error. Torn tails
+ * are counted in *st and logged through `warn`, not errors. */
+int kvs_scan(kvs *s, unsigned shard, int (*cb)(const kvs_record *r, void *ctx), void *ctx,
+             kvs_scan_stats *st, void (*warn)(const char *msg, void *ctx), char *why,
+             size_t whylen);
+
+/**
+ * Appends records to a shard and makes them durable: one write of the whole
+ * batch, one fsync (group commit). Starts a new segment first when the current
+ * one is full, is new, or saw a failed write. 0, or -errno with the step in why;
+ * after a failure none of the batch may be assumed durable.
+ */
+int kvs_append(kvs *s, unsigned shard, const kvs_record *recs, size_t n, char *why,
+               size_t whylen);
+
+/** Bytes a record takes on disk. */
+size_t kvs_record_size(const kvs_record *r);
+
+/** Total bytes in a shard's segments. */
+uint64_t kvs_shard_bytes(kvs *s, unsigned shard);
+
+#endif

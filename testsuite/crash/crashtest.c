@@ -1,0 +1,359 @@
+/*
+ * crashtest - the two halves of the crash-safety test (scripts/crash-test).
+ *
+ *   crashtest write  ENGINE.so DIR LOG SEED   durable sets, deletes and manifest
+ *                                             updates until killed
+ *   crashtest verify ENGINE.so DIR LOG        restart on DIR and check
+ *
+ * The writer appends to LOG, before each operation, "A <seq> <op> <coll> <key>
+ * <value>" and, once the engine acknowledged it, "K <seq>". Lines reach the
+ * kernel with write(2), so a SIGKILL loses none that were written. The
+ * verifier replays LOG: for every key, the value found must be the result of
+ * its last acknowledged operation or of an operation attempted after it (which
+ * may or may not have reached the disk before the kill); a key never written
+ * must not appear; every value carries a check field so a corrupt one is seen.
+ */
+#include "../../engine_api.h"
+#include "../mock_server/mock_server.h"
+
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NKEYS        150
+#define COLLECTIONS  2 /* 0 (_default) and 8 (c1) */
+#define MAX_ATTEMPTS 200000
+
+static engine_handle *h;
+static const void *cookie;
+
+static engine_handle *start(const char *so, const char *dir)
+{
+    void *dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        fprintf(stderr, "crashtest: %s\n", dlerror());
+        exit(2);
+    }
+    engine_create_instance_fn create;
+    *(void **)&create = dlsym(dl, "create_instance");
+    char config[1200];
+    snprintf(config, sizeof(config), "dbname=%s;num_shards=2", dir);
+    engine_handle *e = NULL;
+    if (create(ENGINE_API_VERSION, mock_get_server_api, &e) != ENGINE_SUCCESS ||
+        e->interface < ENGINE_API_VERSION_2 ||
+        e->initialize(e, config) != ENGINE_SUCCESS) {
+        fprintf(stderr, "crashtest: engine did not start\n");
+        exit(2);
+    }
+    /* Wait for warmup: data calls answer temporary_failure until it is done. */
+    for (int i = 0; i < 3000; i++) {
+        engine_doc_key k = {0, 5, "probe"};
+        engine_item *it;
+        engine_errc rc = e->get(e, NULL, &it, &k, 0);
+        if (rc == ENGINE_SUCCESS)
+            e->release(e, it);
+        if (rc != ENGINE_TEMPORARY_FAILURE)
+            return e;
+        usleep(10000);
+    }
+    fprintf(stderr, "crashtest: warmup did not finish\n");
+    exit(2);
+}
+
+/* As a host: call, wait for the notify, re-call on success. */
+#define HOST(rc, call)                                                                   \
+    do {                                                                                 \
+        mock_call_begin(cookie);                                                         \
+        (rc) = (call);                                                                   \
+        mock_call_end(cookie, rc);                                                       \
+        while ((rc) == ENGINE_WOULD_BLOCK) {                                             \
+            (rc) = mock_wait_notify(cookie, 60000);                                      \
+            if ((rc) != ENGINE_SUCCESS)                                                  \
+                break;                                                                   \
+            mock_call_begin(cookie);                                                     \
+            (rc) = (call);                                                               \
+            mock_call_end(cookie, rc);                                                   \
+        }                                                                                \
+    } while (0)
+
+static unsigned check_of(const char *key, unsigned long seq)
+{
+    unsigned x = (unsigned)seq * 2654435761u;
+    for (const char *p = key; *p; p++)
+        x = x * 31 + (unsigned char)*p;
+    return x % 100000;
+}
+
+static const char *manifest(unsigned long uid, bool with_c2, char *buf, size_t cap)
+{
+    snprintf(buf, cap,
+             "{\"uid\":\"%lx\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+             "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"},{\"name\":\"c1\","
+             "\"uid\":\"8\"}%s]}]}",
+             uid, with_c2 ? ",{\"name\":\"c2\",\"uid\":\"9\"}" : "");
+    return buf;
+}
+
+static void logf_line(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_line(int fd, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (write(fd, line, (size_t)n) != n) {
+        perror("crashtest: log");
+        exit(2);
+    }
+}
+
+/* The last sequence number and manifest uid in the log, to go on from. */
+static void resume_point(const char *log, unsigned long *seq, unsigned long *uid)
+{
+    FILE *f = fopen(log, "r");
+    char line[512];
+    *seq = 0;
+    *uid = 1;
+    while (f != NULL && fgets(line, sizeof(line), f)) {
+        unsigned long s, u;
+        char op;
+        if (sscanf(line, "A %lu %c", &s, &op) == 2) {
+            *seq = s;
+            if (op == 'M' && sscanf(line, "A %*u M %lu", &u) == 1)
+                *uid = u;
+        }
+    }
+    if (f)
+        fclose(f);
+}
+
+static int run_writer(const char *so, const char *dir, const char *log, unsigned seed)
+{
+    mock_reset();
+    h = start(so, dir);
+    cookie = mock_cookie_create();
+    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    unsigned long seq, uid;
+    resume_point(log, &seq, &uid);
+    srand(seed);
+    char buf[1024], key[32], val[64];
+    engine_errc rc;
+    /* Make sure collection c1 exists (uid 1 the first time, else unchanged). */
+    manifest(uid, (uid % 2) == 0, buf, sizeof(buf));
+    HOST(rc, h->set_collection_manifest(h, cookie, buf, strlen(buf)));
+    if (rc != ENGINE_SUCCESS) {
+        fprintf(stderr, "crashtest: initial manifest failed: 0x%x\n", rc);
+        return 2;
+    }
+    for (;;) {
+        seq++;
+        int r = rand() % 100;
+        if (r < 3) {
+            /* A manifest update: toggle c2. */
+            uid++;
+            manifest(uid, (uid % 2) == 0, buf, sizeof(buf));
+            logf_line(fd, "A %lu M %lu\n", seq, uid);
+            HOST(rc, h->set_collection_manifest(h, cookie, buf, strlen(buf)));
+        } else {
+            uint32_t coll = (rand() % COLLECTIONS) ? 8 : 0;
+            int keyno = rand() % NKEYS;
+            uint16_t vb = (uint16_t)(keyno % 4); /* a key lives in one vbucket */
+            snprintf(key, sizeof(key), "key%d", keyno);
+            engine_doc_key k = {coll, (uint16_t)strlen(key), key};
+            if (r < 25) {
+                logf_line(fd, "A %lu D %u %s -\n", seq, coll, key);
+                HOST(rc, h->remove_durable(h, cookie, &k, 0, vb, NULL,
+                                           ENGINE_DURABILITY_PERSIST));
+                if (rc == ENGINE_NO_SUCH_KEY)
+                    rc = ENGINE_SUCCESS; /* deleted either way */
+            } else {
+                snprintf(val, sizeof(val), "%s:%lu:%u", key, seq, check_of(key, seq));
+                logf_line(fd, "A %lu S %u %s %s\n", seq, coll, key, val);
+                engine_item *it = NULL;
+                rc = h->allocate(h, cookie, &it, &k, strlen(val), 0, 0, 0, vb);
+                if (rc == ENGINE_SUCCESS) {
+                    engine_item_info info;
+                    h->get_item_info(h, it, &info);
+                    memcpy(info.value.iov_base, val, strlen(val));
+                    HOST(rc, h->store_durable(h, cookie, it, NULL, ENGINE_STORE_SET,
+                                              ENGINE_DURABILITY_PERSIST));
+                    h->release(h, it);
+                }
+            }
+        }
+        if (rc == ENGINE_SUCCESS)
+            logf_line(fd, "K %lu\n", seq);
+    }
+}
+
+/* ---- verify ---- */
+
+typedef struct attempt {
+    unsigned long seq;
+    char op; /* S, D */
+    char value[64];
+    bool acked;
+} attempt;
+
+typedef struct keylog {
+    attempt *v;
+    size_t n, cap;
+} keylog;
+
+static keylog keys[COLLECTIONS][NKEYS];
+
+static int coll_index(unsigned coll)
+{
+    return coll == 8 ? 1 : 0;
+}
+
+static int run_verify(const char *so, const char *dir, const char *log)
+{
+    FILE *f = fopen(log, "r");
+    if (f == NULL) {
+        perror("crashtest: log");
+        return 2;
+    }
+    static attempt *by_seq[MAX_ATTEMPTS + 1];
+    static unsigned long uid_of_seq[MAX_ATTEMPTS + 1];
+    char line[512];
+    unsigned long acked_uid = 0, tried_uid = 0, n_acked = 0, n_attempts = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long seq, uid;
+        unsigned coll;
+        int keyno;
+        char op, val[64];
+        if (sscanf(line, "K %lu", &seq) == 1) {
+            if (seq <= MAX_ATTEMPTS && uid_of_seq[seq] > acked_uid)
+                acked_uid = uid_of_seq[seq];
+            n_acked++;
+            continue;
+        }
+        if (sscanf(line, "A %lu M %lu", &seq, &uid) == 2) {
+            if (seq <= MAX_ATTEMPTS)
+                uid_of_seq[seq] = uid;
+            if (uid > tried_uid)
+                tried_uid = uid;
+            continue;
+        }
+        if (sscanf(line, "A %lu %c %u key%d %63s", &seq, &op, &coll, &keyno, val) != 5 ||
+            seq > MAX_ATTEMPTS || keyno < 0 || keyno >= NKEYS) {
+            /* A line cut by the kill can only be the last one: ignore it. */
+            continue;
+        }
+        keylog *kl = &keys[coll_index(coll)][keyno];
+        if (kl->n == kl->cap) {
+            kl->cap = kl->cap ? kl->cap * 2 : 16;
+            kl->v = realloc(kl->v, kl->cap * sizeof(attempt));
+        }
+        attempt *a = &kl->v[kl->n++];
+        *a = (attempt){seq, op, "", false};
+        snprintf(a->value, sizeof(a->value), "%s", val);
+        n_attempts++;
+    }
+    fclose(f);
+    /* Map acks now that every key's array is final (realloc moved them). */
+    f = fopen(log, "r");
+    for (int c = 0; c < COLLECTIONS; c++)
+        for (int k = 0; k < NKEYS; k++)
+            for (size_t i = 0; i < keys[c][k].n; i++)
+                if (keys[c][k].v[i].seq <= MAX_ATTEMPTS)
+                    by_seq[keys[c][k].v[i].seq] = &keys[c][k].v[i];
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long seq;
+        if (sscanf(line, "K %lu", &seq) == 1 && seq <= MAX_ATTEMPTS &&
+            by_seq[seq] != NULL)
+            by_seq[seq]->acked = true;
+    }
+    fclose(f);
+
+    mock_reset();
+    h = start(so, dir);
+    cookie = mock_cookie_create();
+    int errors = 0;
+    /* The manifest: at least the last acknowledged one, at most the last tried. */
+    uint64_t uid = 0;
+    uint32_t sid;
+    h->get_scope_id(h, cookie, "", 0, &uid, &sid);
+    if (uid < acked_uid || (tried_uid > 0 && uid > tried_uid)) {
+        fprintf(stderr, "manifest uid %llx, acknowledged %lx, tried %lx\n",
+                (unsigned long long)uid, acked_uid, tried_uid);
+        errors++;
+    }
+    for (int c = 0; c < COLLECTIONS; c++) {
+        for (int k = 0; k < NKEYS; k++) {
+            keylog *kl = &keys[c][k];
+            char key[32], got[128] = "";
+            snprintf(key, sizeof(key), "key%d", k);
+            engine_doc_key dk = {c ? 8u : 0u, (uint16_t)strlen(key), key};
+            bool found = false;
+            {
+                engine_item *it;
+                engine_errc rc = h->get(h, NULL, &it, &dk, (uint16_t)(k % 4));
+                if (rc == ENGINE_SUCCESS) {
+                    engine_item_info info;
+                    h->get_item_info(h, it, &info);
+                    snprintf(got, sizeof(got), "%.*s", (int)info.value.iov_len,
+                             (const char *)info.value.iov_base);
+                    h->release(h, it);
+                    found = true;
+                }
+            }
+            /* Allowed: the state after the last acked attempt, or after any later. */
+            size_t from = 0;
+            bool any_acked = false;
+            for (size_t i = 0; i < kl->n; i++)
+                if (kl->v[i].acked) {
+                    from = i;
+                    any_acked = true;
+                }
+            bool ok = !any_acked && !found; /* never (durably) written: absent is fine */
+            for (size_t i = any_acked ? from : 0; i < kl->n && !ok; i++) {
+                if (kl->v[i].op == 'D')
+                    ok = !found;
+                else
+                    ok = found && strcmp(got, kl->v[i].value) == 0;
+            }
+            if (found) {
+                unsigned long s;
+                unsigned chk;
+                char kname[32];
+                if (sscanf(got, "%31[^:]:%lu:%u", kname, &s, &chk) != 3 ||
+                    strcmp(kname, key) != 0 || chk != check_of(key, s)) {
+                    fprintf(stderr, "%u/%s: corrupt value '%s'\n", c ? 8u : 0u, key, got);
+                    errors++;
+                    continue;
+                }
+            }
+            if (!ok) {
+                fprintf(stderr,
+                        "%u/%s: found %s'%s'; %zu attempts, last acked #%zu (%c %s)\n",
+                        c ? 8u : 0u, key, found ? "" : "nothing ", got, kl->n, from,
+                        any_acked ? kl->v[from].op : '-',
+                        any_acked ? kl->v[from].value : "");
+                errors++;
+            }
+        }
+    }
+    h->destroy(h, true);
+    printf("verify: %lu attempts, %lu acknowledged, manifest uid %llx: %s\n", n_attempts,
+           n_acked, (unsigned long long)uid, errors ? "FAILED" : "ok");
+    return errors ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 6 && strcmp(argv[1], "write") == 0)
+        return run_writer(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
+    if (argc >= 5 && strcmp(argv[1], "verify") == 0)
+        return run_verify(argv[2], argv[3], argv[4]);
+    fprintf(stderr,
+            "usage: crashtest write ENGINE DIR LOG SEED | verify ENGINE DIR LOG\n");
+    return 2;
+}

@@ -1,0 +1,612 @@
+/*
+ * persistence_suite.c - ep_engine's durability: data survives a restart,
+ * durable writes are acknowledged only once on disk (exactly one notify on
+ * every path), batches are group-committed and de-duplicated, every I/O fault
+ * of the flusher is reported and recovered from, torn tails are dropped at
+ * warmup, dropped collections stay dropped, vbucket states gate data.
+ */
+#include "../engine_testapp/engine_testapp.h"
+#include "../engine_testapp/suite_helpers.h"
+
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CFG "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=2;flusher_retry_ms=10"
+
+typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
+
+static bool control(engine_handle *h, const test_harness *th, const char *cmd)
+{
+    control_fn fn = (control_fn)(uintptr_t)th->engine_symbol("ep_testing_control");
+    char why[256] = "";
+    if (fn == NULL || fn(th->real_handle(h), cmd, why, sizeof(why)) != 0) {
+        fprintf(stderr, "control('%s') failed: %s\n", cmd, fn ? why : "no hook");
+        return false;
+    }
+    return true;
+}
+
+static bool ready(engine_handle *h, const test_harness *th)
+{
+    (void)th;
+    return wait_ready(h);
+}
+
+/* A durable set through the host's protocol: would_block, notify, re-call. */
+static engine_errc durable_set(engine_handle *h, const test_harness *th, const void *c,
+                               const char *key, const char *val, uint64_t *cas)
+{
+    engine_doc_key k = doc_key(0, key);
+    engine_item *it = NULL;
+    engine_errc rc = h->allocate(h, c, &it, &k, strlen(val), 0, 0, 0, 0);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, val, strlen(val));
+    HOST_CALL(
+        th, c, rc,
+        h->store_durable(h, c, it, cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST));
+    h->release(h, it);
+    return rc;
+}
+
+static engine_errc durable_remove(engine_handle *h, const test_harness *th, const void *c,
+                                  const char *key)
+{
+    engine_doc_key k = doc_key(0, key);
+    engine_errc rc;
+    HOST_CALL(th, c, rc,
+              h->remove_durable(h, c, &k, 0, 0, NULL, ENGINE_DURABILITY_PERSIST));
+    return rc;
+}
+
+static bool wait_stat(engine_handle *h, const char *group, const char *name,
+                      uint64_t want)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (stat_u64(h, group, name) == want)
+            return true;
+        usleep(5000);
+    }
+    fprintf(stderr, "%s stat %s is %llu, waited for %llu\n", group ? group : "\"\"", name,
+            (unsigned long long)stat_u64(h, group, name), (unsigned long long)want);
+    return false;
+}
+
+static engine_handle *restart(const test_harness *th, bool force)
+{
+    engine_errc rc;
+    engine_handle *h = th->restart_engine(force, &rc);
+    if (h == NULL || !wait_ready(h)) {
+        fprintf(stderr, "restart failed: 0x%x\n", rc);
+        return NULL;
+    }
+    return h;
+}
+
+/* ---- restart ---- */
+
+static test_result test_restart_keeps_data(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[32], val[64];
+    uint64_t cas42 = 0;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "value-%d", i * 7);
+        CHECK_RC(kv_store_full(h, c, 0, (uint16_t)(i % 8), key, val, strlen(val),
+                               (uint32_t)i, 0, ENGINE_STORE_SET, 0,
+                               i == 42 ? &cas42 : NULL),
+                 ENGINE_SUCCESS);
+    }
+    for (int i = 0; i < 1000; i += 10) {
+        snprintf(key, sizeof(key), "k%d", i);
+        engine_doc_key k = doc_key(0, key);
+        CHECK_RC(h->remove(h, c, &k, 0, (uint16_t)(i % 8), NULL), ENGINE_SUCCESS);
+    }
+    CHECK_RC(
+        kv_store_full(h, c, 0, 0, "short-lived", "x", 1, 0, 5, ENGINE_STORE_SET, 0, NULL),
+        ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL); /* a clean shutdown flushes */
+    c = th->create_cookie();
+    engine_item_info info;
+    for (int i = 0; i < 1000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "value-%d", i * 7);
+        char got[64];
+        engine_errc rc =
+            kv_get_full(h, c, 0, (uint16_t)(i % 8), key, got, sizeof(got), &info);
+        if (i % 10 == 0) {
+            CHECK_RC(rc, ENGINE_NO_SUCH_KEY);
+            continue;
+        }
+        CHECK_RC(rc, ENGINE_SUCCESS);
+        CHECK(strcmp(got, val) == 0 && info.flags == (uint32_t)i);
+        if (i == 42)
+            CHECK(info.cas == cas42);
+    }
+    CHECK(stat_u64(h, "warmup", "ep_warmup_items_loaded") >= 901);
+    CHECK(stat_u64(h, NULL, "curr_items") == 901);
+    /* New writes get CAS values above everything loaded. */
+    uint64_t cas = 0;
+    CHECK_RC(kv_store(h, c, "k42", "new", ENGINE_STORE_SET, 0, &cas), ENGINE_SUCCESS);
+    CHECK(cas > cas42);
+    /* Expired across the restart: not loaded. */
+    th->time_travel(10);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK_RC(kv_get(h, c, "short-lived", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_skipped_expired") >= 1);
+    return TEST_PASS;
+}
+
+static test_result test_durable_set_survives_forced_stop(engine_handle *h,
+                                                         const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t cas = 0;
+    engine_doc_key k = doc_key(0, "d");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 3, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, "abc", 3);
+    engine_errc rc =
+        h->store_durable(h, c, it, &cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    /* The re-call reports the outcome and the CAS. */
+    CHECK_RC(
+        h->store_durable(h, c, NULL, &cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST),
+        ENGINE_SUCCESS);
+    CHECK(cas != 0);
+    CHECK_RC(durable_set(h, th, c, "e", "def", NULL), ENGINE_SUCCESS);
+    CHECK_RC(durable_remove(h, th, c, "e"), ENGINE_SUCCESS);
+    CHECK((h = restart(th, true)) != NULL); /* forced: no final flush */
+    char got[8];
+    CHECK_RC(kv_get_full(h, c, 0, 0, "d", got, sizeof(got), &info), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "abc") == 0 && info.cas == cas);
+    CHECK_RC(kv_get(h, c, "e", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_tombstones") >= 1);
+    return TEST_PASS;
+}
+
+static test_result test_durable_errors(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc a =
+        h->store_durable(h, NULL, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    engine_errc b =
+        h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, (engine_durability)7);
+    engine_errc d = h->store_durable(h, c, it, NULL, ENGINE_STORE_REPLACE,
+                                     ENGINE_DURABILITY_PERSIST); /* missing key */
+    h->release(h, it);
+    CHECK_RC(a, ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(b, ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(d, ENGINE_NOT_STORED);
+    CHECK(th->reservations(c) == 0);
+    CHECK_RC(durable_remove(h, th, c, "missing"), ENGINE_NO_SUCH_KEY);
+    CHECK(th->reservations(c) == 0);
+    /* Without a data directory there is nothing to be durable on. */
+    engine_errc rc;
+    engine_handle *mem = th->create_engine("", &rc);
+    CHECK(mem != NULL);
+    CHECK_RC(mem->allocate(mem, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    rc =
+        mem->store_durable(mem, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    engine_errc none =
+        mem->store_durable(mem, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_NONE);
+    mem->release(mem, it);
+    th->destroy_engine(mem, false);
+    CHECK_RC(rc, ENGINE_NOT_SUPPORTED);
+    CHECK_RC(none, ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_group_commit_and_dedupe(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[32], val[32];
+    CHECK(control(h, th, "hold_writer"));
+    for (int i = 0; i < 100; i++) {
+        snprintf(val, sizeof(val), "v%d", i);
+        CHECK_RC(kv_store(h, c, "hot", val, ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "cold%d", i);
+        CHECK_RC(kv_store(h, c, key, "x", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    CHECK(stat_u64(h, NULL, "ep_queue_size") == 150);
+    CHECK(control(h, th, "release_writer"));
+    CHECK(wait_stat(h, NULL, "ep_queue_size", 0));
+    CHECK(wait_stat(h, NULL, "ep_flusher_records", 51));
+    CHECK(stat_u64(h, NULL, "ep_flusher_deduplicated") == 99);
+    CHECK(stat_u64(h, NULL, "ep_flusher_batches") == 1); /* all 150 writes, one fsync */
+    CHECK((h = restart(th, true)) != NULL);
+    char got[16];
+    CHECK_RC(kv_get(h, c, "hot", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "v99") == 0);
+    return TEST_PASS;
+}
+
+/* One flusher I/O fault: the waiting durable write hears a temporary failure
+ * naming the step, the value stays readable, and once the fault clears the
+ * flusher retries and the write is durable across a forced restart. */
+static test_result flush_fault(engine_handle *h, const test_harness *th,
+                               const char *fault, const char *step)
+{
+    const void *c = th->create_cookie();
+    CHECK(control(h, th, fault));
+    CHECK_RC(durable_set(h, th, c, "k", "value", NULL), ENGINE_TEMPORARY_FAILURE);
+    const char *why = th->error_context(c);
+    if (strstr(why, step) == NULL || strstr(why, "not durable") == NULL) {
+        fprintf(stderr, "reason '%s' does not name '%s'\n", why, step);
+        return TEST_FAIL;
+    }
+    char got[16];
+    CHECK_RC(kv_get(h, c, "k", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "value") == 0);
+    CHECK(stat_u64(h, NULL, "ep_flusher_failures") >= 1);
+    CHECK(wait_stat(h, NULL, "ep_queue_size", 0)); /* retried and written */
+    /* Later durable writes succeed. */
+    CHECK_RC(durable_set(h, th, c, "k2", "after", NULL), ENGINE_SUCCESS);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK_RC(kv_get(h, c, "k", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "value") == 0);
+    CHECK_RC(kv_get(h, c, "k2", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "after") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_fault_write_enospc(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=write;nth=1;errno=ENOSPC", "write");
+}
+
+static test_result test_fault_write_eio(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=write;nth=2;errno=EIO", "write");
+}
+
+static test_result test_fault_short_write(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=write;nth=2;short=1", "write");
+}
+
+static test_result test_fault_fsync(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=fsync;nth=1;errno=EIO", "fsync");
+}
+
+static test_result test_fault_create(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=open;nth=1;errno=ENOSPC", "create");
+}
+
+static test_result test_fault_dirsync(engine_handle *h, const test_harness *th)
+{
+    return flush_fault(h, th, "op=dirsync;nth=1;errno=EIO", "directory");
+}
+
+static test_result test_fault_persistent(engine_handle *h, const test_harness *th)
+{
+    /* Every write fails for a while: waiters hear so, nothing is lost, and the
+     * flusher catches up when the disk comes back. */
+    const void *c = th->create_cookie();
+    char key[16];
+    CHECK(control(h, th, "op=write;nth=1;count=0;errno=ENOSPC"));
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(durable_set(h, th, c, key, "v", NULL), ENGINE_TEMPORARY_FAILURE);
+    }
+    CHECK(stat_u64(h, NULL, "ep_queue_size") >= 1);
+    CHECK(control(h, th, "clear"));
+    CHECK(wait_stat(h, NULL, "ep_queue_size", 0));
+    CHECK((h = restart(th, true)) != NULL);
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get(h, c, key, NULL, 0), ENGINE_SUCCESS);
+    }
+    return TEST_PASS;
+}
+
+/* ---- torn tails ---- */
+
+static int newest_segment(const char *dir, char *path, size_t cap)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    unsigned best_shard = 0;
+    unsigned long best = 0;
+    while (d != NULL && (ent = readdir(d)) != NULL) {
+        unsigned shard;
+        unsigned long seg;
+        if (sscanf(ent->d_name, "shard%u.%lu.seg", &shard, &seg) == 2 && shard == 0 &&
+            seg > best) {
+            best = seg;
+            best_shard = shard;
+        }
+    }
+    if (d)
+        closedir(d);
+    snprintf(path, cap, "%s/shard%u.%lu.seg", dir, best_shard, best);
+    return best ? 0 : -1;
+}
+
+static test_result test_torn_tails_dropped(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16], path[512];
+    /* Vbucket 0 -> shard 0. Write, restart, write one more record, then cut
+     * that record in half as a crash mid-write would. */
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(durable_set(h, th, c, key, "0123456789", NULL), ENGINE_SUCCESS);
+    }
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK_RC(durable_set(h, th, c, "k0", "overwritten-but-torn", NULL), ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(newest_segment(th->data_dir, path, sizeof(path)) == 0);
+    struct stat st;
+    CHECK(stat(path, &st) == 0);
+    CHECK(truncate(path, st.st_size - 10) == 0);
+    /* Garbage after a good record in an older segment: also a torn tail. */
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_segments") >= 1);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_bytes") > 0);
+    CHECK(th->log_contains("torn"));
+    char got[32];
+    /* The torn record is never read: k0 has its older, complete value. */
+    CHECK_RC(kv_get(h, c, "k0", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "0123456789") == 0);
+    for (int i = 1; i < 20; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get(h, c, key, got, sizeof(got)), ENGINE_SUCCESS);
+        CHECK(strcmp(got, "0123456789") == 0);
+    }
+    /* Writing goes on after a torn tail, into a fresh segment. */
+    CHECK_RC(durable_set(h, th, c, "k0", "fresh", NULL), ENGINE_SUCCESS);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK_RC(kv_get(h, c, "k0", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "fresh") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_corrupt_byte(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char path[512];
+    CHECK_RC(durable_set(h, th, c, "a", "AAAAAAAAAAAAAAAA", NULL), ENGINE_SUCCESS);
+    CHECK_RC(durable_set(h, th, c, "b", "BBBBBBBBBBBBBBBB", NULL), ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(newest_segment(th->data_dir, path, sizeof(path)) == 0);
+    /* Flip one byte of the last value on disk. */
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    CHECK(fseek(f, -3, SEEK_END) == 0);
+    int ch = fgetc(f);
+    CHECK(fseek(f, -3, SEEK_END) == 0);
+    fputc(ch ^ 0x20, f);
+    fclose(f);
+    CHECK((h = restart(th, false)) != NULL);
+    char got[32];
+    /* No corrupt value is ever returned: the damaged record is not loaded. */
+    engine_errc rc = kv_get(h, c, "b", got, sizeof(got));
+    CHECK(rc == ENGINE_NO_SUCH_KEY ||
+          (rc == ENGINE_SUCCESS && strcmp(got, "BBBBBBBBBBBBBBBB") == 0));
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_segments") >= 1);
+    CHECK_RC(kv_get(h, c, "a", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "AAAAAAAAAAAAAAAA") == 0);
+    return TEST_PASS;
+}
+
+/* ---- collections and vbuckets ---- */
+
+static test_result test_dropped_collection_not_loaded(engine_handle *h,
+                                                      const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    const char *m1 =
+        "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+        "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"},{\"name\":\"c\","
+        "\"uid\":\"8\"}]}]}";
+    const char *m2 = "{\"uid\":\"2\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+                     "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]}]}";
+    const char *m3 =
+        "{\"uid\":\"3\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+        "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"},{\"name\":\"c\","
+        "\"uid\":\"8\"}]}]}";
+    engine_errc rc;
+    HOST_CALL(th, c, rc, h->set_collection_manifest(h, c, m1, strlen(m1)));
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    char key[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(
+            kv_store_full(h, c, 8, 0, key, "old", 3, 0, 0, ENGINE_STORE_SET, 0, NULL),
+            ENGINE_SUCCESS);
+    }
+    HOST_CALL(th, c, rc, h->set_collection_manifest(h, c, m2, strlen(m2)));
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_skipped_dropped") == 50);
+    CHECK(stat_u64(h, NULL, "curr_items") == 0);
+    HOST_CALL(th, c, rc, h->set_collection_manifest(h, c, m3, strlen(m3)));
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 8, 0, "k1", NULL, 0, NULL), ENGINE_NO_SUCH_KEY);
+    /* And after another restart the re-added collection still sees nothing old. */
+    CHECK_RC(kv_store_full(h, c, 8, 0, "k2", "new", 3, 0, 0, ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK_RC(kv_get_full(h, c, 8, 0, "k1", NULL, 0, NULL), ENGINE_NO_SUCH_KEY);
+    char got[8];
+    CHECK_RC(kv_get_full(h, c, 8, 0, "k2", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "new") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_vbucket_states(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char got[8];
+    CHECK_RC(kv_store_full(h, c, 0, 3, "k", "v3", 2, 0, 0, ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    const engine_vbucket_state states[] = {ENGINE_VBUCKET_REPLICA, ENGINE_VBUCKET_PENDING,
+                                           ENGINE_VBUCKET_DEAD};
+    const char *names[] = {"replica", "pending", "dead"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_RC(h->set_vbucket_state(h, c, 3, states[i]), ENGINE_SUCCESS);
+        CHECK_RC(kv_get_full(h, c, 0, 3, "k", NULL, 0, NULL), ENGINE_NOT_MY_VBUCKET);
+        CHECK(strstr(th->error_context(c), names[i]) != NULL);
+        CHECK_RC(kv_store_full(h, c, 0, 3, "k", "x", 1, 0, 0, ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_NOT_MY_VBUCKET);
+        CHECK(stat_str(h, "vbucket", "vb_3", got, sizeof(got)) &&
+              strcmp(got, names[i]) == 0);
+    }
+    CHECK_RC(kv_get_full(h, c, 0, 2, "k", NULL, 0, NULL),
+             ENGINE_NO_SUCH_KEY); /* others serve */
+    CHECK_RC(h->set_vbucket_state(h, c, 3, ENGINE_VBUCKET_ACTIVE), ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 3, "k", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "v3") == 0);
+    CHECK_RC(h->set_vbucket_state(h, c, 3, (engine_vbucket_state)9),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(h->set_vbucket_state(h, c, 9999, ENGINE_VBUCKET_ACTIVE),
+             ENGINE_NOT_MY_VBUCKET);
+    return TEST_PASS;
+}
+
+/* ---- shutdown and disconnect ---- */
+
+static test_result test_destroy_with_queued_durable(engine_handle *h,
+                                                    const test_harness *th)
+{
+    (void)h;
+    engine_errc rc;
+    for (int force = 0; force < 2; force++) {
+        const void *c = th->create_cookie();
+        engine_handle *e = th->create_engine(NULL, &rc);
+        CHECK(e != NULL && wait_ready(e));
+        CHECK(control(e, th, "hold_writer"));
+        engine_doc_key k = doc_key(0, force ? "forced" : "clean");
+        engine_item *it = NULL;
+        CHECK_RC(e->allocate(e, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+        rc =
+            e->store_durable(e, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+        e->release(e, it);
+        CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+        th->destroy_engine(e, force == 1);
+        /* Answered before destroy returned, never with success (nobody can
+         * re-call a destroyed engine); the reason says whether it is on disk. */
+        CHECK_RC(th->wait_for_notify(c), ENGINE_TEMPORARY_FAILURE);
+        CHECK(strstr(th->error_context(c),
+                     force ? "before the write was durable" : "made durable") != NULL);
+        CHECK(th->reservations(c) == 0);
+    }
+    /* The clean stop wrote it; the forced one did not. */
+    engine_handle *e = th->create_engine(NULL, &rc);
+    CHECK(e != NULL && wait_ready(e));
+    engine_errc clean = kv_get(e, NULL, "clean", NULL, 0);
+    engine_errc forced = kv_get(e, NULL, "forced", NULL, 0);
+    th->destroy_engine(e, false);
+    CHECK_RC(clean, ENGINE_SUCCESS);
+    CHECK_RC(forced, ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_disconnect_before_recall(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    engine_doc_key k = doc_key(0, "k");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc rc =
+        h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    th->disconnect(h, c); /* the record left for the re-call is freed (ASan checks) */
+    return TEST_PASS;
+}
+
+static test_result test_flush_is_persisted(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_store(h, c, key, "v", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    CHECK_RC(h->flush(h, c), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "after", "v", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == 1);
+    CHECK_RC(kv_get(h, c, "k5", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+static test_result test_segments_roll(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16], val[600];
+    memset(val, 'v', sizeof(val) - 1);
+    val[sizeof(val) - 1] = '\0';
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(durable_set(h, th, c, key, val, NULL), ENGINE_SUCCESS);
+    }
+    int segs = 0;
+    DIR *d = opendir(th->data_dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d)) != NULL)
+        segs += strstr(ent->d_name, ".seg") != NULL;
+    closedir(d);
+    CHECK(segs > 10); /* 120 KB of records in segments of at most 8 KiB */
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == 200);
+    return TEST_PASS;
+}
+
+static const engine_test tests[] = {
+    {"restart keeps data, deletes and CAS", test_restart_keeps_data, ready, NULL, CFG,
+     false},
+    {"durable set and remove survive a forced stop",
+     test_durable_set_survives_forced_stop, ready, NULL, CFG, false},
+    {"durable write errors", test_durable_errors, ready, NULL, CFG, false},
+    {"group commit and de-duplication", test_group_commit_and_dedupe, ready, NULL, CFG,
+     false},
+    {"fault: write ENOSPC", test_fault_write_enospc, ready, NULL, CFG, false},
+    {"fault: write EIO", test_fault_write_eio, ready, NULL, CFG, false},
+    {"fault: short write", test_fault_short_write, ready, NULL, CFG, false},
+    {"fault: fsync EIO", test_fault_fsync, ready, NULL, CFG, false},
+    {"fault: segment create ENOSPC", test_fault_create, ready, NULL, CFG, false},
+    {"fault: directory fsync EIO", test_fault_dirsync, ready, NULL, CFG, false},
+    {"fault: disk full for a while", test_fault_persistent, ready, NULL, CFG, false},
+    {"torn tails are dropped at warmup", test_torn_tails_dropped, ready, NULL, CFG,
+     false},
+    {"a corrupt byte is never read as data", test_corrupt_byte, ready, NULL, CFG, false},
+    {"dropped collection not loaded at warmup", test_dropped_collection_not_loaded, ready,
+     NULL, CFG, false},
+    {"vbucket states", test_vbucket_states, ready, NULL, CFG, false},
+    {"destroy with a queued durable write", test_destroy_with_queued_durable, ready, NULL,
+     CFG, false},
+    {"disconnect before the re-call", test_disconnect_before_recall, ready, NULL, CFG,
+     false},
+    {"flush is persisted", test_flush_is_persisted, ready, NULL, CFG, false},
+    {"segments roll over", test_segments_roll, ready, NULL, CFG ";segment_max_bytes=8192",
+     false},
+    {NULL, NULL, NULL, NULL, NULL, false},
+};
+
+__attribute__((visibility("default"))) const engine_test *get_tests(void)
+{
+    return tests;
+}
