@@ -566,22 +566,25 @@ static engine_errc durable_allowed(ep_engine *e, const void *cookie)
     return ENGINE_SUCCESS;
 }
 
-engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *item,
-                             uint64_t *cas_out, engine_store_op op, engine_durability d)
+/* What store_durable and remove_durable share before the write: the level,
+ * the preconditions, and the host's re-call collecting a finished write. Returns
+ * true when *rc is the whole answer. */
+static bool durable_prelude(ep_engine *e, const void *cookie, engine_durability d,
+                            uint64_t *cas_out, engine_errc *rc)
 {
-    ep_engine *e = eng(h);
-    if (d == ENGINE_DURABILITY_NONE)
-        return do_store(e, cookie, (ep_item *)item, cas_out, op, NULL);
-    if (d != ENGINE_DURABILITY_PERSIST)
-        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
-                       d);
-    engine_errc rc = durable_allowed(e, cookie);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
-    if (take_durable(e, cookie, cas_out, &rc))
-        return rc;
-    e->sapi->cookie.reserve(cookie);
-    rc = do_store(e, cookie, (ep_item *)item, cas_out, op, cookie);
+    if (d != ENGINE_DURABILITY_PERSIST) {
+        *rc = ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
+                      d);
+        return true;
+    }
+    *rc = durable_allowed(e, cookie);
+    return *rc != ENGINE_SUCCESS || take_durable(e, cookie, cas_out, rc);
+}
+
+/* After the write: a refused write frees the reservation; an accepted one waits
+ * for the flusher. */
+static engine_errc durable_result(ep_engine *e, const void *cookie, engine_errc rc)
+{
     if (rc != ENGINE_SUCCESS) {
         e->sapi->cookie.release(cookie);
         return rc;
@@ -589,28 +592,33 @@ engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *
     return ENGINE_WOULD_BLOCK;
 }
 
+engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *item,
+                             uint64_t *cas_out, engine_store_op op, engine_durability d)
+{
+    ep_engine *e = eng(h);
+    engine_errc rc;
+    if (d == ENGINE_DURABILITY_NONE)
+        return do_store(e, cookie, (ep_item *)item, cas_out, op, NULL);
+    if (durable_prelude(e, cookie, d, cas_out, &rc))
+        return rc;
+    e->sapi->cookie.reserve(cookie);
+    return durable_result(e, cookie,
+                          do_store(e, cookie, (ep_item *)item, cas_out, op, cookie));
+}
+
 engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
                               const engine_doc_key *key, uint64_t cas, uint16_t vbucket,
                               uint64_t *cas_out, engine_durability d)
 {
     ep_engine *e = eng(h);
+    engine_errc rc;
     if (d == ENGINE_DURABILITY_NONE)
         return do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
-    if (d != ENGINE_DURABILITY_PERSIST)
-        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
-                       d);
-    engine_errc rc = durable_allowed(e, cookie);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
-    if (take_durable(e, cookie, cas_out, &rc))
+    if (durable_prelude(e, cookie, d, cas_out, &rc))
         return rc;
     e->sapi->cookie.reserve(cookie);
-    rc = do_remove(e, cookie, key, cas, vbucket, cas_out, cookie);
-    if (rc != ENGINE_SUCCESS) {
-        e->sapi->cookie.release(cookie);
-        return rc;
-    }
-    return ENGINE_WOULD_BLOCK;
+    return durable_result(e, cookie,
+                          do_remove(e, cookie, key, cas, vbucket, cas_out, cookie));
 }
 
 engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,

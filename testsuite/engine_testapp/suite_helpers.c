@@ -4,6 +4,7 @@
 #include "suite_helpers.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,4 +142,36 @@ bool wait_ready(engine_handle *h)
         nanosleep(&ts, NULL);
     }
     return false;
+}
+
+bool wait_stat_eq(engine_handle *h, const char *group, const char *name, uint64_t want)
+{
+    for (int i = 0; i < 2000; i++) {
+        if (stat_u64(h, group, name) == want)
+            return true;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "stat %s:%s is %llu, waited for %llu\n", group ? group : "", name,
+            (unsigned long long)stat_u64(h, group, name), (unsigned long long)want);
+    return false;
+}
+
+typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
+
+bool engine_control(engine_handle *h, const test_harness *th, const char *cmd)
+{
+    control_fn fn = (control_fn)(uintptr_t)th->engine_symbol("ep_testing_control");
+    char why[256] = "";
+    if (fn == NULL || fn(th->real_handle(h), cmd, why, sizeof(why)) != 0) {
+        fprintf(stderr, "control('%s') failed: %s\n", cmd, fn ? why : "no hook");
+        return false;
+    }
+    return true;
+}
+
+bool setup_wait_ready(engine_handle *h, const test_harness *th)
+{
+    (void)th;
+    return wait_ready(h);
 }

@@ -40,6 +40,17 @@ bool stat_str(engine_handle *h, const char *group, const char *name, char *buf,
  * false if it failed or timed out. Engines without the stat are ready. */
 bool wait_ready(engine_handle *h);
 
+/** Polls (up to 10 s) until a statistic equals `want`; false (and a message)
+ * if it never does. */
+bool wait_stat_eq(engine_handle *h, const char *group, const char *name, uint64_t want);
+
+/** Sends a command to ep_engine's test hook ep_testing_control; false (and a
+ * message) if the engine has none or refuses. */
+bool engine_control(engine_handle *h, const test_harness *th, const char *cmd);
+
+/** A case setup that waits for the engine's warmup. */
+bool setup_wait_ready(engine_handle *h, const test_harness *th);
+
 /** Number of statistics the group reports; -1 on error. */
 int stat_count(engine_handle *h, const char *group);
 

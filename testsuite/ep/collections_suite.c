@@ -25,20 +25,6 @@
 
 #define CFG "dbname=@DATA_DIR@;num_writer_threads=1"
 
-typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
-
-/* Sends a command to the engine's test hook; false (and a message) on failure. */
-static bool control(engine_handle *h, const test_harness *th, const char *cmd)
-{
-    control_fn fn = (control_fn)(uintptr_t)th->engine_symbol("ep_testing_control");
-    char why[256] = "";
-    if (fn == NULL || fn(th->real_handle(h), cmd, why, sizeof(why)) != 0) {
-        fprintf(stderr, "control('%s') failed: %s\n", cmd, fn ? why : "no hook");
-        return false;
-    }
-    return true;
-}
-
 /* As a host: call, and on would_block wait for the notify and call again. */
 static engine_errc set_manifest(engine_handle *h, const test_harness *th, const void *c,
                                 const char *json)
@@ -237,16 +223,16 @@ static test_result test_too_busy(engine_handle *h, const test_harness *th)
 {
     const void *a = th->create_cookie(), *b = th->create_cookie();
     char buf[1024], buf2[1024];
-    CHECK(control(h, th, "op=fsync;nth=1;pause=1"));
+    CHECK(engine_control(h, th, "op=fsync;nth=1;pause=1"));
     m1(buf, sizeof(buf));
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
-    CHECK(control(h, th, "wait_paused"));
+    CHECK(engine_control(h, th, "wait_paused"));
     manifest(buf2, sizeof(buf2), "2", "_default:0", "_default:0", NULL, NULL);
     CHECK_RC(h->set_collection_manifest(h, b, buf2, strlen(buf2)), ENGINE_TOO_BUSY);
     CHECK(strstr(th->error_context(b), "in progress") != NULL);
     CHECK(th->reservations(b) == 0);
     CHECK(stat_u64(h, "manifest", "manifest_pending") == 1);
-    CHECK(control(h, th, "resume"));
+    CHECK(engine_control(h, th, "resume"));
     CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_SUCCESS);
     CHECK(stat_u64(h, "manifest", "manifest_busy") == 1);
@@ -266,7 +252,7 @@ static test_result persist_fails(engine_handle *h, const test_harness *th,
 {
     const void *a = th->create_cookie(), *b = th->create_cookie();
     char buf[1024];
-    CHECK(control(h, th, fault));
+    CHECK(engine_control(h, th, fault));
     m1(buf, sizeof(buf));
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
     CHECK_RC(th->wait_for_notify(a), ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST);
@@ -335,7 +321,7 @@ static test_result test_fail_dirsync_file_restored(engine_handle *h,
 {
     const void *a = th->create_cookie();
     char buf[1024];
-    CHECK(control(h, th, "op=dirsync;nth=1;errno=EIO"));
+    CHECK(engine_control(h, th, "op=dirsync;nth=1;errno=EIO"));
     CHECK_RC(set_manifest(h, th, a, m1(buf, sizeof(buf))),
              ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST);
     engine_errc rc;
@@ -371,13 +357,13 @@ static test_result test_disconnect_mid_update(engine_handle *h, const test_harne
 {
     const void *a = th->create_cookie(), *b = th->create_cookie();
     char buf[1024], buf2[1024];
-    CHECK(control(h, th, "op=rename;nth=1;pause=1"));
+    CHECK(engine_control(h, th, "op=rename;nth=1;pause=1"));
     m1(buf, sizeof(buf));
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
-    CHECK(control(h, th, "wait_paused"));
+    CHECK(engine_control(h, th, "wait_paused"));
     th->disconnect(h, a); /* the client is gone; the host will never re-enter */
     CHECK(th->reservations(a) == 1); /* the engine still holds it */
-    CHECK(control(h, th, "resume"));
+    CHECK(engine_control(h, th, "resume"));
     /* The task completes anyway: one notify (a host would drop it), applied. */
     CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
     CHECK(released(th, a));
@@ -398,10 +384,10 @@ static test_result test_destroy_mid_update_running(engine_handle *h,
     engine_errc rc;
     engine_handle *e = th->create_engine(NULL, &rc);
     CHECK(e != NULL && wait_ready(e));
-    CHECK(control(e, th, "op=fsync;nth=1;pause=1"));
+    CHECK(engine_control(e, th, "op=fsync;nth=1;pause=1"));
     m1(buf, sizeof(buf));
     CHECK_RC(e->set_collection_manifest(e, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
-    CHECK(control(e, th, "wait_paused"));
+    CHECK(engine_control(e, th, "wait_paused"));
     th->destroy_engine(e, false);
     /* Notified before destroy returned: waiting finds it at once. */
     /* Never success: the host cannot re-call a destroyed engine. */
@@ -420,7 +406,7 @@ static test_result test_destroy_mid_update_queued(engine_handle *h,
     engine_errc rc;
     engine_handle *e = th->create_engine(NULL, &rc);
     CHECK(e != NULL && wait_ready(e));
-    CHECK(control(e, th, "hold_writer"));
+    CHECK(engine_control(e, th, "hold_writer"));
     m1(buf, sizeof(buf));
     CHECK_RC(e->set_collection_manifest(e, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
     th->destroy_engine(e, false); /* the persist task is still queued: cancelled */
@@ -440,11 +426,11 @@ static test_result test_queued_update_completes(engine_handle *h, const test_har
 {
     const void *a = th->create_cookie();
     char buf[1024];
-    CHECK(control(h, th, "hold_writer"));
+    CHECK(engine_control(h, th, "hold_writer"));
     m1(buf, sizeof(buf));
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
     CHECK(stat_u64(h, "manifest", "manifest_pending") == 1);
-    CHECK(control(h, th, "release_writer"));
+    CHECK(engine_control(h, th, "release_writer"));
     CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
     CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_SUCCESS);
     CHECK(current_uid(h, th) == 1);
@@ -714,19 +700,6 @@ static test_result test_max_ttl(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
-static bool wait_stat(engine_handle *h, const char *group, const char *name,
-                      uint64_t want)
-{
-    for (int i = 0; i < 1000; i++) {
-        if (stat_u64(h, group, name) == want)
-            return true;
-        usleep(5000);
-    }
-    fprintf(stderr, "%s:%s is %llu, waited for %llu\n", group ? group : "", name,
-            (unsigned long long)stat_u64(h, group, name), (unsigned long long)want);
-    return false;
-}
-
 static test_result test_drop_hides_and_purges(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -753,11 +726,11 @@ static test_result test_drop_hides_and_purges(engine_handle *h, const test_harne
     CHECK_RC(kv_get_full(h, c, 8, 0, "k1", NULL, 0, NULL), ENGINE_UNKNOWN_COLLECTION);
     CHECK_RC(kv_get_full(h, c, 9, 0, "k1", NULL, 0, NULL), ENGINE_SUCCESS);
     /* Freed in the background: memory returns. */
-    CHECK(wait_stat(h, NULL, "ep_collections_purged_items", 500));
-    CHECK(wait_stat(h, NULL, "curr_items", 500));
+    CHECK(wait_stat_eq(h, NULL, "ep_collections_purged_items", 500));
+    CHECK(wait_stat_eq(h, NULL, "curr_items", 500));
     /* Memory returns once the purger (and any flush holding a reference) is done. */
     uint64_t want = base + stat_u64(h, "collections", "0x8:0x9:mem_used");
-    CHECK(wait_stat(h, NULL, "mem_used", want));
+    CHECK(wait_stat_eq(h, NULL, "mem_used", want));
     return TEST_PASS;
 }
 
@@ -788,8 +761,8 @@ static test_result test_readd_sees_nothing_old(engine_handle *h, const test_harn
     char val[8];
     CHECK_RC(kv_get_full(h, c, 8, 0, "old1", val, sizeof(val), NULL), ENGINE_SUCCESS);
     CHECK(strcmp(val, "new") == 0);
-    CHECK(wait_stat(h, "collections", "0x8:0x8:items", 1));
-    CHECK(wait_stat(h, NULL, "curr_items", 1));
+    CHECK(wait_stat_eq(h, "collections", "0x8:0x8:items", 1));
+    CHECK(wait_stat_eq(h, NULL, "curr_items", 1));
     return TEST_PASS;
 }
 
@@ -877,68 +850,73 @@ static test_result test_many_updates(engine_handle *h, const test_harness *th)
     }
     CHECK(current_uid(h, th) == 50);
     CHECK(stat_u64(h, "manifest", "manifest_updates") == 50);
-    CHECK(wait_stat(h, NULL, "curr_items", 1));
+    CHECK(wait_stat_eq(h, NULL, "curr_items", 1));
     return TEST_PASS;
 }
 
-static bool ready(engine_handle *h, const test_harness *th)
-{
-    (void)th;
-    return wait_ready(h);
-}
-
 static const engine_test tests[] = {
-    {"update: success", test_update_success, ready, NULL, CFG, false},
-    {"update: invalid JSON and rule breaks", test_invalid_json, ready, NULL, CFG, false},
-    {"update: not a successor", test_not_a_successor, ready, NULL, CFG, false},
-    {"update: identical manifest", test_identical, ready, NULL, CFG, false},
-    {"update: too busy while another is in flight", test_too_busy, ready, NULL, CFG,
-     false},
-    {"update: persist fails at open", test_fail_open, ready, NULL, CFG, false},
-    {"update: persist fails at write (ENOSPC)", test_fail_write, ready, NULL, CFG, false},
-    {"update: persist fails at a short write", test_fail_short_write, ready, NULL, CFG,
-     false},
-    {"update: persist fails at fsync (EIO)", test_fail_fsync, ready, NULL, CFG, false},
-    {"update: persist fails at rename", test_fail_rename, ready, NULL, CFG, false},
-    {"update: persist fails at directory fsync", test_fail_dirsync, ready, NULL, CFG,
-     false},
-    {"update: failed directory fsync leaves the old file",
-     test_fail_dirsync_file_restored, ready, NULL, CFG, false},
-    {"update: data directory removed", test_data_dir_removed, ready, NULL, CFG, false},
-    {"update: client disconnects mid-update", test_disconnect_mid_update, ready, NULL,
+    {"update: success", test_update_success, setup_wait_ready, NULL, CFG, false},
+    {"update: invalid JSON and rule breaks", test_invalid_json, setup_wait_ready, NULL,
      CFG, false},
-    {"update: destroy while the persist runs", test_destroy_mid_update_running, ready,
+    {"update: not a successor", test_not_a_successor, setup_wait_ready, NULL, CFG, false},
+    {"update: identical manifest", test_identical, setup_wait_ready, NULL, CFG, false},
+    {"update: too busy while another is in flight", test_too_busy, setup_wait_ready, NULL,
+     CFG, false},
+    {"update: persist fails at open", test_fail_open, setup_wait_ready, NULL, CFG, false},
+    {"update: persist fails at write (ENOSPC)", test_fail_write, setup_wait_ready, NULL,
+     CFG, false},
+    {"update: persist fails at a short write", test_fail_short_write, setup_wait_ready,
      NULL, CFG, false},
-    {"update: destroy while the persist is queued", test_destroy_mid_update_queued, ready,
+    {"update: persist fails at fsync (EIO)", test_fail_fsync, setup_wait_ready, NULL, CFG,
+     false},
+    {"update: persist fails at rename", test_fail_rename, setup_wait_ready, NULL, CFG,
+     false},
+    {"update: persist fails at directory fsync", test_fail_dirsync, setup_wait_ready,
      NULL, CFG, false},
-    {"update: queued behind another writer task", test_queued_update_completes, ready,
-     NULL, CFG, false},
+    {"update: failed directory fsync leaves the old file",
+     test_fail_dirsync_file_restored, setup_wait_ready, NULL, CFG, false},
+    {"update: data directory removed", test_data_dir_removed, setup_wait_ready, NULL, CFG,
+     false},
+    {"update: client disconnects mid-update", test_disconnect_mid_update,
+     setup_wait_ready, NULL, CFG, false},
+    {"update: destroy while the persist runs", test_destroy_mid_update_running,
+     setup_wait_ready, NULL, CFG, false},
+    {"update: destroy while the persist is queued", test_destroy_mid_update_queued,
+     setup_wait_ready, NULL, CFG, false},
+    {"update: queued behind another writer task", test_queued_update_completes,
+     setup_wait_ready, NULL, CFG, false},
     {"update: memory-only engine", test_memory_only, NULL, NULL, "num_writer_threads=1",
      false},
-    {"update: NULL cookie or manifest", test_null_cookie, ready, NULL, CFG, false},
-    {"update: scope and collection limits", test_limits, ready, NULL,
-     CFG ";max_collections=2;max_scopes=2", false},
-    {"update: 50 updates from two cookies", test_many_updates, ready, NULL, CFG, false},
-    {"warmup: same manifest and uid", test_warmup_same_manifest, ready, NULL, CFG, false},
-    {"warmup: checksum mismatch fails initialize", test_corrupt_checksum, ready, NULL,
-     CFG, false},
-    {"warmup: torn file fails initialize", test_corrupt_torn, ready, NULL, CFG, false},
-    {"warmup: bad header fails initialize", test_corrupt_header, ready, NULL, CFG, false},
-    {"warmup: rule-breaking manifest fails initialize", test_corrupt_rules, ready, NULL,
-     CFG, false},
-    {"warmup: leftover temp file removed", test_leftover_temp_file, ready, NULL, CFG,
+    {"update: NULL cookie or manifest", test_null_cookie, setup_wait_ready, NULL, CFG,
      false},
-    {"warmup: collection dropped before restart", test_dropped_before_restart, ready,
-     NULL, CFG, false},
-    {"data: unknown collection", test_unknown_collection_ops, ready, NULL, CFG, false},
-    {"data: maxTTL caps expiry", test_max_ttl, ready, NULL, CFG, false},
-    {"data: drop hides at once, purger frees", test_drop_hides_and_purges, ready, NULL,
+    {"update: scope and collection limits", test_limits, setup_wait_ready, NULL,
+     CFG ";max_collections=2;max_scopes=2", false},
+    {"update: 50 updates from two cookies", test_many_updates, setup_wait_ready, NULL,
      CFG, false},
-    {"data: re-added id sees none of the old items", test_readd_sees_nothing_old, ready,
-     NULL, CFG, false},
-    {"data: collection, scope and manifest stats", test_collection_stats, ready, NULL,
+    {"warmup: same manifest and uid", test_warmup_same_manifest, setup_wait_ready, NULL,
      CFG, false},
-    {"paths: collection and scope ids", test_paths, ready, NULL, CFG, false},
+    {"warmup: checksum mismatch fails initialize", test_corrupt_checksum,
+     setup_wait_ready, NULL, CFG, false},
+    {"warmup: torn file fails initialize", test_corrupt_torn, setup_wait_ready, NULL, CFG,
+     false},
+    {"warmup: bad header fails initialize", test_corrupt_header, setup_wait_ready, NULL,
+     CFG, false},
+    {"warmup: rule-breaking manifest fails initialize", test_corrupt_rules,
+     setup_wait_ready, NULL, CFG, false},
+    {"warmup: leftover temp file removed", test_leftover_temp_file, setup_wait_ready,
+     NULL, CFG, false},
+    {"warmup: collection dropped before restart", test_dropped_before_restart,
+     setup_wait_ready, NULL, CFG, false},
+    {"data: unknown collection", test_unknown_collection_ops, setup_wait_ready, NULL, CFG,
+     false},
+    {"data: maxTTL caps expiry", test_max_ttl, setup_wait_ready, NULL, CFG, false},
+    {"data: drop hides at once, purger frees", test_drop_hides_and_purges,
+     setup_wait_ready, NULL, CFG, false},
+    {"data: re-added id sees none of the old items", test_readd_sees_nothing_old,
+     setup_wait_ready, NULL, CFG, false},
+    {"data: collection, scope and manifest stats", test_collection_stats,
+     setup_wait_ready, NULL, CFG, false},
+    {"paths: collection and scope ids", test_paths, setup_wait_ready, NULL, CFG, false},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 

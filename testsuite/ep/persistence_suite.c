@@ -18,25 +18,6 @@
 
 #define CFG "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=2;flusher_retry_ms=10"
 
-typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
-
-static bool control(engine_handle *h, const test_harness *th, const char *cmd)
-{
-    control_fn fn = (control_fn)(uintptr_t)th->engine_symbol("ep_testing_control");
-    char why[256] = "";
-    if (fn == NULL || fn(th->real_handle(h), cmd, why, sizeof(why)) != 0) {
-        fprintf(stderr, "control('%s') failed: %s\n", cmd, fn ? why : "no hook");
-        return false;
-    }
-    return true;
-}
-
-static bool ready(engine_handle *h, const test_harness *th)
-{
-    (void)th;
-    return wait_ready(h);
-}
-
 /* A durable set through the host's protocol: would_block, notify, re-call. */
 static engine_errc durable_set(engine_handle *h, const test_harness *th, const void *c,
                                const char *key, const char *val, uint64_t *cas)
@@ -64,19 +45,6 @@ static engine_errc durable_remove(engine_handle *h, const test_harness *th, cons
     HOST_CALL(th, c, rc,
               h->remove_durable(h, c, &k, 0, 0, NULL, ENGINE_DURABILITY_PERSIST));
     return rc;
-}
-
-static bool wait_stat(engine_handle *h, const char *group, const char *name,
-                      uint64_t want)
-{
-    for (int i = 0; i < 2000; i++) {
-        if (stat_u64(h, group, name) == want)
-            return true;
-        usleep(5000);
-    }
-    fprintf(stderr, "%s stat %s is %llu, waited for %llu\n", group ? group : "\"\"", name,
-            (unsigned long long)stat_u64(h, group, name), (unsigned long long)want);
-    return false;
 }
 
 static engine_handle *restart(const test_harness *th, bool force)
@@ -216,7 +184,7 @@ static test_result test_group_commit_and_dedupe(engine_handle *h, const test_har
 {
     const void *c = th->create_cookie();
     char key[32], val[32];
-    CHECK(control(h, th, "hold_writer"));
+    CHECK(engine_control(h, th, "hold_writer"));
     for (int i = 0; i < 100; i++) {
         snprintf(val, sizeof(val), "v%d", i);
         CHECK_RC(kv_store(h, c, "hot", val, ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
@@ -226,9 +194,9 @@ static test_result test_group_commit_and_dedupe(engine_handle *h, const test_har
         CHECK_RC(kv_store(h, c, key, "x", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
     }
     CHECK(stat_u64(h, NULL, "ep_queue_size") == 150);
-    CHECK(control(h, th, "release_writer"));
-    CHECK(wait_stat(h, NULL, "ep_queue_size", 0));
-    CHECK(wait_stat(h, NULL, "ep_flusher_records", 51));
+    CHECK(engine_control(h, th, "release_writer"));
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(wait_stat_eq(h, NULL, "ep_flusher_records", 51));
     CHECK(stat_u64(h, NULL, "ep_flusher_deduplicated") == 99);
     CHECK(stat_u64(h, NULL, "ep_flusher_batches") == 1); /* all 150 writes, one fsync */
     CHECK((h = restart(th, true)) != NULL);
@@ -245,7 +213,7 @@ static test_result flush_fault(engine_handle *h, const test_harness *th,
                                const char *fault, const char *step)
 {
     const void *c = th->create_cookie();
-    CHECK(control(h, th, fault));
+    CHECK(engine_control(h, th, fault));
     CHECK_RC(durable_set(h, th, c, "k", "value", NULL), ENGINE_TEMPORARY_FAILURE);
     const char *why = th->error_context(c);
     if (strstr(why, step) == NULL || strstr(why, "not durable") == NULL) {
@@ -256,7 +224,7 @@ static test_result flush_fault(engine_handle *h, const test_harness *th,
     CHECK_RC(kv_get(h, c, "k", got, sizeof(got)), ENGINE_SUCCESS);
     CHECK(strcmp(got, "value") == 0);
     CHECK(stat_u64(h, NULL, "ep_flusher_failures") >= 1);
-    CHECK(wait_stat(h, NULL, "ep_queue_size", 0)); /* retried and written */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0)); /* retried and written */
     /* Later durable writes succeed. */
     CHECK_RC(durable_set(h, th, c, "k2", "after", NULL), ENGINE_SUCCESS);
     CHECK((h = restart(th, true)) != NULL);
@@ -303,14 +271,14 @@ static test_result test_fault_persistent(engine_handle *h, const test_harness *t
      * flusher catches up when the disk comes back. */
     const void *c = th->create_cookie();
     char key[16];
-    CHECK(control(h, th, "op=write;nth=1;count=0;errno=ENOSPC"));
+    CHECK(engine_control(h, th, "op=write;nth=1;count=0;errno=ENOSPC"));
     for (int i = 0; i < 5; i++) {
         snprintf(key, sizeof(key), "k%d", i);
         CHECK_RC(durable_set(h, th, c, key, "v", NULL), ENGINE_TEMPORARY_FAILURE);
     }
     CHECK(stat_u64(h, NULL, "ep_queue_size") >= 1);
-    CHECK(control(h, th, "clear"));
-    CHECK(wait_stat(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "clear"));
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
     CHECK((h = restart(th, true)) != NULL);
     for (int i = 0; i < 5; i++) {
         snprintf(key, sizeof(key), "k%d", i);
@@ -495,7 +463,7 @@ static test_result test_destroy_with_queued_durable(engine_handle *h,
         const void *c = th->create_cookie();
         engine_handle *e = th->create_engine(NULL, &rc);
         CHECK(e != NULL && wait_ready(e));
-        CHECK(control(e, th, "hold_writer"));
+        CHECK(engine_control(e, th, "hold_writer"));
         engine_doc_key k = doc_key(0, force ? "forced" : "clean");
         engine_item *it = NULL;
         CHECK_RC(e->allocate(e, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
@@ -576,33 +544,37 @@ static test_result test_segments_roll(engine_handle *h, const test_harness *th)
 }
 
 static const engine_test tests[] = {
-    {"restart keeps data, deletes and CAS", test_restart_keeps_data, ready, NULL, CFG,
-     false},
-    {"durable set and remove survive a forced stop",
-     test_durable_set_survives_forced_stop, ready, NULL, CFG, false},
-    {"durable write errors", test_durable_errors, ready, NULL, CFG, false},
-    {"group commit and de-duplication", test_group_commit_and_dedupe, ready, NULL, CFG,
-     false},
-    {"fault: write ENOSPC", test_fault_write_enospc, ready, NULL, CFG, false},
-    {"fault: write EIO", test_fault_write_eio, ready, NULL, CFG, false},
-    {"fault: short write", test_fault_short_write, ready, NULL, CFG, false},
-    {"fault: fsync EIO", test_fault_fsync, ready, NULL, CFG, false},
-    {"fault: segment create ENOSPC", test_fault_create, ready, NULL, CFG, false},
-    {"fault: directory fsync EIO", test_fault_dirsync, ready, NULL, CFG, false},
-    {"fault: disk full for a while", test_fault_persistent, ready, NULL, CFG, false},
-    {"torn tails are dropped at warmup", test_torn_tails_dropped, ready, NULL, CFG,
-     false},
-    {"a corrupt byte is never read as data", test_corrupt_byte, ready, NULL, CFG, false},
-    {"dropped collection not loaded at warmup", test_dropped_collection_not_loaded, ready,
+    {"restart keeps data, deletes and CAS", test_restart_keeps_data, setup_wait_ready,
      NULL, CFG, false},
-    {"vbucket states", test_vbucket_states, ready, NULL, CFG, false},
-    {"destroy with a queued durable write", test_destroy_with_queued_durable, ready, NULL,
+    {"durable set and remove survive a forced stop",
+     test_durable_set_survives_forced_stop, setup_wait_ready, NULL, CFG, false},
+    {"durable write errors", test_durable_errors, setup_wait_ready, NULL, CFG, false},
+    {"group commit and de-duplication", test_group_commit_and_dedupe, setup_wait_ready,
+     NULL, CFG, false},
+    {"fault: write ENOSPC", test_fault_write_enospc, setup_wait_ready, NULL, CFG, false},
+    {"fault: write EIO", test_fault_write_eio, setup_wait_ready, NULL, CFG, false},
+    {"fault: short write", test_fault_short_write, setup_wait_ready, NULL, CFG, false},
+    {"fault: fsync EIO", test_fault_fsync, setup_wait_ready, NULL, CFG, false},
+    {"fault: segment create ENOSPC", test_fault_create, setup_wait_ready, NULL, CFG,
+     false},
+    {"fault: directory fsync EIO", test_fault_dirsync, setup_wait_ready, NULL, CFG,
+     false},
+    {"fault: disk full for a while", test_fault_persistent, setup_wait_ready, NULL, CFG,
+     false},
+    {"torn tails are dropped at warmup", test_torn_tails_dropped, setup_wait_ready, NULL,
      CFG, false},
-    {"disconnect before the re-call", test_disconnect_before_recall, ready, NULL, CFG,
-     false},
-    {"flush is persisted", test_flush_is_persisted, ready, NULL, CFG, false},
-    {"segments roll over", test_segments_roll, ready, NULL, CFG ";segment_max_bytes=8192",
-     false},
+    {"a corrupt byte is never read as data", test_corrupt_byte, setup_wait_ready, NULL,
+     CFG, false},
+    {"dropped collection not loaded at warmup", test_dropped_collection_not_loaded,
+     setup_wait_ready, NULL, CFG, false},
+    {"vbucket states", test_vbucket_states, setup_wait_ready, NULL, CFG, false},
+    {"destroy with a queued durable write", test_destroy_with_queued_durable,
+     setup_wait_ready, NULL, CFG, false},
+    {"disconnect before the re-call", test_disconnect_before_recall, setup_wait_ready,
+     NULL, CFG, false},
+    {"flush is persisted", test_flush_is_persisted, setup_wait_ready, NULL, CFG, false},
+    {"segments roll over", test_segments_roll, setup_wait_ready, NULL,
+     CFG ";segment_max_bytes=8192", false},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 
