@@ -20,12 +20,15 @@ typedef struct ep_config {
     uint64_t num_writer_threads;
     uint64_t num_auxio_threads;
     uint64_t num_nonio_threads;
-    uint64_t max_scopes;        /* manifest limit, scopes */
-    uint64_t max_collections;   /* manifest limit, collections */
-    uint64_t num_shards;        /* on-disk shards (vbucket % num_shards) */
-    uint64_t segment_max_bytes; /* a segment file is closed past this size */
-    uint64_t flusher_retry_ms;  /* wait before retrying a failed batch */
-    char dbname[1024];          /* data directory; empty = memory only */
+    uint64_t max_scopes;               /* manifest limit, scopes */
+    uint64_t max_collections;          /* manifest limit, collections */
+    uint64_t num_shards;               /* on-disk shards (vbucket % num_shards) */
+    uint64_t segment_max_bytes;        /* a segment file is closed past this size */
+    uint64_t flusher_retry_ms;         /* wait before retrying a failed batch */
+    uint64_t compaction_interval_ms;   /* how often fragmentation is checked */
+    uint64_t compaction_threshold_pct; /* dead share of a shard that compacts it */
+    uint64_t compaction_min_bytes;     /* shards smaller than this are left alone */
+    char dbname[1024];                 /* data directory; empty = memory only */
 } ep_config;
 
 /** Fills *cfg with the defaults. */

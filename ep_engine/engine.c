@@ -162,9 +162,12 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         e->flusher = flusher_create(e);
         e->warmup =
             exec_task_new(e->pool, "warmup", EXEC_READER, 0, ep_warmup_run, NULL, e);
-        if (e->flusher == NULL || e->warmup == NULL)
+        e->compactor = exec_task_new(e->pool, "compactor", EXEC_AUXIO, 20,
+                                     ep_compactor_run, NULL, e);
+        if (e->flusher == NULL || e->warmup == NULL || e->compactor == NULL)
             goto err_oom;
-        if (!flusher_start(e->flusher) || !exec_schedule(e->warmup, 0))
+        if (!flusher_start(e->flusher) || !exec_schedule(e->warmup, 0) ||
+            !exec_schedule(e->compactor, (int64_t)cfg.compaction_interval_ms))
             goto err_oom;
     } else {
         atomic_store(&e->warm_state, EP_WARM_DONE);
@@ -212,7 +215,8 @@ static void ep_destroy(engine_handle *h, bool force)
     kvs_close(e->store);
     e->store = NULL;
     exec_task_put(e->warmup);
-    e->warmup = NULL;
+    exec_task_put(e->compactor);
+    e->warmup = e->compactor = NULL;
     exec_task_put(e->pager);
     exec_task_put(e->resizer);
     exec_task_put(e->purger);
@@ -354,7 +358,8 @@ static int hold_writer(ep_engine *e, char *why, size_t whylen)
  *  - an I/O fault command (see io_control in ep_engine/io/io.h);
  *  - "hold_writer": occupy the writer thread (with num_writer_threads=1)
  *    with a task that waits for "release_writer" or destroy;
- *  - "release_writer".
+ *  - "release_writer";
+ *  - "compact": compact every shard now, on the caller's thread.
  * Returns 0, or -1 with a reason in why.
  */
 __attribute__((visibility("default"))) int
@@ -367,6 +372,14 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
     }
     if (strcmp(cmd, "hold_writer") == 0)
         return hold_writer(e, why, whylen);
+    if (strcmp(cmd, "compact") == 0) {
+        if (e->store == NULL) {
+            snprintf(why, whylen, "no data directory");
+            return -1;
+        }
+        ep_compact_now(e, true);
+        return 0;
+    }
     if (strcmp(cmd, "release_writer") == 0) {
         pthread_mutex_lock(&e->gate.lock);
         e->gate.state = 2;

@@ -69,10 +69,14 @@ typedef struct ep_engine {
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;
-    exec_task *pager;    /* expiry pager, nonio */
-    exec_task *resizer;  /* hash table growth, nonio, woken by the table */
-    exec_task *purger;   /* frees items of dropped collections, nonio */
-    exec_task *warmup;   /* loads the store at start, reader */
+    exec_task *pager;     /* expiry pager, nonio */
+    exec_task *resizer;   /* hash table growth, nonio, woken by the table */
+    exec_task *purger;    /* frees items of dropped collections, nonio */
+    exec_task *warmup;    /* loads the store at start, reader */
+    exec_task *compactor; /* rewrites fragmented shards, auxio */
+    struct {
+        _Atomic uint64_t runs, failures, last_before, last_after, last_us;
+    } compact_stats;
     kvs *store;          /* NULL without a data directory */
     ep_flusher *flusher; /* NULL without a data directory */
     _Atomic int warm_state;
@@ -141,6 +145,11 @@ ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link);
 
 /* warmup.c */
 int64_t ep_warmup_run(exec_task *task, void *arg);
+
+/* compactor.c: the periodic task, and a compaction now (force: every shard,
+ * whatever its fragmentation). */
+int64_t ep_compactor_run(exec_task *task, void *arg);
+void ep_compact_now(ep_engine *e, bool force);
 
 /* kv.c: the data operations of the vtable. */
 engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,

@@ -177,6 +177,17 @@ void ht_for_each_stripe(ep_ht *ht, ht_visit_fn fn, void *ctx)
     }
 }
 
+bool ht_visit_stripe(ep_ht *ht, uint64_t index, ht_visit_fn fn, void *ctx)
+{
+    if (index > ht->stripe_mask)
+        return false;
+    ht_stripe *s = &ht->stripes[index];
+    pthread_mutex_lock(&s->lock);
+    fn(ht, s, ctx);
+    pthread_mutex_unlock(&s->lock);
+    return true;
+}
+
 void ht_stripe_scan(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item *, void *),
                     void (*drop)(ep_item *, void *), void *ctx)
 {

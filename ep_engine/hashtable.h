@@ -68,6 +68,9 @@ ep_item *ht_unlink(ht_stripe *s, ep_item **link);
 typedef void (*ht_visit_fn)(ep_ht *ht, ht_stripe *s, void *ctx);
 void ht_for_each_stripe(ep_ht *ht, ht_visit_fn fn, void *ctx);
 
+/** Calls fn with stripe `index` locked; false if there is no such stripe. */
+bool ht_visit_stripe(ep_ht *ht, uint64_t index, ht_visit_fn fn, void *ctx);
+
 /** Within ht_for_each_stripe: calls fn on each item of the locked stripe; an item
  * for which fn returns true is unlinked and handed to `drop` (after fn). */
 void ht_stripe_scan(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item *, void *),

@@ -108,6 +108,11 @@ static void stats_default(ep_engine *e, stat_sink *k)
     if (e->flusher != NULL)
         flusher_stats(e->flusher, add_u64_cb, k);
     add_str("ep_warmup_state", warm_state_name(e), k);
+    add_u64(k, "ep_compactions", ep_load(&e->compact_stats.runs));
+    add_u64(k, "ep_compaction_failures", ep_load(&e->compact_stats.failures));
+    add_u64(k, "ep_compaction_last_bytes_before", ep_load(&e->compact_stats.last_before));
+    add_u64(k, "ep_compaction_last_bytes_after", ep_load(&e->compact_stats.last_after));
+    add_u64(k, "ep_compaction_last_us", ep_load(&e->compact_stats.last_us));
 }
 
 static void stats_memory(ep_engine *e, stat_sink *k)

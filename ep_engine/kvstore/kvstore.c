@@ -1,21 +1,23 @@
 /*
  * kvstore.c - segment files of checksummed records (format in kvstore.h).
  *
- * Only a shard's flusher task appends to the shard, and only warmup scans it
- * (before any flusher runs), so a shard needs no lock; the byte counters are
- * atomic because stats read them from other threads. It never appends to a
- * segment after a failed write, nor to a segment of an earlier run (its tail
- * may be torn): it starts a new one.
+ * A shard's flusher task appends, its compaction task replaces old segments by
+ * a base, and warmup scans (before either runs); the shard lock serialises
+ * appends with the moment a compaction seals and installs, never with the
+ * compaction's own writing. It never appends to a segment after a failed
+ * write, nor to a segment of an earlier run (its tail may be torn).
  */
 #include "kvstore.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SEG_MAGIC        "EPSEG\0\0\1"
 #define SEG_VERSION      1u
@@ -25,14 +27,20 @@
 #define SCAN_CHUNK       (1u << 20)
 
 typedef struct shard {
-    int fd;             /* current segment, -1 if none */
-    uint64_t seg_no;    /* number of the current (or last seen) segment */
-    uint64_t seg_bytes; /* bytes in the current segment */
-    bool start_new;     /* the next append opens a new segment */
-    uint64_t *segs;     /* numbers of this shard's segments, ascending */
+    pthread_mutex_t lock; /* guards everything below but `bytes` */
+    int fd;               /* current segment, -1 if none */
+    uint64_t seg_no;      /* number of the current (or last seen) segment or base */
+    uint64_t seg_bytes;   /* bytes in the current segment */
+    bool start_new;       /* the next append opens a new segment */
+    uint64_t *segs;       /* numbers of this shard's segments, ascending */
     size_t nsegs, cap;
-    _Atomic uint64_t bytes; /* in all segments */
+    uint64_t base; /* number of the base file, 0 if none */
+    bool compacting;
+    _Atomic uint64_t bytes; /* in the base and all segments */
 } shard;
+
+#define KIND_SEGMENT 0u
+#define KIND_BASE    1u
 
 struct kvs {
     ep_io *io;
@@ -85,6 +93,24 @@ static void seg_path(const kvs *s, unsigned shard_no, uint64_t seg, char *buf, s
     snprintf(buf, cap, "%s/shard%u.%" PRIu64 ".seg", s->dir, shard_no, seg);
 }
 
+static void base_path(const kvs *s, unsigned shard_no, uint64_t base, bool tmp, char *buf,
+                      size_t cap)
+{
+    snprintf(buf, cap, "%s/shard%u.%" PRIu64 ".base%s", s->dir, shard_no, base,
+             tmp ? ".tmp" : "");
+}
+
+static void add_file_bytes(kvs *s, shard *sh, const char *path)
+{
+    int fd = io_open(s->io, path, O_RDONLY, 0);
+    if (fd < 0)
+        return;
+    int64_t size = io_file_size(s->io, fd);
+    if (size > 0)
+        atomic_fetch_add(&sh->bytes, (uint64_t)size);
+    io_close(s->io, fd);
+}
+
 static int add_segment(shard *sh, uint64_t seg)
 {
     if (sh->nsegs == sh->cap) {
@@ -116,12 +142,42 @@ static int found_file(const char *name, void *ctx)
     found *f = ctx;
     unsigned shard_no;
     uint64_t seg;
-    char tail[8];
-    if (sscanf(name, "shard%u.%" SCNu64 ".%7s", &shard_no, &seg, tail) != 3 ||
-        strcmp(tail, "seg") != 0 || shard_no >= f->s->nshards || seg == 0)
+    char tail[16];
+    if (sscanf(name, "shard%u.%" SCNu64 ".%15s", &shard_no, &seg, tail) != 3 ||
+        shard_no >= f->s->nshards || seg == 0)
         return 0; /* not ours: other files may live in the data directory */
-    f->err = add_segment(&f->s->shards[shard_no], seg);
+    shard *sh = &f->s->shards[shard_no];
+    if (strcmp(tail, "seg") == 0) {
+        f->err = add_segment(sh, seg);
+    } else if (strcmp(tail, "base") == 0) {
+        if (seg > sh->base)
+            sh->base = seg;
+        if (seg > sh->seg_no)
+            sh->seg_no = seg;
+    } else if (strcmp(tail, "base.tmp") == 0) {
+        /* A compaction that never finished: not in force; remove it. */
+        char path[1100];
+        base_path(f->s, shard_no, seg, true, path, sizeof(path));
+        io_unlink(f->s->io, path);
+    }
     return f->err;
+}
+
+/* Drops the files a base replaced (left behind by a crash after the install). */
+static void remove_replaced(kvs *s, unsigned shard_no)
+{
+    shard *sh = &s->shards[shard_no];
+    char path[1100];
+    size_t keep = 0;
+    for (size_t i = 0; i < sh->nsegs; i++) {
+        if (sh->segs[i] <= sh->base) {
+            seg_path(s, shard_no, sh->segs[i], path, sizeof(path));
+            io_unlink(s->io, path);
+        } else {
+            sh->segs[keep++] = sh->segs[i];
+        }
+    }
+    sh->nsegs = keep;
 }
 
 kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max_bytes,
@@ -138,6 +194,7 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
     s->nshards = nshards;
     s->segment_max = segment_max_bytes;
     for (unsigned i = 0; i < nshards; i++) {
+        pthread_mutex_init(&s->shards[i].lock, NULL);
         s->shards[i].fd = -1;
         s->shards[i].start_new = true;
     }
@@ -148,19 +205,18 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
         kvs_close(s);
         return NULL;
     }
-    /* Sizes, for the stats and compaction. */
+    /* Old bases and replaced segments go; then sizes, for stats and compaction. */
     char path[1100];
     for (unsigned i = 0; i < nshards; i++) {
         shard *sh = &s->shards[i];
+        remove_replaced(s, i);
+        if (sh->base != 0) {
+            base_path(s, i, sh->base, false, path, sizeof(path));
+            add_file_bytes(s, sh, path);
+        }
         for (size_t j = 0; j < sh->nsegs; j++) {
             seg_path(s, i, sh->segs[j], path, sizeof(path));
-            int fd = io_open(io, path, O_RDONLY, 0);
-            if (fd < 0)
-                continue;
-            int64_t size = io_file_size(io, fd);
-            if (size > 0)
-                atomic_fetch_add(&sh->bytes, (uint64_t)size);
-            io_close(io, fd);
+            add_file_bytes(s, sh, path);
         }
     }
     return s;
@@ -174,6 +230,7 @@ void kvs_close(kvs *s)
         if (s->shards[i].fd >= 0)
             io_close(s->io, s->shards[i].fd);
         free(s->shards[i].segs);
+        pthread_mutex_destroy(&s->shards[i].lock);
     }
     free(s->shards);
     free(s);
@@ -217,7 +274,18 @@ static size_t encode(const kvs_record *r, unsigned char *p)
     return 8 + len;
 }
 
-/* Starts segment seg_no+1: creates it, writes its header, makes the name durable. */
+static void make_header(unsigned char *h, unsigned shard_no, uint64_t seg, uint32_t kind)
+{
+    memcpy(h, SEG_MAGIC, 8);
+    put32(h + 8, SEG_VERSION);
+    put32(h + 12, shard_no);
+    put64(h + 16, seg);
+    put32(h + 24, kind);
+    put32(h + 28, io_crc32(0, h, 28));
+}
+
+/* Starts segment seg_no+1: creates it, writes its header, makes the name durable.
+ * Under the shard lock. */
 static int open_segment(kvs *s, unsigned shard_no, char *why, size_t whylen)
 {
     shard *sh = &s->shards[shard_no];
@@ -234,12 +302,7 @@ static int open_segment(kvs *s, unsigned shard_no, char *why, size_t whylen)
     if (fd < 0)
         goto err;
     unsigned char h[SEG_HEADER_BYTES];
-    memcpy(h, SEG_MAGIC, 8);
-    put32(h + 8, SEG_VERSION);
-    put32(h + 12, shard_no);
-    put64(h + 16, seg);
-    put32(h + 24, 0);
-    put32(h + 28, io_crc32(0, h, 28));
+    make_header(h, shard_no, seg, KIND_SEGMENT);
     step = "write header";
     rc = io_write_all(s->io, fd, h, sizeof(h));
     if (rc == 0) {
@@ -283,6 +346,7 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n, char
     for (size_t i = 0; i < n; i++)
         used += encode(&recs[i], buf + used);
     int rc = 0;
+    pthread_mutex_lock(&sh->lock);
     if (sh->start_new || sh->fd < 0 || sh->seg_bytes + used > s->segment_max)
         rc = open_segment(s, shard_no, why, whylen);
     if (rc == 0) {
@@ -301,6 +365,7 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n, char
     }
     if (rc < 0)
         sh->start_new = true; /* never append after a failed write */
+    pthread_mutex_unlock(&sh->lock);
     free(buf);
     return rc;
 }
@@ -347,96 +412,293 @@ static int fill(reader *r, size_t at, size_t need)
     return 1;
 }
 
+/* Scans one file; `rc` of the callback or -errno. */
+static int scan_file(kvs *s, reader *r, const char *path,
+                     int (*cb)(const kvs_record *rec, void *ctx), void *ctx,
+                     kvs_scan_stats *st, void (*warn)(const char *msg, void *ctx),
+                     char *why, size_t whylen)
+{
+    char msg[1300];
+    int rc = 0;
+    r->fd = io_open(s->io, path, O_RDONLY, 0);
+    if (r->fd < 0) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(-r->fd));
+        return r->fd;
+    }
+    int64_t size = io_file_size(s->io, r->fd);
+    r->file_size = size > 0 ? (uint64_t)size : 0;
+    r->off = 0;
+    r->len = 0;
+    st->segments++;
+    int got = fill(r, 0, SEG_HEADER_BYTES);
+    if (got <= 0 || memcmp(r->buf, SEG_MAGIC, 8) != 0 ||
+        get32(r->buf + 28) != io_crc32(0, r->buf, 28)) {
+        if (got < 0) {
+            rc = got;
+            snprintf(why, whylen, "read of %s failed: %s", path, strerror(-rc));
+        } else {
+            /* A segment whose header never made it: nothing in it was acknowledged. */
+            st->torn_segments++;
+            st->torn_bytes += r->file_size;
+            snprintf(msg, sizeof(msg),
+                     "%s: bad or missing header; %" PRIu64 " bytes ignored", path,
+                     r->file_size);
+            warn(msg, ctx);
+        }
+        io_close(s->io, r->fd);
+        return rc;
+    }
+    size_t at = SEG_HEADER_BYTES;
+    for (;;) {
+        got = fill(r, at, 8);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        uint32_t crc = get32(r->buf + at), len = get32(r->buf + at + 4);
+        bool torn = len < REC_FIXED_BYTES || (got = fill(r, at, 8 + (size_t)len)) == 0;
+        if (got < 0) {
+            rc = got;
+            break;
+        }
+        const unsigned char *p = r->buf + at;
+        if (!torn)
+            torn = io_crc32(0, p + 4, 4 + len) != crc ||
+                   (size_t)REC_FIXED_BYTES + get16(p + 32) + get32(p + 36) != len ||
+                   (p[8] != KVS_SET && p[8] != KVS_DELETE);
+        if (torn) {
+            uint64_t dropped = r->file_size - (r->off + at);
+            st->torn_segments++;
+            st->torn_bytes += dropped;
+            snprintf(msg, sizeof(msg),
+                     "%s: torn or corrupt record at offset %" PRIu64 "; %" PRIu64
+                     " bytes from there ignored",
+                     path, r->off + at, dropped);
+            warn(msg, ctx);
+            break;
+        }
+        kvs_record rec = {
+            p[8],          p[9],          get16(p + 10),         get32(p + 12),
+            get64(p + 16), get32(p + 24), get32(p + 28),         get16(p + 32),
+            get32(p + 36), p + 40,        p + 40 + get16(p + 32)};
+        st->records++;
+        st->bytes += 8 + len;
+        at += 8 + len;
+        rc = cb(&rec, ctx);
+        if (rc != 0)
+            break;
+    }
+    if (rc < 0 && why[0] == '\0')
+        snprintf(why, whylen, "read of %s failed: %s", path, strerror(-rc));
+    io_close(s->io, r->fd);
+    return rc;
+}
+
 int kvs_scan(kvs *s, unsigned shard_no, int (*cb)(const kvs_record *r, void *ctx),
              void *ctx, kvs_scan_stats *st, void (*warn)(const char *msg, void *ctx),
              char *why, size_t whylen)
 {
     shard *sh = &s->shards[shard_no];
-    char path[1100], msg[1300];
+    char path[1100];
     reader r = {s->io, -1, 0, 0, malloc(SCAN_CHUNK), 0, SCAN_CHUNK};
     int rc = r.buf ? 0 : -ENOMEM;
+    if (rc == 0 && sh->base != 0) {
+        base_path(s, shard_no, sh->base, false, path, sizeof(path));
+        rc = scan_file(s, &r, path, cb, ctx, st, warn, why, whylen);
+    }
     for (size_t i = 0; rc == 0 && i < sh->nsegs; i++) {
         seg_path(s, shard_no, sh->segs[i], path, sizeof(path));
-        r.fd = io_open(s->io, path, O_RDONLY, 0);
-        if (r.fd < 0) {
-            rc = r.fd;
-            snprintf(why, whylen, "cannot open %s: %s", path, strerror(-rc));
-            break;
-        }
-        int64_t size = io_file_size(s->io, r.fd);
-        r.file_size = size > 0 ? (uint64_t)size : 0;
-        r.off = 0;
-        r.len = 0;
-        st->segments++;
-        size_t at = 0;
-        int got = fill(&r, 0, SEG_HEADER_BYTES);
-        if (got <= 0 || memcmp(r.buf, SEG_MAGIC, 8) != 0 ||
-            get32(r.buf + 28) != io_crc32(0, r.buf, 28)) {
-            if (got < 0) {
-                rc = got;
-                snprintf(why, whylen, "read of %s failed: %s", path, strerror(-rc));
-            } else {
-                /* A segment whose header never made it: nothing in it was
-                 * acknowledged. */
-                st->torn_segments++;
-                st->torn_bytes += r.file_size;
-                snprintf(msg, sizeof(msg),
-                         "%s: bad or missing header; %" PRIu64 " bytes ignored", path,
-                         r.file_size);
-                warn(msg, ctx);
-            }
-            io_close(s->io, r.fd);
-            continue;
-        }
-        at = SEG_HEADER_BYTES;
-        for (;;) {
-            got = fill(&r, at, 8);
-            if (got < 0) {
-                rc = got;
-                break;
-            }
-            if (got == 0)
-                break;
-            uint32_t crc = get32(r.buf + at), len = get32(r.buf + at + 4);
-            bool torn =
-                len < REC_FIXED_BYTES || (got = fill(&r, at, 8 + (size_t)len)) == 0;
-            if (got < 0) {
-                rc = got;
-                break;
-            }
-            const unsigned char *p = r.buf + at;
-            if (!torn)
-                torn = io_crc32(0, p + 4, 4 + len) != crc ||
-                       (size_t)REC_FIXED_BYTES + get16(p + 32) + get32(p + 36) != len ||
-                       (p[8] != KVS_SET && p[8] != KVS_DELETE);
-            if (torn) {
-                uint64_t dropped = r.file_size - (r.off + at);
-                st->torn_segments++;
-                st->torn_bytes += dropped;
-                snprintf(msg, sizeof(msg),
-                         "%s: torn or corrupt record at offset %" PRIu64 "; %" PRIu64
-                         " bytes from there ignored",
-                         path, r.off + at, dropped);
-                warn(msg, ctx);
-                break;
-            }
-            kvs_record rec = {
-                p[8],          p[9],          get16(p + 10),         get32(p + 12),
-                get64(p + 16), get32(p + 24), get32(p + 28),         get16(p + 32),
-                get32(p + 36), p + 40,        p + 40 + get16(p + 32)};
-            st->records++;
-            st->bytes += 8 + len;
-            at += 8 + len;
-            int stop = cb(&rec, ctx);
-            if (stop != 0) {
-                rc = stop;
-                break;
-            }
-        }
-        if (rc < 0 && why[0] == '\0')
-            snprintf(why, whylen, "read of %s failed: %s", path, strerror(-rc));
-        io_close(s->io, r.fd);
+        rc = scan_file(s, &r, path, cb, ctx, st, warn, why, whylen);
     }
     free(r.buf);
     return rc;
+}
+
+/* ---- compaction ---- */
+
+struct kvs_compaction {
+    kvs *s;
+    unsigned shard;
+    uint64_t upto; /* the base replaces segments up to this number */
+    int fd;
+    unsigned char *buf;
+    size_t len, cap;
+    uint64_t bytes;
+};
+
+#define COMPACT_BUFFER (1u << 20)
+
+kvs_compaction *kvs_compact_begin(kvs *s, unsigned shard_no, char *why, size_t whylen)
+{
+    shard *sh = &s->shards[shard_no];
+    pthread_mutex_lock(&sh->lock);
+    if (sh->compacting || sh->seg_no == 0) {
+        pthread_mutex_unlock(&sh->lock);
+        snprintf(why, whylen, "shard %u: %s", shard_no,
+                 sh->compacting ? "already compacting" : "nothing to compact");
+        return NULL;
+    }
+    /* Seal: the next append opens segment seg_no + 1, above the base. */
+    uint64_t upto = sh->seg_no;
+    sh->start_new = true;
+    if (sh->fd >= 0) {
+        io_close(s->io, sh->fd);
+        sh->fd = -1;
+    }
+    sh->compacting = true;
+    pthread_mutex_unlock(&sh->lock);
+
+    kvs_compaction *c = calloc(1, sizeof(*c));
+    char path[1100];
+    base_path(s, shard_no, upto, true, path, sizeof(path));
+    int fd = io_open(s->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (c == NULL || fd < 0 || (c->buf = malloc(COMPACT_BUFFER)) == NULL) {
+        snprintf(why, whylen, "cannot start compaction of shard %u: %s", shard_no,
+                 fd < 0 ? strerror(-fd) : "out of memory");
+        if (fd >= 0)
+            io_close(s->io, fd);
+        free(c);
+        pthread_mutex_lock(&sh->lock);
+        sh->compacting = false;
+        pthread_mutex_unlock(&sh->lock);
+        return NULL;
+    }
+    *c = (kvs_compaction){s, shard_no, upto, fd, c->buf, 0, COMPACT_BUFFER, 0};
+    make_header(c->buf, shard_no, upto, KIND_BASE);
+    c->len = SEG_HEADER_BYTES;
+    return c;
+}
+
+static int compact_flush(kvs_compaction *c, char *why, size_t whylen)
+{
+    int rc = io_write_all(c->s->io, c->fd, c->buf, c->len);
+    if (rc < 0)
+        snprintf(why, whylen, "compaction write failed: %s", strerror(-rc));
+    c->bytes += c->len;
+    c->len = 0;
+    return rc;
+}
+
+int kvs_compact_add(kvs_compaction *c, const kvs_record *r, char *why, size_t whylen)
+{
+    size_t need = kvs_record_size(r);
+    if (c->len + need > c->cap) {
+        int rc = compact_flush(c, why, whylen);
+        if (rc < 0)
+            return rc;
+        if (need > c->cap) {
+            unsigned char *grown = realloc(c->buf, need);
+            if (grown == NULL) {
+                snprintf(why, whylen, "out of memory for a %zu-byte record", need);
+                return -ENOMEM;
+            }
+            c->buf = grown;
+            c->cap = need;
+        }
+    }
+    c->len += encode(r, c->buf + c->len);
+    return 0;
+}
+
+uint64_t kvs_compact_bytes(const kvs_compaction *c)
+{
+    return c->bytes + c->len;
+}
+
+static void compact_free(kvs_compaction *c, bool remove_tmp)
+{
+    shard *sh = &c->s->shards[c->shard];
+    if (c->fd >= 0)
+        io_close(c->s->io, c->fd);
+    if (remove_tmp) {
+        char path[1100];
+        base_path(c->s, c->shard, c->upto, true, path, sizeof(path));
+        io_unlink(c->s->io, path);
+    }
+    pthread_mutex_lock(&sh->lock);
+    sh->compacting = false;
+    pthread_mutex_unlock(&sh->lock);
+    free(c->buf);
+    free(c);
+}
+
+void kvs_compact_abort(kvs_compaction *c)
+{
+    if (c != NULL)
+        compact_free(c, true);
+}
+
+int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
+{
+    kvs *s = c->s;
+    shard *sh = &s->shards[c->shard];
+    char tmp[1100], path[1100];
+    int rc = compact_flush(c, why, whylen);
+    if (rc == 0 && (rc = io_fsync(s->io, c->fd)) < 0)
+        snprintf(why, whylen, "compaction fsync failed: %s", strerror(-rc));
+    base_path(s, c->shard, c->upto, true, tmp, sizeof(tmp));
+    base_path(s, c->shard, c->upto, false, path, sizeof(path));
+    /* The install: one rename; from here warmup reads the base. */
+    if (rc == 0 && (rc = io_rename(s->io, tmp, path)) < 0)
+        snprintf(why, whylen, "compaction rename failed: %s", strerror(-rc));
+    if (rc == 0 && (rc = io_fsync_dir(s->io, s->dir)) < 0)
+        snprintf(why, whylen, "compaction directory fsync failed: %s", strerror(-rc));
+    if (rc < 0) {
+        /* If the rename happened but the directory fsync failed, the base may
+         * or may not be in force after a crash: both are consistent, so keep
+         * using it (the old files stay until the next compaction or start). */
+        bool installed = access(path, F_OK) == 0;
+        if (installed) {
+            pthread_mutex_lock(&sh->lock);
+            sh->base = c->upto;
+            pthread_mutex_unlock(&sh->lock);
+        }
+        compact_free(c, !installed);
+        return rc;
+    }
+    /* Forget and delete what the base replaced. */
+    uint64_t old_base;
+    pthread_mutex_lock(&sh->lock);
+    old_base = sh->base;
+    sh->base = c->upto;
+    size_t keep = 0;
+    uint64_t *gone = malloc((sh->nsegs + 1) * sizeof(uint64_t));
+    size_t ngone = 0;
+    for (size_t i = 0; i < sh->nsegs; i++) {
+        if (sh->segs[i] <= c->upto) {
+            if (gone != NULL)
+                gone[ngone++] = sh->segs[i];
+        } else {
+            sh->segs[keep++] = sh->segs[i];
+        }
+    }
+    sh->nsegs = keep;
+    pthread_mutex_unlock(&sh->lock);
+    if (old_base != 0 && old_base != c->upto) {
+        base_path(s, c->shard, old_base, false, tmp, sizeof(tmp));
+        io_unlink(s->io, tmp);
+    }
+    for (size_t i = 0; i < ngone; i++) {
+        seg_path(s, c->shard, gone[i], tmp, sizeof(tmp));
+        io_unlink(s->io, tmp);
+    }
+    free(gone);
+    /* Recount the shard's bytes from what is left. */
+    uint64_t total = 0;
+    pthread_mutex_lock(&sh->lock);
+    size_t n = sh->nsegs;
+    uint64_t *left = malloc((n + 1) * sizeof(uint64_t));
+    if (left != NULL)
+        memcpy(left, sh->segs, n * sizeof(uint64_t));
+    pthread_mutex_unlock(&sh->lock);
+    atomic_store(&sh->bytes, 0);
+    add_file_bytes(s, sh, path);
+    for (size_t i = 0; left != NULL && i < n; i++) {
+        seg_path(s, c->shard, left[i], tmp, sizeof(tmp));
+        add_file_bytes(s, sh, tmp);
+    }
+    (void)total;
+    free(left);
+    compact_free(c, false);
+    return 0;
 }

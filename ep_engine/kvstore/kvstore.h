@@ -6,10 +6,13 @@
  *
  * On-disk format, version 1 (all integers little-endian):
  *
- *   file  <dbname>/shard<S>.<N>.seg, N = 1, 2, ... in write order
+ *   file  <dbname>/shard<S>.<N>.seg, N = 1, 2, ... in write order, and at most
+ *         one <dbname>/shard<S>.<B>.base: a compacted snapshot that replaces
+ *         every segment numbered B or lower (those are ignored, and deleted)
  *   header (32 bytes):
  *     magic "EPSEG\0\0\1" (8) | format version u32 = 1 | shard u32 |
- *     segment number u64 | reserved u32 = 0 | crc32 of the previous 28 bytes u32
+ *     segment number u64 | kind u32 (0 segment, 1 base) |
+ *     crc32 of the previous 28 bytes u32
  *   records, back to back:
  *     crc32 u32            of every byte after it, to the end of the record
  *     length u32           bytes after this field: 32 + nkey + nvalue
@@ -22,6 +25,9 @@
  *     exptime u32          absolute Unix seconds, 0 = never
  *     nkey u16 | pad u16 = 0 | nvalue u32
  *     key bytes, value bytes
+ *
+ * A shard is read as: its base (if any), then its segments above the base, in
+ * number order.
  *
  * A record that does not fit in the file or whose checksum does not match ends
  * the readable part of its segment (a torn write): it and whatever follows in
@@ -92,6 +98,22 @@ int kvs_scan(kvs *s, unsigned shard, int (*cb)(const kvs_record *r, void *ctx), 
  */
 int kvs_append(kvs *s, unsigned shard, const kvs_record *recs, size_t n, char *why,
                size_t whylen);
+
+/* ---- compaction ----
+ * kvs_compact_begin seals the shard (the next append starts a new segment) and
+ * opens a temporary base covering every segment up to the sealed one; the caller
+ * adds the live records; kvs_compact_commit makes the base durable, installs it
+ * with one rename (from then on warmup reads it instead of the old segments),
+ * then deletes what it replaced. Appends go on meanwhile. */
+typedef struct kvs_compaction kvs_compaction;
+kvs_compaction *kvs_compact_begin(kvs *s, unsigned shard, char *why, size_t whylen);
+int kvs_compact_add(kvs_compaction *c, const kvs_record *r, char *why, size_t whylen);
+/** 0 on success (the old files are gone), else -errno; the compaction is freed
+ * either way and on failure nothing changed. */
+int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen);
+void kvs_compact_abort(kvs_compaction *c);
+/** Bytes written to a compaction so far. */
+uint64_t kvs_compact_bytes(const kvs_compaction *c);
 
 /** Bytes a record takes on disk. */
 size_t kvs_record_size(const kvs_record *r);

@@ -5,13 +5,14 @@
  *                                             updates until killed
  *   crashtest verify ENGINE.so DIR LOG        restart on DIR and check
  *
- * The writer appends to LOG, before each operation, "A <seq> <op> <coll> <key>
- * <value>" and, once the engine acknowledged it, "K <seq>". Lines reach the
- * kernel with write(2), so a SIGKILL loses none that were written. The
- * verifier replays LOG: for every key, the value found must be the result of
- * its last acknowledged operation or of an operation attempted after it (which
- * may or may not have reached the disk before the kill); a key never written
- * must not appear; every value carries a check field so a corrupt one is seen.
+ * The engine compacts every few milliseconds, so kills also land in the middle
+ * of compactions. The writer appends to LOG, before each operation, "A <seq> <op> <coll>
+ * <key> <value>" and, once the engine acknowledged it, "K <seq>". Lines reach the kernel
+ * with write(2), so a SIGKILL loses none that were written. The verifier replays LOG: for
+ * every key, the value found must be the result of its last acknowledged operation or of
+ * an operation attempted after it (which may or may not have reached the disk before the
+ * kill); a key never written must not appear; every value carries a check field so a
+ * corrupt one is seen.
  */
 #include "../../engine_api.h"
 #include "../mock_server/mock_server.h"
@@ -42,7 +43,11 @@ static engine_handle *start(const char *so, const char *dir)
     engine_create_instance_fn create;
     *(void **)&create = dlsym(dl, "create_instance");
     char config[1200];
-    snprintf(config, sizeof(config), "dbname=%s;num_shards=2", dir);
+    /* Compaction runs every few ms, so kills land in compactions too. */
+    snprintf(config, sizeof(config),
+             "dbname=%s;num_shards=2;compaction_interval_ms=5;compaction_min_bytes=0;"
+             "compaction_threshold_pct=30",
+             dir);
     engine_handle *e = NULL;
     if (create(ENGINE_API_VERSION, mock_get_server_api, &e) != ENGINE_SUCCESS ||
         e->interface < ENGINE_API_VERSION_2 ||

@@ -9,6 +9,8 @@
 #include "../engine_testapp/suite_helpers.h"
 
 #include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,6 +545,185 @@ static test_result test_segments_roll(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* ---- compaction ---- */
+
+static uint64_t disk_bytes(engine_handle *h)
+{
+    return stat_u64(h, NULL, "ep_disk_bytes");
+}
+
+static test_result test_compaction_shrinks(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16], val[128];
+    /* 100 keys overwritten 20 times, then half deleted: mostly dead bytes. */
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(key, sizeof(key), "k%d", i);
+            snprintf(val, sizeof(val), "%d-%d-%080d", i, round, round);
+            CHECK_RC(kv_store_full(h, c, 0, (uint16_t)(i % 4), key, val, strlen(val), 0,
+                                   0, ENGINE_STORE_SET, 0, NULL),
+                     ENGINE_SUCCESS);
+        }
+        CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    }
+    for (int i = 0; i < 100; i += 2) {
+        snprintf(key, sizeof(key), "k%d", i);
+        engine_doc_key k = doc_key(0, key);
+        CHECK_RC(h->remove(h, c, &k, 0, (uint16_t)(i % 4), NULL), ENGINE_SUCCESS);
+    }
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    uint64_t before = disk_bytes(h);
+    CHECK(engine_control(h, th, "compact"));
+    uint64_t after = disk_bytes(h);
+    /* 50 live items of ~140 bytes on disk each, plus headers. */
+    uint64_t live = 50 * (40 + 3 + 95);
+    fprintf(stderr, "disk before %llu, after %llu, live %llu\n",
+            (unsigned long long)before, (unsigned long long)after,
+            (unsigned long long)live);
+    CHECK(after < before / 10);
+    CHECK(after <= live * 13 / 10 + 4 * 32 * 2);
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 1);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == 50);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "%d-%d-%080d", i, 19, 19);
+        char got[128];
+        engine_errc rc =
+            kv_get_full(h, c, 0, (uint16_t)(i % 4), key, got, sizeof(got), NULL);
+        if (i % 2 == 0) {
+            CHECK_RC(rc, ENGINE_NO_SUCH_KEY);
+        } else {
+            CHECK_RC(rc, ENGINE_SUCCESS);
+            CHECK(strcmp(got, val) == 0);
+        }
+    }
+    return TEST_PASS;
+}
+
+static test_result test_compaction_automatic(engine_handle *h, const test_harness *th)
+{
+    /* Durable writes are each flushed on their own: 200 versions of one key
+     * on disk, one of them live. */
+    const void *c = th->create_cookie();
+    char val[64];
+    for (int i = 0; i < 200; i++) {
+        snprintf(val, sizeof(val), "value-%04d-%030d", i, i);
+        CHECK_RC(durable_set(h, th, c, "same", val, NULL), ENGINE_SUCCESS);
+    }
+    /* Compactions may start during the writes; once they stop, the next one
+     * leaves about one record per shard. */
+    for (int i = 0; i < 1000 && disk_bytes(h) >= 4096; i++)
+        usleep(10000);
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 1);
+    CHECK(disk_bytes(h) < 4096);
+    CHECK((h = restart(th, true)) != NULL);
+    char got[64];
+    CHECK_RC(kv_get(h, c, "same", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strncmp(got, "value-0199", 10) == 0);
+    return TEST_PASS;
+}
+
+typedef struct loader {
+    engine_handle *h;
+    _Atomic int stop;
+    int rounds;
+    int errors;
+} loader;
+
+static void *load_main(void *arg)
+{
+    loader *l = arg;
+    char key[16], val[32];
+    while (!atomic_load(&l->stop)) {
+        for (int i = 0; i < 200; i++) {
+            snprintf(key, sizeof(key), "k%d", i);
+            snprintf(val, sizeof(val), "r%d", l->rounds);
+            if (kv_store_full(l->h, NULL, 0, (uint16_t)(i % 4), key, val, strlen(val), 0,
+                              0, ENGINE_STORE_SET, 0, NULL) != ENGINE_SUCCESS)
+                l->errors++;
+        }
+        l->rounds++;
+    }
+    return NULL;
+}
+
+static test_result test_compaction_under_load(engine_handle *h, const test_harness *th)
+{
+    loader l = {h, 0, 0, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, load_main, &l) == 0);
+    for (int i = 0; i < 20; i++) {
+        if (!engine_control(h, th, "compact"))
+            break;
+        usleep(2000);
+    }
+    atomic_store(&l.stop, 1);
+    pthread_join(t, NULL);
+    CHECK(l.errors == 0);
+    CHECK(l.rounds > 0);
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 20);
+    CHECK((h = restart(th, false)) != NULL);
+    char key[16], want[32], got[32];
+    snprintf(want, sizeof(want), "r%d", l.rounds - 1);
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get_full(h, NULL, 0, (uint16_t)(i % 4), key, got, sizeof(got), NULL),
+                 ENGINE_SUCCESS);
+        CHECK(strcmp(got, want) == 0);
+    }
+    return TEST_PASS;
+}
+
+static test_result compaction_fault(engine_handle *h, const test_harness *th,
+                                    const char *fault)
+{
+    const void *c = th->create_cookie();
+    char key[16];
+    for (int r = 0; r < 3; r++) {
+        for (int i = 0; i < 50; i++) {
+            snprintf(key, sizeof(key), "k%d", i);
+            CHECK_RC(kv_store(h, c, key, r == 2 ? "final" : "older", ENGINE_STORE_SET, 0,
+                              NULL),
+                     ENGINE_SUCCESS);
+        }
+        CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    }
+    CHECK(engine_control(h, th, fault));
+    CHECK(engine_control(h, th, "compact"));
+    CHECK(stat_u64(h, NULL, "ep_compaction_failures") >= 1);
+    CHECK(engine_control(h, th, "clear"));
+    /* Writes go on, and a later compaction succeeds. */
+    CHECK_RC(durable_set(h, th, c, "after", "v", NULL), ENGINE_SUCCESS);
+    CHECK(engine_control(h, th, "compact"));
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 1);
+    CHECK((h = restart(th, true)) != NULL);
+    char got[16];
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get(h, c, key, got, sizeof(got)), ENGINE_SUCCESS);
+        CHECK(strcmp(got, "final") == 0);
+    }
+    CHECK_RC(kv_get(h, c, "after", NULL, 0), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_compaction_fault_write(engine_handle *h, const test_harness *th)
+{
+    return compaction_fault(h, th, "op=write;nth=1;errno=ENOSPC");
+}
+
+static test_result test_compaction_fault_rename(engine_handle *h, const test_harness *th)
+{
+    return compaction_fault(h, th, "op=rename;nth=1;errno=EIO");
+}
+
+static test_result test_compaction_fault_dirsync(engine_handle *h, const test_harness *th)
+{
+    return compaction_fault(h, th, "op=dirsync;nth=1;errno=EIO");
+}
+
 static const engine_test tests[] = {
     {"restart keeps data, deletes and CAS", test_restart_keeps_data, setup_wait_ready,
      NULL, CFG, false},
@@ -573,6 +754,21 @@ static const engine_test tests[] = {
     {"disconnect before the re-call", test_disconnect_before_recall, setup_wait_ready,
      NULL, CFG, false},
     {"flush is persisted", test_flush_is_persisted, setup_wait_ready, NULL, CFG, false},
+    {"compaction shrinks the files and keeps the data", test_compaction_shrinks,
+     setup_wait_ready, NULL, CFG, false},
+    {"compaction starts at the fragmentation threshold", test_compaction_automatic,
+     setup_wait_ready, NULL,
+     CFG
+     ";compaction_interval_ms=20;compaction_min_bytes=4096;compaction_threshold_pct=50",
+     false},
+    {"compaction under concurrent writes", test_compaction_under_load, setup_wait_ready,
+     NULL, CFG, false},
+    {"compaction fault: write", test_compaction_fault_write, setup_wait_ready, NULL, CFG,
+     false},
+    {"compaction fault: rename", test_compaction_fault_rename, setup_wait_ready, NULL,
+     CFG, false},
+    {"compaction fault: directory fsync", test_compaction_fault_dirsync, setup_wait_ready,
+     NULL, CFG, false},
     {"segments roll over", test_segments_roll, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
     {NULL, NULL, NULL, NULL, NULL, false},

@@ -1,0 +1,196 @@
+/*
+ * compactor.c - rewrites a shard's live data into a base file when too much of
+ * the shard is dead (overwritten or deleted versions, tombstones, items of
+ * dropped collections), on an auxio task.
+ *
+ * Live data is taken from memory, one stripe at a time: under a stripe lock it
+ * only takes references on the shard's live items (items never change once
+ * stored) and writes them with no lock held, so a front-end operation waits at
+ * most for one stripe's references. Writes that arrive meanwhile go to segments
+ * above the base (kvs_compact_begin sealed the shard): the newest version of
+ * every key stays in force, and a crash at any step leaves either the old
+ * segments or the new base in force, never a mix.
+ */
+#include "ep_engine.h"
+#include "kvstore/kvstore.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct collect {
+    ep_engine *e;
+    engine_rel_time now;
+    const coll_manifest *m; /* the stripe's view, set per stripe */
+    unsigned nshards;
+    unsigned shard; /* the shard whose items are taken */
+    uint64_t *live; /* when measuring: live record bytes per shard */
+    ep_item **v;    /* when taking: referenced live items of one stripe */
+    size_t n, cap;
+    bool oom;
+} collect;
+
+static bool is_live(const collect *c, const ep_item *it)
+{
+    if (item_expired(it, c->now))
+        return false;
+    const coll_collection *col = coll_find_collection(c->m, it->collection);
+    return col != NULL && it->cas > col->state->start_cas;
+}
+
+static size_t record_bytes(const ep_item *it)
+{
+    kvs_record r = {.nkey = it->nkey, .nvalue = it->nvalue};
+    return kvs_record_size(&r);
+}
+
+/* ht_stripe_scan callback: measures or takes; never unlinks. */
+static bool visit(ep_item *it, void *ctx)
+{
+    collect *c = ctx;
+    if (!is_live(c, it))
+        return false;
+    unsigned shard = kvs_shard_of(c->nshards, it->vbucket);
+    if (c->live != NULL) {
+        c->live[shard] += record_bytes(it);
+        return false;
+    }
+    if (shard != c->shard)
+        return false;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 256;
+        ep_item **v = realloc(c->v, cap * sizeof(*v));
+        if (v == NULL) {
+            c->oom = true;
+            return false;
+        }
+        c->v = v;
+        c->cap = cap;
+    }
+    item_ref(it);
+    c->v[c->n++] = it;
+    return false;
+}
+
+static void never_dropped(ep_item *it, void *ctx)
+{
+    (void)it;
+    (void)ctx;
+}
+
+static void visit_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    collect *c = ctx;
+    c->m = s->view;
+    ht_stripe_scan(ht, s, visit, never_dropped, c);
+}
+
+/* Live record bytes per shard, from memory (one stripe lock at a time). */
+static void measure(ep_engine *e, uint64_t *live)
+{
+    collect c = {e,    e->sapi->core.get_current_time(),
+                 NULL, kvs_shards(e->store),
+                 0,    live,
+                 NULL, 0,
+                 0,    false};
+    ht_for_each_stripe(e->ht, visit_stripe, &c);
+}
+
+/* Compacts one shard. 0, or -1 with the reason logged. */
+static int compact_shard(ep_engine *e, unsigned shard)
+{
+    char why[512] = "";
+    uint64_t before = kvs_shard_bytes(e->store, shard), t0 = exec_now_ns();
+    kvs_compaction *k = kvs_compact_begin(e->store, shard, why, sizeof(why));
+    if (k == NULL)
+        goto err;
+    collect c = {e,     e->sapi->core.get_current_time(),
+                 NULL,  kvs_shards(e->store),
+                 shard, NULL,
+                 NULL,  0,
+                 0,     false};
+    int rc = 0;
+    for (uint64_t i = 0;; i++) {
+        /* One stripe at a time: take references under its lock, write without. */
+        c.n = 0;
+        if (!ht_visit_stripe(e->ht, i, visit_stripe, &c))
+            break;
+        for (size_t j = 0; j < c.n; j++) {
+            ep_item *it = c.v[j];
+            kvs_record r = {KVS_SET,
+                            it->datatype,
+                            it->vbucket,
+                            it->collection,
+                            it->cas,
+                            it->flags,
+                            0,
+                            it->nkey,
+                            it->nvalue,
+                            it->data,
+                            it->data + it->nkey};
+            if (it->exptime != 0)
+                r.exptime = (uint32_t)e->sapi->core.abstime(it->exptime);
+            if (rc == 0)
+                rc = kvs_compact_add(k, &r, why, sizeof(why));
+            ep_item_put(e, it);
+        }
+        if (rc != 0 || c.oom)
+            break;
+    }
+    free(c.v);
+    if (c.oom) {
+        kvs_compact_abort(k);
+        snprintf(why, sizeof(why), "out of memory collecting live items");
+        goto err;
+    }
+    if (rc != 0) {
+        kvs_compact_abort(k);
+        goto err;
+    }
+    uint64_t written = kvs_compact_bytes(k);
+    if (kvs_compact_commit(k, why, sizeof(why)) != 0)
+        goto err;
+    atomic_fetch_add(&e->compact_stats.runs, 1);
+    atomic_store(&e->compact_stats.last_before, before);
+    atomic_store(&e->compact_stats.last_after, kvs_shard_bytes(e->store, shard));
+    atomic_store(&e->compact_stats.last_us, (exec_now_ns() - t0) / 1000);
+    e->sapi->log(ENGINE_LOG_INFO,
+                 "ep_engine: compacted shard %u: %" PRIu64 " -> %" PRIu64
+                 " bytes (%" PRIu64 " written) in %" PRIu64 " ms",
+                 shard, before, kvs_shard_bytes(e->store, shard), written,
+                 (exec_now_ns() - t0) / 1000000);
+    return 0;
+err:
+    atomic_fetch_add(&e->compact_stats.failures, 1);
+    e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: compaction of shard %u failed: %s",
+                 shard, why);
+    return -1;
+}
+
+void ep_compact_now(ep_engine *e, bool force)
+{
+    unsigned n = kvs_shards(e->store);
+    uint64_t *live = calloc(n, sizeof(uint64_t));
+    if (live == NULL)
+        return;
+    measure(e, live);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t disk = kvs_shard_bytes(e->store, i);
+        bool fragmented = disk > e->cfg.compaction_min_bytes &&
+                          (disk - (live[i] < disk ? live[i] : disk)) * 100 >=
+                              disk * e->cfg.compaction_threshold_pct;
+        if (force || fragmented)
+            compact_shard(e, i);
+    }
+    free(live);
+}
+
+int64_t ep_compactor_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    if (atomic_load(&e->warm_state) == EP_WARM_DONE)
+        ep_compact_now(e, false);
+    return (int64_t)e->cfg.compaction_interval_ms;
+}
