@@ -37,7 +37,7 @@ static const param params[] = {
     POW2(ht_size, 1u << 16, 1024, UINT64_C(1) << 32),
     POW2(ht_locks, 1024, 1, 65536),
     U64(exp_pager_interval_ms, 60000, 1, 86400000),
-    U64(num_reader_threads, 1, 1, 64),
+    U64(num_reader_threads, 2, 1, 64), /* warmup reads shards in parallel */
     U64(num_writer_threads, 1, 1, 64),
     U64(num_auxio_threads, 1, 1, 64),
     U64(num_nonio_threads, 1, 1, 64),

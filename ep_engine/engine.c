@@ -160,13 +160,11 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         if (e->store == NULL)
             goto err;
         e->flusher = flusher_create(e);
-        e->warmup =
-            exec_task_new(e->pool, "warmup", EXEC_READER, 0, ep_warmup_run, NULL, e);
         e->compactor = exec_task_new(e->pool, "compactor", EXEC_AUXIO, 20,
                                      ep_compactor_run, NULL, e);
-        if (e->flusher == NULL || e->warmup == NULL || e->compactor == NULL)
+        if (e->flusher == NULL || e->compactor == NULL)
             goto err_oom;
-        if (!flusher_start(e->flusher) || !exec_schedule(e->warmup, 0) ||
+        if (!flusher_start(e->flusher) || !ep_warmup_start(e) ||
             !exec_schedule(e->compactor, (int64_t)cfg.compaction_interval_ms))
             goto err_oom;
     } else {
@@ -212,11 +210,11 @@ static void ep_destroy(engine_handle *h, bool force)
      * durable waiter, and the store. */
     flusher_destroy(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
     e->flusher = NULL;
+    ep_warmup_free(e);
     kvs_close(e->store);
     e->store = NULL;
-    exec_task_put(e->warmup);
     exec_task_put(e->compactor);
-    e->warmup = e->compactor = NULL;
+    e->compactor = NULL;
     exec_task_put(e->pager);
     exec_task_put(e->resizer);
     exec_task_put(e->purger);

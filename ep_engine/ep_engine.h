@@ -69,10 +69,12 @@ typedef struct ep_engine {
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;
-    exec_task *pager;     /* expiry pager, nonio */
-    exec_task *resizer;   /* hash table growth, nonio, woken by the table */
-    exec_task *purger;    /* frees items of dropped collections, nonio */
-    exec_task *warmup;    /* loads the store at start, reader */
+    exec_task *pager;               /* expiry pager, nonio */
+    exec_task *resizer;             /* hash table growth, nonio, woken by the table */
+    exec_task *purger;              /* frees items of dropped collections, nonio */
+    struct warm_shard *warm_shards; /* one reader task per shard loads it at start */
+    uint64_t warm_t0;
+    _Atomic bool warm_failed;
     exec_task *compactor; /* rewrites fragmented shards, auxio */
     struct {
         _Atomic uint64_t runs, failures, last_before, last_after, last_us;
@@ -143,8 +145,10 @@ ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
                       bool replace);
 ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link);
 
-/* warmup.c */
-int64_t ep_warmup_run(exec_task *task, void *arg);
+/* warmup.c: starts one reader task per shard; the last to finish sets
+ * warm_state. ep_warmup_free after the executor is gone. */
+bool ep_warmup_start(ep_engine *e);
+void ep_warmup_free(ep_engine *e);
 
 /* compactor.c: the periodic task, and a compaction now (force: every shard,
  * whatever its fragmentation). */

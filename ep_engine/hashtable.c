@@ -130,7 +130,7 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
     ht_table *t = &ht->tab[s->tab];
     ep_item **link = &t->buckets[hash & t->mask];
     for (ep_item *it = *link; it != NULL; link = &it->next, it = *link) {
-        if (it->hash == hash && it->nkey == nkey && it->vbucket == vbucket &&
+        if (it->hash == (uint32_t)hash && it->nkey == nkey && it->vbucket == vbucket &&
             it->collection == collection && memcmp(it->data, key, nkey) == 0)
             return link;
     }
@@ -222,7 +222,13 @@ int ht_grow(ep_ht *ht)
     unsigned next = ht->cur ^ 1u;
     ht_table *nt = &ht->tab[next];
     uint64_t nbuckets = (old->mask + 1) * 2;
-    while (items > nbuckets * ht_max_load / 2 && nbuckets < (UINT64_C(1) << 40))
+    /* Items keep 32 bits of their hash: no table beyond 2^32 buckets. */
+    if (nbuckets > (UINT64_C(1) << 32)) {
+        atomic_store(&ht->grow_asked, false);
+        return 0;
+    }
+    /* Grow to a load of at most one item per bucket (memory is a budget too). */
+    while (items > nbuckets * ht_max_load && nbuckets < (UINT64_C(1) << 32))
         nbuckets *= 2;
     nt->buckets = calloc(nbuckets, sizeof(ep_item *));
     if (nt->buckets == NULL) {

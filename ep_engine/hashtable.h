@@ -49,7 +49,8 @@ uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t 
 ht_stripe *ht_lock(ep_ht *ht, uint64_t hash);
 void ht_unlock(ht_stripe *s);
 
-/** Under the stripe lock: the link that points to the matching item (*link is the
+/** Under the stripe lock: the link that points to the matching item (items
+ * keep the low 32 bits of `hash`) (*link is the
  * item), or to the chain's terminating NULL if there is none. */
 ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
                   uint32_t collection, const void *key, size_t nkey);

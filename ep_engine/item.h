@@ -16,20 +16,22 @@
 #include <stdint.h>
 
 typedef struct ep_item {
-    struct ep_item *next;   /* hash chain; guarded by the item's stripe lock */
-    uint64_t hash;          /* ht_hash of (vbucket, collection, key) */
-    uint64_t cas;           /* before store: the compare CAS; after: the item's CAS */
-    _Atomic uint32_t refs;  /* references: the table's and the host's */
-    _Atomic uint8_t stored; /* set once by the store that consumes the item */
-    uint8_t datatype;
-    uint16_t vbucket;
-    uint16_t nkey;
+    struct ep_item *next;  /* hash chain; guarded by the item's stripe lock */
+    uint64_t cas;          /* before store: the compare CAS; after: the item's CAS */
+    uint32_t hash;         /* low 32 bits of ht_hash (tables have <= 2^32 buckets) */
+    _Atomic uint32_t refs; /* references: the table's, the host's, the flusher's */
     uint32_t flags;
     engine_rel_time exptime; /* 0 = never */
     uint32_t collection;
     uint32_t nvalue;
+    uint16_t vbucket;
+    uint16_t nkey;
+    _Atomic uint8_t stored; /* set once by the store that consumes the item */
+    uint8_t datatype;
     char data[]; /* nkey key bytes, then nvalue value bytes */
 } ep_item;
+
+_Static_assert(sizeof(ep_item) == 48, "ep_item grew: memory per item is a budget");
 
 /** Bytes an item of this shape occupies, as counted against the quota. */
 static inline size_t item_footprint(size_t nkey, size_t nvalue)

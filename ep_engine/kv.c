@@ -234,7 +234,7 @@ engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
     it->exptime = exptime ? e->sapi->core.realtime(exptime) : 0;
     it->datatype = datatype;
     it->vbucket = vbucket;
-    it->hash = hash;
+    it->hash = (uint32_t)hash;
     *out = (engine_item *)it;
     return ENGINE_SUCCESS;
 }

@@ -60,7 +60,7 @@ static int apply(const kvs_record *r, void *ctx)
         it->datatype = r->datatype;
         it->vbucket = r->vbucket;
         it->cas = r->cas;
-        it->hash = ht_hash(r->vbucket, r->collection, r->key, r->nkey);
+        it->hash = (uint32_t)ht_hash(r->vbucket, r->collection, r->key, r->nkey);
         if (r->nvalue > 0)
             memcpy(item_value(it), r->value, r->nvalue);
         atomic_store_explicit(&it->stored, 1, memory_order_relaxed);
@@ -93,35 +93,85 @@ static int apply(const kvs_record *r, void *ctx)
     return 0;
 }
 
-int64_t ep_warmup_run(exec_task *task, void *arg)
+/* One shard's warmup task. */
+typedef struct warm_shard {
+    ep_engine *e;
+    unsigned shard;
+    exec_task *task;
+} warm_shard;
+
+/* The last shard to finish declares the engine warm (or failed). */
+static void shard_finished(ep_engine *e, bool failed)
 {
-    (void)task;
-    ep_engine *e = arg;
-    warm_ctx w = {e, e->sapi->core.get_current_time(), ""};
-    uint64_t t0 = exec_now_ns();
-    char why[512] = "";
-    kvs_scan_stats st = {0};
-    int rc = 0;
-    for (unsigned i = 0; rc == 0 && i < kvs_shards(e->store); i++) {
-        rc = kvs_scan(e->store, i, apply, &w, &st, warn, why, sizeof(why));
-        atomic_store(&e->warm_stats.shards_done, i + 1);
-        atomic_store(&e->warm_stats.records, st.records);
-        atomic_store(&e->warm_stats.bytes, st.bytes);
-    }
-    atomic_store(&e->warm_stats.torn_segments, st.torn_segments);
-    atomic_store(&e->warm_stats.torn_bytes, st.torn_bytes);
-    atomic_store(&e->warm_stats.duration_us, (exec_now_ns() - t0) / 1000);
-    if (rc != 0) {
-        e->sapi->log(ENGINE_LOG_ERROR, "ep_engine: warmup failed: %s",
-                     w.error[0] ? w.error : why);
+    if (failed)
+        atomic_store(&e->warm_failed, true);
+    unsigned n = kvs_shards(e->store);
+    if (atomic_fetch_add(&e->warm_stats.shards_done, 1) + 1 != n)
+        return;
+    atomic_store(&e->warm_stats.duration_us, (exec_now_ns() - e->warm_t0) / 1000);
+    if (atomic_load(&e->warm_failed)) {
         atomic_store(&e->warm_state, EP_WARM_FAILED);
-        return EXEC_DONE;
+        return;
     }
     e->sapi->log(ENGINE_LOG_INFO,
                  "ep_engine: warmup done: %" PRIu64 " records, %" PRIu64
                  " items loaded in %" PRIu64 " ms; %" PRIu64 " torn bytes dropped",
-                 st.records, atomic_load(&e->warm_stats.loaded),
-                 atomic_load(&e->warm_stats.duration_us) / 1000, st.torn_bytes);
+                 atomic_load(&e->warm_stats.records), atomic_load(&e->warm_stats.loaded),
+                 atomic_load(&e->warm_stats.duration_us) / 1000,
+                 atomic_load(&e->warm_stats.torn_bytes));
     atomic_store(&e->warm_state, EP_WARM_DONE);
+}
+
+static int64_t warm_shard_run(exec_task *task, void *arg)
+{
+    (void)task;
+    warm_shard *ws = arg;
+    ep_engine *e = ws->e;
+    warm_ctx w = {e, e->sapi->core.get_current_time(), ""};
+    char why[512] = "";
+    kvs_scan_stats st = {0};
+    int rc = kvs_scan(e->store, ws->shard, apply, &w, &st, warn, why, sizeof(why));
+    atomic_fetch_add(&e->warm_stats.records, st.records);
+    atomic_fetch_add(&e->warm_stats.bytes, st.bytes);
+    atomic_fetch_add(&e->warm_stats.torn_segments, st.torn_segments);
+    atomic_fetch_add(&e->warm_stats.torn_bytes, st.torn_bytes);
+    if (rc != 0)
+        e->sapi->log(ENGINE_LOG_ERROR, "ep_engine: warmup of shard %u failed: %s",
+                     ws->shard, w.error[0] ? w.error : why);
+    shard_finished(e, rc != 0);
     return EXEC_DONE;
+}
+
+static void warm_shard_cancel(exec_task *task, void *arg)
+{
+    (void)task;
+    warm_shard *ws = arg;
+    shard_finished(ws->e, true); /* shut down before it ran */
+}
+
+bool ep_warmup_start(ep_engine *e)
+{
+    unsigned n = kvs_shards(e->store);
+    warm_shard *ws = calloc(n, sizeof(*ws));
+    if (ws == NULL)
+        return false;
+    e->warm_shards = ws;
+    e->warm_t0 = exec_now_ns();
+    for (unsigned i = 0; i < n; i++) {
+        ws[i] = (warm_shard){e, i, NULL};
+        ws[i].task = exec_task_new(e->pool, "warmup", EXEC_READER, 0, warm_shard_run,
+                                   warm_shard_cancel, &ws[i]);
+        if (ws[i].task == NULL || !exec_schedule(ws[i].task, 0))
+            return false;
+    }
+    return true;
+}
+
+void ep_warmup_free(ep_engine *e)
+{
+    warm_shard *ws = e->warm_shards;
+    for (unsigned i = 0; ws != NULL && e->store != NULL && i < kvs_shards(e->store); i++)
+        exec_task_put(ws[i].task);
+    free(ws);
+    e->warm_shards = NULL;
 }

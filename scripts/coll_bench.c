@@ -34,6 +34,10 @@ static engine_handle *start(const char *config)
         fprintf(stderr, "coll_bench: engine failed to start with '%s'\n", config);
         exit(1);
     }
+    if (!wait_serving(h)) {
+        fprintf(stderr, "coll_bench: warmup did not finish\n");
+        exit(1);
+    }
     return h;
 }
 

@@ -13,7 +13,7 @@
  *    allocation, so a client that never comes back leaks nothing.
  *
  * File format (one file, replaced whole):
- *   "EPMF1 <crc32 hex, 8 digits> <payload length, decimal>\n" <payload>
+ *   "EPMF1 <crc32c hex, 8 digits> <payload length, decimal>\n" <payload>
  * The payload is the manifest JSON with each collection's start_cas.
  */
 #include "manager.h"
@@ -66,7 +66,7 @@ static int write_file(coll_manager *m, const char *payload, size_t len, bool *re
     ep_io *io = m->env.io;
     char header[64];
     int hlen = snprintf(header, sizeof(header), FILE_MAGIC " %08" PRIx32 " %zu\n",
-                        io_crc32(0, payload, len), len);
+                        io_crc32c(0, payload, len), len);
     const char *step = "open temp file";
     *renamed = false;
     int fd = io_open(io, m->tmp_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -123,7 +123,7 @@ static int check_file(const char *data, size_t len, const char **payload, size_t
                  *plen, want);
         return -1;
     }
-    if (io_crc32(0, *payload, *plen) != crc) {
+    if (io_crc32c(0, *payload, *plen) != crc) {
         snprintf(why, whylen, "checksum mismatch");
         return -1;
     }

@@ -54,6 +54,7 @@ int io_open(ep_io *io, const char *path, int flags, mode_t mode);
 int io_close(ep_io *io, int fd);
 /** Writes all of buf (retrying short writes the kernel makes). */
 int io_write_all(ep_io *io, int fd, const void *buf, size_t len);
+/** fdatasync: the data and the size, without timestamps (counted as fsync). */
 int io_fsync(ep_io *io, int fd);
 int io_rename(ep_io *io, const char *from, const char *to);
 /** fsyncs the directory itself, so a rename in it is durable. */
@@ -71,7 +72,10 @@ int64_t io_file_size(ep_io *io, int fd);
 int io_list_dir(ep_io *io, const char *dir, int (*cb)(const char *name, void *ctx),
                 void *ctx);
 
-/** CRC-32 (IEEE 802.3) of a buffer, continuing from crc (start with 0). */
-uint32_t io_crc32(uint32_t crc, const void *buf, size_t len);
+/** CRC-32C (Castagnoli) of a buffer, continuing from crc (start with 0); in
+ * hardware where the processor can. */
+uint32_t io_crc32c(uint32_t crc, const void *buf, size_t len);
+/** The same, always in software (to test the two agree). */
+uint32_t io_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 
 #endif

@@ -270,7 +270,7 @@ static size_t encode(const kvs_record *r, unsigned char *p)
     memcpy(p + 40, r->key, r->nkey);
     if (r->nvalue > 0)
         memcpy(p + 40 + r->nkey, r->value, r->nvalue);
-    put32(p, io_crc32(0, p + 4, 4 + len));
+    put32(p, io_crc32c(0, p + 4, 4 + len));
     return 8 + len;
 }
 
@@ -281,7 +281,7 @@ static void make_header(unsigned char *h, unsigned shard_no, uint64_t seg, uint3
     put32(h + 12, shard_no);
     put64(h + 16, seg);
     put32(h + 24, kind);
-    put32(h + 28, io_crc32(0, h, 28));
+    put32(h + 28, io_crc32c(0, h, 28));
 }
 
 /* Starts segment seg_no+1: creates it, writes its header, makes the name durable.
@@ -381,18 +381,19 @@ typedef struct reader {
     size_t len, cap; /* bytes in buf, its size */
 } reader;
 
-/* Makes sure `need` bytes from position `at` (relative to buf) are in buf. 1 if
- * they are, 0 if the file ends first, -errno on error. */
-static int fill(reader *r, size_t at, size_t need)
+/* Makes sure `need` bytes from position *at (relative to buf) are in buf,
+ * sliding them to the front (and setting *at to 0) when it must read more. 1 if
+ * they are there, 0 if the file ends first, -errno on error. */
+static int fill(reader *r, size_t *at, size_t need)
 {
-    if (at + need <= r->len)
+    if (*at + need <= r->len)
         return 1;
-    if (r->off + at + need > r->file_size)
+    if (r->off + *at + need > r->file_size)
         return 0;
-    /* Keep from `at` on, move it to the front, grow if needed, read more. */
-    memmove(r->buf, r->buf + at, r->len - at);
-    r->off += at;
-    r->len -= at;
+    memmove(r->buf, r->buf + *at, r->len - *at);
+    r->off += *at;
+    r->len -= *at;
+    *at = 0;
     if (need > r->cap) {
         unsigned char *grown = realloc(r->buf, need);
         if (grown == NULL)
@@ -430,9 +431,10 @@ static int scan_file(kvs *s, reader *r, const char *path,
     r->off = 0;
     r->len = 0;
     st->segments++;
-    int got = fill(r, 0, SEG_HEADER_BYTES);
+    size_t at = 0;
+    int got = fill(r, &at, SEG_HEADER_BYTES);
     if (got <= 0 || memcmp(r->buf, SEG_MAGIC, 8) != 0 ||
-        get32(r->buf + 28) != io_crc32(0, r->buf, 28)) {
+        get32(r->buf + 28) != io_crc32c(0, r->buf, 28)) {
         if (got < 0) {
             rc = got;
             snprintf(why, whylen, "read of %s failed: %s", path, strerror(-rc));
@@ -448,22 +450,22 @@ static int scan_file(kvs *s, reader *r, const char *path,
         io_close(s->io, r->fd);
         return rc;
     }
-    size_t at = SEG_HEADER_BYTES;
+    at = SEG_HEADER_BYTES;
     for (;;) {
-        got = fill(r, at, 8);
+        got = fill(r, &at, 8);
         if (got <= 0) {
             rc = got;
             break;
         }
         uint32_t crc = get32(r->buf + at), len = get32(r->buf + at + 4);
-        bool torn = len < REC_FIXED_BYTES || (got = fill(r, at, 8 + (size_t)len)) == 0;
+        bool torn = len < REC_FIXED_BYTES || (got = fill(r, &at, 8 + (size_t)len)) == 0;
         if (got < 0) {
             rc = got;
             break;
         }
         const unsigned char *p = r->buf + at;
         if (!torn)
-            torn = io_crc32(0, p + 4, 4 + len) != crc ||
+            torn = io_crc32c(0, p + 4, 4 + len) != crc ||
                    (size_t)REC_FIXED_BYTES + get16(p + 32) + get32(p + 36) != len ||
                    (p[8] != KVS_SET && p[8] != KVS_DELETE);
         if (torn) {

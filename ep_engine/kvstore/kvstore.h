@@ -4,7 +4,7 @@
  * vbucket % nshards, so one shard's files hold every version of a key in the
  * order they were written).
  *
- * On-disk format, version 1 (all integers little-endian):
+ * On-disk format, version 1 (all integers little-endian; checksums are CRC-32C):
  *
  *   file  <dbname>/shard<S>.<N>.seg, N = 1, 2, ... in write order, and at most
  *         one <dbname>/shard<S>.<B>.base: a compacted snapshot that replaces
@@ -12,9 +12,9 @@
  *   header (32 bytes):
  *     magic "EPSEG\0\0\1" (8) | format version u32 = 1 | shard u32 |
  *     segment number u64 | kind u32 (0 segment, 1 base) |
- *     crc32 of the previous 28 bytes u32
+ *     crc32c of the previous 28 bytes u32
  *   records, back to back:
- *     crc32 u32            of every byte after it, to the end of the record
+ *     crc32c u32           of every byte after it, to the end of the record
  *     length u32           bytes after this field: 32 + nkey + nvalue
  *     type u8              1 = set, 2 = delete (tombstone)
  *     datatype u8

@@ -578,7 +578,7 @@ static void valid_crc_bad_manifest(char *buf, size_t *len)
     for (const char *p = payload; *p; p++) {
         crc ^= (unsigned char)*p;
         for (int k = 0; k < 8; k++)
-            crc = (crc & 1) ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+            crc = (crc & 1) ? 0x82F63B78u ^ (crc >> 1) : crc >> 1; /* CRC-32C */
     }
     *len = (size_t)sprintf(buf, "EPMF1 %08x %zu\n%s", ~crc, strlen(payload), payload);
 }

@@ -1,0 +1,335 @@
+/*
+ * persist_bench - measures ep_engine's persistence and prints each figure next
+ * to a baseline measured in the same run, in the same directory.
+ *
+ *   persist_bench /path/to/ep_engine.so DIR [--items N] [--big-items N]
+ *
+ * 1. Flusher throughput: N items of 100 B and M of 4 KiB stored, until the
+ *    queue is empty, against sequential 1 MiB writes + one fsync of as many
+ *    bytes (what dd bs=1M conv=fsync does).
+ * 2. Durable write latency (set -> notify -> re-call) against a bare 4 KiB
+ *    write + fsync.
+ * 3. Warmup of the N items: items/s and MB/s against reading the same files
+ *    sequentially.
+ * 4. Disk bytes after compaction against the live record bytes.
+ * 5. Resident memory per item beyond key and value.
+ */
+#include "../engine_api.h"
+#include "../testsuite/mock_server/mock_server.h"
+#include "bench_util.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static engine_create_instance_fn create_fn;
+typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
+static control_fn control;
+
+typedef struct found {
+    const char *name;
+    char val[64];
+} found;
+
+static void find_stat(const char *k, uint16_t kl, const char *v, uint32_t vl, void *ctx)
+{
+    found *f = ctx;
+    if (strlen(f->name) == kl && memcmp(k, f->name, kl) == 0)
+        snprintf(f->val, sizeof(f->val), "%.*s", (int)vl, v);
+}
+
+static uint64_t stat_of(engine_handle *h, const char *group, const char *name)
+{
+    found f = {name, ""};
+    h->get_stats(h, NULL, group, find_stat, &f);
+    return strtoull(f.val, NULL, 10);
+}
+
+static engine_handle *start(const char *dir, bool wait_warm, int writers)
+{
+    char config[1200];
+    snprintf(config, sizeof(config),
+             "dbname=%s;max_size=17179869184;num_shards=4;num_writer_threads=%d;"
+             "compaction_interval_ms=86400000",
+             dir, writers);
+    engine_handle *h = NULL;
+    if (create_fn(ENGINE_API_VERSION, mock_get_server_api, &h) != ENGINE_SUCCESS ||
+        h->initialize(h, config) != ENGINE_SUCCESS) {
+        fprintf(stderr, "persist_bench: engine failed to start\n");
+        exit(1);
+    }
+    if (wait_warm) {
+        found f = {"ep_warmup_state", ""};
+        do {
+            usleep(1000);
+            h->get_stats(h, NULL, "warmup", find_stat, &f);
+        } while (strcmp(f.val, "running") == 0);
+    }
+    return h;
+}
+
+static void store(engine_handle *h, size_t i, size_t vlen, const char *fill)
+{
+    char key[40];
+    snprintf(key, sizeof(key), "bench:%012zu", i);
+    engine_doc_key k = {0, (uint16_t)strlen(key), key};
+    engine_item *it;
+    if (h->allocate(h, NULL, &it, &k, vlen, 0, 0, 0, (uint16_t)(i % 64)) !=
+        ENGINE_SUCCESS) {
+        fprintf(stderr, "persist_bench: allocate failed\n");
+        exit(1);
+    }
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, fill, vlen);
+    h->store(h, NULL, it, NULL, ENGINE_STORE_SET);
+    h->release(h, it);
+}
+
+static void wait_flushed(engine_handle *h)
+{
+    while (stat_of(h, NULL, "ep_queue_size") != 0)
+        usleep(500);
+}
+
+/* Sequential 1 MiB writes and one fsync of `bytes` into DIR/baseline. */
+static double baseline_write_mbs(const char *dir, uint64_t bytes)
+{
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/baseline.write", dir);
+    static char buf[1 << 20];
+    memset(buf, 'b', sizeof(buf));
+    uint64_t t0 = now_ns();
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    for (uint64_t done = 0; done < bytes; done += sizeof(buf))
+        if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+            perror("baseline write");
+    fsync(fd);
+    close(fd);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    unlink(path);
+    return (double)bytes / 1e6 / secs;
+}
+
+/* Drops the data files from the page cache (they are clean: fsync'd), so the
+ * next read comes from the disk. */
+static void drop_cache(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        char path[1400];
+        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        fdatasync(fd);
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+    }
+    closedir(d);
+}
+
+static uint64_t read_dir_bytes(const char *dir, bool read_all, double *secs)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    static char buf[1 << 20];
+    uint64_t total = 0, t0 = now_ns();
+    while ((ent = readdir(d)) != NULL) {
+        if (strstr(ent->d_name, ".seg") == NULL && strstr(ent->d_name, ".base") == NULL)
+            continue;
+        char path[1400];
+        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
+        int fd = open(path, O_RDONLY);
+        ssize_t n;
+        if (read_all)
+            while ((n = read(fd, buf, sizeof(buf))) > 0)
+                total += (uint64_t)n;
+        else
+            total += (uint64_t)lseek(fd, 0, SEEK_END);
+        close(fd);
+    }
+    closedir(d);
+    if (secs)
+        *secs = (double)(now_ns() - t0) / 1e9;
+    return total;
+}
+
+static void flush_phase(const char *dir, size_t n, size_t vlen)
+{
+    char *fill = malloc(vlen);
+    memset(fill, 'v', vlen);
+    /* The flusher alone: everything is queued while its one writer thread is
+     * held, then timed from release until the queue is empty. */
+    engine_handle *h = start(dir, true, 1);
+    char why[256];
+    if (control(h, "hold_writer", why, sizeof(why)) != 0)
+        fprintf(stderr, "persist_bench: %s\n", why);
+    uint64_t disk0 = stat_of(h, NULL, "ep_disk_bytes");
+    for (size_t i = 0; i < n; i++)
+        store(h, i, vlen, fill);
+    uint64_t t0 = now_ns();
+    control(h, "release_writer", why, sizeof(why));
+    wait_flushed(h);
+    double secs = (double)(now_ns() - t0) / 1e9;
+    uint64_t written = stat_of(h, NULL, "ep_disk_bytes") - disk0;
+    double mbs = (double)written / 1e6 / secs;
+    double base = baseline_write_mbs(dir, written);
+    printf("| flusher, %zu x %zu B | %8.0f items/s | %7.1f MB/s | dd-like baseline %7.1f "
+           "MB/s | "
+           "%5.1f%% | target >= 60%%\n",
+           n, vlen, (double)n / secs, mbs, base, 100.0 * mbs / base);
+    h->destroy(h, false);
+    free(fill);
+}
+
+static void durable_latency(const char *dir, int rounds)
+{
+    engine_handle *h = start(dir, true, 2);
+    const void *cookie = mock_cookie_create();
+    uint64_t *eng = malloc(sizeof(uint64_t) * (size_t)rounds);
+    uint64_t *bare = malloc(sizeof(uint64_t) * (size_t)rounds);
+    char path[1200];
+    snprintf(path, sizeof(path), "%s/baseline.fsync", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    static char page[4096];
+    memset(page, 'p', sizeof(page));
+    for (int i = 0; i < rounds; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "durable:%d", i % 100);
+        engine_doc_key k = {0, (uint16_t)strlen(key), key};
+        engine_item *it;
+        h->allocate(h, cookie, &it, &k, 100, 0, 0, 0, 0);
+        uint64_t t0 = now_ns();
+        mock_call_begin(cookie);
+        engine_errc rc = h->store_durable(h, cookie, it, NULL, ENGINE_STORE_SET,
+                                          ENGINE_DURABILITY_PERSIST);
+        mock_call_end(cookie, rc);
+        if (rc == ENGINE_WOULD_BLOCK &&
+            mock_wait_notify(cookie, 60000) == ENGINE_SUCCESS) {
+            mock_call_begin(cookie);
+            rc = h->store_durable(h, cookie, it, NULL, ENGINE_STORE_SET,
+                                  ENGINE_DURABILITY_PERSIST);
+            mock_call_end(cookie, rc);
+        }
+        eng[i] = now_ns() - t0;
+        h->release(h, it);
+        if (rc != ENGINE_SUCCESS) {
+            fprintf(stderr, "persist_bench: durable write failed: 0x%x\n", rc);
+            exit(1);
+        }
+        /* Interleaved: the same noise hits both. */
+        t0 = now_ns();
+        if (pwrite(fd, page, sizeof(page), (off_t)(i % 64) * 4096) !=
+            (ssize_t)sizeof(page))
+            perror("baseline pwrite");
+        fsync(fd);
+        bare[i] = now_ns() - t0;
+    }
+    close(fd);
+    unlink(path);
+    uint64_t e50 = percentile(eng, (size_t)rounds, 0.5),
+             b50 = percentile(bare, (size_t)rounds, 0.5);
+    uint64_t e99 = percentile(eng, (size_t)rounds, 0.99),
+             b99 = percentile(bare, (size_t)rounds, 0.99);
+    printf("| durable set (%d) | p50 %6.1f us p99 %6.1f us | bare 4 KiB write+fsync p50 "
+           "%6.1f us "
+           "p99 %6.1f us | p50 %4.2fx | target <= 1.5x\n",
+           rounds, (double)e50 / 1e3, (double)e99 / 1e3, (double)b50 / 1e3,
+           (double)b99 / 1e3, (double)e50 / (double)b50);
+    h->destroy(h, false);
+    free(eng);
+    free(bare);
+}
+
+static void warmup_phase(const char *dir, size_t items_stored)
+{
+    /* Both from a cold cache: the files are dropped from it before each. */
+    double read_secs;
+    drop_cache(dir);
+    uint64_t bytes = read_dir_bytes(dir, true, &read_secs);
+    double read_mbs = (double)bytes / 1e6 / read_secs;
+    drop_cache(dir);
+    engine_handle *h = start(dir, true, 2);
+    uint64_t us = stat_of(h, "warmup", "ep_warmup_duration_us");
+    uint64_t records = stat_of(h, "warmup", "ep_warmup_records");
+    uint64_t wbytes = stat_of(h, "warmup", "ep_warmup_bytes");
+    double wmbs = (double)wbytes / (double)us;
+    printf(
+        "| warmup, %llu records (%.0f MB), cold cache | %8.0f items/s | %7.1f MB/s | "
+        "sequential read of the same files, cold %7.1f MB/s | %5.1f%% | target >= 50%%\n",
+        (unsigned long long)records, (double)wbytes / 1e6,
+        (double)records * 1e6 / (double)us, wmbs, read_mbs, 100.0 * wmbs / read_mbs);
+
+    /* Memory per item, from the engine's own accounting and the table. */
+    uint64_t items = stat_of(h, NULL, "curr_items"), mem = stat_of(h, NULL, "mem_used");
+    uint64_t overhead = stat_of(h, "memory", "ep_item_overhead_bytes");
+    uint64_t ht_mem = stat_of(h, "memory", "ep_ht_memory");
+    printf("| memory per item beyond key and value | item header %llu B + table %.1f B = "
+           "%.1f B (+ malloc's chunk header, 8-16 B) | target <= 64 B\n",
+           (unsigned long long)overhead, (double)ht_mem / (double)items,
+           (double)overhead + (double)ht_mem / (double)items);
+
+    /* Overwrite every key once more (half the disk is now dead), then compact. */
+    char *fill = malloc(100);
+    memset(fill, 'w', 100);
+    for (size_t i = 0; i < items_stored; i++)
+        store(h, i, 100, fill);
+    free(fill);
+    wait_flushed(h);
+    items = stat_of(h, NULL, "curr_items");
+    mem = stat_of(h, NULL, "mem_used");
+    /* Live record bytes: each item's key and value plus the 40-byte record header. */
+    uint64_t live = mem - items * overhead + items * 40;
+    uint64_t before = stat_of(h, NULL, "ep_disk_bytes"), t0 = now_ns();
+    char why[256];
+    if (control(h, "compact", why, sizeof(why)) != 0)
+        fprintf(stderr, "persist_bench: compact: %s\n", why);
+    double csecs = (double)(now_ns() - t0) / 1e9;
+    uint64_t after = stat_of(h, NULL, "ep_disk_bytes");
+    printf("| compaction of %llu items | %.0f -> %.0f MB in %.2f s | live data %.0f MB | "
+           "after/live %.2fx | target <= 1.3x\n",
+           (unsigned long long)items, (double)before / 1e6, (double)after / 1e6, csecs,
+           (double)live / 1e6, (double)after / (double)live);
+    h->destroy(h, false);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr,
+                "usage: persist_bench engine.so DIR [--items N] [--big-items N]\n");
+        return 2;
+    }
+    size_t n = 1000000, big = 250000;
+    for (int i = 3; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--items") == 0)
+            n = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--big-items") == 0)
+            big = strtoull(argv[++i], NULL, 10);
+    }
+    void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        fprintf(stderr, "persist_bench: %s\n", dlerror());
+        return 1;
+    }
+    *(void **)&create_fn = dlsym(dl, "create_instance");
+    *(void **)&control = dlsym(dl, "ep_testing_control");
+    const char *dir = argv[2];
+    char sub[1024];
+    snprintf(sub, sizeof(sub), "%s/big", dir);
+    mkdir(sub, 0755);
+    flush_phase(sub, big, 4096);
+    snprintf(sub, sizeof(sub), "%s/small", dir);
+    mkdir(sub, 0755);
+    flush_phase(sub, n, 100);
+    durable_latency(sub, 2000);
+    warmup_phase(sub, n);
+    return 0;
+}
