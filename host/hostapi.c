@@ -1,0 +1,182 @@
+/*
+ * hostapi.c - kvhost's engine_server_api: the clock, logging, and the cookie
+ * functions over connections.
+ *
+ * A connection is freed only when its last reference goes: the socket's (dropped
+ * when the client leaves) and one per engine reserve(), so an engine thread may
+ * still notify and release a cookie whose client is gone. A notify is handed to
+ * the connection's worker thread, which resumes or answers the parked command;
+ * for a closed connection it is dropped.
+ */
+#include "kvhost.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CONN_MAGIC 0x6b76636fu
+
+static time_t process_started;
+
+static engine_rel_time get_current_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return (engine_rel_time)(ts.tv_sec - process_started);
+}
+
+static engine_rel_time realtime(uint32_t exptime)
+{
+    const uint32_t max_relative = 60 * 60 * 24 * 30;
+    if (exptime == 0)
+        return 0;
+    if (exptime > max_relative) {
+        if ((time_t)exptime <= process_started)
+            return 1;
+        return (engine_rel_time)((time_t)exptime - process_started);
+    }
+    return exptime + get_current_time();
+}
+
+static time_t abstime(engine_rel_time t)
+{
+    return process_started + t;
+}
+
+static void host_log(engine_log_level level, const char *fmt, ...)
+{
+    if (level < ENGINE_LOG_INFO && !host.verbose)
+        return;
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    va_list ap;
+    va_start(ap, fmt);
+    char line[1024];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "kvhost [%s] %s\n", names[level & 3], line);
+}
+
+static conn *as_conn(const void *cookie)
+{
+    conn *c = (conn *)cookie;
+    if (c == NULL || c->magic != CONN_MAGIC) {
+        fprintf(stderr, "kvhost: the engine passed an invalid cookie %p\n", cookie);
+        abort(); /* a broken engine must not be allowed to corrupt memory */
+    }
+    return c;
+}
+
+static void store_engine_specific(const void *cookie, void *data)
+{
+    as_conn(cookie)->engine_data = data;
+}
+
+static void *get_engine_specific(const void *cookie)
+{
+    return as_conn(cookie)->engine_data;
+}
+
+static void notify_io_complete(const void *cookie, engine_errc status)
+{
+    conn *c = as_conn(cookie);
+    worker *w = c->w;
+    conn_ref(c); /* held until the worker has handled the notify */
+    pthread_mutex_lock(&w->lock);
+    c->notify_status = status;
+    c->notify_next = w->notify_head;
+    w->notify_head = c;
+    pthread_mutex_unlock(&w->lock);
+    event_active(w->notify_ev, EV_READ, 0);
+}
+
+static engine_errc reserve(const void *cookie)
+{
+    conn_ref(as_conn(cookie));
+    return ENGINE_SUCCESS;
+}
+
+static void release(const void *cookie)
+{
+    conn_unref(as_conn(cookie));
+}
+
+static void set_error_context(const void *cookie, const char *reason)
+{
+    conn *c = as_conn(cookie);
+    pthread_mutex_lock(&c->lock);
+    c->has_error_ctx = reason != NULL;
+    snprintf(c->error_ctx, sizeof(c->error_ctx), "%s", reason ? reason : "");
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void set_error_manifest_uid(const void *cookie, uint64_t uid)
+{
+    conn *c = as_conn(cookie);
+    pthread_mutex_lock(&c->lock);
+    c->error_uid = uid;
+    c->has_error_uid = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const engine_server_api api = {
+    .interface_version = ENGINE_SERVER_API_VERSION,
+    .core = {get_current_time, realtime, abstime},
+    .log = host_log,
+    .cookie = {store_engine_specific, get_engine_specific, notify_io_complete, reserve,
+               release, set_error_context, set_error_manifest_uid},
+};
+
+const engine_server_api *kvhost_server_api(void)
+{
+    if (process_started == 0)
+        process_started = time(NULL) - 2;
+    return &api;
+}
+
+conn *conn_new(worker *w, struct bufferevent *bev)
+{
+    conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->magic = CONN_MAGIC;
+    c->w = w;
+    c->bev = bev;
+    atomic_init(&c->refs, 1);
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void conn_ref(conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void conn_unref(conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    c->magic = 0;
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid)
+{
+    pthread_mutex_lock(&c->lock);
+    bool has = c->has_error_ctx;
+    snprintf(buf, cap, "%s", has ? c->error_ctx : "");
+    *uid = c->error_uid;
+    *has_uid = c->has_error_uid;
+    c->has_error_ctx = c->has_error_uid = false;
+    pthread_mutex_unlock(&c->lock);
+    return has;
+}
+
+void conn_clear_error(conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->has_error_ctx = c->has_error_uid = false;
+    pthread_mutex_unlock(&c->lock);
+}

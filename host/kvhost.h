@@ -1,0 +1,82 @@
+/*
+ * kvhost.h - what the parts of kvhost share: the connection (which is also the
+ * engine's cookie), the worker threads, and the protocol entry point.
+ */
+#ifndef KVHOST_H
+#define KVHOST_H
+
+#include "../engine_api.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define KVHOST_VERSION "1.0.0"
+
+typedef struct worker worker;
+
+/* One client connection; its address is the engine's cookie. */
+typedef struct conn {
+    unsigned magic;
+    worker *w;
+    struct bufferevent *bev;
+    _Atomic int refs;     /* the socket's, plus one per engine reserve */
+    void *engine_data;    /* engine-specific (engine_server_api.cookie) */
+    pthread_mutex_t lock; /* guards the error context fields */
+    char error_ctx[512];
+    bool has_error_ctx;
+    uint64_t error_uid;
+    bool has_error_uid;
+    /* Worker-thread state: */
+    bool parked;  /* a command returned would_block; input paused */
+    bool closing; /* QUIT: close once the output is written */
+    bool closed;  /* the client is gone */
+    bool xerror, collections, json, tcp_nodelay;
+    struct conn *notify_next; /* in the worker's notify list */
+    engine_errc notify_status;
+    uint64_t commands;
+} conn;
+
+struct worker {
+    pthread_t tid;
+    struct event_base *base;
+    struct event *notify_ev; /* activated from any thread */
+    struct event *accept_ev;
+    pthread_mutex_t lock; /* guards notify_head, new_fds */
+    conn *notify_head;
+    int new_fds[256];
+    int nnew;
+};
+
+typedef struct kvhost {
+    engine_handle *engine;
+    const engine_info *info;
+    uint32_t max_packet; /* bytes of body accepted */
+    unsigned max_conns;
+    _Atomic unsigned conns;
+    _Atomic uint64_t total_conns, rejected_conns, notifies_dropped;
+    int idle_timeout_s;
+    bool verbose;
+} kvhost;
+
+extern kvhost host;
+
+/* hostapi.c: the engine_server_api of kvhost. */
+const engine_server_api *kvhost_server_api(void);
+conn *conn_new(worker *w, struct bufferevent *bev);
+void conn_ref(conn *c);
+void conn_unref(conn *c);
+/* The error context the engine left on the connection (copied), or "". */
+bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid);
+void conn_clear_error(conn *c);
+
+/* protocol.c: consumes whole packets from the input; stops when parked. */
+void protocol_read(conn *c);
+/* A parked command's notify arrived (on the worker thread). */
+void protocol_resume(conn *c, engine_errc status);
+
+#endif

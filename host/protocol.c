@@ -1,0 +1,935 @@
+/*
+ * protocol.c - the memcached binary protocol with Couchbase's collections
+ * extensions (../shared/PROTOCOL.md), over the engine's vtable.
+ *
+ * A packet is consumed only once its command is answered; a command whose
+ * engine call returns would_block leaves its packet in the input and parks the
+ * connection until the notify, then runs again (on success) or answers with the
+ * notify's status. Bad input is answered or the connection is closed; it never
+ * reaches the engine unchecked.
+ */
+#include "kvhost.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    MAGIC_REQ = 0x80,
+    MAGIC_RES = 0x81,
+    MAGIC_ALT_REQ = 0x08, /* flexible framing: framing extras before the extras */
+};
+
+enum {
+    OP_GET = 0x00,
+    OP_SET = 0x01,
+    OP_ADD = 0x02,
+    OP_REPLACE = 0x03,
+    OP_DELETE = 0x04,
+    OP_INCR = 0x05,
+    OP_DECR = 0x06,
+    OP_QUIT = 0x07,
+    OP_FLUSH = 0x08,
+    OP_GETQ = 0x09,
+    OP_NOOP = 0x0a,
+    OP_VERSION = 0x0b,
+    OP_GETK = 0x0c,
+    OP_GETKQ = 0x0d,
+    OP_APPEND = 0x0e,
+    OP_PREPEND = 0x0f,
+    OP_STAT = 0x10,
+    OP_SETQ = 0x11,
+    OP_ADDQ = 0x12,
+    OP_REPLACEQ = 0x13,
+    OP_DELETEQ = 0x14,
+    OP_INCRQ = 0x15,
+    OP_DECRQ = 0x16,
+    OP_QUITQ = 0x17,
+    OP_FLUSHQ = 0x18,
+    OP_APPENDQ = 0x19,
+    OP_PREPENDQ = 0x1a,
+    OP_TOUCH = 0x1c,
+    OP_GAT = 0x1d,
+    OP_GATQ = 0x1e,
+    OP_HELLO = 0x1f,
+    OP_SET_MANIFEST = 0xb9,
+    OP_GET_MANIFEST = 0xba,
+    OP_GET_CID = 0xbb,
+    OP_GET_SID = 0xbc,
+};
+
+enum {
+    ST_SUCCESS = 0x00,
+    ST_KEY_ENOENT = 0x01,
+    ST_KEY_EEXISTS = 0x02,
+    ST_E2BIG = 0x03,
+    ST_EINVAL = 0x04,
+    ST_NOT_STORED = 0x05,
+    ST_DELTA_BADVAL = 0x06,
+    ST_NOT_MY_VBUCKET = 0x07,
+    ST_UNKNOWN_COMMAND = 0x81,
+    ST_ENOMEM = 0x82,
+    ST_NOT_SUPPORTED = 0x83,
+    ST_EINTERNAL = 0x84,
+    ST_EBUSY = 0x85,
+    ST_ETMPFAIL = 0x86,
+    ST_UNKNOWN_COLLECTION = 0x88,
+    ST_CANNOT_APPLY_MANIFEST = 0x8a,
+    ST_UNKNOWN_SCOPE = 0x8c,
+};
+
+enum {
+    FEAT_XERROR = 0x07,
+    FEAT_TCPNODELAY = 0x03,
+    FEAT_JSON = 0x0b,
+    FEAT_COLLECTIONS = 0x12
+};
+
+#define HEADER_BYTES 24
+
+typedef struct req {
+    uint8_t magic, opcode, extlen, datatype, framelen;
+    uint16_t keylen, vbucket;
+    uint32_t bodylen, opaque;
+    uint64_t cas;
+    const uint8_t *frame, *extras, *key, *value;
+    uint32_t valuelen;
+    /* Decoded key: */
+    engine_doc_key dk;
+    engine_durability durability;
+} req;
+
+/* ---- responses ---- */
+
+static void send_response(conn *c, const req *r, uint16_t status, const void *extras,
+                          uint8_t extlen, const void *key, uint16_t keylen,
+                          const void *value, uint32_t valuelen, uint8_t datatype,
+                          uint64_t cas)
+{
+    uint8_t h[HEADER_BYTES];
+    uint32_t body = (uint32_t)extlen + keylen + valuelen;
+    h[0] = MAGIC_RES;
+    h[1] = r->opcode;
+    uint16_t kl = htons(keylen), st = htons(status);
+    memcpy(h + 2, &kl, 2);
+    h[4] = extlen;
+    h[5] = datatype;
+    memcpy(h + 6, &st, 2);
+    uint32_t bl = htonl(body);
+    memcpy(h + 8, &bl, 4);
+    memcpy(h + 12, &r->opaque, 4); /* echoed as received */
+    uint64_t ncas = ((uint64_t)htonl((uint32_t)cas) << 32) | htonl((uint32_t)(cas >> 32));
+    memcpy(h + 16, &ncas, 8);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    evbuffer_add(out, h, sizeof(h));
+    if (extlen)
+        evbuffer_add(out, extras, extlen);
+    if (keylen)
+        evbuffer_add(out, key, keylen);
+    if (valuelen)
+        evbuffer_add(out, value, valuelen);
+}
+
+static uint16_t status_of(const conn *c, engine_errc rc)
+{
+    switch (rc) {
+    case ENGINE_SUCCESS:
+        return ST_SUCCESS;
+    case ENGINE_NO_SUCH_KEY:
+        return ST_KEY_ENOENT;
+    case ENGINE_KEY_EXISTS:
+        return ST_KEY_EEXISTS;
+    case ENGINE_TOO_BIG:
+        return ST_E2BIG;
+    case ENGINE_INVALID_ARGUMENTS:
+        return ST_EINVAL;
+    case ENGINE_NOT_STORED:
+        return ST_NOT_STORED;
+    case ENGINE_DELTA_BADVAL:
+        return ST_DELTA_BADVAL;
+    case ENGINE_NOT_MY_VBUCKET:
+        return ST_NOT_MY_VBUCKET;
+    case ENGINE_NO_MEMORY:
+        return ST_ENOMEM;
+    case ENGINE_NOT_SUPPORTED:
+        return ST_NOT_SUPPORTED;
+    case ENGINE_TOO_BUSY:
+        return ST_EBUSY;
+    case ENGINE_TEMPORARY_FAILURE:
+        return ST_ETMPFAIL;
+    case ENGINE_UNKNOWN_COLLECTION:
+        return c->collections ? ST_UNKNOWN_COLLECTION : ST_EINVAL;
+    case ENGINE_UNKNOWN_SCOPE:
+        return c->collections ? ST_UNKNOWN_SCOPE : ST_EINVAL;
+    case ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST:
+        return c->xerror ? ST_CANNOT_APPLY_MANIFEST : ST_EINTERNAL;
+    default:
+        return ST_EINTERNAL;
+    }
+}
+
+/* Writes s as a JSON string body (escaping what JSON requires). */
+static size_t json_escape(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)ch;
+        } else if (ch < 0x20) {
+            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
+        } else {
+            out[n++] = (char)ch;
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* An error answer: the status, and for clients that asked for extended errors
+ * the engine's reason as {"error":{"context":...}} (plus the manifest uid for
+ * unknown collections and scopes). Quiet commands answer errors too. */
+static void send_error(conn *c, const req *r, engine_errc rc)
+{
+    char reason[512], escaped[1200], body[1400];
+    uint64_t uid;
+    bool has_uid;
+    bool has = conn_take_error(c, reason, sizeof(reason), &uid, &has_uid);
+    uint16_t st = status_of(c, rc);
+    if (!c->xerror ||
+        (!has && !(has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE)))) {
+        send_response(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return;
+    }
+    json_escape(escaped, sizeof(escaped), has ? reason : "");
+    int n;
+    if (has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE))
+        n = snprintf(body, sizeof(body),
+                     "{\"error\":{\"context\":\"%s\"},\"manifest_uid\":\"%" PRIx64 "\"}",
+                     escaped, uid);
+    else
+        n = snprintf(body, sizeof(body), "{\"error\":{\"context\":\"%s\"}}", escaped);
+    send_response(c, r, st, NULL, 0, NULL, 0, body, (uint32_t)n, 0x01, 0);
+}
+
+/* Refuses a packet whose shape is wrong for its command. */
+static void invalid(conn *c, const req *r, const char *why)
+{
+    conn_clear_error(c);
+    char body[300], escaped[256];
+    if (c->xerror) {
+        json_escape(escaped, sizeof(escaped), why);
+        int n = snprintf(body, sizeof(body), "{\"error\":{\"context\":\"%s\"}}", escaped);
+        send_response(c, r, ST_EINVAL, NULL, 0, NULL, 0, body, (uint32_t)n, 0x01, 0);
+    } else {
+        send_response(c, r, ST_EINVAL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    }
+}
+
+/* ---- keys ---- */
+
+/* Decodes the canonical unsigned LEB128 collection id at the key's start. */
+static int leb128_decode(const uint8_t *p, size_t len, uint32_t *out, size_t *used)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && i < 5; i++) {
+        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+        if ((p[i] & 0x80) == 0) {
+            if (v > UINT32_MAX || (i > 0 && p[i] == 0))
+                return -1; /* too large, or not the shortest encoding */
+            *out = (uint32_t)v;
+            *used = i + 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Fills r->dk from the wire key. false (answered) if the key is malformed. */
+static bool decode_key(conn *c, req *r)
+{
+    const uint8_t *k = r->key;
+    size_t len = r->keylen;
+    uint32_t cid = 0;
+    if (c->collections) {
+        size_t used;
+        if (len > 251 || leb128_decode(k, len, &cid, &used) != 0) {
+            invalid(
+                c, r,
+                "the key's collection id is not a canonical LEB128 of at most 5 bytes");
+            return false;
+        }
+        if (cid >= 1 && cid <= 7) {
+            invalid(c, r, "collection ids 1-7 are reserved");
+            return false;
+        }
+        k += used;
+        len -= used;
+        if (len > (cid == 0 ? 250u : 246u)) {
+            invalid(c, r, "key too long for its collection");
+            return false;
+        }
+    }
+    if (len == 0 || len > ENGINE_KEY_MAX_LEN) {
+        invalid(c, r, len == 0 ? "empty key" : "key longer than 250 bytes");
+        return false;
+    }
+    r->dk = (engine_doc_key){cid, (uint16_t)len, k};
+    return true;
+}
+
+static bool quiet(uint8_t op)
+{
+    switch (op) {
+    case OP_GETQ:
+    case OP_GETKQ:
+    case OP_SETQ:
+    case OP_ADDQ:
+    case OP_REPLACEQ:
+    case OP_DELETEQ:
+    case OP_INCRQ:
+    case OP_DECRQ:
+    case OP_QUITQ:
+    case OP_FLUSHQ:
+    case OP_APPENDQ:
+    case OP_PREPENDQ:
+    case OP_GATQ:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return ntohl(v);
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* ---- commands ---- */
+
+typedef engine_errc (*handler)(conn *c, req *r);
+
+/* Replaces the item with a copy carrying a new expiry (a CAS loop); the new
+ * item comes back referenced in *out. */
+static engine_errc touch_item(conn *c, req *r, uint32_t exptime, engine_item **out)
+{
+    engine_handle *h = host.engine;
+    for (int tries = 0; tries < 100; tries++) {
+        engine_item *it = NULL, *nit = NULL;
+        engine_errc rc = h->get(h, c, &it, &r->dk, r->vbucket);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        engine_item_info info, ninfo;
+        h->get_item_info(h, it, &info);
+        rc = h->allocate(h, c, &nit, &r->dk, info.value.iov_len, info.flags, exptime,
+                         info.datatype, r->vbucket);
+        if (rc == ENGINE_SUCCESS) {
+            h->get_item_info(h, nit, &ninfo);
+            memcpy(ninfo.value.iov_base, info.value.iov_base, info.value.iov_len);
+            h->item_set_cas(h, nit, info.cas);
+            rc = h->store(h, c, nit, NULL, ENGINE_STORE_CAS);
+        }
+        h->release(h, it);
+        if (rc == ENGINE_SUCCESS) {
+            *out = nit;
+            return rc;
+        }
+        h->release(h, nit);
+        if (rc != ENGINE_KEY_EXISTS)
+            return rc;
+    }
+    return ENGINE_TEMPORARY_FAILURE;
+}
+
+static engine_errc do_get(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    engine_item *it = NULL;
+    engine_errc rc = r->opcode == OP_GAT || r->opcode == OP_GATQ
+                         ? touch_item(c, r, be32(r->extras), &it)
+                         : h->get(h, c, &it, &r->dk, r->vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    uint32_t flags = htonl(info.flags);
+    bool with_key = r->opcode == OP_GETK || r->opcode == OP_GETKQ;
+    send_response(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
+                  with_key ? r->keylen : 0, info.value.iov_base,
+                  (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, info.cas);
+    h->release(h, it);
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_touch(conn *c, req *r)
+{
+    engine_item *it = NULL;
+    engine_errc rc = touch_item(c, r, be32(r->extras), &it);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    host.engine->get_item_info(host.engine, it, &info);
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, info.cas);
+    host.engine->release(host.engine, it);
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_store(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    engine_store_op op;
+    uint32_t flags = 0, exptime = 0;
+    switch (r->opcode) {
+    case OP_SET:
+    case OP_SETQ:
+        op = r->cas ? ENGINE_STORE_CAS : ENGINE_STORE_SET;
+        break;
+    case OP_ADD:
+    case OP_ADDQ:
+        op = ENGINE_STORE_ADD;
+        break;
+    case OP_REPLACE:
+    case OP_REPLACEQ:
+        op = ENGINE_STORE_REPLACE;
+        break;
+    case OP_APPEND:
+    case OP_APPENDQ:
+        op = ENGINE_STORE_APPEND;
+        break;
+    default:
+        op = ENGINE_STORE_PREPEND;
+        break;
+    }
+    if (r->extlen == 8) {
+        flags = be32(r->extras);
+        exptime = be32(r->extras + 4);
+    }
+    if (op == ENGINE_STORE_ADD && r->cas != 0)
+        return ENGINE_INVALID_ARGUMENTS;
+    uint8_t datatype = c->json ? (r->datatype & 0x01) : 0;
+    engine_item *it = NULL;
+    uint64_t cas = 0;
+    engine_errc rc =
+        h->allocate(h, c, &it, &r->dk, r->valuelen, flags, exptime, datatype, r->vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, r->value, r->valuelen);
+    h->item_set_cas(h, it, r->cas);
+    if (r->durability != ENGINE_DURABILITY_NONE && host.engine->interface >= 2)
+        rc = h->store_durable(h, c, it, &cas, op, r->durability);
+    else
+        rc = h->store(h, c, it, &cas, op);
+    h->release(h, it);
+    if (rc == ENGINE_NOT_STORED && (op == ENGINE_STORE_REPLACE))
+        rc = ENGINE_NO_SUCH_KEY; /* memcached answers a replace of a missing key so */
+    if (rc == ENGINE_SUCCESS && !quiet(r->opcode))
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, cas);
+    return rc;
+}
+
+static engine_errc do_delete(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    uint64_t cas = 0;
+    engine_errc rc;
+    if (r->durability != ENGINE_DURABILITY_NONE && h->interface >= 2)
+        rc = h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability);
+    else
+        rc = h->remove(h, c, &r->dk, r->cas, r->vbucket, &cas);
+    /* memcached answers a delete with CAS 0; clients of the Couchbase lineage
+     * (they negotiate XERROR) get the deletion's CAS. */
+    if (rc == ENGINE_SUCCESS && !quiet(r->opcode))
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0,
+                      c->xerror ? cas : 0);
+    return rc;
+}
+
+/* incr/decr: a CAS loop over the ASCII decimal value. */
+static engine_errc do_arith(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    bool incr = r->opcode == OP_INCR || r->opcode == OP_INCRQ;
+    uint64_t delta = be64(r->extras), initial = be64(r->extras + 8);
+    uint32_t exptime = be32(r->extras + 16);
+    for (int tries = 0; tries < 1000; tries++) {
+        engine_item *it = NULL;
+        engine_errc rc = h->get(h, c, &it, &r->dk, r->vbucket);
+        uint64_t value, cas_in = 0;
+        engine_store_op op;
+        uint32_t flags = 0, keep_exp = exptime;
+        if (rc == ENGINE_NO_SUCH_KEY) {
+            if (exptime == 0xffffffffu)
+                return ENGINE_NO_SUCH_KEY;
+            value = initial;
+            op = ENGINE_STORE_ADD;
+        } else if (rc != ENGINE_SUCCESS) {
+            return rc;
+        } else {
+            engine_item_info info;
+            h->get_item_info(h, it, &info);
+            char digits[24];
+            size_t n = info.value.iov_len;
+            bool numeric = n > 0 && n < sizeof(digits);
+            for (size_t i = 0; numeric && i < n; i++)
+                numeric = ((const char *)info.value.iov_base)[i] >= '0' &&
+                          ((const char *)info.value.iov_base)[i] <= '9';
+            if (!numeric) {
+                h->release(h, it);
+                return ENGINE_DELTA_BADVAL;
+            }
+            memcpy(digits, info.value.iov_base, n);
+            digits[n] = '\0';
+            value = strtoull(digits, NULL, 10);
+            value = incr ? value + delta : (delta > value ? 0 : value - delta);
+            cas_in = info.cas;
+            flags = info.flags;
+            keep_exp = info.exptime ? (uint32_t)info.exptime : 0;
+            op = ENGINE_STORE_CAS;
+            h->release(h, it);
+            if (r->cas != 0 && r->cas != cas_in)
+                return ENGINE_KEY_EXISTS;
+        }
+        char text[24];
+        int len = snprintf(text, sizeof(text), "%" PRIu64, value);
+        engine_item *nit = NULL;
+        rc = h->allocate(h, c, &nit, &r->dk, (size_t)len, flags,
+                         op == ENGINE_STORE_ADD ? exptime : keep_exp, 0, r->vbucket);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        engine_item_info ninfo;
+        h->get_item_info(h, nit, &ninfo);
+        memcpy(ninfo.value.iov_base, text, (size_t)len);
+        h->item_set_cas(h, nit, cas_in);
+        uint64_t cas = 0;
+        rc = h->store(h, c, nit, &cas, op);
+        h->release(h, nit);
+        if (rc == ENGINE_SUCCESS) {
+            if (!quiet(r->opcode)) {
+                uint64_t be = ((uint64_t)htonl((uint32_t)value) << 32) |
+                              htonl((uint32_t)(value >> 32));
+                send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, &be, 8, 0, cas);
+            }
+            return rc;
+        }
+        if (rc != ENGINE_KEY_EXISTS || r->cas != 0)
+            return rc;
+        /* Someone else changed it: read again. */
+    }
+    return ENGINE_TEMPORARY_FAILURE;
+}
+
+typedef struct stat_ctx {
+    conn *c;
+    const req *r;
+} stat_ctx;
+
+static void add_stat(const char *key, uint16_t klen, const char *val, uint32_t vlen,
+                     void *ctx)
+{
+    stat_ctx *s = ctx;
+    send_response(s->c, s->r, ST_SUCCESS, NULL, 0, key, klen, val, vlen, 0, 0);
+}
+
+static void host_stat(stat_ctx *s, const char *key, const char *fmt, uint64_t v)
+{
+    char val[32];
+    snprintf(val, sizeof(val), fmt, v);
+    add_stat(key, (uint16_t)strlen(key), val, (uint32_t)strlen(val), s);
+}
+
+static engine_errc do_stat(conn *c, req *r)
+{
+    char group[256] = "";
+    if (r->keylen >= sizeof(group))
+        return ENGINE_INVALID_ARGUMENTS;
+    memcpy(group, r->key, r->keylen);
+    stat_ctx s = {c, r};
+    if (group[0] == '\0') {
+        host_stat(&s, "pid", "%" PRIu64, (uint64_t)getpid());
+        host_stat(&s, "curr_connections", "%" PRIu64, atomic_load(&host.conns));
+        host_stat(&s, "total_connections", "%" PRIu64, atomic_load(&host.total_conns));
+        host_stat(&s, "rejected_connections", "%" PRIu64,
+                  atomic_load(&host.rejected_conns));
+        const char *v = KVHOST_VERSION;
+        add_stat("version", 7, v, (uint32_t)strlen(v), &s);
+    }
+    engine_errc rc = host.engine->get_stats(host.engine, c, group, add_stat, &s);
+    if (rc == ENGINE_SUCCESS)
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    return rc;
+}
+
+static engine_errc do_hello(conn *c, req *r)
+{
+    uint16_t enabled[16];
+    size_t n = 0;
+    c->xerror = c->collections = c->json = c->tcp_nodelay = false;
+    for (uint32_t i = 0; i + 1 < r->valuelen && n < 16; i += 2) {
+        uint16_t f = (uint16_t)(r->value[i] << 8 | r->value[i + 1]);
+        bool on = false;
+        switch (f) {
+        case FEAT_XERROR:
+            on = !c->xerror;
+            c->xerror = true;
+            break;
+        case FEAT_JSON:
+            on = !c->json;
+            c->json = true;
+            break;
+        case FEAT_TCPNODELAY:
+            on = !c->tcp_nodelay;
+            c->tcp_nodelay = true;
+            break;
+        case FEAT_COLLECTIONS:
+            on = !c->collections && (host.info->features & ENGINE_FEATURE_COLLECTIONS);
+            c->collections = c->collections || on;
+            break;
+        default:
+            break;
+        }
+        if (on)
+            enabled[n++] = htons(f);
+    }
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, enabled, (uint32_t)(n * 2), 0, 0);
+    return ENGINE_SUCCESS;
+}
+
+typedef struct outbuf {
+    conn *c;
+    const req *r;
+} outbuf;
+
+static void send_manifest(const void *data, size_t len, void *ctx)
+{
+    outbuf *o = ctx;
+    send_response(o->c, o->r, ST_SUCCESS, NULL, 0, NULL, 0, data, (uint32_t)len, 0x01, 0);
+}
+
+static engine_errc do_collections(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    engine_errc rc;
+    if (r->opcode == OP_SET_MANIFEST) {
+        rc = h->set_collection_manifest(h, c, (const char *)r->value, r->valuelen);
+        if (rc == ENGINE_SUCCESS)
+            send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return rc;
+    }
+    if (r->opcode == OP_GET_MANIFEST) {
+        outbuf o = {c, r};
+        return h->get_collection_manifest(h, c, send_manifest, &o);
+    }
+    uint64_t uid = 0;
+    uint32_t id = 0;
+    /* The path comes in the value (or, from older clients, the key). */
+    const char *path = (const char *)(r->valuelen ? r->value : r->key);
+    size_t len = r->valuelen ? r->valuelen : r->keylen;
+    rc = r->opcode == OP_GET_CID ? h->get_collection_id(h, c, path, len, &uid, &id)
+                                 : h->get_scope_id(h, c, path, len, &uid, &id);
+    if (rc == ENGINE_SUCCESS) {
+        uint8_t ext[12];
+        uint64_t be =
+            ((uint64_t)htonl((uint32_t)uid) << 32) | htonl((uint32_t)(uid >> 32));
+        uint32_t bid = htonl(id);
+        memcpy(ext, &be, 8);
+        memcpy(ext + 8, &bid, 4);
+        send_response(c, r, ST_SUCCESS, ext, 12, NULL, 0, NULL, 0, 0, 0);
+    }
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+typedef struct command {
+    handler fn;
+    int extlen;    /* required extras length, -1 = any of allowed */
+    bool key;      /* needs a key (decoded for collections) */
+    bool value_ok; /* may carry a value */
+} command;
+
+static engine_errc do_noop(conn *c, req *r)
+{
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_version(conn *c, req *r)
+{
+    char v[128];
+    int n = snprintf(v, sizeof(v), "%s", KVHOST_VERSION);
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, v, (uint32_t)n, 0, 0);
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_quit(conn *c, req *r)
+{
+    if (r->opcode == OP_QUIT)
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    c->closing = true;
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_flush(conn *c, req *r)
+{
+    if (r->extlen == 4 && be32(r->extras) != 0)
+        return ENGINE_NOT_SUPPORTED; /* delayed flush */
+    engine_errc rc = host.engine->flush(host.engine, c);
+    if (rc == ENGINE_SUCCESS && r->opcode == OP_FLUSH)
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    return rc;
+}
+
+static const command *command_of(uint8_t op)
+{
+    static const command get = {do_get, 0, true, false};
+    static const command store = {do_store, 8, true, true};
+    static const command concat = {do_store, 0, true, true};
+    static const command del = {do_delete, 0, true, false};
+    static const command arith = {do_arith, 20, true, false};
+    static const command quit = {do_quit, 0, false, false};
+    static const command flush = {do_flush, -1, false, false};
+    static const command noop = {do_noop, 0, false, false};
+    static const command version = {do_version, 0, false, false};
+    static const command stat = {do_stat, 0, false, false};
+    static const command touch = {do_touch, 4, true, false};
+    static const command gat = {do_get, 4, true, false};
+    static const command hello = {do_hello, 0, false, true};
+    static const command set_manifest = {do_collections, 0, false, true};
+    static const command get_manifest = {do_collections, 0, false, false};
+    static const command ids = {do_collections, 0, false, true};
+    switch (op) {
+    case OP_GET:
+    case OP_GETQ:
+    case OP_GETK:
+    case OP_GETKQ:
+        return &get;
+    case OP_SET:
+    case OP_SETQ:
+    case OP_ADD:
+    case OP_ADDQ:
+    case OP_REPLACE:
+    case OP_REPLACEQ:
+        return &store;
+    case OP_APPEND:
+    case OP_APPENDQ:
+    case OP_PREPEND:
+    case OP_PREPENDQ:
+        return &concat;
+    case OP_DELETE:
+    case OP_DELETEQ:
+        return &del;
+    case OP_INCR:
+    case OP_INCRQ:
+    case OP_DECR:
+    case OP_DECRQ:
+        return &arith;
+    case OP_QUIT:
+    case OP_QUITQ:
+        return &quit;
+    case OP_FLUSH:
+    case OP_FLUSHQ:
+        return &flush;
+    case OP_NOOP:
+        return &noop;
+    case OP_VERSION:
+        return &version;
+    case OP_STAT:
+        return &stat;
+    case OP_TOUCH:
+        return &touch;
+    case OP_GAT:
+    case OP_GATQ:
+        return &gat;
+    case OP_HELLO:
+        return &hello;
+    case OP_SET_MANIFEST:
+        return &set_manifest;
+    case OP_GET_MANIFEST:
+        return &get_manifest;
+    case OP_GET_CID:
+    case OP_GET_SID:
+        return &ids;
+    default:
+        return NULL;
+    }
+}
+
+/* Reads the durability frame info of a flexible-framing request. */
+static bool parse_frame(conn *c, req *r)
+{
+    r->durability = ENGINE_DURABILITY_NONE;
+    for (uint8_t i = 0; i < r->framelen;) {
+        uint8_t id = r->frame[i] >> 4, len = r->frame[i] & 0x0f;
+        i++;
+        if (i + len > r->framelen) {
+            invalid(c, r, "framing extras overrun");
+            return false;
+        }
+        if (id == 1) { /* durability requirement: level [, timeout] */
+            if (len != 1 && len != 3) {
+                invalid(c, r, "durability frame info must be 1 or 3 bytes");
+                return false;
+            }
+            uint8_t level = r->frame[i];
+            if (level < 1 || level > 3) {
+                invalid(c, r, "unknown durability level");
+                return false;
+            }
+            /* One node: majority is memory; the persist levels mean the disk. */
+            r->durability =
+                level >= 2 ? ENGINE_DURABILITY_PERSIST : ENGINE_DURABILITY_NONE;
+        }
+        i = (uint8_t)(i + len);
+    }
+    return true;
+}
+
+/* Runs the command of a parsed packet. true if it is finished (the packet can
+ * be consumed); false if it is parked on would_block. */
+static bool execute(conn *c, req *r)
+{
+    const command *cmd = command_of(r->opcode);
+    c->commands++;
+    if (cmd == NULL) {
+        conn_clear_error(c);
+        send_response(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return true;
+    }
+    bool ext_ok = cmd->extlen < 0 ? (r->extlen == 0 || r->extlen == 4)
+                                  : r->extlen == cmd->extlen ||
+                                        (cmd->fn == do_store && r->opcode >= OP_APPEND &&
+                                         r->extlen == 0);
+    if (!ext_ok || (cmd->key && r->keylen == 0) ||
+        (!cmd->value_ok && r->valuelen != 0 && r->opcode != OP_STAT)) {
+        invalid(c, r, "wrong extras, key or value for this command");
+        return true;
+    }
+    if (r->magic == MAGIC_ALT_REQ && !parse_frame(c, r))
+        return true;
+    if (cmd->key && !decode_key(c, r))
+        return true;
+    engine_errc rc = cmd->fn(c, r);
+    if (rc == ENGINE_WOULD_BLOCK)
+        return false;
+    if (rc != ENGINE_SUCCESS) {
+        bool silent =
+            rc == ENGINE_NO_SUCH_KEY &&
+            (r->opcode == OP_GETQ || r->opcode == OP_GETKQ || r->opcode == OP_GATQ);
+        if (silent)
+            conn_clear_error(c);
+        else
+            send_error(c, r, rc);
+    }
+    return true;
+}
+
+/* Parses the packet at the front of the input into r. 1 ready, 0 incomplete,
+ * -1 malformed (the connection must close). */
+static int parse(conn *c, req *r, uint8_t **pkt)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    if (avail < HEADER_BYTES)
+        return 0;
+    uint8_t *h = evbuffer_pullup(in, HEADER_BYTES);
+    r->magic = h[0];
+    if (r->magic != MAGIC_REQ && r->magic != MAGIC_ALT_REQ)
+        return -1;
+    r->opcode = h[1];
+    if (r->magic == MAGIC_ALT_REQ) {
+        r->framelen = h[2];
+        r->keylen = h[3];
+    } else {
+        r->framelen = 0;
+        r->keylen = (uint16_t)(h[2] << 8 | h[3]);
+    }
+    r->durability = ENGINE_DURABILITY_NONE; /* flexible framing may ask for more */
+    r->extlen = h[4];
+    r->datatype = h[5];
+    r->vbucket = (uint16_t)(h[6] << 8 | h[7]);
+    r->bodylen = be32(h + 8);
+    memcpy(&r->opaque, h + 12, 4);
+    r->cas = be64(h + 16);
+    if (r->bodylen > host.max_packet ||
+        (uint64_t)r->framelen + r->extlen + r->keylen > r->bodylen)
+        return -1;
+    if (avail < HEADER_BYTES + (size_t)r->bodylen)
+        return 0;
+    *pkt = evbuffer_pullup(in, HEADER_BYTES + (ssize_t)r->bodylen);
+    r->frame = *pkt + HEADER_BYTES;
+    r->extras = r->frame + r->framelen;
+    r->key = r->extras + r->extlen;
+    r->value = r->key + r->keylen;
+    r->valuelen = r->bodylen - r->framelen - r->extlen - r->keylen;
+    return 1;
+}
+
+static void close_conn(conn *c);
+
+void protocol_read(conn *c)
+{
+    while (!c->parked && !c->closed && !c->closing) {
+        req r;
+        uint8_t *pkt = NULL;
+        int got = parse(c, &r, &pkt);
+        if (got == 0)
+            return;
+        if (got < 0) {
+            if (host.verbose)
+                fprintf(stderr, "kvhost: malformed packet; closing the connection\n");
+            close_conn(c);
+            return;
+        }
+        if (!execute(c, &r)) {
+            c->parked = true;
+            bufferevent_disable(c->bev, EV_READ);
+            return;
+        }
+        evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
+    }
+}
+
+void protocol_resume(conn *c, engine_errc status)
+{
+    if (c->closed || !c->parked)
+        return;
+    req r;
+    uint8_t *pkt = NULL;
+    if (parse(c, &r, &pkt) != 1) {
+        close_conn(c);
+        return;
+    }
+    c->parked = false;
+    if (status == ENGINE_SUCCESS) {
+        if (!execute(c, &r)) {
+            c->parked = true;
+            return;
+        }
+    } else {
+        send_error(c, &r, status);
+    }
+    evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
+    bufferevent_enable(c->bev, EV_READ);
+    protocol_read(c);
+}
+
+/* Defined in kvhost.c. */
+void kvhost_close(conn *c);
+
+static void close_conn(conn *c)
+{
+    kvhost_close(c);
+}
