@@ -563,6 +563,8 @@ static engine_errc do_stat(conn *c, req *r)
         host_stat(&s, "total_connections", "%" PRIu64, atomic_load(&host.total_conns));
         host_stat(&s, "rejected_connections", "%" PRIu64,
                   atomic_load(&host.rejected_conns));
+        host_stat(&s, "notifies_dropped", "%" PRIu64,
+                  atomic_load(&host.notifies_dropped));
         const char *v = KVHOST_VERSION;
         add_stat("version", 7, v, (uint32_t)strlen(v), &s);
     }
@@ -894,8 +896,10 @@ void protocol_read(conn *c)
             return;
         }
         if (!execute(c, &r)) {
+            /* Parked: reading goes on (protocol_read returns at once while
+             * parked) so that a client leaving is noticed even if the engine
+             * takes long, or never notifies. */
             c->parked = true;
-            bufferevent_disable(c->bev, EV_READ);
             return;
         }
         evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
@@ -922,8 +926,7 @@ void protocol_resume(conn *c, engine_errc status)
         send_error(c, &r, status);
     }
     evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
-    bufferevent_enable(c->bev, EV_READ);
-    protocol_read(c);
+    protocol_read(c); /* what the client sent meanwhile */
 }
 
 /* Defined in kvhost.c. */

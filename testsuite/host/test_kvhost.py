@@ -22,6 +22,7 @@ import time
 import traceback
 
 KVHOST, ENGINE = sys.argv[1], sys.argv[2]
+EWB = sys.argv[3] if len(sys.argv) > 3 else None
 HDR = ">BBHBBHIIQ"
 
 # Status codes
@@ -39,15 +40,18 @@ def free_port():
 
 
 class Server:
-    def __init__(self, datadir, port=None):
+    def __init__(self, datadir, port=None, engine=None, config=None):
         self.port = port or free_port()
         self.datadir = datadir
+        self.engine = engine or ENGINE
+        self.config = config
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(
-            [KVHOST, "-e", ENGINE, "-p", str(self.port), "-d", self.datadir, "-t", "2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        args = [KVHOST, "-e", self.engine, "-p", str(self.port), "-d", self.datadir, "-t", "2"]
+        if self.config:
+            args += ["-c", self.config]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(500):
             try:
                 c = Client(self.port)
@@ -440,6 +444,97 @@ def disconnect_during_manifest_update(srv):
     check(st == SUCCESS, "next update served: %r" % r)
     check(srv.alive(), "alive")
     c.close()
+
+
+def host_stat(port, name):
+    c = Client(port)
+    c.send(0x10)
+    value = None
+    while True:
+        r = c.recv()
+        if not r["key"]:
+            break
+        if r["key"] == name:
+            value = r["value"]
+    c.close()
+    return value
+
+
+def interposed(config):
+    """A second kvhost over the ewouldblock interposer wrapping ep_engine."""
+    d = tempfile.mkdtemp(prefix="kvhost_ewb.")
+    return Server(d, engine=EWB, config="ewb_engine=%s;%s" % (ENGINE, config)), d
+
+
+@test
+def parked_commands(srv):
+    check(EWB is not None, "the ewouldblock engine path is required")
+    # delay: every get answers would_block and is notified 200 ms later.
+    s, d = interposed("ewb_mode=delay;ewb_ms=200;ewb_ops=get")
+    s.start()
+    try:
+        c = Client(s.port)
+        c.set(b"k", b"parked-value")
+        t0 = time.time()
+        st, r = c.get(b"k")
+        check(st == SUCCESS and r["value"] == b"parked-value" and time.time() - t0 >= 0.19,
+              "a parked get is answered after the notify")
+        # Pipelined behind a parked command: answered in order.
+        c.send(0x00, key=b"k", opaque=1)
+        c.send(0x0A, opaque=2)
+        check([c.recv()["opaque"], c.recv()["opaque"]] == [1, 2], "order kept behind a park")
+        # The client leaves while parked: the late notify is dropped, no crash.
+        for _ in range(5):
+            g = Client(s.port)
+            g.send(0x00, key=b"k")
+            g.close()
+        time.sleep(0.5)
+        check(s.alive(), "alive after disconnects while parked")
+        check(int(host_stat(s.port, b"notifies_dropped")) >= 5, "late notifies dropped")
+        check(Client(s.port).get(b"k")[0] == SUCCESS, "still serving")
+    finally:
+        code = s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    check(code == 0, "clean stop")
+    # never: an engine that never notifies; only the client's leaving ends it.
+    s, d = interposed("ewb_mode=never;ewb_ops=manifest")
+    s.start()
+    try:
+        c = Client(s.port)
+        c.send(0xB9, value=manifest(0x50, []))
+        c.s.settimeout(0.5)
+        try:
+            c.recv()
+            check(False, "no answer expected")
+        except socket.timeout:
+            pass
+        c.close()
+        other = Client(s.port)
+        check(other.set(b"x", b"y")[0] == SUCCESS and s.alive(), "others unaffected")
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    # status: would_block, then a temporary failure for every store.
+    s, d = interposed("ewb_mode=status;ewb_status=0d;ewb_ms=50;ewb_ops=store")
+    s.start()
+    try:
+        check(Client(s.port).set(b"k", b"v")[0] == 0x86, "notified temporary failure -> Etmpfail")
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+    # fail: every second get fails with no_such_key, directly.
+    s, d = interposed("ewb_mode=fail;ewb_status=01;ewb_every=2;ewb_ops=get")
+    s.start()
+    try:
+        c = Client(s.port)
+        c.set(b"k", b"v")
+        got = [c.get(b"k")[0] for _ in range(4)]
+        # (the start-up probe was a get too, so the phase depends on it)
+        check(got in ([SUCCESS, KEY_ENOENT] * 2, [KEY_ENOENT, SUCCESS] * 2),
+              "every second get fails: %r" % got)
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def run_tool(args, input_=None):
