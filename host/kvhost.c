@@ -2,7 +2,7 @@
  * kvhost - a memcached-binary-protocol server that loads a storage engine.
  *
  *   kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT] [-t THREADS]
- *          [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-v]
+ *          [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U USERS] [-v]
  *
  * The main thread accepts connections and hands each to one of the worker
  * threads, which own their connections (libevent base per worker). Engine
@@ -109,6 +109,8 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
         struct bufferevent *bev =
             bufferevent_socket_new(w->base, fds[i], BEV_OPT_CLOSE_ON_FREE);
         conn *c = bev ? conn_new(w, bev) : NULL;
+        if (c != NULL)
+            c->authed = host.users == NULL;
         if (c == NULL) {
             if (bev)
                 bufferevent_free(bev);
@@ -176,7 +178,9 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT]\n"
-            "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-v]\n"
+            "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U "
+            "USERS]\n"
+            "              [-v]\n"
             "  -e  engine shared object (create_instance)\n"
             "  -c  engine configuration string key=value;...\n"
             "  -d  data directory (passed to the engine as dbname)\n"
@@ -185,7 +189,9 @@ static void usage(void)
             "  -t  worker threads (default 2)\n"
             "  -m  maximum connections (default 1024)\n"
             "  -b  maximum packet body in bytes (default 21 MiB)\n"
-            "  -i  idle timeout in seconds (default 0: none)\n");
+            "  -i  idle timeout in seconds (default 0: none)\n"
+            "  -U  users file (scripts/kvhost-user): SASL PLAIN is required, and any\n"
+            "      address may be used\n");
     exit(2);
 }
 
@@ -223,11 +229,12 @@ static bool is_loopback(const char *addr)
 
 int main(int argc, char **argv)
 {
-    const char *engine_path = NULL, *config = "", *datadir = NULL, *addr = "127.0.0.1";
+    const char *engine_path = NULL, *config = "", *datadir = NULL, *addr = "127.0.0.1",
+               *users = NULL;
     int port = 11210, threads = 2, opt;
     host.max_conns = 1024;
     host.max_packet = 21u << 20;
-    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:i:v")) != -1) {
+    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:i:U:v")) != -1) {
         switch (opt) {
         case 'e':
             engine_path = optarg;
@@ -256,6 +263,9 @@ int main(int argc, char **argv)
         case 'i':
             host.idle_timeout_s = atoi(optarg);
             break;
+        case 'U':
+            users = optarg;
+            break;
         case 'v':
             host.verbose = true;
             break;
@@ -265,7 +275,16 @@ int main(int argc, char **argv)
     }
     if (engine_path == NULL || port <= 0 || port > 65535 || threads < 1 || threads > 64)
         usage();
-    if (!is_loopback(addr)) {
+    static auth_db db;
+    if (users != NULL) {
+        char why[512];
+        if (auth_load(&db, users, why, sizeof(why)) != 0) {
+            fprintf(stderr, "kvhost: %s\n", why);
+            return 2;
+        }
+        host.users = &db;
+    }
+    if (host.users == NULL && !is_loopback(addr)) {
         fprintf(stderr,
                 "kvhost: refusing to listen on %s: without SASL users only loopback "
                 "addresses are allowed\n",

@@ -6,6 +6,7 @@
 #define KVHOST_H
 
 #include "../engine_api.h"
+#include "auth.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -36,6 +37,8 @@ typedef struct conn {
     bool closing; /* QUIT: close once the output is written */
     bool closed;  /* the client is gone */
     bool xerror, collections, json, tcp_nodelay;
+    bool authed;              /* SASL done (or no users file) */
+    bool admin;               /* may change the collections manifest */
     struct conn *notify_next; /* in the worker's notify list */
     engine_errc notify_status;
     uint64_t commands;
@@ -61,6 +64,8 @@ typedef struct kvhost {
     _Atomic uint64_t total_conns, rejected_conns, notifies_dropped;
     int idle_timeout_s;
     bool verbose;
+    auth_db *users; /* NULL: no authentication (loopback only) */
+    _Atomic uint64_t auth_failures;
 } kvhost;
 
 extern kvhost host;

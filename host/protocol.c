@@ -55,6 +55,9 @@ enum {
     OP_GAT = 0x1d,
     OP_GATQ = 0x1e,
     OP_HELLO = 0x1f,
+    OP_SASL_LIST_MECHS = 0x20,
+    OP_SASL_AUTH = 0x21,
+    OP_SASL_STEP = 0x22,
     OP_SET_MANIFEST = 0xb9,
     OP_GET_MANIFEST = 0xba,
     OP_GET_CID = 0xbb,
@@ -70,6 +73,8 @@ enum {
     ST_NOT_STORED = 0x05,
     ST_DELTA_BADVAL = 0x06,
     ST_NOT_MY_VBUCKET = 0x07,
+    ST_AUTH_ERROR = 0x20,
+    ST_EACCESS = 0x24,
     ST_UNKNOWN_COMMAND = 0x81,
     ST_ENOMEM = 0x82,
     ST_NOT_SUPPORTED = 0x83,
@@ -653,6 +658,41 @@ static engine_errc do_collections(conn *c, req *r)
     return rc;
 }
 
+/* ---- SASL ---- */
+
+static engine_errc do_sasl(conn *c, req *r)
+{
+    if (r->opcode == OP_SASL_LIST_MECHS) {
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, "PLAIN", 5, 0, 0);
+        return ENGINE_SUCCESS;
+    }
+    bool ok = false;
+    const auth_user *u = NULL;
+    if (r->opcode == OP_SASL_AUTH && host.users != NULL && r->keylen == 5 &&
+        memcmp(r->key, "PLAIN", 5) == 0) {
+        /* PLAIN: [authzid] NUL user NUL password */
+        const char *v = (const char *)r->value, *end = v + r->valuelen;
+        const char *nul1 = memchr(v, 0, r->valuelen);
+        const char *nul2 = nul1 ? memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1)) : NULL;
+        if (nul2 != NULL) {
+            u = auth_check(host.users, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
+                           (size_t)(end - nul2 - 1));
+            ok = u != NULL;
+        }
+    }
+    if (!ok) {
+        atomic_fetch_add(&host.auth_failures, 1);
+        c->authed = host.users == NULL;
+        c->admin = false;
+        send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
+        return ENGINE_SUCCESS;
+    }
+    c->authed = true;
+    c->admin = u->admin;
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, "Authenticated", 13, 0, 0);
+    return ENGINE_SUCCESS;
+}
+
 /* ---- dispatch ---- */
 
 typedef struct command {
@@ -712,6 +752,7 @@ static const command *command_of(uint8_t op)
     static const command set_manifest = {do_collections, 0, false, true};
     static const command get_manifest = {do_collections, 0, false, false};
     static const command ids = {do_collections, 0, false, true};
+    static const command sasl = {do_sasl, 0, false, true};
     switch (op) {
     case OP_GET:
     case OP_GETQ:
@@ -764,6 +805,10 @@ static const command *command_of(uint8_t op)
     case OP_GET_CID:
     case OP_GET_SID:
         return &ids;
+    case OP_SASL_LIST_MECHS:
+    case OP_SASL_AUTH:
+    case OP_SASL_STEP:
+        return &sasl;
     default:
         return NULL;
     }
@@ -817,6 +862,18 @@ static bool execute(conn *c, req *r)
     if (!ext_ok || (cmd->key && r->keylen == 0) ||
         (!cmd->value_ok && r->valuelen != 0 && r->opcode != OP_STAT)) {
         invalid(c, r, "wrong extras, key or value for this command");
+        return true;
+    }
+    if (!c->authed && host.users != NULL && r->opcode != OP_HELLO &&
+        r->opcode != OP_NOOP && r->opcode != OP_SASL_LIST_MECHS &&
+        r->opcode != OP_SASL_AUTH && r->opcode != OP_SASL_STEP) {
+        conn_clear_error(c);
+        send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return true;
+    }
+    if (r->opcode == OP_SET_MANIFEST && host.users != NULL && !c->admin) {
+        conn_clear_error(c);
+        send_response(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
     if (r->magic == MAGIC_ALT_REQ && !parse_frame(c, r))

@@ -537,6 +537,55 @@ def parked_commands(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
+@test
+def sasl_plain(srv):
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "kvhost-user")
+    d = tempfile.mkdtemp(prefix="kvhost_sasl.")
+    users = os.path.join(d, "users")
+    for name, pw, admin in [("alice", "wonderland", True), ("bob", "builder", False)]:
+        env = dict(os.environ, KVHOST_PASSWORD=pw)
+        args = [sys.executable, tool, users, name] + (["--admin"] if admin else [])
+        check(subprocess.run(args, env=env, capture_output=True).returncode == 0, "kvhost-user")
+    with open(users) as f:
+        check("wonderland" not in f.read(), "no password stored")
+    s = Server(os.path.join(d, "data"))
+    os.mkdir(s.datadir)
+    args = [KVHOST, "-e", ENGINE, "-p", str(s.port), "-d", s.datadir, "-U", users]
+    s.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(500):
+            try:
+                c = Client(s.port)
+                break
+            except OSError:
+                time.sleep(0.01)
+        check(c.call(0x20)["value"] == b"PLAIN", "list mechs")
+        check(c.call(0x0A)["status"] == SUCCESS, "noop before auth")
+        check(c.call(0x00, key=b"k")["status"] == 0x20, "get before auth refused")
+        check(c.call(0x21, key=b"PLAIN", value=b"\0bob\0wrong")["status"] == 0x20, "bad password")
+        check(c.call(0x21, key=b"PLAIN", value=b"\0nobody\0builder")["status"] == 0x20, "unknown user")
+        check(c.call(0x21, key=b"PLAIN", value=b"garbage")["status"] == 0x20, "malformed PLAIN")
+        check(c.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"] == SUCCESS, "bob")
+        while c.get(b"k")[0] == 0x86:
+            time.sleep(0.01)  # warmup
+        check(c.set(b"k", b"v")[0] == SUCCESS, "served after auth")
+        check(set_manifest(c, manifest(0x60, []))[0] == 0x24, "manifest needs an admin")
+        a = Client(s.port)
+        check(a.call(0x21, key=b"PLAIN", value=b"\0alice\0wonderland")["status"] == SUCCESS, "alice")
+        check(set_manifest(a, manifest(0x60, []))[0] == SUCCESS, "admin sets the manifest")
+        # A real client over SASL (memcping speaks binary when given credentials).
+        r = run_tool(["memcping", "--servers=127.0.0.1:%d" % s.port, "-u", "bob", "-p", "builder"])
+        check(r.returncode == 0, "memcping with SASL: %r" % r.stderr)
+        r = run_tool(["memcping", "--servers=127.0.0.1:%d" % s.port, "-u", "bob", "-p", "nope"])
+        check(r.returncode != 0, "memcping with a wrong password fails")
+        c.close()
+        a.close()
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def run_tool(args, input_=None):
     return subprocess.run(args, input=input_, capture_output=True, timeout=60)
 
