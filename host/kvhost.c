@@ -52,6 +52,14 @@ static void on_read(struct bufferevent *bev, void *arg)
     conn *c = arg;
     conn_ref(c); /* protocol_read may close the connection: keep c until done */
     protocol_read(c);
+    /* Answer now rather than on a later loop pass (which costs an epoll
+     * round and two epoll_ctl per request); what the socket does not take
+     * stays queued for the bufferevent. */
+    if (!c->closed) {
+        struct evbuffer *out = bufferevent_get_output(c->bev);
+        if (evbuffer_get_length(out) > 0)
+            evbuffer_write(out, bufferevent_getfd(c->bev));
+    }
     if (!c->closed && c->closing &&
         evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         kvhost_close(c);

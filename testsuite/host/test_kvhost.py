@@ -586,6 +586,39 @@ def sasl_plain(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
+@test
+def collections_cli(srv):
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "ep-collections")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, tool, "-s", "127.0.0.1:%d" % srv.port] + list(args),
+                              capture_output=True, timeout=60)
+
+    check(cli("create", "app").returncode == 0, "create scope")
+    r = cli("create", "app.users", "--max-ttl", "60")
+    check(r.returncode == 0 and b"created app.users" in r.stdout, "create collection")
+    r = cli("create", "app.users")
+    check(r.returncode != 0 and b"exists" in r.stderr, "create twice is refused")
+    r = cli("create", "nope.x")
+    check(r.returncode != 0 and b"no scope" in r.stderr, "collection in a missing scope")
+    r = cli("list")
+    check(r.returncode == 0 and b"app.users" in r.stdout and b"maxTTL 60s" in r.stdout, "list")
+    # The new collection is usable, and its stats show.
+    c = Client(srv.port)
+    c.hello(0x07, 0x12)
+    cid = struct.unpack(">QI", c.call(0xBB, value=b"app.users")["extras"])[1]
+    check(c.set(b"u1", b"v", coll=cid)[0] == SUCCESS, "store in the new collection")
+    r = cli("stats")
+    check(r.returncode == 0 and b"app.users" in r.stdout, "stats")
+    check(cli("drop", "app.users").returncode == 0, "drop collection")
+    check(c.get(b"u1", coll=cid)[0] == UNKNOWN_COLLECTION, "dropped")
+    check(cli("drop", "app").returncode == 0, "drop scope")
+    r = cli("drop", "_default")
+    check(r.returncode != 0, "the _default scope stays")
+    c.close()
+
+
 def run_tool(args, input_=None):
     return subprocess.run(args, input=input_, capture_output=True, timeout=60)
 
