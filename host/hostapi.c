@@ -135,14 +135,14 @@ const engine_server_api *kvhost_server_api(void)
     return &api;
 }
 
-conn *conn_new(worker *w, struct bufferevent *bev)
+conn *conn_new(worker *w, int fd)
 {
     conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
     c->magic = CONN_MAGIC;
     c->w = w;
-    c->bev = bev;
+    c->fd = fd;
     atomic_init(&c->refs, 1);
     pthread_mutex_init(&c->lock, NULL);
     return c;

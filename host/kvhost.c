@@ -40,46 +40,73 @@ void kvhost_close(conn *c)
         return;
     c->closed = true;
     host.engine->disconnect(host.engine, c);
-    bufferevent_free(c->bev);
-    c->bev = NULL;
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    close(c->fd);
+    c->rev = c->wev = NULL;
+    c->in = c->out = NULL;
     atomic_fetch_sub(&host.conns, 1);
     conn_unref(c); /* the socket's reference; engine reserves keep the rest */
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* Writes what is queued; arms the write event if the socket takes less, and
+ * closes a quitting connection once all is written. */
+void kvhost_flush(conn *c)
 {
-    (void)bev;
-    conn *c = arg;
-    conn_ref(c); /* protocol_read may close the connection: keep c until done */
-    protocol_read(c);
-    /* Answer now rather than on a later loop pass (which costs an epoll
-     * round and two epoll_ctl per request); what the socket does not take
-     * stays queued for the bufferevent. */
-    if (!c->closed) {
-        struct evbuffer *out = bufferevent_get_output(c->bev);
-        if (evbuffer_get_length(out) > 0)
-            evbuffer_write(out, bufferevent_getfd(c->bev));
+    if (c->closed)
+        return;
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                break;
+            kvhost_close(c);
+            return;
+        }
+        if (n == 0)
+            break;
     }
-    if (!c->closed && c->closing &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (evbuffer_get_length(c->out) > 0)
+        event_add(c->wev, NULL);
+    else if (c->closing)
         kvhost_close(c);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        kvhost_close(c); /* idle */
+        return;
+    }
+    conn_ref(c); /* protocol_read may close the connection: keep c until done */
+    for (;;) {
+        int n = evbuffer_read(c->in, fd, 64 * 1024);
+        if (n > 0)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            kvhost_close(c); /* the client left */
+            break;
+        }
+        break;
+    }
+    if (!c->closed) {
+        protocol_read(c);
+        kvhost_flush(c);
+    }
     conn_unref(c);
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_writable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
+    (void)fd;
+    (void)what;
     conn *c = arg;
-    if (c->closing)
-        kvhost_close(c);
-}
-
-static void on_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    conn *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        kvhost_close(c);
+    conn_ref(c);
+    kvhost_flush(c);
+    conn_unref(c);
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -114,28 +141,37 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
     w->nnew = 0;
     pthread_mutex_unlock(&w->lock);
     for (int i = 0; i < n; i++) {
-        struct bufferevent *bev =
-            bufferevent_socket_new(w->base, fds[i], BEV_OPT_CLOSE_ON_FREE);
-        conn *c = bev ? conn_new(w, bev) : NULL;
-        if (c != NULL)
-            c->authed = host.users == NULL;
-        if (c == NULL) {
-            if (bev)
-                bufferevent_free(bev);
-            else
-                close(fds[i]);
+        evutil_make_socket_nonblocking(fds[i]);
+        int one = 1;
+        setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn *c = conn_new(w, fds[i]);
+        if (c != NULL) {
+            c->in = evbuffer_new();
+            c->out = evbuffer_new();
+            c->rev = event_new(w->base, fds[i], EV_READ | EV_PERSIST, on_readable, c);
+            c->wev = event_new(w->base, fds[i], EV_WRITE, on_writable, c);
+        }
+        if (c == NULL || c->in == NULL || c->out == NULL || c->rev == NULL ||
+            c->wev == NULL) {
+            if (c != NULL) {
+                c->closed = true; /* never opened to the engine */
+                if (c->rev)
+                    event_free(c->rev);
+                if (c->wev)
+                    event_free(c->wev);
+                if (c->in)
+                    evbuffer_free(c->in);
+                if (c->out)
+                    evbuffer_free(c->out);
+                conn_unref(c);
+            }
+            close(fds[i]);
             atomic_fetch_sub(&host.conns, 1);
             continue;
         }
-        int one = 1;
-        setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        bufferevent_setcb(bev, on_read, on_write, on_event, c);
-        if (host.idle_timeout_s > 0) {
-            struct timeval tv = {host.idle_timeout_s, 0};
-            bufferevent_set_timeouts(bev, &tv, NULL);
-        }
-        bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-        bufferevent_enable(bev, EV_READ | EV_WRITE);
+        c->authed = host.users == NULL;
+        struct timeval tv = {host.idle_timeout_s, 0};
+        event_add(c->rev, host.idle_timeout_s > 0 ? &tv : NULL);
     }
 }
 

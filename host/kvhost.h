@@ -9,7 +9,6 @@
 #include "auth.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,10 +23,12 @@ typedef struct worker worker;
 typedef struct conn {
     unsigned magic;
     worker *w;
-    struct bufferevent *bev;
-    _Atomic int refs;     /* the socket's, plus one per engine reserve */
-    void *engine_data;    /* engine-specific (engine_server_api.cookie) */
-    pthread_mutex_t lock; /* guards the error context fields */
+    int fd;
+    struct evbuffer *in, *out; /* bytes read and not yet consumed; to write */
+    struct event *rev, *wev;   /* readable (persistent); writable (armed on need) */
+    _Atomic int refs;          /* the socket's, plus one per engine reserve */
+    void *engine_data;         /* engine-specific (engine_server_api.cookie) */
+    pthread_mutex_t lock;      /* guards the error context fields */
     char error_ctx[512];
     bool has_error_ctx;
     uint64_t error_uid;
@@ -72,12 +73,17 @@ extern kvhost host;
 
 /* hostapi.c: the engine_server_api of kvhost. */
 const engine_server_api *kvhost_server_api(void);
-conn *conn_new(worker *w, struct bufferevent *bev);
+conn *conn_new(worker *w, int fd);
 void conn_ref(conn *c);
 void conn_unref(conn *c);
 /* The error context the engine left on the connection (copied), or "". */
 bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid);
 void conn_clear_error(conn *c);
+
+/* kvhost.c: writes a connection's queued output (arming the write event if
+ * needed) and closes one. */
+void kvhost_flush(conn *c);
+void kvhost_close(conn *c);
 
 /* protocol.c: consumes whole packets from the input; stops when parked. */
 void protocol_read(conn *c);

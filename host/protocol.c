@@ -128,7 +128,7 @@ static void send_response(conn *c, const req *r, uint16_t status, const void *ex
     memcpy(h + 12, &r->opaque, 4); /* echoed as received */
     uint64_t ncas = ((uint64_t)htonl((uint32_t)cas) << 32) | htonl((uint32_t)(cas >> 32));
     memcpy(h + 16, &ncas, 8);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     evbuffer_add(out, h, sizeof(h));
     if (extlen)
         evbuffer_add(out, extras, extlen);
@@ -899,7 +899,7 @@ static bool execute(conn *c, req *r)
  * -1 malformed (the connection must close). */
 static int parse(conn *c, req *r, uint8_t **pkt)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t avail = evbuffer_get_length(in);
     if (avail < HEADER_BYTES)
         return 0;
@@ -959,7 +959,7 @@ void protocol_read(conn *c)
             c->parked = true;
             return;
         }
-        evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
+        evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
     }
 }
 
@@ -982,12 +982,10 @@ void protocol_resume(conn *c, engine_errc status)
     } else {
         send_error(c, &r, status);
     }
-    evbuffer_drain(bufferevent_get_input(c->bev), HEADER_BYTES + (size_t)r.bodylen);
+    evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
     protocol_read(c); /* what the client sent meanwhile */
+    kvhost_flush(c);
 }
-
-/* Defined in kvhost.c. */
-void kvhost_close(conn *c);
 
 static void close_conn(conn *c)
 {

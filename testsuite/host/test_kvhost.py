@@ -487,6 +487,7 @@ def parked_commands(srv):
         for _ in range(5):
             g = Client(s.port)
             g.send(0x00, key=b"k")
+            time.sleep(0.05)  # parked by now (the notify comes after 200 ms)
             g.close()
         time.sleep(0.5)
         check(s.alive(), "alive after disconnects while parked")
