@@ -127,6 +127,9 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         snprintf(err, sizeof(err), "cannot start executor threads");
         goto err;
     }
+    /* Before warmup: its reader tasks fill the table and ask it to grow. */
+    if (!start_task(e, &e->resizer, "ht_resizer", 5, resizer_run, EXEC_FOREVER))
+        goto err_oom;
     coll_env env = {
         .sapi = e->sapi,
         .pool = e->pool,
@@ -173,7 +176,6 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
 
     if (!start_task(e, &e->pager, "expiry_pager", 10, ep_pager_run,
                     (int64_t)cfg.exp_pager_interval_ms) ||
-        !start_task(e, &e->resizer, "ht_resizer", 5, resizer_run, EXEC_FOREVER) ||
         !start_task(e, &e->purger, "collection_purger", 8, ep_purger_run, EXEC_FOREVER))
         goto err_oom;
     e->initialized = true;
