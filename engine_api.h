@@ -283,7 +283,8 @@ struct engine_handle {
      * expiry (see engine_server_api.core.realtime). Returns ENGINE_SUCCESS and a
      * reference in *out; ENGINE_INVALID_ARGUMENTS for a NULL out/key or an empty
      * or too long key; ENGINE_TOO_BIG for a value over the item size limit;
-     * ENGINE_NO_MEMORY at the memory quota; ENGINE_NOT_MY_VBUCKET for a bad
+     * ENGINE_NO_MEMORY at the memory quota (ENGINE_TEMPORARY_FAILURE from an
+     * engine that is evicting values to make room); ENGINE_NOT_MY_VBUCKET for a bad
      * vbucket; ENGINE_UNKNOWN_COLLECTION for an unknown collection. Cookie may be
      * NULL. Any thread. Since v1.
      */
@@ -298,6 +299,14 @@ struct engine_handle {
      * Looks up a live item. Returns ENGINE_SUCCESS and a reference in *out, or
      * ENGINE_NO_SUCH_KEY (missing or expired), plus the errors of allocate for bad
      * keys, vbuckets and collections. Cookie may be NULL. Since v1.
+     *
+     * An engine that evicts values to disk may, for a host that asked for v2 or
+     * later and a non-NULL cookie, return ENGINE_WOULD_BLOCK while it reads the
+     * value back (the would_block contract; the re-call returns the item), and
+     * then, instead of the item, ENGINE_TEMPORARY_FAILURE (the read failed; try
+     * again) or ENGINE_FAILED (the record on disk is damaged), with a reason.
+     * For a v1 host or a NULL cookie it reads in the call. append and prepend
+     * to an evicted value behave the same way.
      */
     engine_errc (*get)(engine_handle *h, const void *cookie, engine_item **out,
                        const engine_doc_key *key, uint16_t vbucket);
@@ -309,7 +318,8 @@ struct engine_handle {
      * ENGINE_SUCCESS (new CAS in *cas_out if not NULL); ENGINE_KEY_EXISTS (add of
      * a present key, CAS mismatch); ENGINE_NO_SUCH_KEY (compare CAS on a missing
      * key); ENGINE_NOT_STORED (replace/append/prepend of a missing key);
-     * ENGINE_NO_MEMORY (append/prepend over the quota); ENGINE_INVALID_ARGUMENTS
+     * ENGINE_NO_MEMORY (append/prepend over the quota; or as in allocate,
+     * ENGINE_TEMPORARY_FAILURE); ENGINE_INVALID_ARGUMENTS
      * (NULL item, an item already stored, a bad op). The caller keeps its
      * reference either way. Append and prepend keep the present flags and expiry.
      * Cookie may be NULL. Since v1.

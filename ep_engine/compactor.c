@@ -6,14 +6,20 @@
  * Live data is taken from memory, one stripe at a time: under a stripe lock it
  * only takes references on the shard's live items (items never change once
  * stored) and writes them with no lock held, so a front-end operation waits at
- * most for one stripe's references. Writes that arrive meanwhile go to segments
- * above the base (kvs_compact_begin sealed the shard): the newest version of
+ * most for one stripe's references. An evicted item's value is read back from
+ * its record. Once the base is in force, every item written gets its place in
+ * the base as its location, and only then are the old files deleted: a reader
+ * holding an old location finds either the old file or, on a retry, the new
+ * location. While a shard compacts, no value of it is evicted (a new stub would
+ * keep a location the compaction does not know about). Writes that arrive meanwhile go to
+ * segments above the base (kvs_compact_begin sealed the shard): the newest version of
  * every key stays in force, and a crash at any step leaves either the old
  * segments or the new base in force, never a mix.
  */
 #include "ep_engine.h"
 #include "kvstore/kvstore.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,11 +103,64 @@ static void measure(ep_engine *e, uint64_t *live)
     ht_for_each_stripe(e->ht, visit_stripe, &c);
 }
 
+typedef struct placed {
+    ep_item *it; /* a reference */
+    uint64_t loc;
+} placed;
+
+/* Writes one item to the compaction; an evicted one's value comes from disk. */
+static int add_item(ep_engine *e, kvs_compaction *k, unsigned shard, ep_item *it,
+                    uint64_t *loc, char *why, size_t whylen)
+{
+    kvs_record r = {KVS_SET,
+                    item_datatype(it),
+                    it->vbucket,
+                    it->collection,
+                    it->cas,
+                    it->flags,
+                    0,
+                    it->nkey,
+                    it->nvalue,
+                    it->data,
+                    it->data + it->nkey,
+                    0};
+    if (it->exptime != 0)
+        r.exptime = (uint32_t)e->sapi->core.abstime(it->exptime);
+    void *buf = NULL;
+    if (item_evicted(it)) {
+        kvs_record disk;
+        int rc = kvs_read(e->store, shard, item_loc(it), &disk, &buf, why, whylen);
+        if (rc == 0 && !ep_record_is(&disk, it)) {
+            snprintf(why, whylen, "the record of an evicted item does not match it");
+            rc = -EBADMSG;
+        }
+        if (rc != 0) {
+            free(buf);
+            return rc;
+        }
+        r.value = disk.value;
+    }
+    int rc = kvs_compact_add(k, &r, loc, why, whylen);
+    free(buf);
+    return rc;
+}
+
+static void release_placed(ep_engine *e, placed *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ep_item_put(e, v[i].it);
+    free(v);
+}
+
 /* Compacts one shard. 0, or -1 with the reason logged. */
 static int compact_shard(ep_engine *e, unsigned shard)
 {
     char why[512] = "";
     uint64_t before = kvs_shard_bytes(e->store, shard), t0 = exec_now_ns();
+    placed *done = NULL;
+    size_t ndone = 0, capdone = 0;
+    /* Before any stripe is visited: evictions of this shard stop. */
+    atomic_store(&e->compacting[shard], 1);
     kvs_compaction *k = kvs_compact_begin(e->store, shard, why, sizeof(why));
     if (k == NULL)
         goto err;
@@ -118,22 +177,21 @@ static int compact_shard(ep_engine *e, unsigned shard)
             break;
         for (size_t j = 0; j < c.n; j++) {
             ep_item *it = c.v[j];
-            kvs_record r = {KVS_SET,
-                            it->datatype,
-                            it->vbucket,
-                            it->collection,
-                            it->cas,
-                            it->flags,
-                            0,
-                            it->nkey,
-                            it->nvalue,
-                            it->data,
-                            it->data + it->nkey};
-            if (it->exptime != 0)
-                r.exptime = (uint32_t)e->sapi->core.abstime(it->exptime);
-            if (rc == 0)
-                rc = kvs_compact_add(k, &r, why, sizeof(why));
-            ep_item_put(e, it);
+            uint64_t loc = 0;
+            if (rc == 0 && ndone == capdone) {
+                size_t cap = capdone ? capdone * 2 : 1024;
+                placed *grown = realloc(done, cap * sizeof(*done));
+                if (grown == NULL)
+                    c.oom = true;
+                else
+                    done = grown, capdone = cap;
+            }
+            if (rc == 0 && !c.oom)
+                rc = add_item(e, k, shard, it, &loc, why, sizeof(why));
+            if (rc == 0 && !c.oom)
+                done[ndone++] = (placed){it, loc}; /* keeps the reference */
+            else
+                ep_item_put(e, it);
         }
         if (rc != 0 || c.oom)
             break;
@@ -151,6 +209,11 @@ static int compact_shard(ep_engine *e, unsigned shard)
     uint64_t written = kvs_compact_bytes(k);
     if (kvs_compact_commit(k, why, sizeof(why)) != 0)
         goto err;
+    for (size_t i = 0; i < ndone; i++)
+        item_set_loc(done[i].it, done[i].loc);
+    kvs_compact_finish(k);
+    release_placed(e, done, ndone);
+    atomic_store(&e->compacting[shard], 0);
     atomic_fetch_add(&e->compact_stats.runs, 1);
     atomic_store(&e->compact_stats.last_before, before);
     atomic_store(&e->compact_stats.last_after, kvs_shard_bytes(e->store, shard));
@@ -162,6 +225,8 @@ static int compact_shard(ep_engine *e, unsigned shard)
                  (exec_now_ns() - t0) / 1000000);
     return 0;
 err:
+    release_placed(e, done, ndone);
+    atomic_store(&e->compacting[shard], 0);
     atomic_fetch_add(&e->compact_stats.failures, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: compaction of shard %u failed: %s",
                  shard, why);

@@ -49,6 +49,8 @@ static const param params[] = {
     U64(compaction_interval_ms, 10000, 1, 86400000),
     U64(compaction_threshold_pct, 50, 1, 100),
     U64(compaction_min_bytes, 1u << 20, 0, UINT64_C(1) << 40),
+    U64(mem_high_wat_pct, 85, 1, 100),
+    U64(mem_low_wat_pct, 75, 0, 99),
     {"dbname", offsetof(ep_config, dbname), P_STRING, 0, 0,
      sizeof(((ep_config *)0)->dbname) - 1},
 };
@@ -161,6 +163,13 @@ int ep_config_parse(ep_config *cfg, const char *text, char *err, size_t errlen)
         s += len;
         if (*s == ';')
             s++;
+    }
+    if (cfg->mem_low_wat_pct >= cfg->mem_high_wat_pct) {
+        snprintf(err, errlen,
+                 "config: mem_low_wat_pct (%" PRIu64
+                 ") must be below mem_high_wat_pct (%" PRIu64 ")",
+                 cfg->mem_low_wat_pct, cfg->mem_high_wat_pct);
+        return -1;
     }
     if (cfg->ht_locks > cfg->ht_size) {
         snprintf(err, errlen,

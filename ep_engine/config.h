@@ -28,7 +28,9 @@ typedef struct ep_config {
     uint64_t compaction_interval_ms;   /* how often fragmentation is checked */
     uint64_t compaction_threshold_pct; /* dead share of a shard that compacts it */
     uint64_t compaction_min_bytes;     /* shards smaller than this are left alone */
-    char dbname[1024];                 /* data directory; empty = memory only */
+    uint64_t mem_high_wat_pct; /* memory use (of max_size) that starts value eviction */
+    uint64_t mem_low_wat_pct;  /* ... and where eviction stops */
+    char dbname[1024];         /* data directory; empty = memory only */
 } ep_config;
 
 /** Fills *cfg with the defaults. */

@@ -167,7 +167,8 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
                                      ep_compactor_run, NULL, e);
         if (e->flusher == NULL || e->compactor == NULL)
             goto err_oom;
-        if (!flusher_start(e->flusher) || !ep_warmup_start(e) ||
+        /* Before warmup: its items count against the quota and may be evicted. */
+        if (!ep_evict_start(e) || !flusher_start(e->flusher) || !ep_warmup_start(e) ||
             !exec_schedule(e->compactor, (int64_t)cfg.compaction_interval_ms))
             goto err_oom;
     } else {
@@ -212,6 +213,7 @@ static void ep_destroy(engine_handle *h, bool force)
      * durable waiter, and the store. */
     flusher_destroy(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
     e->flusher = NULL;
+    ep_evict_shutdown(e);
     ep_warmup_free(e);
     kvs_close(e->store);
     e->store = NULL;
@@ -359,7 +361,9 @@ static int hold_writer(ep_engine *e, char *why, size_t whylen)
  *  - "hold_writer": occupy the writer thread (with num_writer_threads=1)
  *    with a task that waits for "release_writer" or destroy;
  *  - "release_writer";
- *  - "compact": compact every shard now, on the caller's thread.
+ *  - "compact": compact every shard now, on the caller's thread;
+ *  - "evict": evict every clean value now, on the caller's thread (why gets
+ *    how many).
  * Returns 0, or -1 with a reason in why.
  */
 __attribute__((visibility("default"))) int
@@ -378,6 +382,14 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
             return -1;
         }
         ep_compact_now(e, true);
+        return 0;
+    }
+    if (strcmp(cmd, "evict") == 0) {
+        if (e->store == NULL) {
+            snprintf(why, whylen, "no data directory");
+            return -1;
+        }
+        snprintf(why, whylen, "%" PRIu64, ep_evict_all(e));
         return 0;
     }
     if (strcmp(cmd, "release_writer") == 0) {

@@ -79,6 +79,14 @@ typedef struct ep_engine {
     struct {
         _Atomic uint64_t runs, failures, last_before, last_after, last_us;
     } compact_stats;
+    _Atomic uint8_t *compacting; /* per shard: a compaction is placing its items */
+    exec_task *evictor;          /* the item pager: evicts values, nonio */
+    uint64_t evict_cursor;       /* the stripe the evictor goes on from */
+    _Atomic bool evict_asked;
+    struct ep_bg_queue *bg; /* background fetches waiting for the reader task */
+    struct {
+        _Atomic uint64_t runs, ejects, non_resident, fetched, fetch_failed, fetch_us;
+    } evict_stats;
     kvs *store;          /* NULL without a data directory */
     ep_flusher *flusher; /* NULL without a data directory */
     _Atomic int warm_state;
@@ -154,6 +162,26 @@ void ep_warmup_free(ep_engine *e);
  * whatever its fragmentation). */
 int64_t ep_compactor_run(exec_task *task, void *arg);
 void ep_compact_now(ep_engine *e, bool force);
+
+/* evict.c: value eviction and background fetch (only with a data directory).
+ * ep_evict_start creates the tasks; ep_evict_wake asks for eviction when `used`
+ * is over the high watermark; ep_bg_fetch brings back the value of the stub
+ * the caller just saw for this key (no lock held): ENGINE_WOULD_BLOCK when it
+ * parked the cookie (it is notified once), ENGINE_SUCCESS when the value was
+ * read in the call (look again), else an error with its reason.
+ * ep_evict_shutdown answers the fetches still queued, after the executor is
+ * gone. ep_record_is: whether a record read back is this item's. */
+bool ep_evict_start(ep_engine *e);
+void ep_evict_wake(ep_engine *e, uint64_t used);
+engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
+                        uint32_t collection, const void *key, size_t nkey);
+void ep_evict_shutdown(ep_engine *e);
+bool ep_record_is(const kvs_record *r, const ep_item *it);
+/* One eviction pass on the caller's thread, down to the low watermark (warmup
+ * uses it when the data on disk is larger than the quota); how many values. */
+uint64_t ep_evict_pass(ep_engine *e);
+/* Evicts every clean value now (a test hook); returns how many. */
+uint64_t ep_evict_all(ep_engine *e);
 
 /* kv.c: the data operations of the vtable. */
 engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,

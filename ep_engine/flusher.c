@@ -116,12 +116,12 @@ bool flusher_enqueue_delete(ep_flusher *f, const ep_item *gone, uint64_t cas,
 
 static uint64_t key_hash(const ep_item *it)
 {
-    return it->hash;
+    return ht_hash(it->vbucket, it->collection, it->data, it->nkey);
 }
 
 static bool same_key(const ep_item *a, const ep_item *b)
 {
-    return a->hash == b->hash && a->nkey == b->nkey && a->vbucket == b->vbucket &&
+    return a->nkey == b->nkey && a->vbucket == b->vbucket &&
            a->collection == b->collection && memcmp(a->data, b->data, a->nkey) == 0;
 }
 
@@ -163,7 +163,7 @@ static kvs_record to_record(ep_engine *e, const dirty *d)
 {
     const ep_item *it = key_of(d);
     kvs_record r = {d->it ? KVS_SET : KVS_DELETE,
-                    d->it ? it->datatype : 0,
+                    d->it ? item_datatype(it) : 0,
                     it->vbucket,
                     it->collection,
                     d->it ? it->cas : d->cas,
@@ -172,7 +172,8 @@ static kvs_record to_record(ep_engine *e, const dirty *d)
                     it->nkey,
                     d->it ? it->nvalue : 0,
                     it->data,
-                    d->it ? it->data + it->nkey : NULL};
+                    d->it ? it->data + it->nkey : NULL,
+                    0};
     if (d->it && it->exptime != 0)
         r.exptime = (uint32_t)e->sapi->core.abstime(it->exptime);
     return r;
@@ -220,9 +221,11 @@ static int write_batch(fshard *sh, dqueue *b, char *why, size_t whylen)
     ep_engine *e = sh->f->e;
     bool *keep = malloc(b->n * sizeof(bool));
     kvs_record *recs = malloc(b->n * sizeof(kvs_record));
-    if (keep == NULL || recs == NULL) {
+    uint64_t *locs = malloc(b->n * sizeof(uint64_t));
+    if (keep == NULL || recs == NULL || locs == NULL) {
         free(keep);
         free(recs);
+        free(locs);
         snprintf(why, whylen, "out of memory for a batch of %zu writes", b->n);
         return -ENOMEM;
     }
@@ -236,9 +239,21 @@ static int write_batch(fshard *sh, dqueue *b, char *why, size_t whylen)
         }
     }
     uint64_t t0 = exec_now_ns();
-    int rc = kvs_append(e->store, sh->no, recs, n, why, whylen);
+    int rc = kvs_append(e->store, sh->no, recs, n, locs, why, whylen);
+    if (rc == 0) {
+        /* The written items are clean now: their values may be evicted. A
+         * compaction may have placed one in a base already; that stays. */
+        for (size_t i = 0, j = 0; i < b->n; i++) {
+            if (!keep[i])
+                continue;
+            if (b->v[i].it != NULL)
+                item_set_loc_if_none(b->v[i].it, locs[j]);
+            j++;
+        }
+    }
     free(keep);
     free(recs);
+    free(locs);
     if (rc == 0) {
         atomic_fetch_add(&sh->batches, 1);
         atomic_fetch_add(&sh->records, kept);

@@ -130,8 +130,8 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
     ht_table *t = &ht->tab[s->tab];
     ep_item **link = &t->buckets[hash & t->mask];
     for (ep_item *it = *link; it != NULL; link = &it->next, it = *link) {
-        if (it->hash == (uint32_t)hash && it->nkey == nkey && it->vbucket == vbucket &&
-            it->collection == collection && memcmp(it->data, key, nkey) == 0)
+        if (it->nkey == nkey && it->collection == collection && it->vbucket == vbucket &&
+            memcmp(it->data, key, nkey) == 0)
             return link;
     }
     return link;
@@ -177,6 +177,11 @@ void ht_for_each_stripe(ep_ht *ht, ht_visit_fn fn, void *ctx)
     }
 }
 
+uint64_t ht_stripes(const ep_ht *ht)
+{
+    return ht->stripe_mask + 1;
+}
+
 bool ht_visit_stripe(ep_ht *ht, uint64_t index, ht_visit_fn fn, void *ctx)
 {
     if (index > ht->stripe_mask)
@@ -205,6 +210,19 @@ void ht_stripe_scan(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item *, void *),
     }
 }
 
+void ht_stripe_walk(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item **link, void *),
+                    void *ctx)
+{
+    ht_table *t = &ht->tab[s->tab];
+    uint64_t nstripes = ht->stripe_mask + 1;
+    for (uint64_t b = (uint64_t)(s - ht->stripes); b <= t->mask; b += nstripes) {
+        for (ep_item **link = &t->buckets[b]; *link != NULL; link = &(*link)->next) {
+            if (!fn(link, ctx))
+                return;
+        }
+    }
+}
+
 int ht_grow(ep_ht *ht)
 {
     ht_table *old = &ht->tab[ht->cur];
@@ -222,7 +240,7 @@ int ht_grow(ep_ht *ht)
     unsigned next = ht->cur ^ 1u;
     ht_table *nt = &ht->tab[next];
     uint64_t nbuckets = (old->mask + 1) * 2;
-    /* Items keep 32 bits of their hash: no table beyond 2^32 buckets. */
+    /* 2^32 buckets (32 GiB of heads) is the ceiling. */
     if (nbuckets > (UINT64_C(1) << 32)) {
         atomic_store(&ht->grow_asked, false);
         return 0;
@@ -244,7 +262,8 @@ int ht_grow(ep_ht *ht)
             ep_item *it = old->buckets[b];
             while (it != NULL) {
                 ep_item *next = it->next;
-                ep_item **head = &nt->buckets[it->hash & nt->mask];
+                uint64_t h = ht_hash(it->vbucket, it->collection, it->data, it->nkey);
+                ep_item **head = &nt->buckets[h & nt->mask];
                 it->next = *head;
                 *head = it;
                 it = next;

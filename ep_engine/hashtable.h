@@ -49,9 +49,9 @@ uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t 
 ht_stripe *ht_lock(ep_ht *ht, uint64_t hash);
 void ht_unlock(ht_stripe *s);
 
-/** Under the stripe lock: the link that points to the matching item (items
- * keep the low 32 bits of `hash`) (*link is the
- * item), or to the chain's terminating NULL if there is none. */
+/** Under the stripe lock: the link that points to the matching item (*link is
+ * the item), or to the chain's terminating NULL if there is none. `hash` is
+ * ht_hash of the key. */
 ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
                   uint32_t collection, const void *key, size_t nkey);
 
@@ -69,6 +69,9 @@ ep_item *ht_unlink(ht_stripe *s, ep_item **link);
 typedef void (*ht_visit_fn)(ep_ht *ht, ht_stripe *s, void *ctx);
 void ht_for_each_stripe(ep_ht *ht, ht_visit_fn fn, void *ctx);
 
+/** How many lock stripes the table has (fixed at creation). */
+uint64_t ht_stripes(const ep_ht *ht);
+
 /** Calls fn with stripe `index` locked; false if there is no such stripe. */
 bool ht_visit_stripe(ep_ht *ht, uint64_t index, ht_visit_fn fn, void *ctx);
 
@@ -76,6 +79,12 @@ bool ht_visit_stripe(ep_ht *ht, uint64_t index, ht_visit_fn fn, void *ctx);
  * for which fn returns true is unlinked and handed to `drop` (after fn). */
 void ht_stripe_scan(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item *, void *),
                     void (*drop)(ep_item *, void *), void *ctx);
+
+/** Within a stripe visit: calls fn with the link to each item of the locked
+ * stripe; fn may replace *link by another item of the same key (ht_put with
+ * replace) but not unlink it. Stops early when fn returns false. */
+void ht_stripe_walk(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item **link, void *),
+                    void *ctx);
 
 /** Doubles the table if it is over its load factor; runs stripe by stripe.
  * Returns 1 if it grew, 0 if not needed, -1 on out of memory. Only one caller at

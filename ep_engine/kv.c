@@ -19,8 +19,9 @@
 void ep_item_free(ep_item *it, void *engine)
 {
     ep_engine *e = engine;
-    atomic_fetch_sub_explicit(&e->mem_used, item_footprint(it->nkey, it->nvalue),
-                              memory_order_relaxed);
+    if (item_evicted(it))
+        atomic_fetch_sub_explicit(&e->evict_stats.non_resident, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&e->mem_used, item_mem(it), memory_order_relaxed);
     free(it);
     ep_engine_unref(e);
 }
@@ -39,6 +40,15 @@ ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *k
     if (used + size > e->cfg.max_size) {
         atomic_fetch_sub_explicit(&e->mem_used, size, memory_order_relaxed);
         atomic_fetch_add_explicit(&e->oom_errors, 1, memory_order_relaxed);
+        if (e->evictor != NULL) {
+            /* Values on disk can make room: ask for it, and for a retry. */
+            ep_evict_wake(e, used);
+            *rc = ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                          "memory quota reached: %" PRIu64 " bytes used, item needs %zu, "
+                          "max_size is %" PRIu64 "; values are being evicted, retry",
+                          used, size, e->cfg.max_size);
+            return NULL;
+        }
         *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
                       "memory quota reached: %" PRIu64 " bytes used, item needs %zu, "
                       "max_size is %" PRIu64,
@@ -54,6 +64,7 @@ ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *k
     }
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->items_allocated, 1, memory_order_relaxed);
+    ep_evict_wake(e, used + size);
     memset(it, 0, sizeof(*it));
     atomic_init(&it->refs, 1);
     it->nkey = key->len;
@@ -102,7 +113,7 @@ static void account(const coll_manifest *m, const ep_item *it, bool in)
     const coll_collection *c = coll_find_collection(m, it->collection);
     if (c == NULL || !current_incarnation(c, it))
         return;
-    uint64_t fp = item_footprint(it->nkey, it->nvalue);
+    uint64_t fp = item_mem(it);
     if (in) {
         atomic_fetch_add_explicit(&c->state->items, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&c->state->mem, fp, memory_order_relaxed);
@@ -199,16 +210,48 @@ static ep_item *live_item(ep_engine *e, ht_stripe *s, ep_item **link,
     return NULL;
 }
 
+/* A key's place under its stripe lock: the collection, the link and the live
+ * item (NULL if none). */
+typedef struct key_place {
+    ht_stripe *s; /* locked */
+    const coll_collection *c;
+    ep_item **link;
+    ep_item *it;
+} key_place;
+
+/* Locks the key's stripe and finds its live item; on an unknown collection the
+ * stripe is unlocked again and the error returned. */
+static engine_errc find_live(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                             uint16_t vbucket, uint64_t hash, key_place *p)
+{
+    uint64_t uid = 0;
+    p->s = ht_lock(e->ht, hash);
+    p->c = collection_locked(p->s, key->collection, &uid);
+    if (p->c == NULL) {
+        ht_unlock(p->s);
+        return unknown_collection(e, cookie, key->collection, uid);
+    }
+    p->link = ht_find(e->ht, p->s, hash, vbucket, key->collection, key->bytes, key->len);
+    p->it = live_item(e, p->s, p->link, p->c);
+    return ENGINE_SUCCESS;
+}
+
 /* ---- allocate / release / info ---- */
+
+static engine_errc check_out_and_key(ep_engine *e, const void *cookie, engine_item **out,
+                                     const engine_doc_key *key, uint16_t vbucket)
+{
+    if (out == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
+    return check_key(e, cookie, key, vbucket);
+}
 
 engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
                         const engine_doc_key *key, size_t nbytes, uint32_t flags,
                         uint32_t exptime, uint8_t datatype, uint16_t vbucket)
 {
     ep_engine *e = eng(h);
-    if (out == NULL)
-        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
-    engine_errc rc = check_key(e, cookie, key, vbucket);
+    engine_errc rc = check_out_and_key(e, cookie, out, key, vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
     if (nbytes > e->cfg.max_item_size) {
@@ -232,9 +275,8 @@ engine_errc ep_allocate(engine_handle *h, const void *cookie, engine_item **out,
         return rc;
     it->flags = flags;
     it->exptime = exptime ? e->sapi->core.realtime(exptime) : 0;
-    it->datatype = datatype;
+    item_init_datatype(it, datatype);
     it->vbucket = vbucket;
-    it->hash = (uint32_t)hash;
     *out = (engine_item *)it;
     return ENGINE_SUCCESS;
 }
@@ -252,10 +294,10 @@ engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
     const ep_item *it = (const ep_item *)item;
     if (it == NULL || info == NULL)
         return ENGINE_INVALID_ARGUMENTS;
-    info->cas = atomic_load_explicit(&it->stored, memory_order_acquire) ? it->cas : 0;
+    info->cas = item_stored(it) ? it->cas : 0;
     info->exptime = it->exptime ? e->sapi->core.abstime(it->exptime) : 0;
     info->flags = it->flags;
-    info->datatype = it->datatype;
+    info->datatype = item_datatype(it);
     info->vbucket = it->vbucket;
     info->key.collection = it->collection;
     info->key.len = it->nkey;
@@ -269,31 +311,16 @@ void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas)
 {
     (void)h;
     ep_item *it = (ep_item *)item;
-    if (it != NULL && !atomic_load_explicit(&it->stored, memory_order_acquire))
+    if (it != NULL && !item_stored(it))
         it->cas = cas;
 }
 
 /* ---- get ---- */
 
-engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
-                   const engine_doc_key *key, uint16_t vbucket)
+/* Under the stripe lock, which it releases: the end of a get. */
+static engine_errc got(ht_stripe *s, const coll_collection *c, ep_item *it,
+                       engine_item **out)
 {
-    ep_engine *e = eng(h);
-    if (out == NULL)
-        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
-    engine_errc rc = check_key(e, cookie, key, vbucket);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
-    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len), uid = 0;
-    ht_stripe *s = ht_lock(e->ht, hash);
-    const coll_collection *c = collection_locked(s, key->collection, &uid);
-    if (c == NULL) {
-        ht_unlock(s);
-        return unknown_collection(e, cookie, key->collection, uid);
-    }
-    ep_item **link =
-        ht_find(e->ht, s, hash, vbucket, key->collection, key->bytes, key->len);
-    ep_item *it = live_item(e, s, link, c);
     atomic_fetch_add_explicit(&c->state->ops_get, 1, memory_order_relaxed);
     if (it != NULL) {
         item_ref(it);
@@ -306,6 +333,35 @@ engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
         return ENGINE_NO_SUCH_KEY;
     *out = (engine_item *)it;
     return ENGINE_SUCCESS;
+}
+
+engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
+                   const engine_doc_key *key, uint16_t vbucket)
+{
+    ep_engine *e = eng(h);
+    engine_errc rc = check_out_and_key(e, cookie, out, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
+    for (int fetches = 0;; fetches++) {
+        key_place p;
+        rc = find_live(e, cookie, key, vbucket, hash, &p);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        if (p.it != NULL && item_evicted(p.it)) {
+            /* The value is on disk only. */
+            ht_unlock(p.s);
+            if (fetches == 3)
+                return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                               "the value was evicted again as soon as it was read; "
+                               "memory is short, retry");
+            rc = ep_bg_fetch(e, cookie, vbucket, key->collection, key->bytes, key->len);
+            if (rc != ENGINE_SUCCESS)
+                return rc;
+            continue;
+        }
+        return got(p.s, p.c, p.it, out);
+    }
 }
 
 /* ---- store ---- */
@@ -328,13 +384,12 @@ static ep_item *concat_item(ep_engine *e, const void *cookie, const ep_item *old
         return NULL;
     it->flags = old->flags;
     it->exptime = old->exptime;
-    it->datatype = old->datatype & add->datatype;
+    item_init_datatype(it, item_datatype(old) & item_datatype(add));
     it->vbucket = old->vbucket;
-    it->hash = old->hash;
     const ep_item *first = append ? old : add, *second = append ? add : old;
     memcpy(item_value(it), first->data + first->nkey, first->nvalue);
     memcpy(item_value(it) + first->nvalue, second->data + second->nkey, second->nvalue);
-    atomic_store_explicit(&it->stored, 1, memory_order_relaxed);
+    item_mark_stored(it);
     return it;
 }
 
@@ -407,13 +462,15 @@ static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
     engine_errc rc = serving(e, cookie, it->vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    if (atomic_exchange_explicit(&it->stored, 1, memory_order_acq_rel))
+    if (item_mark_stored(it))
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item was already stored");
-
+    int fetches = 0;
+again:;
     const uint64_t cmp_cas = it->cas;
     uint64_t uid = 0;
     ep_item *fresh = NULL, *old = NULL;
-    ht_stripe *s = ht_lock(e->ht, it->hash);
+    uint64_t hash = ht_hash(it->vbucket, it->collection, it->data, it->nkey);
+    ht_stripe *s = ht_lock(e->ht, hash);
     const coll_collection *c = collection_locked(s, it->collection, &uid);
     if (c == NULL) {
         ht_unlock(s);
@@ -421,12 +478,24 @@ static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
         goto out_unstore;
     }
     ep_item **link =
-        ht_find(e->ht, s, it->hash, it->vbucket, it->collection, it->data, it->nkey);
+        ht_find(e->ht, s, hash, it->vbucket, it->collection, it->data, it->nkey);
     ep_item *cur = live_item(e, s, link, c);
     rc = store_allowed(s, op, cur, cmp_cas);
     ep_item *put = it;
-    if (rc == ENGINE_SUCCESS &&
-        (op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND)) {
+    bool concat = op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND;
+    if (rc == ENGINE_SUCCESS && concat && item_evicted(cur)) {
+        /* The old value is on disk only: bring it back, then store. */
+        ht_unlock(s);
+        rc = fetches++ == 3 ? ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                                      "the value was evicted again as soon as it was "
+                                      "read; memory is short, retry")
+                            : ep_bg_fetch(e, cookie, it->vbucket, it->collection,
+                                          it->data, it->nkey);
+        if (rc == ENGINE_SUCCESS)
+            goto again;
+        goto out_unstore;
+    }
+    if (rc == ENGINE_SUCCESS && concat) {
         fresh = concat_item(e, cookie, cur, it, op == ENGINE_STORE_APPEND, &rc);
         put = fresh;
     } else if (rc == ENGINE_SUCCESS) {
@@ -456,7 +525,7 @@ static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
     rc = store_refused(e, cookie, rc, op);
 out_unstore:
     /* Nothing was stored: the host may try the same item again. */
-    atomic_store_explicit(&it->stored, 0, memory_order_release);
+    item_unmark_stored(it);
     return rc;
 }
 
@@ -475,17 +544,15 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
     engine_errc rc = check_key(e, cookie, key, vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len), uid = 0;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
     ep_item *gone = NULL;
-    ht_stripe *s = ht_lock(e->ht, hash);
-    const coll_collection *c = collection_locked(s, key->collection, &uid);
-    if (c == NULL) {
-        ht_unlock(s);
-        return unknown_collection(e, cookie, key->collection, uid);
-    }
-    ep_item **link =
-        ht_find(e->ht, s, hash, vbucket, key->collection, key->bytes, key->len);
-    ep_item *cur = live_item(e, s, link, c);
+    key_place p;
+    rc = find_live(e, cookie, key, vbucket, hash, &p);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    ht_stripe *s = p.s;
+    const coll_collection *c = p.c;
+    ep_item **link = p.link, *cur = p.it;
     if (cur == NULL) {
         rc = ENGINE_NO_SUCH_KEY;
         s->stat[ST_DELETE_MISSES]++;

@@ -72,6 +72,22 @@ static void stats_warmup(ep_engine *e, stat_sink *k)
             us ? ep_load(&e->warm_stats.records) * 1000000u / us : 0);
 }
 
+/* Value eviction and background fetches (zero without a data directory). */
+static void add_eviction(ep_engine *e, stat_sink *k)
+{
+    uint64_t fetched = ep_load(&e->evict_stats.fetched);
+    uint64_t failed = ep_load(&e->evict_stats.fetch_failed);
+    uint64_t us = ep_load(&e->evict_stats.fetch_us);
+    add_u64(k, "ep_mem_high_wat", e->cfg.max_size * e->cfg.mem_high_wat_pct / 100);
+    add_u64(k, "ep_mem_low_wat", e->cfg.max_size * e->cfg.mem_low_wat_pct / 100);
+    add_u64(k, "ep_item_pager_runs", ep_load(&e->evict_stats.runs));
+    add_u64(k, "ep_num_value_ejects", ep_load(&e->evict_stats.ejects));
+    add_u64(k, "ep_num_non_resident", ep_load(&e->evict_stats.non_resident));
+    add_u64(k, "ep_bg_fetched", fetched);
+    add_u64(k, "ep_bg_fetch_failed", failed);
+    add_u64(k, "ep_bg_fetch_avg_us", fetched + failed ? us / (fetched + failed) : 0);
+}
+
 static void stats_default(ep_engine *e, stat_sink *k)
 {
     ht_info hi;
@@ -113,6 +129,7 @@ static void stats_default(ep_engine *e, stat_sink *k)
     add_u64(k, "ep_compaction_last_bytes_before", ep_load(&e->compact_stats.last_before));
     add_u64(k, "ep_compaction_last_bytes_after", ep_load(&e->compact_stats.last_after));
     add_u64(k, "ep_compaction_last_us", ep_load(&e->compact_stats.last_us));
+    add_eviction(e, k);
 }
 
 static void stats_memory(ep_engine *e, stat_sink *k)
@@ -126,6 +143,7 @@ static void stats_memory(ep_engine *e, stat_sink *k)
     add_u64(k, "ep_item_overhead_bytes", sizeof(ep_item));
     add_u64(k, "ep_ht_memory",
             hi.buckets * sizeof(void *) + hi.stripes * sizeof(ht_stripe));
+    add_eviction(e, k);
 }
 
 static void stats_hash(ep_engine *e, stat_sink *k)

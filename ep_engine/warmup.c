@@ -49,6 +49,14 @@ static int apply(const kvs_record *r, void *ctx)
         engine_doc_key key = {r->collection, r->nkey, r->key};
         engine_errc rc;
         it = ep_item_alloc(e, NULL, &key, r->nvalue, &rc);
+        /* More data than memory: values loaded so far are clean, evict some. */
+        for (bool evicted = true;
+             it == NULL && rc == ENGINE_TEMPORARY_FAILURE && evicted;) {
+            /* Another shard's pass may have made the room: try again after
+             * each pass; give up when a pass finds nothing left to evict. */
+            evicted = ep_evict_pass(e) > 0;
+            it = ep_item_alloc(e, NULL, &key, r->nvalue, &rc);
+        }
         if (it == NULL) {
             snprintf(w->error, sizeof(w->error),
                      "the data does not fit in max_size (%" PRIu64 " bytes)",
@@ -57,13 +65,13 @@ static int apply(const kvs_record *r, void *ctx)
         }
         it->flags = r->flags;
         it->exptime = exptime;
-        it->datatype = r->datatype;
+        item_init_datatype(it, r->datatype);
         it->vbucket = r->vbucket;
         it->cas = r->cas;
-        it->hash = (uint32_t)ht_hash(r->vbucket, r->collection, r->key, r->nkey);
         if (r->nvalue > 0)
             memcpy(item_value(it), r->value, r->nvalue);
-        atomic_store_explicit(&it->stored, 1, memory_order_relaxed);
+        item_mark_stored(it);
+        item_set_loc(it, r->loc); /* clean: its value may be evicted */
     }
     uint64_t hash = ht_hash(r->vbucket, r->collection, r->key, r->nkey);
     ep_item *old = NULL;

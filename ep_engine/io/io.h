@@ -38,6 +38,7 @@ void io_destroy(ep_io *io);
  *                                       from nth on)
  *   "op=write;nth=2;short=1"            the 2nd write writes half, then fails
  *                                       (errno defaults to ENOSPC)
+ *   "op=read;nth=1;short=1"             the 1st read returns half of what it asked
  *   "op=rename;nth=1;pause=1"           the 1st rename waits for "resume"
  *   "resume"                            lets paused calls go on
  *   "wait_paused"                       waits (up to 10 s) until a call is paused

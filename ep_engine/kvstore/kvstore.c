@@ -34,7 +34,8 @@ typedef struct shard {
     bool start_new;       /* the next append opens a new segment */
     uint64_t *segs;       /* numbers of this shard's segments, ascending */
     size_t nsegs, cap;
-    uint64_t base; /* number of the base file, 0 if none */
+    uint64_t base;      /* number of the base file, 0 if none */
+    uint64_t prev_base; /* a base just replaced, until its compaction finishes */
     bool compacting;
     _Atomic uint64_t bytes; /* in the base and all segments */
 } shard;
@@ -49,6 +50,17 @@ struct kvs {
     uint64_t segment_max;
     shard *shards;
 };
+
+/* ---- locations ---- */
+
+#define LOC_OFFSET_MASK ((UINT64_C(1) << KVS_LOC_OFFSET_BITS) - 1)
+#define LOC_NUMBER_MASK ((UINT64_C(1) << KVS_LOC_NUMBER_BITS) - 1)
+
+static uint64_t make_loc(uint32_t kind, uint64_t number, uint64_t offset)
+{
+    return (uint64_t)kind << (KVS_LOC_OFFSET_BITS + KVS_LOC_NUMBER_BITS) |
+           (number & LOC_NUMBER_MASK) << KVS_LOC_OFFSET_BITS | (offset & LOC_OFFSET_MASK);
+}
 
 /* ---- little-endian helpers ---- */
 
@@ -330,8 +342,8 @@ err:
     return rc;
 }
 
-int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n, char *why,
-               size_t whylen)
+int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n,
+               uint64_t *locs, char *why, size_t whylen)
 {
     shard *sh = &s->shards[shard_no];
     size_t total = 0;
@@ -365,6 +377,13 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n, char
     }
     if (rc < 0)
         sh->start_new = true; /* never append after a failed write */
+    if (rc == 0 && locs != NULL) {
+        uint64_t off = sh->seg_bytes - used;
+        for (size_t i = 0; i < n; i++) {
+            locs[i] = make_loc(KIND_SEGMENT, sh->seg_no, off);
+            off += kvs_record_size(&recs[i]);
+        }
+    }
     pthread_mutex_unlock(&sh->lock);
     free(buf);
     return rc;
@@ -375,6 +394,8 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n, char
 typedef struct reader {
     ep_io *io;
     int fd;
+    uint32_t kind;   /* of the file being read */
+    uint64_t number; /* of the file being read */
     uint64_t file_size;
     uint64_t off; /* file offset of buf[0] */
     unsigned char *buf;
@@ -479,10 +500,18 @@ static int scan_file(kvs *s, reader *r, const char *path,
             warn(msg, ctx);
             break;
         }
-        kvs_record rec = {
-            p[8],          p[9],          get16(p + 10),         get32(p + 12),
-            get64(p + 16), get32(p + 24), get32(p + 28),         get16(p + 32),
-            get32(p + 36), p + 40,        p + 40 + get16(p + 32)};
+        kvs_record rec = {p[8],
+                          p[9],
+                          get16(p + 10),
+                          get32(p + 12),
+                          get64(p + 16),
+                          get32(p + 24),
+                          get32(p + 28),
+                          get16(p + 32),
+                          get32(p + 36),
+                          p + 40,
+                          p + 40 + get16(p + 32),
+                          make_loc(r->kind, r->number, r->off + at)};
         st->records++;
         st->bytes += 8 + len;
         at += 8 + len;
@@ -502,18 +531,105 @@ int kvs_scan(kvs *s, unsigned shard_no, int (*cb)(const kvs_record *r, void *ctx
 {
     shard *sh = &s->shards[shard_no];
     char path[1100];
-    reader r = {s->io, -1, 0, 0, malloc(SCAN_CHUNK), 0, SCAN_CHUNK};
+    reader r = {s->io, -1, KIND_BASE, sh->base, 0, 0, malloc(SCAN_CHUNK), 0, SCAN_CHUNK};
     int rc = r.buf ? 0 : -ENOMEM;
     if (rc == 0 && sh->base != 0) {
         base_path(s, shard_no, sh->base, false, path, sizeof(path));
         rc = scan_file(s, &r, path, cb, ctx, st, warn, why, whylen);
     }
     for (size_t i = 0; rc == 0 && i < sh->nsegs; i++) {
+        r.kind = KIND_SEGMENT;
+        r.number = sh->segs[i];
         seg_path(s, shard_no, sh->segs[i], path, sizeof(path));
         rc = scan_file(s, &r, path, cb, ctx, st, warn, why, whylen);
     }
     free(r.buf);
     return rc;
+}
+
+/* ---- reading one record ---- */
+
+/* The path of the file a location names, if the shard still has it. */
+static bool loc_path(kvs *s, unsigned shard_no, uint64_t loc, char *buf, size_t cap)
+{
+    shard *sh = &s->shards[shard_no];
+    uint64_t number = loc >> KVS_LOC_OFFSET_BITS & LOC_NUMBER_MASK;
+    bool found = false;
+    pthread_mutex_lock(&sh->lock);
+    if (loc >> (KVS_LOC_OFFSET_BITS + KVS_LOC_NUMBER_BITS) == KIND_BASE) {
+        uint64_t b = sh->base != 0 && (sh->base & LOC_NUMBER_MASK) == number ? sh->base
+                     : sh->prev_base != 0 && (sh->prev_base & LOC_NUMBER_MASK) == number
+                         ? sh->prev_base
+                         : 0;
+        if (b != 0) {
+            base_path(s, shard_no, b, false, buf, cap);
+            found = true;
+        }
+    } else {
+        for (size_t i = sh->nsegs; i-- > 0 && !found;) {
+            if ((sh->segs[i] & LOC_NUMBER_MASK) == number) {
+                seg_path(s, shard_no, sh->segs[i], buf, cap);
+                found = true;
+            }
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return found;
+}
+
+int kvs_read(kvs *s, unsigned shard_no, uint64_t loc, kvs_record *out, void **buf,
+             char *why, size_t whylen)
+{
+    char path[1100];
+    *buf = NULL;
+    if (shard_no >= s->nshards || !loc_path(s, shard_no, loc, path, sizeof(path))) {
+        snprintf(why, whylen, "shard %u: the file of location 0x%" PRIx64 " is gone",
+                 shard_no, loc);
+        return -ENOENT;
+    }
+    int fd = io_open(s->io, path, O_RDONLY, 0);
+    if (fd < 0) {
+        snprintf(why, whylen, "cannot open %s: %s", path, strerror(-fd));
+        return fd;
+    }
+    uint64_t off = loc & LOC_OFFSET_MASK;
+    unsigned char head[REC_HEADER_BYTES], *p = NULL;
+    int rc = 0;
+    ssize_t got = io_pread(s->io, fd, head, sizeof(head), off);
+    if (got >= 0 && (size_t)got < sizeof(head))
+        rc = -EBADMSG;
+    else if (got < 0)
+        rc = (int)got;
+    uint32_t len = rc == 0 ? get32(head + 4) : 0;
+    if (rc == 0 && (len < REC_FIXED_BYTES ||
+                    (size_t)REC_FIXED_BYTES + get16(head + 32) + get32(head + 36) != len))
+        rc = -EBADMSG;
+    if (rc == 0 && (p = malloc(8 + (size_t)len)) == NULL)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        got = io_pread(s->io, fd, p, 8 + (size_t)len, off);
+        if (got < 0)
+            rc = (int)got;
+        else if ((size_t)got < 8 + (size_t)len ||
+                 io_crc32c(0, p + 4, 4 + len) != get32(p) ||
+                 (p[8] != KVS_SET && p[8] != KVS_DELETE))
+            rc = -EBADMSG;
+    }
+    io_close(s->io, fd);
+    if (rc < 0) {
+        free(p);
+        snprintf(why, whylen, "read of the record at offset %" PRIu64 " of %s failed: %s",
+                 off, path,
+                 rc == -EBADMSG ? "not a whole record (checksum or length)"
+                                : strerror(-rc));
+        return rc;
+    }
+    *out =
+        (kvs_record){p[8],          p[9],          get16(p + 10),          get32(p + 12),
+                     get64(p + 16), get32(p + 24), get32(p + 28),          get16(p + 32),
+                     get32(p + 36), p + 40,        p + 40 + get16(p + 32), loc};
+    *buf = p;
+    return 0;
 }
 
 /* ---- compaction ---- */
@@ -581,7 +697,8 @@ static int compact_flush(kvs_compaction *c, char *why, size_t whylen)
     return rc;
 }
 
-int kvs_compact_add(kvs_compaction *c, const kvs_record *r, char *why, size_t whylen)
+int kvs_compact_add(kvs_compaction *c, const kvs_record *r, uint64_t *loc, char *why,
+                    size_t whylen)
 {
     size_t need = kvs_record_size(r);
     if (c->len + need > c->cap) {
@@ -598,6 +715,8 @@ int kvs_compact_add(kvs_compaction *c, const kvs_record *r, char *why, size_t wh
             c->cap = need;
         }
     }
+    if (loc != NULL)
+        *loc = make_loc(KIND_BASE, c->upto, c->bytes + c->len);
     c->len += encode(r, c->buf + c->len);
     return 0;
 }
@@ -652,17 +771,32 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
         bool installed = access(path, F_OK) == 0;
         if (installed) {
             pthread_mutex_lock(&sh->lock);
+            if (sh->base != c->upto)
+                sh->prev_base = sh->base;
             sh->base = c->upto;
             pthread_mutex_unlock(&sh->lock);
         }
         compact_free(c, !installed);
         return rc;
     }
+    pthread_mutex_lock(&sh->lock);
+    sh->prev_base = sh->base;
+    sh->base = c->upto;
+    pthread_mutex_unlock(&sh->lock);
+    return 0;
+}
+
+void kvs_compact_finish(kvs_compaction *c)
+{
+    kvs *s = c->s;
+    shard *sh = &s->shards[c->shard];
+    char tmp[1100], path[1100];
+    base_path(s, c->shard, c->upto, false, path, sizeof(path));
     /* Forget and delete what the base replaced. */
     uint64_t old_base;
     pthread_mutex_lock(&sh->lock);
-    old_base = sh->base;
-    sh->base = c->upto;
+    old_base = sh->prev_base;
+    sh->prev_base = 0;
     size_t keep = 0;
     uint64_t *gone = malloc((sh->nsegs + 1) * sizeof(uint64_t));
     size_t ngone = 0;
@@ -686,7 +820,6 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
     }
     free(gone);
     /* Recount the shard's bytes from what is left. */
-    uint64_t total = 0;
     pthread_mutex_lock(&sh->lock);
     size_t n = sh->nsegs;
     uint64_t *left = malloc((n + 1) * sizeof(uint64_t));
@@ -699,8 +832,6 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
         seg_path(s, c->shard, left[i], tmp, sizeof(tmp));
         add_file_bytes(s, sh, tmp);
     }
-    (void)total;
     free(left);
     compact_free(c, false);
-    return 0;
 }

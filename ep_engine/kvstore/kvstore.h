@@ -29,6 +29,13 @@
  * A shard is read as: its base (if any), then its segments above the base, in
  * number order.
  *
+ * A record's location (kept in memory, never on disk) is a 59-bit number:
+ * offset in its file (bits 0-39) | file number modulo 2^18 (bits 40-57) |
+ * 1 if the file is a base (bit 58). The shard is the vbucket's. Numbers are
+ * resolved against the files the shard has now; a location whose file is gone
+ * (compacted away) reads as -ENOENT, and a record read by location is checked
+ * whole (checksum, and by the caller key and CAS) before it is used.
+ *
  * A record that does not fit in the file or whose checksum does not match ends
  * the readable part of its segment (a torn write): it and whatever follows in
  * that segment are never read as data, and the scan reports the bytes dropped.
@@ -59,7 +66,12 @@ typedef struct kvs_record {
     uint32_t nvalue;
     const void *key;
     const void *value;
+    uint64_t loc; /* where the record is: set by scans and reads, ignored in writes */
 } kvs_record;
+
+#define KVS_LOC_OFFSET_BITS 40
+#define KVS_LOC_NUMBER_BITS 18
+#define KVS_LOC_BITS        59
 
 typedef struct kvs kvs;
 
@@ -94,23 +106,37 @@ int kvs_scan(kvs *s, unsigned shard, int (*cb)(const kvs_record *r, void *ctx), 
  * Appends records to a shard and makes them durable: one write of the whole
  * batch, one fsync (group commit). Starts a new segment first when the current
  * one is full, is new, or saw a failed write. 0, or -errno with the step in why;
- * after a failure none of the batch may be assumed durable.
+ * after a failure none of the batch may be assumed durable. On success, if
+ * `locs` is not NULL, locs[i] is where recs[i] now is.
  */
-int kvs_append(kvs *s, unsigned shard, const kvs_record *recs, size_t n, char *why,
-               size_t whylen);
+int kvs_append(kvs *s, unsigned shard, const kvs_record *recs, size_t n, uint64_t *locs,
+               char *why, size_t whylen);
+
+/**
+ * Reads the record at `loc` in a shard (any thread; no lock held while
+ * reading). On success *out points into *buf, which the caller frees. -ENOENT
+ * if the file is gone, -EBADMSG if what is there is not a whole record, else
+ * -errno; a reason in why either way.
+ */
+int kvs_read(kvs *s, unsigned shard, uint64_t loc, kvs_record *out, void **buf, char *why,
+             size_t whylen);
 
 /* ---- compaction ----
  * kvs_compact_begin seals the shard (the next append starts a new segment) and
  * opens a temporary base covering every segment up to the sealed one; the caller
  * adds the live records; kvs_compact_commit makes the base durable, installs it
- * with one rename (from then on warmup reads it instead of the old segments),
- * then deletes what it replaced. Appends go on meanwhile. */
+ * with one rename (from then on warmup reads it instead of the old segments);
+ * kvs_compact_finish deletes what it replaced. Appends go on meanwhile. */
 typedef struct kvs_compaction kvs_compaction;
 kvs_compaction *kvs_compact_begin(kvs *s, unsigned shard, char *why, size_t whylen);
-int kvs_compact_add(kvs_compaction *c, const kvs_record *r, char *why, size_t whylen);
-/** 0 on success (the old files are gone), else -errno; the compaction is freed
- * either way and on failure nothing changed. */
+/** Adds a record; *loc (if not NULL) is where it will be once committed. */
+int kvs_compact_add(kvs_compaction *c, const kvs_record *r, uint64_t *loc, char *why,
+                    size_t whylen);
+/** 0 once the base is in force; the old files stay readable (locations in
+ * them still resolve) until kvs_compact_finish deletes them and frees the
+ * compaction. Else -errno, the compaction is freed and nothing changed. */
 int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen);
+void kvs_compact_finish(kvs_compaction *c);
 void kvs_compact_abort(kvs_compaction *c);
 /** Bytes written to a compaction so far. */
 uint64_t kvs_compact_bytes(const kvs_compaction *c);

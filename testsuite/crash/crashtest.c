@@ -32,6 +32,16 @@
 
 static engine_handle *h;
 static const void *cookie;
+/* ep_engine's test hook, if the engine has it: evicts every clean value, so
+ * reads go to disk (background fetches) while compactions move records. */
+static int (*control)(engine_handle *h, const char *cmd, char *why, size_t whylen);
+
+static void evict_all(void)
+{
+    char why[64];
+    if (control != NULL && control(h, "evict", why, sizeof(why)) != 0)
+        fprintf(stderr, "crashtest: evict: %s\n", why);
+}
 
 static engine_handle *start(const char *so, const char *dir)
 {
@@ -42,6 +52,7 @@ static engine_handle *start(const char *so, const char *dir)
     }
     engine_create_instance_fn create;
     *(void **)&create = dlsym(dl, "create_instance");
+    *(void **)&control = dlsym(dl, "ep_testing_control");
     char config[1200];
     /* Compaction runs every few ms, so kills land in compactions too. */
     snprintf(config, sizeof(config),
@@ -194,10 +205,19 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
         }
         if (rc == ENGINE_SUCCESS)
             logf_line(fd, "K %lu\n", seq);
+        if (seq % 64 == 0)
+            evict_all();
     }
 }
 
 /* ---- verify ---- */
+
+static void fetched_stat(const char *k, uint16_t kl, const char *v, uint32_t vl,
+                         void *ctx)
+{
+    if (kl == strlen("ep_bg_fetched") && memcmp(k, "ep_bg_fetched", kl) == 0)
+        snprintf(ctx, 32, "%.*s", (int)vl, v);
+}
 
 typedef struct attempt {
     unsigned long seq;
@@ -281,6 +301,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
     mock_reset();
     h = start(so, dir);
     cookie = mock_cookie_create();
+    evict_all(); /* every value below is read back from disk */
     int errors = 0;
     /* The manifest: at least the last acknowledged one, at most the last tried. */
     uint64_t uid = 0;
@@ -300,7 +321,11 @@ static int run_verify(const char *so, const char *dir, const char *log)
             bool found = false;
             {
                 engine_item *it;
-                engine_errc rc = h->get(h, NULL, &it, &dk, (uint16_t)(k % 4));
+                engine_errc rc;
+                if (k % 2)
+                    HOST(rc, h->get(h, cookie, &it, &dk, (uint16_t)(k % 4)));
+                else /* no cookie: the value is read in the call */
+                    rc = h->get(h, NULL, &it, &dk, (uint16_t)(k % 4));
                 if (rc == ENGINE_SUCCESS) {
                     engine_item_info info;
                     h->get_item_info(h, it, &info);
@@ -346,9 +371,13 @@ static int run_verify(const char *so, const char *dir, const char *log)
             }
         }
     }
+    char fetched[32] = "0";
+    h->get_stats(h, NULL, "", fetched_stat, fetched);
     h->destroy(h, true);
-    printf("verify: %lu attempts, %lu acknowledged, manifest uid %llx: %s\n", n_attempts,
-           n_acked, (unsigned long long)uid, errors ? "FAILED" : "ok");
+    printf(
+        "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %s values read back "
+        "from disk: %s\n",
+        n_attempts, n_acked, (unsigned long long)uid, fetched, errors ? "FAILED" : "ok");
     return errors ? 1 : 0;
 }
 

@@ -9,6 +9,7 @@
 #include "../engine_testapp/suite_helpers.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -798,6 +799,396 @@ static test_result test_warmup_million(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* ---- value eviction and background fetch ---- */
+
+/* A get as the host does it: on would_block, wait for the notify and re-call. */
+static engine_errc host_get(engine_handle *h, const test_harness *th, const void *c,
+                            const char *key, char *buf, size_t cap,
+                            engine_item_info *info)
+{
+    engine_errc rc;
+    HOST_CALL(th, c, rc, kv_get_full(h, c, 0, 0, key, buf, cap, info));
+    return rc;
+}
+
+/* The engine releases a cookie just after its notify: wait for that (10 s). */
+static bool released(const test_harness *th, const void *c)
+{
+    for (int i = 0; i < 10000 && th->reservations(c) != 0; i++)
+        usleep(1000);
+    return th->reservations(c) == 0;
+}
+
+static void value_of(int i, char *val, size_t cap)
+{
+    snprintf(val, cap, "value-%d-%0180d", i, i * 31);
+}
+
+/* Stores n keys (vbucket 0) and waits until all are on disk (clean). */
+static bool store_clean(engine_handle *h, const void *c, int n, uint64_t *cas)
+{
+    char key[32], val[256];
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof(key), "e%d", i);
+        value_of(i, val, sizeof(val));
+        if (kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i, 0,
+                          ENGINE_STORE_SET, 0, cas ? &cas[i] : NULL) != ENGINE_SUCCESS)
+            return false;
+    }
+    return wait_stat_eq(h, NULL, "ep_queue_size", 0);
+}
+
+static bool value_is(engine_handle *h, const test_harness *th, const void *c, int i,
+                     const uint64_t *cas)
+{
+    char key[32], val[256], got[256];
+    engine_item_info info;
+    snprintf(key, sizeof(key), "e%d", i);
+    value_of(i, val, sizeof(val));
+    engine_errc rc = host_get(h, th, c, key, got, sizeof(got), &info);
+    if (rc != ENGINE_SUCCESS || strcmp(got, val) != 0 || info.flags != (uint32_t)i ||
+        (cas != NULL && info.cas != cas[i])) {
+        fprintf(stderr, "%s: rc 0x%x, value '%.24s...', flags %u\n", key, rc, got,
+                info.flags);
+        return false;
+    }
+    return true;
+}
+
+static test_result test_evict_and_fetch(engine_handle *h, const test_harness *th)
+{
+    enum { N = 2000 };
+    static uint64_t cas[N];
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, N, cas));
+    uint64_t before = stat_u64(h, NULL, "mem_used");
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(stat_u64(h, NULL, "ep_num_value_ejects") == N);
+    CHECK(stat_u64(h, NULL, "ep_num_non_resident") == N);
+    CHECK(stat_u64(h, NULL, "curr_items") == N); /* keys stay */
+    uint64_t after = stat_u64(h, NULL, "mem_used");
+    CHECK(after + (uint64_t)N * 190 <= before); /* the values are gone */
+
+    /* The first get parks, the reader task notifies, the re-call has it. */
+    engine_doc_key k = doc_key(0, "e7");
+    engine_item *it = NULL;
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK(released(th, c));
+    CHECK(value_is(h, th, c, 7, cas));
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 1);
+    CHECK(stat_u64(h, NULL, "ep_num_non_resident") == N - 1);
+
+    /* What needs only metadata never reads the disk. */
+    CHECK_RC(kv_store(h, c, "e1", "x", ENGINE_STORE_ADD, 0, NULL), ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_store(h, c, "e2", "cas-replaced", ENGINE_STORE_CAS, cas[2], NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "e3", "x", ENGINE_STORE_CAS, cas[3] + 1000000, NULL),
+             ENGINE_KEY_EXISTS);
+    CHECK_RC(kv_remove(h, c, "e4", 0), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "e4", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_get(h, c, "missing", NULL, 0), ENGINE_NO_SUCH_KEY);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 1);
+
+    /* Without a cookie the read happens in the call. */
+    char got[256];
+    CHECK_RC(kv_get(h, NULL, "e5", got, sizeof(got)), ENGINE_SUCCESS);
+    CHECK(strncmp(got, "value-5-", 8) == 0);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 2);
+
+    for (int i = 0; i < N; i++) {
+        if (i == 2 || i == 4)
+            continue;
+        CHECK(value_is(h, th, c, i, cas));
+    }
+    CHECK(stat_u64(h, NULL, "ep_num_non_resident") == 0);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    CHECK(stat_u64(h, NULL, "mem_used") <= before);
+    /* Evicted again, and across a restart: nothing lost or changed. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK((h = restart(th, false)) != NULL);
+    c = th->create_cookie();
+    CHECK(engine_control(h, th, "evict"));
+    for (int i = 0; i < N; i++) {
+        if (i == 2 || i == 4)
+            continue;
+        CHECK(value_is(h, th, c, i, cas));
+    }
+    CHECK_RC(host_get(h, th, c, "e2", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strcmp(got, "cas-replaced") == 0);
+    CHECK_RC(host_get(h, th, c, "e4", got, sizeof(got), NULL), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+/* Writing far more than max_size: the item pager evicts clean values, writes
+ * that find the quota full are told to retry, and every value reads back. */
+static test_result test_eviction_at_quota(engine_handle *h, const test_harness *th)
+{
+    enum { N = 12000 };
+    const void *c = th->create_cookie();
+    char key[32], val[1024];
+    uint64_t retries = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "q%d", i);
+        memset(val, 'a' + i % 26, sizeof(val));
+        snprintf(val, 16, "%d-", i);
+        engine_errc rc;
+        while ((rc = kv_store_full(h, c, 0, (uint16_t)(i % 4), key, val, sizeof(val), 0,
+                                   0, ENGINE_STORE_SET, 0, NULL)) ==
+                   ENGINE_TEMPORARY_FAILURE &&
+               retries < 200000) {
+            retries++;
+            usleep(200);
+        }
+        CHECK_RC(rc, ENGINE_SUCCESS);
+    }
+    uint64_t max = stat_u64(h, "config", "max_size");
+    CHECK(stat_u64(h, NULL, "mem_used") <= max);
+    CHECK(stat_u64(h, NULL, "ep_item_pager_runs") >= 1);
+    CHECK(stat_u64(h, NULL, "ep_num_value_ejects") >= N / 2);
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    fprintf(stderr,
+            "%d x 1 KiB into a %" PRIu64 "-byte quota: %" PRIu64 " ejects, %" PRIu64
+            " retries\n",
+            N, max, stat_u64(h, NULL, "ep_num_value_ejects"), retries);
+    char got[1100];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "q%d", i);
+        engine_errc rc;
+        engine_item_info info;
+        for (int tries = 0;; tries++) {
+            HOST_CALL(
+                th, c, rc,
+                kv_get_full(h, c, 0, (uint16_t)(i % 4), key, got, sizeof(got), &info));
+            if (rc != ENGINE_TEMPORARY_FAILURE || tries == 1000)
+                break;
+            usleep(200);
+        }
+        CHECK_RC(rc, ENGINE_SUCCESS);
+        char head[16];
+        snprintf(head, sizeof(head), "%d-", i);
+        CHECK(info.value.iov_len == sizeof(val) &&
+              strncmp(got, head, strlen(head)) == 0 &&
+              got[sizeof(val) - 1] == 'a' + i % 26);
+    }
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") >= N / 2);
+    CHECK(stat_u64(h, NULL, "mem_used") <= max);
+    /* Three times the quota on disk: warmup evicts as it loads. */
+    CHECK((h = restart(th, false)) != NULL);
+    c = th->create_cookie();
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    CHECK(stat_u64(h, NULL, "ep_num_value_ejects") > 0);
+    CHECK(stat_u64(h, NULL, "mem_used") <= max);
+    for (int i = 0; i < N; i += 7) {
+        snprintf(key, sizeof(key), "q%d", i);
+        engine_errc rc;
+        HOST_CALL(th, c, rc,
+                  kv_get_full(h, c, 0, (uint16_t)(i % 4), key, got, sizeof(got), NULL));
+        CHECK_RC(rc, ENGINE_SUCCESS);
+        char head[16];
+        snprintf(head, sizeof(head), "%d-", i);
+        CHECK(strncmp(got, head, strlen(head)) == 0);
+    }
+    return TEST_PASS;
+}
+
+/* A failed read reaches the waiting cookie; the item stays, evicted, and is read
+ * once the fault clears. A damaged record is refused, never returned. */
+static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, 10, NULL));
+    CHECK(engine_control(h, th, "evict"));
+    const char *faults[] = {"op=read;nth=1;count=0;errno=EIO",
+                            "op=open;nth=1;count=0;errno=EACCES",
+                            "op=read;nth=1;count=0;short=1"};
+    for (int f = 0; f < 3; f++) {
+        CHECK(engine_control(h, th, faults[f]));
+        engine_doc_key k = doc_key(0, "e3");
+        engine_item *it = NULL;
+        CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+        engine_errc rc = th->wait_for_notify(c);
+        CHECK(rc == ENGINE_TEMPORARY_FAILURE || rc == ENGINE_FAILED);
+        CHECK(strstr(th->error_context(c), "background fetch") != NULL);
+        CHECK(released(th, c));
+        CHECK(engine_control(h, th, "clear"));
+        CHECK(stat_u64(h, NULL, "ep_num_non_resident") == 10);
+        CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == (uint64_t)f + 1);
+    }
+    CHECK(value_is(h, th, c, 3, NULL));
+
+    /* Flip one byte of e9's value on disk (the last record of shard 0). */
+    char path[512];
+    CHECK(newest_segment(th->data_dir, path, sizeof(path)) == 0);
+    FILE *fp = fopen(path, "r+b");
+    CHECK(fp != NULL);
+    CHECK(fseek(fp, -5, SEEK_END) == 0);
+    int ch = fgetc(fp);
+    CHECK(fseek(fp, -5, SEEK_END) == 0);
+    fputc(ch ^ 0x01, fp);
+    fclose(fp);
+    char got[256];
+    CHECK_RC(host_get(h, th, c, "e9", got, sizeof(got), NULL), ENGINE_FAILED);
+    CHECK(strstr(th->error_context(c), "checksum") != NULL);
+    CHECK(th->log_contains("background fetch failed"));
+    for (int i = 0; i < 9; i++)
+        CHECK(value_is(h, th, c, i, NULL));
+    return TEST_PASS;
+}
+
+/* Compaction writes evicted values from their records, and moves every
+ * location to the base before the old files go. */
+static test_result test_compaction_with_evicted(engine_handle *h, const test_harness *th)
+{
+    enum { N = 500 };
+    static uint64_t cas[N];
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, N, NULL));
+    CHECK(store_clean(h, c, N, cas)); /* the first versions are now dead */
+    CHECK(engine_control(h, th, "evict"));
+    uint64_t disk = stat_u64(h, NULL, "ep_disk_bytes");
+    CHECK(engine_control(h, th, "compact"));
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 1);
+    CHECK(stat_u64(h, NULL, "ep_disk_bytes") < disk);
+    CHECK(stat_u64(h, NULL, "ep_num_non_resident") == N);
+    for (int i = 0; i < N; i += 2)
+        CHECK(value_is(h, th, c, i, cas)); /* read from the base */
+    /* Again: locations in a base move to the next base. */
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(engine_control(h, th, "compact"));
+    for (int i = 0; i < N; i++)
+        CHECK(value_is(h, th, c, i, cas));
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(engine_control(h, th, "evict"));
+    for (int i = 0; i < N; i++)
+        CHECK(value_is(h, th, c, i, cas));
+    return TEST_PASS;
+}
+
+static void *evict_loop(void *arg)
+{
+    void **a = arg;
+    engine_handle *h = a[0];
+    const test_harness *th = a[1];
+    atomic_bool *stop = a[2];
+    while (!atomic_load(stop)) {
+        engine_control(h, th, "evict");
+        engine_control(h, th, "compact");
+    }
+    return NULL;
+}
+
+/* Gets racing evictions and compactions: every read is the right value. */
+static test_result test_fetch_races_compaction(engine_handle *h, const test_harness *th)
+{
+    enum { N = 300 };
+    static uint64_t cas[N];
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, N, cas));
+    atomic_bool stop = false;
+    void *args[] = {h, (void *)th, &stop};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, evict_loop, args) == 0);
+    bool ok = true;
+    /* At least 10 rounds of reads and 5 compactions under them. */
+    for (int round = 0;
+         ok && round < 5000 && (round < 10 || stat_u64(h, NULL, "ep_compactions") < 5);
+         round++)
+        for (int i = 0; i < N && ok; i++)
+            ok = value_is(h, th, c, i, cas);
+    atomic_store(&stop, true);
+    pthread_join(t, NULL);
+    CHECK(ok);
+    fprintf(stderr, "%" PRIu64 " fetches under %" PRIu64 " compactions\n",
+            stat_u64(h, NULL, "ep_bg_fetched"), stat_u64(h, NULL, "ep_compactions"));
+    CHECK(stat_u64(h, NULL, "ep_compactions") >= 5);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") >= 1);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    return TEST_PASS;
+}
+
+static test_result test_append_to_evicted(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, 3, NULL));
+    CHECK(engine_control(h, th, "evict"));
+    engine_doc_key k = doc_key(0, "e1");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 4, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, "-end", 4);
+    engine_errc rc = h->store(h, c, it, NULL, ENGINE_STORE_APPEND);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK_RC(h->store(h, c, it, NULL, ENGINE_STORE_APPEND), ENGINE_SUCCESS);
+    h->release(h, it);
+    char val[256], got[300];
+    value_of(1, val, sizeof(val));
+    strcat(val, "-end");
+    CHECK_RC(host_get(h, th, c, "e1", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strcmp(got, val) == 0);
+    /* Prepend with no cookie reads in the call. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK_RC(kv_store_full(h, NULL, 0, 0, "e2", "start-", 6, 0, 0, ENGINE_STORE_PREPEND,
+                           0, NULL),
+             ENGINE_SUCCESS);
+    value_of(2, val, sizeof(val));
+    CHECK_RC(host_get(h, th, c, "e2", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strncmp(got, "start-", 6) == 0 && strcmp(got + 6, val) == 0);
+    return TEST_PASS;
+}
+
+/* destroy with a fetch in flight (its read paused) or queued: each cookie is
+ * answered once, before destroy returns, never with success. */
+static test_result test_destroy_with_parked_fetch(engine_handle *h,
+                                                  const test_harness *th)
+{
+    (void)h;
+    engine_errc rc;
+    for (int force = 0; force < 2; force++) {
+        const void *c1 = th->create_cookie(), *c2 = th->create_cookie();
+        engine_handle *e = th->create_engine(NULL, &rc);
+        CHECK(e != NULL && wait_ready(e));
+        CHECK(store_clean(e, c1, 5, NULL));
+        CHECK(engine_control(e, th, "evict"));
+        CHECK(engine_control(e, th, "op=read;nth=1;pause=1"));
+        engine_doc_key k1 = doc_key(0, "e1"), k2 = doc_key(0, "e2");
+        engine_item *it = NULL;
+        CHECK_RC(e->get(e, c1, &it, &k1, 0), ENGINE_WOULD_BLOCK);
+        CHECK(engine_control(e, th, "wait_paused"));
+        CHECK_RC(e->get(e, c2, &it, &k2, 0), ENGINE_WOULD_BLOCK);
+        th->destroy_engine(e, force == 1);
+        CHECK_RC(th->wait_for_notify(c1), ENGINE_TEMPORARY_FAILURE);
+        CHECK_RC(th->wait_for_notify(c2), ENGINE_TEMPORARY_FAILURE);
+        CHECK(strstr(th->error_context(c2), "shut") != NULL);
+        CHECK(th->reservations(c1) == 0 && th->reservations(c2) == 0);
+    }
+    return TEST_PASS;
+}
+
+/* A client that goes away while its fetch is parked: notified once, released. */
+static test_result test_disconnect_during_fetch(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, 2, NULL));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(engine_control(h, th, "op=read;nth=1;pause=1"));
+    engine_doc_key k = doc_key(0, "e0");
+    engine_item *it = NULL;
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+    CHECK(engine_control(h, th, "wait_paused"));
+    h->disconnect(h, c);
+    CHECK(engine_control(h, th, "resume"));
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK(wait_stat_eq(h, NULL, "ep_bg_fetched", 1));
+    CHECK(released(th, c));
+    return TEST_PASS;
+}
+
 static const engine_test tests[] = {
     {"restart keeps data, deletes and CAS", test_restart_keeps_data, setup_wait_ready,
      NULL, CFG, false},
@@ -849,6 +1240,21 @@ static const engine_test tests[] = {
      false},
     {"segments roll over", test_segments_roll, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
+    {"evicted values are read back by the reader task", test_evict_and_fetch,
+     setup_wait_ready, NULL, CFG, false},
+    {"eviction at the memory quota", test_eviction_at_quota, setup_wait_ready, NULL,
+     CFG ";max_size=4194304;mem_high_wat_pct=70;mem_low_wat_pct=50", false},
+    {"background fetch faults", test_bg_fetch_faults, setup_wait_ready, NULL, CFG, false},
+    {"compaction of evicted items", test_compaction_with_evicted, setup_wait_ready, NULL,
+     CFG, false},
+    {"fetches race evictions and compactions", test_fetch_races_compaction,
+     setup_wait_ready, NULL, CFG, false},
+    {"append and prepend to an evicted value", test_append_to_evicted, setup_wait_ready,
+     NULL, CFG, false},
+    {"destroy with parked background fetches", test_destroy_with_parked_fetch,
+     setup_wait_ready, NULL, CFG, false},
+    {"disconnect during a background fetch", test_disconnect_during_fetch,
+     setup_wait_ready, NULL, CFG, false},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 

@@ -460,6 +460,36 @@ def host_stat(port, name):
     return value
 
 
+@test
+def evicted_values_through_the_host(srv):
+    # A 4 MiB quota and 8 MiB of values: the engine evicts clean values and its
+    # reader task brings them back while kvhost parks the gets.
+    d = tempfile.mkdtemp(prefix="kvhost_evict.")
+    small = Server(d, config="max_size=4194304;mem_high_wat_pct=60;mem_low_wat_pct=40")
+    try:
+        small.start()
+        c = Client(small.port)
+        for i in range(8000):
+            value = (b"%d-" % i) * 200
+            for _ in range(20000):
+                st = c.set(b"ev%d" % i, value[:1024])[0]
+                if st != 0x86:  # ETMPFAIL: the quota is full until values are evicted
+                    break
+                time.sleep(0.0002)
+            check(st == SUCCESS, "set ev%d: 0x%x" % (i, st))
+        check(int(host_stat(small.port, b"ep_num_value_ejects")) > 0, "values evicted")
+        for i in range(8000):
+            st, r = c.get(b"ev%d" % i)
+            check(st == SUCCESS and r["value"] == ((b"%d-" % i) * 200)[:1024],
+                  "get ev%d: 0x%x" % (i, st))
+        check(int(host_stat(small.port, b"ep_bg_fetched")) > 0, "values fetched back")
+        c.close()
+        check(small.stop() == 0, "clean exit")
+    finally:
+        small.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def interposed(config):
     """A second kvhost over the ewouldblock interposer wrapping ep_engine."""
     d = tempfile.mkdtemp(prefix="kvhost_ewb.")

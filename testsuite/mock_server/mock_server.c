@@ -125,7 +125,7 @@ static void mock_log(engine_log_level level, const char *fmt, ...)
         log_lines[log_len++] = '\n';
         log_lines[log_len] = '\0';
     }
-    bool echo = log_echo;
+    bool echo = log_echo || getenv("MOCK_LOG_ECHO") != NULL;
     pthread_mutex_unlock(&lock);
     if (echo)
         fprintf(stderr, "[engine log %d] %s\n", (int)level, line);

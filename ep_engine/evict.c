@@ -1,0 +1,380 @@
+/*
+ * evict.c - value eviction at the memory quota, and the background fetch that
+ * brings a value back.
+ *
+ * An item is clean once its record is durable: it then carries the record's
+ * location (item.h). When memory use passes mem_high_wat_pct of max_size, the
+ * item pager (a nonio task) goes round the stripes from where it last stopped
+ * and replaces clean items by stubs: the same metadata and key, the location,
+ * no value. It stops once use is below mem_low_wat_pct, or after one round.
+ * Keys and metadata stay resident, so misses, CAS checks, adds and deletes
+ * never touch the disk.
+ *
+ * A get (or an append/prepend) that meets a stub hands the key to the reader
+ * task and parks its cookie (would_block); the task reads the record at the
+ * stub's location, checks that it is that item's (key, CAS, checksum), links a
+ * whole item in place of the stub if the stub is still there, and notifies the
+ * cookie; the host's re-call finds the value in memory. With no cookie, or a
+ * host of ABI v1 (which does not expect would_block from get), the read happens
+ * in the call. A compaction that moves records updates the locations before it
+ * deletes the old files, so a read that lost that race (the file is gone) looks
+ * at the item's location again and retries.
+ */
+#include "ep_engine.h"
+#include "kvstore/kvstore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct bg_req {
+    struct bg_req *next;
+    const void *cookie; /* reserved until notified */
+    uint64_t t0;
+    uint32_t collection;
+    uint16_t vbucket;
+    uint16_t nkey;
+    char key[];
+} bg_req;
+
+typedef struct ep_bg_queue {
+    pthread_mutex_t evict_lock; /* one eviction pass at a time (it owns the cursor) */
+    pthread_mutex_t lock;       /* guards head and tail */
+    bg_req *head, **tail;
+    exec_task *task; /* reader */
+} ep_bg_queue;
+
+bool ep_record_is(const kvs_record *r, const ep_item *it)
+{
+    return r->type == KVS_SET && r->cas == it->cas && r->vbucket == it->vbucket &&
+           r->collection == it->collection && r->nkey == it->nkey &&
+           r->nvalue == it->nvalue && memcmp(r->key, it->data, it->nkey) == 0;
+}
+
+/* An item the engine makes itself (a stub or a fetched item), counted like
+ * ep_item_alloc's but never refused by the quota: it replaces what was there. */
+static ep_item *raw_item(ep_engine *e, const ep_item *like, size_t bytes)
+{
+    ep_item *it = malloc(bytes);
+    if (it == NULL)
+        return NULL;
+    atomic_fetch_add_explicit(&e->mem_used, bytes, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->items_allocated, 1, memory_order_relaxed);
+    memset(it, 0, sizeof(*it));
+    atomic_init(&it->refs, 1);
+    it->cas = like->cas;
+    it->flags = like->flags;
+    it->exptime = like->exptime;
+    it->collection = like->collection;
+    it->nvalue = like->nvalue;
+    it->vbucket = like->vbucket;
+    it->nkey = like->nkey;
+    memcpy(it->data, like->data, like->nkey);
+    return it;
+}
+
+/* max_size <= 2^46 and pct <= 100: no overflow. */
+static uint64_t pct_of(uint64_t v, uint64_t pct)
+{
+    return v * pct / 100;
+}
+
+/* ---- eviction ---- */
+
+typedef struct evicting {
+    ep_engine *e;
+    ht_stripe *s;
+    uint64_t low; /* stop below this; 0 = evict everything clean */
+    uint64_t ejected;
+    bool stop;
+} evicting;
+
+/* ht_stripe_walk callback: replaces one clean item by a stub. */
+static bool evict_one(ep_item **link, void *ctx)
+{
+    evicting *v = ctx;
+    ep_engine *e = v->e;
+    if (v->low != 0 &&
+        atomic_load_explicit(&e->mem_used, memory_order_relaxed) < v->low) {
+        v->stop = true;
+        return false;
+    }
+    ep_item *it = *link;
+    uint64_t loc = item_loc(it);
+    unsigned shard = kvs_shard_of(kvs_shards(e->store), it->vbucket);
+    if (item_evicted(it) || it->nvalue == 0 || loc == 0 ||
+        atomic_load(&e->compacting[shard]))
+        return true;
+    ep_item *stub = raw_item(e, it, sizeof(ep_item) + it->nkey);
+    if (stub == NULL) {
+        v->stop = true;
+        return false;
+    }
+    uint64_t keep = atomic_load(&it->state) & (ITEM_STORED | ITEM_DATATYPE_MASK);
+    atomic_store(&stub->state, keep | ITEM_EVICTED | loc << ITEM_LOC_SHIFT);
+    ep_item *old = ep_link_item(e, v->s, link, stub, true);
+    ep_item_put(e, stub); /* the table holds it */
+    ep_item_put(e, old);
+    atomic_fetch_add_explicit(&e->evict_stats.non_resident, 1, memory_order_relaxed);
+    v->ejected++;
+    return true;
+}
+
+static void evict_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    evicting *v = ctx;
+    v->s = s;
+    ht_stripe_walk(ht, s, evict_one, v);
+}
+
+uint64_t ep_evict_pass(ep_engine *e)
+{
+    pthread_mutex_lock(&e->bg->evict_lock);
+    evicting v = {e, NULL, pct_of(e->cfg.max_size, e->cfg.mem_low_wat_pct), 0, false};
+    if (v.low == 0)
+        v.low = 1;
+    uint64_t n = ht_stripes(e->ht), i = e->evict_cursor % n;
+    for (uint64_t done = 0; done < n && !v.stop && !atomic_load(&e->closing); done++) {
+        ht_visit_stripe(e->ht, i, evict_stripe, &v);
+        if (!v.stop)
+            i = (i + 1) % n;
+    }
+    e->evict_cursor = i;
+    pthread_mutex_unlock(&e->bg->evict_lock);
+    atomic_fetch_add(&e->evict_stats.runs, 1);
+    atomic_fetch_add(&e->evict_stats.ejects, v.ejected);
+    return v.ejected;
+}
+
+/* While memory stays over the high watermark (values not yet on disk cannot
+ * go) it runs every few ms, and wake-ups are not asked for meanwhile: one
+ * pass at a time, not one per store. */
+static int64_t evictor_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    uint64_t high = pct_of(e->cfg.max_size, e->cfg.mem_high_wat_pct);
+    if (atomic_load(&e->mem_used) > high)
+        ep_evict_pass(e);
+    if (atomic_load(&e->mem_used) > high && !atomic_load(&e->closing))
+        return 5;
+    atomic_store(&e->evict_asked, false);
+    return EXEC_FOREVER;
+}
+
+void ep_evict_wake(ep_engine *e, uint64_t used)
+{
+    if (e->evictor != NULL && used > pct_of(e->cfg.max_size, e->cfg.mem_high_wat_pct) &&
+        !atomic_exchange(&e->evict_asked, true))
+        exec_wake(e->evictor);
+}
+
+static void evict_all_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    evict_stripe(ht, s, ctx);
+}
+
+uint64_t ep_evict_all(ep_engine *e)
+{
+    if (e->store == NULL)
+        return 0;
+    evicting v = {e, NULL, 0, 0, false};
+    ht_for_each_stripe(e->ht, evict_all_stripe, &v);
+    atomic_fetch_add(&e->evict_stats.runs, 1);
+    atomic_fetch_add(&e->evict_stats.ejects, v.ejected);
+    return v.ejected;
+}
+
+/* ---- background fetch ---- */
+
+/* Reads the value of the stub now linked for this key and links the whole
+ * item in its place. ENGINE_SUCCESS also when there is no stub any more (the
+ * caller looks again); else an error with the reason in why. */
+static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collection,
+                               const void *key, size_t nkey, char *why, size_t whylen)
+{
+    uint64_t hash = ht_hash(vbucket, collection, key, nkey);
+    unsigned shard = kvs_shard_of(kvs_shards(e->store), vbucket);
+    int rc = 0;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        ht_stripe *s = ht_lock(e->ht, hash);
+        ep_item *stub = *ht_find(e->ht, s, hash, vbucket, collection, key, nkey);
+        if (stub == NULL || !item_evicted(stub)) {
+            ht_unlock(s);
+            return ENGINE_SUCCESS;
+        }
+        item_ref(stub);
+        uint64_t loc = item_loc(stub);
+        ht_unlock(s);
+
+        kvs_record r;
+        void *buf = NULL;
+        rc = kvs_read(e->store, shard, loc, &r, &buf, why, whylen);
+        if (rc == 0 && !ep_record_is(&r, stub)) {
+            snprintf(why, whylen,
+                     "the record at the evicted item's location is not that item "
+                     "(key or CAS differ)");
+            rc = -EBADMSG;
+        }
+        ep_item *whole = NULL;
+        if (rc == 0) {
+            whole = raw_item(e, stub, item_footprint(stub->nkey, stub->nvalue));
+            if (whole == NULL) {
+                snprintf(why, whylen, "out of memory for a %" PRIu32 "-byte value",
+                         stub->nvalue);
+                rc = -ENOMEM;
+            } else {
+                memcpy(item_value(whole), r.value, r.nvalue);
+                uint64_t keep =
+                    atomic_load(&stub->state) & (ITEM_STORED | ITEM_DATATYPE_MASK);
+                atomic_store(&whole->state, keep);
+            }
+        }
+        free(buf);
+        ep_item *old = NULL;
+        if (whole != NULL) {
+            s = ht_lock(e->ht, hash);
+            ep_item **link = ht_find(e->ht, s, hash, vbucket, collection, key, nkey);
+            if (*link == stub) {
+                /* A shard that compacts now may move the record: then the item
+                 * stays without a location (not evictable) rather than keep one
+                 * that may go stale. */
+                if (!atomic_load(&e->compacting[shard]))
+                    item_set_loc(whole, item_loc(stub));
+                old = ep_link_item(e, s, link, whole, true);
+            }
+            ht_unlock(s);
+            ep_item_put(e, whole);
+            if (old != NULL)
+                ep_item_put(e, old);
+            ep_evict_wake(e, atomic_load(&e->mem_used));
+        }
+        bool moved = rc == -ENOENT && item_loc(stub) != loc;
+        ep_item_put(e, stub);
+        if (rc == 0) {
+            atomic_fetch_add(&e->evict_stats.fetched, 1);
+            return ENGINE_SUCCESS;
+        }
+        if (rc != -ENOENT)
+            break;
+        if (!moved) {
+            /* The location may be about to move (a compaction places its items
+             * just before it deletes the files): look once more after a pause. */
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    atomic_fetch_add(&e->evict_stats.fetch_failed, 1);
+    e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: background fetch failed: %s", why);
+    return rc == -EBADMSG ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
+}
+
+static int64_t bg_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    ep_bg_queue *q = e->bg;
+    pthread_mutex_lock(&q->lock);
+    bg_req *r = q->head;
+    q->head = NULL;
+    q->tail = &q->head;
+    pthread_mutex_unlock(&q->lock);
+    const engine_server_api *api = e->sapi;
+    while (r != NULL) {
+        bg_req *next = r->next;
+        char why[768] = "";
+        engine_errc rc =
+            fetch_value(e, r->vbucket, r->collection, r->key, r->nkey, why, sizeof(why));
+        if (rc == ENGINE_SUCCESS && atomic_load(&e->closing)) {
+            /* A re-call would reach an engine being destroyed. */
+            rc = ENGINE_TEMPORARY_FAILURE;
+            snprintf(why, sizeof(why), "the engine is shutting down");
+        }
+        atomic_fetch_add(&e->evict_stats.fetch_us, (exec_now_ns() - r->t0) / 1000);
+        if (rc != ENGINE_SUCCESS) {
+            char reason[900];
+            snprintf(reason, sizeof(reason), "background fetch of the value failed: %s",
+                     why);
+            api->cookie.set_error_context(r->cookie, reason);
+        }
+        api->cookie.notify_io_complete(r->cookie, rc);
+        api->cookie.release(r->cookie);
+        free(r);
+        r = next;
+    }
+    return EXEC_FOREVER;
+}
+
+engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
+                        uint32_t collection, const void *key, size_t nkey)
+{
+    if (cookie == NULL || e->iface.interface < ENGINE_API_VERSION_2) {
+        char why[768] = "";
+        engine_errc rc = fetch_value(e, vbucket, collection, key, nkey, why, sizeof(why));
+        if (rc != ENGINE_SUCCESS)
+            return ep_fail(e, cookie, rc, "reading the evicted value failed: %s", why);
+        return rc;
+    }
+    bg_req *r = malloc(sizeof(*r) + nkey);
+    if (r == NULL)
+        return ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                       "out of memory queueing the read of an evicted value");
+    *r = (bg_req){NULL, cookie, exec_now_ns(), collection, vbucket, (uint16_t)nkey};
+    memcpy(r->key, key, nkey);
+    e->sapi->cookie.reserve(cookie);
+    ep_bg_queue *q = e->bg;
+    pthread_mutex_lock(&q->lock);
+    *q->tail = r;
+    q->tail = &r->next;
+    pthread_mutex_unlock(&q->lock);
+    exec_wake(q->task);
+    return ENGINE_WOULD_BLOCK;
+}
+
+/* ---- lifecycle ---- */
+
+bool ep_evict_start(ep_engine *e)
+{
+    unsigned n = kvs_shards(e->store);
+    e->compacting = calloc(n, sizeof(*e->compacting));
+    e->bg = calloc(1, sizeof(*e->bg));
+    if (e->compacting == NULL || e->bg == NULL)
+        return false;
+    pthread_mutex_init(&e->bg->lock, NULL);
+    pthread_mutex_init(&e->bg->evict_lock, NULL);
+    e->bg->tail = &e->bg->head;
+    e->bg->task = exec_task_new(e->pool, "bg_fetcher", EXEC_READER, 5, bg_run, NULL, e);
+    e->evictor =
+        exec_task_new(e->pool, "item_pager", EXEC_NONIO, 10, evictor_run, NULL, e);
+    return e->bg->task != NULL && e->evictor != NULL &&
+           exec_schedule(e->bg->task, EXEC_FOREVER) &&
+           exec_schedule(e->evictor, EXEC_FOREVER);
+}
+
+void ep_evict_shutdown(ep_engine *e)
+{
+    ep_bg_queue *q = e->bg;
+    if (q != NULL) {
+        for (bg_req *r = q->head, *next; r != NULL; r = next) {
+            next = r->next;
+            e->sapi->cookie.set_error_context(
+                r->cookie, "the engine shut down before the evicted value was read");
+            e->sapi->cookie.notify_io_complete(r->cookie, ENGINE_TEMPORARY_FAILURE);
+            e->sapi->cookie.release(r->cookie);
+            free(r);
+        }
+        exec_task_put(q->task);
+        pthread_mutex_destroy(&q->lock);
+        pthread_mutex_destroy(&q->evict_lock);
+        free(q);
+        e->bg = NULL;
+    }
+    exec_task_put(e->evictor);
+    e->evictor = NULL;
+    free((void *)e->compacting);
+    e->compacting = NULL;
+}
