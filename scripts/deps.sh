@@ -1,7 +1,7 @@
 # deps.sh - sourced by the scripts: installs what building ep-engine needs on
 # Debian when it is missing (as root, with apt-get), or says what to install.
-# Packages: the build (meson, ninja, pkg-config, a C compiler), jansson (manifest
-# JSON), check (conformance and unit tests), libevent (kvhost). Callers may ask
+# Packages: the build (meson, ninja, pkg-config, a C compiler), check
+# (conformance and unit tests), libevent (kvhost). Callers may ask
 # for more by name (the host tests' real clients).
 
 ep_need_packages() {
@@ -10,14 +10,13 @@ ep_need_packages() {
     command -v ninja >/dev/null 2>&1 || missing+=(ninja-build)
     command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
     command -v cc >/dev/null 2>&1 || missing+=(gcc)
-    pkg-config --exists jansson 2>/dev/null || missing+=(libjansson-dev)
     pkg-config --exists check 2>/dev/null || missing+=(check)
     pkg-config --exists libevent_pthreads 2>/dev/null || missing+=(libevent-dev)
     missing+=("$@")
     local really=()
     for p in "${missing[@]}"; do
         case "$p" in
-        meson | ninja-build | pkg-config | gcc | libjansson-dev | check | libevent-dev) really+=("$p") ;;
+        meson | ninja-build | pkg-config | gcc | check | libevent-dev) really+=("$p") ;;
         *) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             really+=("$p") ;;
         esac

@@ -7,8 +7,9 @@
  */
 #include "manifest.h"
 
+#include "json.h"
+
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,12 +256,12 @@ bool coll_name_valid(const char *name, size_t len)
 }
 
 /* A hex string of 1..maxdigits digits, no prefix, any case. */
-static bool parse_hex(const json_t *v, size_t maxdigits, uint64_t *out)
+static bool parse_hex(const jv *v, size_t maxdigits, uint64_t *out)
 {
-    if (!json_is_string(v))
+    if (!jv_is(v, JV_STRING))
         return false;
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+    const char *s = v->u.s;
+    size_t len = v->n;
     if (len == 0 || len > maxdigits)
         return false;
     uint64_t x = 0;
@@ -300,16 +301,15 @@ __attribute__((format(printf, 2, 3))) static engine_errc invalid(parse_ctx *p,
 /* The known keys of a scope or collection object, found in one pass over its
  * keys (cheaper than a hash lookup per key on 100,000-collection manifests). */
 typedef struct fields {
-    const json_t *name, *uid, *collections, *max_ttl;
+    const jv *name, *uid, *collections, *max_ttl;
 } fields;
 
-static fields get_fields(const json_t *obj)
+static fields get_fields(const jv *obj)
 {
     fields f = {NULL, NULL, NULL, NULL};
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)obj, key, v)
-    {
+    for (uint32_t i = 0; i < obj->n; i++) {
+        const char *key = jv_key_at(obj, i)->u.s;
+        const jv *v = jv_value_at(obj, i);
         if (strcmp(key, "name") == 0)
             f.name = v;
         else if (strcmp(key, "uid") == 0)
@@ -348,15 +348,15 @@ static const char *describe(const owner *o, char *buf, size_t cap)
 #define WHO(o) describe((o), who, sizeof(who))
 
 /* Reads "name": a legal name. */
-static engine_errc parse_name(parse_ctx *p, const json_t *v, const owner *o, char **out)
+static engine_errc parse_name(parse_ctx *p, const jv *v, const owner *o, char **out)
 {
     char who[192];
     if (v == NULL)
         return invalid(p, "%s has no \"name\"", WHO(o));
-    if (!json_is_string(v))
+    if (!jv_is(v, JV_STRING))
         return invalid(p, "%s: \"name\" is not a string", WHO(o));
-    const char *s = json_string_value(v);
-    size_t len = json_string_length(v);
+    const char *s = v->u.s;
+    size_t len = v->n;
     if (!coll_name_valid(s, len))
         return invalid(p,
                        "%s: name '%.*s' is not 1-%d characters of A-Za-z0-9_-%%$ "
@@ -368,7 +368,7 @@ static engine_errc parse_name(parse_ctx *p, const json_t *v, const owner *o, cha
 
 /* Reads "uid" of a scope or collection: 1-8 hex digits, not 1-7; 0 exactly when
  * the name is `_default`. */
-static engine_errc parse_id(parse_ctx *p, const json_t *v, const owner *o, uint32_t *out)
+static engine_errc parse_id(parse_ctx *p, const jv *v, const owner *o, uint32_t *out)
 {
     char who[192];
     uint64_t id;
@@ -387,12 +387,12 @@ static engine_errc parse_id(parse_ctx *p, const json_t *v, const owner *o, uint3
     return ENGINE_SUCCESS;
 }
 
-static engine_errc parse_collection(parse_ctx *p, const json_t *obj,
-                                    const coll_scope *scope, coll_collection *c)
+static engine_errc parse_collection(parse_ctx *p, const jv *obj, const coll_scope *scope,
+                                    coll_collection *c)
 {
     char who[192];
     owner o = {false, 0, NULL, scope->name};
-    if (!json_is_object(obj))
+    if (!jv_is(obj, JV_OBJECT))
         return invalid(p, "%s is not an object", WHO(&o));
     fields f = get_fields(obj);
     engine_errc rc = parse_name(p, f.name, &o, &c->name);
@@ -408,12 +408,12 @@ static engine_errc parse_collection(parse_ctx *p, const json_t *obj,
                        "the _default collection must be in the _default scope, not in "
                        "'%.*s'",
                        SHOWN, scope->name);
-    const json_t *ttl = f.max_ttl;
+    const jv *ttl = f.max_ttl;
     if (ttl != NULL) {
-        if (!json_is_integer(ttl))
+        if (!jv_is(ttl, JV_INT))
             return invalid(p, "%s: maxTTL is not an integer", WHO(&o));
-        json_int_t v = json_integer_value(ttl);
-        if (v < 0 || v > (json_int_t)COLL_MAX_TTL_LIMIT)
+        int64_t v = ttl->u.i;
+        if (v < 0 || v > (int64_t)COLL_MAX_TTL_LIMIT)
             return invalid(p, "%s: maxTTL %lld is outside 0..%u", WHO(&o), (long long)v,
                            COLL_MAX_TTL_LIMIT);
         c->has_max_ttl = true;
@@ -453,29 +453,29 @@ static bool is_epoch_shape(const coll_manifest *m)
 
 /* name_bytes: room for every name; the input's length is enough, since each
  * name stands in it with at least its bytes and two quotes. */
-static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limits *limits,
+static engine_errc parse_tree(parse_ctx *p, const jv *root, const coll_limits *limits,
                               size_t name_bytes, coll_manifest **out)
 {
-    if (!json_is_object(root))
+    if (!jv_is(root, JV_OBJECT))
         return invalid(p, "the manifest is not a JSON object");
     uint64_t uid;
-    const json_t *juid = json_object_get(root, "uid");
+    const jv *juid = jv_get(root, "uid");
     if (juid == NULL)
         return invalid(p, "the manifest has no \"uid\"");
     if (!parse_hex(juid, 16, &uid))
         return invalid(p, "manifest uid is not a string of 1-16 hex digits");
-    const json_t *scopes = json_object_get(root, "scopes");
+    const jv *scopes = jv_get(root, "scopes");
     if (scopes == NULL)
         return invalid(p, "the manifest has no \"scopes\"");
-    if (!json_is_array(scopes))
+    if (!jv_is(scopes, JV_ARRAY))
         return invalid(p, "\"scopes\" is not an array");
-    size_t nscopes = json_array_size(scopes), ncollections = 0;
+    size_t nscopes = jv_len(scopes), ncollections = 0;
     if (nscopes > limits->max_scopes)
         return invalid(p, "%zu scopes exceed the limit of %zu (max_scopes)", nscopes,
                        limits->max_scopes);
     for (size_t i = 0; i < nscopes; i++) {
-        const json_t *cols = json_object_get(json_array_get(scopes, i), "collections");
-        ncollections += json_is_array(cols) ? json_array_size(cols) : 0;
+        const jv *cols = jv_get(jv_at(scopes, i), "collections");
+        ncollections += jv_is(cols, JV_ARRAY) ? jv_len(cols) : 0;
     }
     if (ncollections > limits->max_collections)
         return invalid(p, "%zu collections exceed the limit of %zu (max_collections)",
@@ -488,9 +488,9 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
     m->uid = uid;
     engine_errc rc = ENGINE_SUCCESS;
     for (size_t i = 0; i < nscopes; i++) {
-        const json_t *js = json_array_get(scopes, i);
+        const jv *js = jv_at(scopes, i);
         coll_scope *s = &m->scopes[m->nscopes];
-        if (!json_is_object(js)) {
+        if (!jv_is(js, JV_OBJECT)) {
             rc = invalid(p, "scope #%zu is not an object", i);
             goto err;
         }
@@ -502,19 +502,19 @@ static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limit
         o.name = s->name;
         if ((rc = parse_id(p, f.uid, &o, &s->id)) != ENGINE_SUCCESS)
             goto err;
-        const json_t *cols = f.collections;
+        const jv *cols = f.collections;
         if (cols == NULL) {
             rc = invalid(p, "scope '%.*s' has no \"collections\" array", SHOWN, s->name);
             goto err;
         }
-        if (!json_is_array(cols)) {
+        if (!jv_is(cols, JV_ARRAY)) {
             rc = invalid(p, "scope '%.*s': \"collections\" is not an array", SHOWN,
                          s->name);
             goto err;
         }
-        for (size_t j = 0; j < json_array_size(cols); j++) {
+        for (size_t j = 0; j < jv_len(cols); j++) {
             coll_collection *c = &m->collections[m->ncollections++];
-            rc = parse_collection(p, json_array_get(cols, j), s, c);
+            rc = parse_collection(p, jv_at(cols, j), s, c);
             if (rc != ENGINE_SUCCESS)
                 goto err;
             s->ncollections++;
@@ -565,13 +565,12 @@ engine_errc coll_manifest_parse(const char *json, size_t len, const coll_limits 
     parse_ctx p = {why, whylen, NULL};
     if (json == NULL)
         return invalid(&p, "the manifest is NULL");
-    json_error_t err;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &err);
-    if (root == NULL)
-        return invalid(&p, "manifest is not valid JSON: %s (line %d, column %d)",
-                       err.text, err.line, err.column);
-    engine_errc rc = parse_tree(&p, root, limits, len, out);
-    json_decref(root);
+    char err[256];
+    jv_doc *doc = jv_parse(json, len, err, sizeof(err));
+    if (doc == NULL)
+        return invalid(&p, "manifest is not valid JSON: %s", err);
+    engine_errc rc = parse_tree(&p, jv_root(doc), limits, len, out);
+    jv_free(doc);
     return rc;
 }
 
@@ -840,15 +839,16 @@ char *coll_manifest_to_json(const coll_manifest *m, bool with_state)
 uint64_t coll_manifest_load_state(coll_manifest *m, const char *json, size_t len)
 {
     uint64_t max = 0;
-    json_t *root = json_loadb(json, len, 0, NULL);
-    const json_t *scopes = json_object_get(root, "scopes");
-    for (size_t i = 0; i < json_array_size(scopes); i++) {
-        const json_t *cols = json_object_get(json_array_get(scopes, i), "collections");
-        for (size_t j = 0; j < json_array_size(cols); j++) {
-            const json_t *jc = json_array_get(cols, j);
+    char err[256];
+    jv_doc *doc = jv_parse(json, len, err, sizeof(err));
+    const jv *scopes = doc ? jv_get(jv_root(doc), "scopes") : NULL;
+    for (size_t i = 0; i < jv_len(scopes); i++) {
+        const jv *cols = jv_get(jv_at(scopes, i), "collections");
+        for (size_t j = 0; j < jv_len(cols); j++) {
+            const jv *jc = jv_at(cols, j);
             uint64_t id, cas;
-            if (!parse_hex(json_object_get(jc, "uid"), 8, &id) ||
-                !parse_hex(json_object_get(jc, "start_cas"), 16, &cas))
+            if (!parse_hex(jv_get(jc, "uid"), 8, &id) ||
+                !parse_hex(jv_get(jc, "start_cas"), 16, &cas))
                 continue;
             const coll_collection *c = coll_find_collection(m, (uint32_t)id);
             if (c != NULL && c->state != NULL) {
@@ -858,6 +858,6 @@ uint64_t coll_manifest_load_state(coll_manifest *m, const char *json, size_t len
             }
         }
     }
-    json_decref(root);
+    jv_free(doc);
     return max;
 }
