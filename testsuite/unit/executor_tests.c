@@ -6,6 +6,8 @@
  */
 #include "ep_engine/executor/executor.h"
 
+#include "run_suite.h"
+
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -452,9 +454,5 @@ int main(void)
     tcase_add_test(tc, task_stats_and_reset);
     tcase_add_test(tc, schedule_during_shutdown_is_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

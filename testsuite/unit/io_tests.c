@@ -5,6 +5,8 @@
  */
 #include "ep_engine/io/io.h"
 
+#include "run_suite.h"
+
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -79,9 +81,5 @@ int main(void)
     tcase_add_test(tc, crc32c_hardware_matches_software);
     tcase_add_test(tc, fault_commands);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

@@ -6,6 +6,8 @@
  */
 #include "ep_engine/collections/json.h"
 
+#include "run_suite.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,9 +212,5 @@ int main(void)
     tcase_add_test(tc, duplicate_keys);
     tcase_add_test(tc, depth_limit);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }

@@ -7,6 +7,8 @@
  */
 #include "ep_engine/collections/manifest.h"
 
+#include "run_suite.h"
+
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -570,9 +572,5 @@ int main(void)
     tcase_add_test(tc, lookups);
     tcase_add_test(tc, large_manifest);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(s);
 }
