@@ -49,11 +49,12 @@ static inline uint8_t item_datatype(const ep_item *it)
     return (uint8_t)((st & ITEM_DATATYPE_MASK) >> 1);
 }
 
-/** Before the item is shared: sets its datatype (bits 0-2 of the ABI's). */
+/** On a new item, before it is shared (nothing else is set in its state yet):
+ * sets its datatype (bits 0-2 of the ABI's). A plain store, no locked op. */
 static inline void item_init_datatype(ep_item *it, uint8_t datatype)
 {
-    atomic_fetch_or_explicit(&it->state, ((uint64_t)datatype << 1) & ITEM_DATATYPE_MASK,
-                             memory_order_relaxed);
+    atomic_store_explicit(&it->state, ((uint64_t)datatype << 1) & ITEM_DATATYPE_MASK,
+                          memory_order_relaxed);
 }
 
 static inline bool item_stored(const ep_item *it)
