@@ -6,13 +6,15 @@
  *   crashtest verify ENGINE.so DIR LOG        restart on DIR and check
  *
  * The engine compacts every few milliseconds, so kills also land in the middle
- * of compactions. The writer appends to LOG, before each operation, "A <seq> <op> <coll>
- * <key> <value>" and, once the engine acknowledged it, "K <seq>". Lines reach the kernel
- * with write(2), so a SIGKILL loses none that were written. The verifier replays LOG: for
- * every key, the value found must be the result of its last acknowledged operation or of
- * an operation attempted after it (which may or may not have reached the disk before the
- * kill); a key never written must not appear; every value carries a check field so a
- * corrupt one is seen.
+ * of compactions; the writer evicts every clean value every 64 operations and the
+ * verifier once at the start, so values are read back from disk (half of them
+ * through a parked get) while records move. The writer appends to LOG, before each
+ * operation, "A <seq> <op> <coll> <key> <value>" and, once the engine acknowledged it, "K
+ * <seq>". Lines reach the kernel with write(2), so a SIGKILL loses none that were
+ * written. The verifier replays LOG: for every key, the value found must be the result of
+ * its last acknowledged operation or of an operation attempted after it (which may or may
+ * not have reached the disk before the kill); a key never written must not appear; every
+ * value carries a check field so a corrupt one is seen.
  */
 #include "../../engine_api.h"
 #include "../mock_server/mock_server.h"
