@@ -363,7 +363,9 @@ static int hold_writer(ep_engine *e, char *why, size_t whylen)
  *  - "release_writer";
  *  - "compact": compact every shard now, on the caller's thread;
  *  - "evict": evict every clean value now, on the caller's thread (why gets
- *    how many).
+ *    how many);
+ *  - "evict_pass": one pass of the item pager now, down to the low watermark,
+ *    with its second chances (why gets how many).
  * Returns 0, or -1 with a reason in why.
  */
 __attribute__((visibility("default"))) int
@@ -390,6 +392,14 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
             return -1;
         }
         snprintf(why, whylen, "%" PRIu64, ep_evict_all(e));
+        return 0;
+    }
+    if (strcmp(cmd, "evict_pass") == 0) {
+        if (e->store == NULL) {
+            snprintf(why, whylen, "no data directory");
+            return -1;
+        }
+        snprintf(why, whylen, "%" PRIu64, ep_evict_pass(e));
         return 0;
     }
     if (strcmp(cmd, "release_writer") == 0) {

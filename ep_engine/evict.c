@@ -6,7 +6,10 @@
  * location (item.h). When memory use passes mem_high_wat_pct of max_size, the
  * item pager (a nonio task) goes round the stripes from where it last stopped
  * and replaces clean items by stubs: the same metadata and key, the location,
- * no value. It stops once use is below mem_low_wat_pct, or after one round.
+ * no value. An item read since the last round only loses its "referenced" mark
+ * (a second chance, the clock algorithm), so what is read often stays. It
+ * stops once use is below mem_low_wat_pct, or after one round, and goes on
+ * every few ms while use stays above the high watermark.
  * Keys and metadata stay resident, so misses, CAS checks, adds and deletes
  * never touch the disk.
  *
@@ -29,6 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+_Static_assert(KVS_LOC_BITS + ITEM_LOC_SHIFT <= 64,
+               "a location must fit an item's state");
 
 typedef struct bg_req {
     struct bg_req *next;
@@ -108,6 +114,9 @@ static bool evict_one(ep_item **link, void *ctx)
     unsigned shard = kvs_shard_of(kvs_shards(e->store), it->vbucket);
     if (item_evicted(it) || it->nvalue == 0 || loc == 0 ||
         atomic_load(&e->compacting[shard]))
+        return true;
+    /* Read since the last pass: a second chance (the clock algorithm). */
+    if (v->low != 0 && item_untouch(it))
         return true;
     ep_item *stub = raw_item(e, it, sizeof(ep_item) + it->nkey);
     if (stub == NULL) {
@@ -229,9 +238,10 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
                 rc = -ENOMEM;
             } else {
                 memcpy(item_value(whole), r.value, r.nvalue);
+                /* Asked for just now: referenced. */
                 uint64_t keep =
                     atomic_load(&stub->state) & (ITEM_STORED | ITEM_DATATYPE_MASK);
-                atomic_store(&whole->state, keep);
+                atomic_store(&whole->state, keep | ITEM_REFERENCED);
             }
         }
         free(buf);

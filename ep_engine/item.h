@@ -18,14 +18,16 @@
 /*
  * An item's state word: bit 0 "stored" (set once by the store that consumes the
  * item), bits 1-3 the datatype, bit 4 "evicted" (a stub: the value is only on
- * disk), bits 5-63 where the item's record is on disk (0 = not written yet;
- * kvstore.h has the encoding). A location is set only once the record is
+ * disk), bit 5 "referenced" (read since the item pager last passed: it gets a
+ * second chance), bits 6-63 where the item's record is on disk (0 = not
+ * written yet; kvstore.h has the encoding). A location is set only once the record is
  * durable, so an item with one is clean and its value may be evicted.
  */
 #define ITEM_STORED        UINT64_C(0x01)
 #define ITEM_DATATYPE_MASK UINT64_C(0x0e)
 #define ITEM_EVICTED       UINT64_C(0x10)
-#define ITEM_LOC_SHIFT     5
+#define ITEM_REFERENCED    UINT64_C(0x20)
+#define ITEM_LOC_SHIFT     6
 
 typedef struct ep_item {
     struct ep_item *next;   /* hash chain; guarded by the item's stripe lock */
@@ -79,6 +81,22 @@ static inline bool item_evicted(const ep_item *it)
 {
     return atomic_load_explicit(&((ep_item *)it)->state, memory_order_relaxed) &
            ITEM_EVICTED;
+}
+
+/** Marks the item read (a plain load when it already is: hot items cost no
+ * locked operation). */
+static inline void item_touch(ep_item *it)
+{
+    if (!(atomic_load_explicit(&it->state, memory_order_relaxed) & ITEM_REFERENCED))
+        atomic_fetch_or_explicit(&it->state, ITEM_REFERENCED, memory_order_relaxed);
+}
+
+/** Clears the referenced mark; whether it was set. */
+static inline bool item_untouch(ep_item *it)
+{
+    return atomic_load_explicit(&it->state, memory_order_relaxed) & ITEM_REFERENCED &&
+           atomic_fetch_and_explicit(&it->state, ~ITEM_REFERENCED, memory_order_relaxed) &
+               ITEM_REFERENCED;
 }
 
 /** Where the item's record is on disk; 0 if it is not (yet). */

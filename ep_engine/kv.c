@@ -319,11 +319,13 @@ void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas)
 
 /* Under the stripe lock, which it releases: the end of a get. */
 static engine_errc got(ht_stripe *s, const coll_collection *c, ep_item *it,
-                       engine_item **out)
+                       engine_item **out, bool evicting)
 {
     atomic_fetch_add_explicit(&c->state->ops_get, 1, memory_order_relaxed);
     if (it != NULL) {
         item_ref(it);
+        if (evicting)
+            item_touch(it); /* for the item pager's second chance */
         s->stat[ST_GET_HITS]++;
     } else {
         s->stat[ST_GET_MISSES]++;
@@ -360,7 +362,7 @@ engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
                 return rc;
             continue;
         }
-        return got(p.s, p.c, p.it, out);
+        return got(p.s, p.c, p.it, out, e->evictor != NULL);
     }
 }
 

@@ -29,9 +29,9 @@
  * A shard is read as: its base (if any), then its segments above the base, in
  * number order.
  *
- * A record's location (kept in memory, never on disk) is a 59-bit number:
- * offset in its file (bits 0-39) | file number modulo 2^18 (bits 40-57) |
- * 1 if the file is a base (bit 58). The shard is the vbucket's. Numbers are
+ * A record's location (kept in memory, never on disk) is a 58-bit number:
+ * offset in its file (bits 0-39) | file number modulo 2^17 (bits 40-56) |
+ * 1 if the file is a base (bit 57). The shard is the vbucket's. Numbers are
  * resolved against the files the shard has now; a location whose file is gone
  * (compacted away) reads as -ENOENT, and a record read by location is checked
  * whole (checksum, and by the caller key and CAS) before it is used.
@@ -70,8 +70,8 @@ typedef struct kvs_record {
 } kvs_record;
 
 #define KVS_LOC_OFFSET_BITS 40
-#define KVS_LOC_NUMBER_BITS 18
-#define KVS_LOC_BITS        59
+#define KVS_LOC_NUMBER_BITS 17
+#define KVS_LOC_BITS        58
 
 typedef struct kvs kvs;
 

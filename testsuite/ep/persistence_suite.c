@@ -993,6 +993,44 @@ static test_result test_eviction_at_quota(engine_handle *h, const test_harness *
     return TEST_PASS;
 }
 
+/* The item pager gives what was read since its last pass a second chance:
+ * with enough cold values to reach the low watermark, no hot one goes. */
+static test_result test_read_values_stay(engine_handle *h, const test_harness *th)
+{
+    enum { N = 2000, HOT = 1000 };
+    const void *c = th->create_cookie();
+    char key[32], val[1024], got[1100];
+    memset(val, 'v', sizeof(val));
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_store_full(h, c, 0, 0, key, val, sizeof(val), 0, 0, ENGINE_STORE_SET,
+                               0, NULL),
+                 ENGINE_SUCCESS);
+    }
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(stat_u64(h, NULL, "mem_used") < stat_u64(h, NULL, "ep_mem_high_wat"));
+    for (int i = 0; i < HOT; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(kv_get(h, c, key, NULL, 0), ENGINE_SUCCESS);
+    }
+    CHECK(engine_control(h, th, "evict_pass"));
+    uint64_t evicted = stat_u64(h, NULL, "ep_num_non_resident");
+    CHECK(evicted >= 300 && evicted <= N - HOT);
+    CHECK(stat_u64(h, NULL, "mem_used") < stat_u64(h, NULL, "ep_mem_low_wat"));
+    for (int i = 0; i < HOT; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(host_get(h, th, c, key, got, sizeof(got), NULL), ENGINE_SUCCESS);
+    }
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 0); /* every hot value was resident */
+    for (int i = HOT; i < N; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        CHECK_RC(host_get(h, th, c, key, got, sizeof(got), NULL), ENGINE_SUCCESS);
+        CHECK(got[0] == 'v' && got[sizeof(val) - 1] == 'v');
+    }
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == evicted);
+    return TEST_PASS;
+}
+
 /* A failed read reaches the waiting cookie; the item stays, evicted, and is read
  * once the fault clears. A damaged record is refused, never returned. */
 static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th)
@@ -1244,6 +1282,9 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"eviction at the memory quota", test_eviction_at_quota, setup_wait_ready, NULL,
      CFG ";max_size=4194304;mem_high_wat_pct=70;mem_low_wat_pct=50", false},
+    {"values read since the last pass stay resident", test_read_values_stay,
+     setup_wait_ready, NULL,
+     CFG ";max_size=4194304;mem_high_wat_pct=60;mem_low_wat_pct=40", false},
     {"background fetch faults", test_bg_fetch_faults, setup_wait_ready, NULL, CFG, false},
     {"compaction of evicted items", test_compaction_with_evicted, setup_wait_ready, NULL,
      CFG, false},
