@@ -469,6 +469,8 @@ def evicted_values_through_the_host(srv):
     try:
         small.start()
         c = Client(small.port)
+        check(c.set(b"ctr", b"100")[0] == SUCCESS and c.set(b"tail", b"abc")[0] == SUCCESS,
+              "first values")
         for i in range(8000):
             value = (b"%d-" % i) * 200
             for _ in range(20000):
@@ -483,6 +485,17 @@ def evicted_values_through_the_host(srv):
             check(st == SUCCESS and r["value"] == ((b"%d-" % i) * 200)[:1024],
                   "get ev%d: 0x%x" % (i, st))
         check(int(host_stat(small.port, b"ep_bg_fetched")) > 0, "values fetched back")
+        # Commands that need the old value, on values written first (evicted by
+        # now unless the pager spared them): incr, append, gat, touch.
+        r = c.call(0x05, key=b"ctr", extras=struct.pack(">QQI", 5, 0, 0))
+        check(r["status"] == SUCCESS and struct.unpack(">Q", r["value"])[0] == 105, "incr %r" % r)
+        check(c.call(0x0E, key=b"tail", value=b"def")["status"] == SUCCESS, "append")
+        check(c.get(b"tail")[1]["value"] == b"abcdef", "appended value")
+        r = c.call(0x1D, key=b"ev1", extras=struct.pack(">I", 1000))
+        check(r["status"] == SUCCESS and r["value"] == ((b"1-") * 200)[:1024], "gat")
+        check(c.call(0x1C, key=b"ev2", extras=struct.pack(">I", 1000))["status"] == SUCCESS,
+              "touch")
+        check(c.get(b"ev2")[1]["value"] == ((b"2-") * 200)[:1024], "touched value")
         c.close()
         check(small.stop() == 0, "clean exit")
     finally:
