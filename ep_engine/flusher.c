@@ -35,8 +35,10 @@ typedef struct dqueue {
 typedef struct fshard {
     ep_flusher *f;
     unsigned no;
-    pthread_mutex_t lock; /* guards q */
+    pthread_mutex_t lock; /* guards q and timed */
     dqueue q;
+    bool timed; /* a batch is being written or the next run is set for after the
+                   batch delay: plain writes do not wake the task meanwhile */
     exec_task *task;
     _Atomic uint64_t batches, records, bytes, failures, deduped, waiters;
     _Atomic uint64_t last_batch_us;
@@ -80,8 +82,10 @@ static bool enqueue(ep_flusher *f, dirty d)
     pthread_mutex_lock(&sh->lock);
     bool was_empty = sh->q.n == 0;
     bool ok = push(&sh->q, d);
+    /* A durable waiter is written at once; other writes join the next batch. */
+    bool wake = ok && (d.cookie != NULL || (was_empty && !sh->timed));
     pthread_mutex_unlock(&sh->lock);
-    if (ok && was_empty)
+    if (wake)
         exec_wake(sh->task);
     return ok;
 }
@@ -311,6 +315,9 @@ static int flush_once(fshard *sh)
     dqueue b = sh->q;
     sh->q = (dqueue){0};
     atomic_store(&sh->inflight, b.n);
+    /* Under the lock that enqueue takes: an empty queue means the next write
+     * must wake the task again. */
+    sh->timed = b.n > 0 && e->cfg.flusher_batch_delay_ms > 0;
     pthread_mutex_unlock(&sh->lock);
     if (b.n == 0)
         return 0;
@@ -342,7 +349,10 @@ static int64_t flush_run(exec_task *task, void *arg)
     int rc = flush_once(sh);
     if (rc < 0)
         return (int64_t)sh->f->e->cfg.flusher_retry_ms;
-    return rc > 0 ? 0 : EXEC_FOREVER;
+    if (rc == 0)
+        return EXEC_FOREVER;
+    /* Let writes gather for the next batch: fewer, larger fsyncs. */
+    return (int64_t)sh->f->e->cfg.flusher_batch_delay_ms;
 }
 
 /* ---- lifecycle ---- */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CFG "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=2;flusher_retry_ms=10"
@@ -206,6 +207,38 @@ static test_result test_group_commit_and_dedupe(engine_handle *h, const test_har
     char got[16];
     CHECK_RC(kv_get(h, c, "hot", got, sizeof(got)), ENGINE_SUCCESS);
     CHECK(strcmp(got, "v99") == 0);
+    return TEST_PASS;
+}
+
+/* After a batch, plain writes wait for the batch delay; a durable write does
+ * not wait, and takes them along. */
+static test_result test_batch_delay(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[32];
+    CHECK_RC(kv_store(h, c, "first", "x", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK(wait_stat_eq(h, NULL, "ep_flusher_batches", 1));
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof(key), "plain%d", i);
+        CHECK_RC(kv_store(h, c, key, "x", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    /* The delay is 1 s: they are still queued. */
+    CHECK(stat_u64(h, NULL, "ep_queue_size") == 50);
+    CHECK(stat_u64(h, NULL, "ep_flusher_batches") == 1);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CHECK_RC(durable_set(h, th, c, "durable", "y", NULL), ENGINE_SUCCESS);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double waited =
+        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    if (waited >= 0.9) {
+        fprintf(stderr, "the durable write waited %.3f s: the batch delay held it\n",
+                waited);
+        return TEST_FAIL;
+    }
+    CHECK(stat_u64(h, NULL, "ep_flusher_batches") == 2);
+    CHECK(stat_u64(h, NULL, "ep_queue_size") == 0);
+    CHECK(stat_u64(h, NULL, "ep_flusher_records") == 52);
     return TEST_PASS;
 }
 
@@ -1235,6 +1268,8 @@ static const engine_test tests[] = {
     {"durable write errors", test_durable_errors, setup_wait_ready, NULL, CFG, false},
     {"group commit and de-duplication", test_group_commit_and_dedupe, setup_wait_ready,
      NULL, CFG, false},
+    {"batch delay: plain writes gather, durable ones do not wait", test_batch_delay,
+     setup_wait_ready, NULL, CFG ";flusher_batch_delay_ms=1000", false},
     {"fault: write ENOSPC", test_fault_write_enospc, setup_wait_ready, NULL, CFG, false},
     {"fault: write EIO", test_fault_write_eio, setup_wait_ready, NULL, CFG, false},
     {"fault: short write", test_fault_short_write, setup_wait_ready, NULL, CFG, false},
