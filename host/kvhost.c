@@ -82,11 +82,28 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     conn_ref(c); /* protocol_read may close the connection: keep c until done */
+    /* Straight into the input buffer with read(2): one system call when the
+     * socket holds less than the space offered (evbuffer_read would first ask
+     * the kernel how much there is, and then read again to see EAGAIN). */
     for (;;) {
-        int n = evbuffer_read(c->in, fd, 64 * 1024);
-        if (n > 0)
+        struct evbuffer_iovec v;
+        const size_t want = 16 * 1024;
+        if (evbuffer_reserve_space(c->in, (ev_ssize_t)want, &v, 1) < 1) {
+            kvhost_close(c); /* out of memory */
+            break;
+        }
+        ssize_t n = read(fd, v.iov_base, v.iov_len < want ? v.iov_len : want);
+        if (n > 0) {
+            v.iov_len = (size_t)n;
+            evbuffer_commit_space(c->in, &v, 1);
+            if ((size_t)n == want)
+                continue; /* there may be more */
+            break;
+        }
+        evbuffer_commit_space(c->in, &v, 0);
+        if (n < 0 && errno == EINTR)
             continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
             kvhost_close(c); /* the client left */
             break;
         }
