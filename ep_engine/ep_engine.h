@@ -24,7 +24,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define EP_VERSION "0.3.0"
+#define EP_VERSION "0.4.0"
 
 /* Warmup states (ep_engine.warm_state). Data is served only when DONE. */
 enum { EP_WARM_RUNNING = 0, EP_WARM_DONE = 1, EP_WARM_FAILED = 2 };

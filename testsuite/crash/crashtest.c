@@ -28,9 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NKEYS        150
-#define COLLECTIONS  2 /* 0 (_default) and 8 (c1) */
-#define MAX_ATTEMPTS 200000
+#define NKEYS       150
+#define COLLECTIONS 2 /* 0 (_default) and 8 (c1) */
 
 static engine_handle *h;
 static const void *cookie;
@@ -247,9 +246,22 @@ static int run_verify(const char *so, const char *dir, const char *log)
         perror("crashtest: log");
         return 2;
     }
-    static attempt *by_seq[MAX_ATTEMPTS + 1];
-    static unsigned long uid_of_seq[MAX_ATTEMPTS + 1];
+    /* Sequence numbers index two tables: size them by the log's highest (a
+     * long run goes past any fixed bound, and a bound silently drops lines). */
     char line[512];
+    unsigned long max_seq = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long seq;
+        if (sscanf(line, "A %lu", &seq) == 1 && seq > max_seq)
+            max_seq = seq;
+    }
+    rewind(f);
+    attempt **by_seq = calloc(max_seq + 1, sizeof(*by_seq));
+    unsigned long *uid_of_seq = calloc(max_seq + 1, sizeof(*uid_of_seq));
+    if (by_seq == NULL || uid_of_seq == NULL) {
+        fprintf(stderr, "crashtest: out of memory for %lu attempts\n", max_seq);
+        return 2;
+    }
     unsigned long acked_uid = 0, tried_uid = 0, n_acked = 0, n_attempts = 0;
     while (fgets(line, sizeof(line), f)) {
         unsigned long seq, uid;
@@ -257,20 +269,19 @@ static int run_verify(const char *so, const char *dir, const char *log)
         int keyno;
         char op, val[64];
         if (sscanf(line, "K %lu", &seq) == 1) {
-            if (seq <= MAX_ATTEMPTS && uid_of_seq[seq] > acked_uid)
+            if (seq <= max_seq && uid_of_seq[seq] > acked_uid)
                 acked_uid = uid_of_seq[seq];
             n_acked++;
             continue;
         }
         if (sscanf(line, "A %lu M %lu", &seq, &uid) == 2) {
-            if (seq <= MAX_ATTEMPTS)
-                uid_of_seq[seq] = uid;
+            uid_of_seq[seq] = uid;
             if (uid > tried_uid)
                 tried_uid = uid;
             continue;
         }
         if (sscanf(line, "A %lu %c %u key%d %63s", &seq, &op, &coll, &keyno, val) != 5 ||
-            seq > MAX_ATTEMPTS || keyno < 0 || keyno >= NKEYS) {
+            keyno < 0 || keyno >= NKEYS) {
             /* A line cut by the kill can only be the last one: ignore it. */
             continue;
         }
@@ -290,12 +301,10 @@ static int run_verify(const char *so, const char *dir, const char *log)
     for (int c = 0; c < COLLECTIONS; c++)
         for (int k = 0; k < NKEYS; k++)
             for (size_t i = 0; i < keys[c][k].n; i++)
-                if (keys[c][k].v[i].seq <= MAX_ATTEMPTS)
-                    by_seq[keys[c][k].v[i].seq] = &keys[c][k].v[i];
+                by_seq[keys[c][k].v[i].seq] = &keys[c][k].v[i];
     while (fgets(line, sizeof(line), f)) {
         unsigned long seq;
-        if (sscanf(line, "K %lu", &seq) == 1 && seq <= MAX_ATTEMPTS &&
-            by_seq[seq] != NULL)
+        if (sscanf(line, "K %lu", &seq) == 1 && seq <= max_seq && by_seq[seq] != NULL)
             by_seq[seq]->acked = true;
     }
     fclose(f);
@@ -380,6 +389,8 @@ static int run_verify(const char *so, const char *dir, const char *log)
         "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %s values read back "
         "from disk: %s\n",
         n_attempts, n_acked, (unsigned long long)uid, fetched, errors ? "FAILED" : "ok");
+    free(by_seq);
+    free(uid_of_seq);
     return errors ? 1 : 0;
 }
 
