@@ -1217,6 +1217,26 @@ static test_result test_append_to_evicted(engine_handle *h, const test_harness *
     value_of(2, val, sizeof(val));
     CHECK_RC(host_get(h, th, c, "e2", got, sizeof(got), NULL), ENGINE_SUCCESS);
     CHECK(strncmp(got, "start-", 6) == 0 && strcmp(got + 6, val) == 0);
+    /* A durable append: one would_block for the read, one for the disk. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "evict"));
+    uint64_t fetched = stat_u64(h, NULL, "ep_bg_fetched");
+    k = doc_key(0, "e0");
+    CHECK_RC(h->allocate(h, c, &it, &k, 2, 0, 0, 0, 0), ENGINE_SUCCESS);
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, "-d", 2);
+    HOST_CALL(
+        th, c, rc,
+        h->store_durable(h, c, it, NULL, ENGINE_STORE_APPEND, ENGINE_DURABILITY_PERSIST));
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == fetched + 1);
+    CHECK(released(th, c));
+    CHECK((h = restart(th, true)) != NULL);
+    value_of(0, val, sizeof(val));
+    strcat(val, "-d");
+    CHECK_RC(host_get(h, th, c, "e0", got, sizeof(got), NULL), ENGINE_SUCCESS);
+    CHECK(strcmp(got, val) == 0);
     return TEST_PASS;
 }
 
