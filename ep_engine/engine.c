@@ -9,6 +9,7 @@
  */
 #include "ep_engine.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,6 +93,57 @@ static void coll_dropped(void *ctx)
     exec_wake(e->purger);
 }
 
+/* ---- the item-count hint ----
+ * A clean (not forced) shutdown leaves the number of items in
+ * <dbname>/ep_items.hint; the
+ * next start sizes the hash table for them, so warmup does not grow it step by
+ * step (growth was a third of warmup's time). Only a hint: missing, stale or
+ * unreadable, the table starts at ht_size and grows as usual. */
+
+#define ITEMS_HINT "ep_items.hint"
+
+static uint64_t read_items_hint(ep_engine *e)
+{
+    char path[sizeof(e->cfg.dbname) + 32], buf[32] = "";
+    snprintf(path, sizeof(path), "%s/%s", e->cfg.dbname, ITEMS_HINT);
+    int fd = io_open(e->io, path, O_RDONLY, 0);
+    if (fd < 0)
+        return 0;
+    ssize_t n = io_pread(e->io, fd, buf, sizeof(buf) - 1, 0);
+    io_close(e->io, fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    unsigned long long v = strtoull(buf, &end, 10);
+    return end != buf && *end == '\n' ? (uint64_t)v : 0;
+}
+
+static void write_items_hint(ep_engine *e)
+{
+    ht_info hi;
+    ht_get_info(e->ht, &hi, false);
+    char path[sizeof(e->cfg.dbname) + 32], buf[32];
+    snprintf(path, sizeof(path), "%s/%s", e->cfg.dbname, ITEMS_HINT);
+    int len = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", hi.items);
+    int fd = io_open(e->io, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return;
+    if (io_write_all(e->io, fd, buf, (size_t)len) != 0)
+        e->sapi->log(ENGINE_LOG_INFO, "ep_engine: could not write %s", path);
+    io_close(e->io, fd);
+}
+
+/* ht_size, doubled until it holds `items` at a load of one, within what the
+ * memory quota can hold (an evicted item takes at least 49 bytes). */
+static uint64_t initial_buckets(const ep_config *cfg, uint64_t items)
+{
+    uint64_t b = cfg->ht_size, most = cfg->max_size / 49;
+    while (b < items && b < most && b < (UINT64_C(1) << 32))
+        b *= 2;
+    return b;
+}
+
 static bool start_task(ep_engine *e, exec_task **slot, const char *name, int priority,
                        exec_run_fn run, int64_t first_delay_ms)
 {
@@ -119,7 +171,8 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
     exec_config xc = {{(int)cfg.num_reader_threads, (int)cfg.num_writer_threads,
                        (int)cfg.num_auxio_threads, (int)cfg.num_nonio_threads}};
     e->io = io_create();
-    e->ht = ht_create(cfg.ht_size, cfg.ht_locks, ask_grow, e);
+    uint64_t hint = e->io != NULL && cfg.dbname[0] != '\0' ? read_items_hint(e) : 0;
+    e->ht = ht_create(initial_buckets(&cfg, hint), cfg.ht_locks, ask_grow, e);
     if (e->io == NULL || e->ht == NULL)
         goto err_oom;
     e->pool = exec_pool_create(&xc);
@@ -213,6 +266,9 @@ static void ep_destroy(engine_handle *h, bool force)
      * durable waiter, and the store. */
     flusher_destroy(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
     e->flusher = NULL;
+    if (!force && e->store != NULL && e->ht != NULL &&
+        atomic_load(&e->warm_state) == EP_WARM_DONE)
+        write_items_hint(e);
     ep_evict_shutdown(e);
     ep_warmup_free(e);
     kvs_close(e->store);

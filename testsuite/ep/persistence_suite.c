@@ -836,6 +836,42 @@ static test_result test_warmup_million(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* The table grows on a task of its own: wait for it (10 s). */
+static bool grew(engine_handle *h)
+{
+    for (int i = 0; i < 10000 && stat_u64(h, "hash", "ht_resizes") == 0; i++)
+        usleep(1000);
+    return stat_u64(h, "hash", "ht_resizes") >= 1;
+}
+
+/* A clean shutdown leaves the item count; the next warmup starts with a table
+ * that holds them (no growth). A garbage hint is ignored. */
+static test_result test_items_hint(engine_handle *h, const test_harness *th)
+{
+    enum { N = 20000 };
+    const void *c = th->create_cookie();
+    char key[32], path[600];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "h%d", i);
+        CHECK_RC(kv_store(h, c, key, "v", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    }
+    CHECK(grew(h)); /* from 1,024 buckets */
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    CHECK(stat_u64(h, "hash", "ht_buckets") >= N);
+    CHECK(stat_u64(h, "hash", "ht_resizes") == 0);
+    snprintf(path, sizeof(path), "%s/ep_items.hint", th->data_dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs("many\n", f);
+    fclose(f);
+    /* A forced stop writes no hint: the next start reads the garbled one. */
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    CHECK(grew(h)); /* started at 1,024 again */
+    return TEST_PASS;
+}
+
 /* ---- value eviction and background fetch ---- */
 
 /* A get as the host does it: on would_block, wait for the notify and re-call. */
@@ -1340,6 +1376,8 @@ static const engine_test tests[] = {
      false},
     {"segments roll over", test_segments_roll, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
+    {"a clean shutdown sizes the next warmup's table", test_items_hint, setup_wait_ready,
+     NULL, CFG ";ht_size=1024", false},
     {"evicted values are read back by the reader task", test_evict_and_fetch,
      setup_wait_ready, NULL, CFG, false},
     {"eviction at the memory quota", test_eviction_at_quota, setup_wait_ready, NULL,
