@@ -45,6 +45,7 @@ static const param params[] = {
     U64(max_collections, 1000, 1, 1000000),
     U64(num_shards, 4, 1, 64),
     U64(segment_max_bytes, UINT64_C(64) << 20, 4096, UINT64_C(1) << 40),
+    U64(segment_prefill_bytes, 128u << 10, 0, 16u << 20),
     U64(flusher_retry_ms, 100, 1, 60000),
     U64(flusher_batch_delay_ms, 10, 0, 1000),
     U64(compaction_interval_ms, 10000, 1, 86400000),

@@ -24,6 +24,7 @@ typedef struct ep_config {
     uint64_t max_collections;          /* manifest limit, collections */
     uint64_t num_shards;               /* on-disk shards (vbucket % num_shards) */
     uint64_t segment_max_bytes;        /* a segment file is closed past this size */
+    uint64_t segment_prefill_bytes;    /* zeros written ahead when idle; 0 = none */
     uint64_t flusher_retry_ms;         /* wait before retrying a failed batch */
     uint64_t flusher_batch_delay_ms;   /* pause after a batch so the next gathers more */
     uint64_t compaction_interval_ms;   /* how often fragmentation is checked */

@@ -40,7 +40,7 @@ typedef struct fshard {
     bool timed; /* a batch is being written or the next run is set for after the
                    batch delay: plain writes do not wake the task meanwhile */
     exec_task *task;
-    _Atomic uint64_t batches, records, bytes, failures, deduped, waiters;
+    _Atomic uint64_t batches, records, bytes, failures, deduped, waiters, prefills;
     _Atomic uint64_t last_batch_us;
     _Atomic uint64_t inflight; /* writes taken from q and being written */
 } fshard;
@@ -307,6 +307,29 @@ static void requeue(fshard *sh, dqueue *b)
             sh->no, lost);
 }
 
+/* With nothing else queued, writes zeros ahead of the segment's data, so the
+ * next appends are overwrites (cheaper to make durable). Before the waiters are
+ * answered, so nothing a client does next races with it. */
+static void prefill_if_idle(fshard *sh)
+{
+    ep_engine *e = sh->f->e;
+    if (e->cfg.segment_prefill_bytes == 0)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    bool idle = sh->q.n == 0;
+    pthread_mutex_unlock(&sh->lock);
+    if (!idle)
+        return;
+    int rc = kvs_prefill(e->store, sh->no, e->cfg.segment_prefill_bytes);
+    if (rc > 0)
+        atomic_fetch_add(&sh->prefills, 1);
+    else if (rc < 0)
+        e->sapi->log(ENGINE_LOG_INFO,
+                     "ep_engine: shard %u: writing ahead failed; the next batch starts "
+                     "a new segment",
+                     sh->no);
+}
+
 /* Drains the shard once: 1 if a batch was written, 0 if empty, -errno. */
 static int flush_once(fshard *sh)
 {
@@ -324,6 +347,7 @@ static int flush_once(fshard *sh)
     char why[512] = "";
     int rc = write_batch(sh, &b, why, sizeof(why));
     if (rc == 0) {
+        prefill_if_idle(sh);
         answer_all(sh->f, &b, ENGINE_SUCCESS, NULL);
         drop_refs(e, &b);
         atomic_store(&sh->inflight, 0);
@@ -424,7 +448,8 @@ void flusher_destroy(ep_flusher *f, bool drain)
 
 void flusher_stats(ep_flusher *f, flusher_stat_fn add, void *ctx)
 {
-    uint64_t batches = 0, records = 0, bytes = 0, failures = 0, deduped = 0, queued = 0;
+    uint64_t batches = 0, records = 0, bytes = 0, failures = 0, deduped = 0, queued = 0,
+             prefills = 0;
     for (unsigned i = 0; i < f->nshards; i++) {
         fshard *sh = &f->shards[i];
         batches += atomic_load(&sh->batches);
@@ -432,6 +457,7 @@ void flusher_stats(ep_flusher *f, flusher_stat_fn add, void *ctx)
         bytes += atomic_load(&sh->bytes);
         failures += atomic_load(&sh->failures);
         deduped += atomic_load(&sh->deduped);
+        prefills += atomic_load(&sh->prefills);
         pthread_mutex_lock(&sh->lock);
         queued += sh->q.n + atomic_load(&sh->inflight);
         pthread_mutex_unlock(&sh->lock);
@@ -441,6 +467,7 @@ void flusher_stats(ep_flusher *f, flusher_stat_fn add, void *ctx)
     add("ep_flusher_bytes", bytes, ctx);
     add("ep_flusher_failures", failures, ctx);
     add("ep_flusher_deduplicated", deduped, ctx);
+    add("ep_flusher_prefills", prefills, ctx);
     add("ep_queue_size", queued, ctx);
     uint64_t disk = 0;
     for (unsigned i = 0; i < f->nshards; i++)

@@ -245,6 +245,34 @@ int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
     return short_write ? rc : 0;
 }
 
+int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off)
+{
+    bool short_write = false;
+    int rc = fault_check(io, IO_WRITE, &short_write);
+    if (rc < 0 && !short_write)
+        return rc;
+    size_t todo = short_write ? len / 2 : len;
+    const char *p = buf;
+    while (todo > 0) {
+        ssize_t n = pwrite(fd, p, todo, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        off += (uint64_t)n;
+        todo -= (size_t)n;
+    }
+    return short_write ? rc : 0;
+}
+
+int io_truncate(ep_io *io, int fd, uint64_t len)
+{
+    (void)io;
+    return ftruncate(fd, (off_t)len) == 0 ? 0 : -errno;
+}
+
 int io_fsync(ep_io *io, int fd)
 {
     bool sw = false;

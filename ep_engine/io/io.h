@@ -55,6 +55,10 @@ int io_open(ep_io *io, const char *path, int flags, mode_t mode);
 int io_close(ep_io *io, int fd);
 /** Writes all of buf (retrying short writes the kernel makes). */
 int io_write_all(ep_io *io, int fd, const void *buf, size_t len);
+/** Writes all of buf at offset off (counted, and failed, as a write). */
+int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off);
+/** Cuts or extends an open file to len bytes (no fault injection). */
+int io_truncate(ep_io *io, int fd, uint64_t len);
 /** fdatasync: the data and the size, without timestamps (counted as fsync). */
 int io_fsync(ep_io *io, int fd);
 int io_rename(ep_io *io, const char *from, const char *to);

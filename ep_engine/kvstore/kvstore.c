@@ -31,6 +31,7 @@ typedef struct shard {
     int fd;               /* current segment, -1 if none */
     uint64_t seg_no;      /* number of the current (or last seen) segment or base */
     uint64_t seg_bytes;   /* bytes in the current segment */
+    uint64_t filled;      /* its file's length: seg_bytes, plus zeros written ahead */
     bool start_new;       /* the next append opens a new segment */
     uint64_t *segs;       /* numbers of this shard's segments, ascending */
     size_t nsegs, cap;
@@ -234,13 +235,25 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
     return s;
 }
 
+/* Closes the shard's current segment, cutting the zeros written ahead of its
+ * data (a tidy file; a scan would also take them as the clean end). Under the
+ * shard lock. */
+static void close_segment(kvs *s, shard *sh)
+{
+    if (sh->fd < 0)
+        return;
+    if (sh->filled > sh->seg_bytes && !sh->start_new)
+        io_truncate(s->io, sh->fd, sh->seg_bytes);
+    io_close(s->io, sh->fd);
+    sh->fd = -1;
+}
+
 void kvs_close(kvs *s)
 {
     if (s == NULL)
         return;
     for (unsigned i = 0; s->shards != NULL && i < s->nshards; i++) {
-        if (s->shards[i].fd >= 0)
-            io_close(s->io, s->shards[i].fd);
+        close_segment(s, &s->shards[i]);
         free(s->shards[i].segs);
         pthread_mutex_destroy(&s->shards[i].lock);
     }
@@ -301,22 +314,19 @@ static void make_header(unsigned char *h, unsigned shard_no, uint64_t seg, uint3
 static int open_segment(kvs *s, unsigned shard_no, char *why, size_t whylen)
 {
     shard *sh = &s->shards[shard_no];
-    if (sh->fd >= 0) {
-        io_close(s->io, sh->fd);
-        sh->fd = -1;
-    }
+    close_segment(s, sh);
     char path[1100];
     uint64_t seg = sh->seg_no + 1;
     seg_path(s, shard_no, seg, path, sizeof(path));
     const char *step = "create";
-    int fd = io_open(s->io, path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND, 0644);
+    int fd = io_open(s->io, path, O_WRONLY | O_CREAT | O_EXCL, 0644);
     int rc = fd;
     if (fd < 0)
         goto err;
     unsigned char h[SEG_HEADER_BYTES];
     make_header(h, shard_no, seg, KIND_SEGMENT);
     step = "write header";
-    rc = io_write_all(s->io, fd, h, sizeof(h));
+    rc = io_pwrite_all(s->io, fd, h, sizeof(h), 0);
     if (rc == 0) {
         step = "fsync of the data directory";
         rc = io_fsync_dir(s->io, s->dir);
@@ -332,6 +342,7 @@ static int open_segment(kvs *s, unsigned shard_no, char *why, size_t whylen)
     sh->fd = fd;
     sh->seg_no = seg;
     sh->seg_bytes = SEG_HEADER_BYTES;
+    sh->filled = SEG_HEADER_BYTES;
     sh->start_new = false;
     atomic_fetch_add(&sh->bytes, SEG_HEADER_BYTES);
     return 0;
@@ -362,13 +373,15 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n,
     if (sh->start_new || sh->fd < 0 || sh->seg_bytes + used > s->segment_max)
         rc = open_segment(s, shard_no, why, whylen);
     if (rc == 0) {
-        rc = io_write_all(s->io, sh->fd, buf, used);
+        rc = io_pwrite_all(s->io, sh->fd, buf, used, sh->seg_bytes);
         if (rc < 0)
             snprintf(why, whylen, "write of a %zu-byte batch to shard %u failed: %s",
                      used, shard_no, strerror(-rc));
     }
     if (rc == 0) {
         sh->seg_bytes += used;
+        if (sh->filled < sh->seg_bytes)
+            sh->filled = sh->seg_bytes;
         atomic_fetch_add(&sh->bytes, used);
         rc = io_fsync(s->io, sh->fd);
         if (rc < 0)
@@ -386,6 +399,32 @@ int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n,
     }
     pthread_mutex_unlock(&sh->lock);
     free(buf);
+    return rc;
+}
+
+int kvs_prefill(kvs *s, unsigned shard_no, uint64_t chunk)
+{
+    static const unsigned char zeros[64 * 1024];
+    shard *sh = &s->shards[shard_no];
+    int rc = 0;
+    pthread_mutex_lock(&sh->lock);
+    if (sh->fd >= 0 && !sh->start_new && sh->filled - sh->seg_bytes < chunk / 2 &&
+        sh->filled + chunk <= s->segment_max) {
+        for (uint64_t off = 0; off < chunk && rc == 0; off += sizeof(zeros)) {
+            size_t n =
+                chunk - off < sizeof(zeros) ? (size_t)(chunk - off) : sizeof(zeros);
+            rc = io_pwrite_all(s->io, sh->fd, zeros, n, sh->filled + off);
+        }
+        if (rc == 0)
+            rc = io_fsync(s->io, sh->fd);
+        if (rc == 0) {
+            sh->filled += chunk;
+            rc = 1;
+        } else {
+            sh->start_new = true; /* never write after a failed write */
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
     return rc;
 }
 
@@ -430,6 +469,24 @@ static int fill(reader *r, size_t *at, size_t need)
         if (got == 0)
             return 0;
         r->len += (size_t)got;
+    }
+    return 1;
+}
+
+/* Whether the file holds only zero bytes from position at (relative to buf)
+ * on: 1 yes, 0 no, -errno. Moves the reader (the caller's at is stale after). */
+static int rest_is_zero(reader *r, size_t at)
+{
+    while (r->off + at < r->file_size) {
+        uint64_t left = r->file_size - (r->off + at);
+        size_t need = left < SCAN_CHUNK ? (size_t)left : SCAN_CHUNK;
+        int got = fill(r, &at, need);
+        if (got <= 0)
+            return got;
+        for (size_t i = 0; i < need; i++)
+            if (r->buf[at + i] != 0)
+                return 0;
+        at += need;
     }
     return 1;
 }
@@ -479,6 +536,26 @@ static int scan_file(kvs *s, reader *r, const char *path,
             break;
         }
         uint32_t crc = get32(r->buf + at), len = get32(r->buf + at + 4);
+        if (crc == 0 && len == 0) {
+            /* No record is all zeros: this is where the data ends. Zeros
+             * written ahead of it (kvs_prefill) are the clean end; anything
+             * else after it is a torn tail. */
+            uint64_t pos = r->off + at;
+            int z = rest_is_zero(r, at);
+            if (z < 0) {
+                rc = z;
+            } else if (z == 0) {
+                uint64_t dropped = r->file_size - pos;
+                st->torn_segments++;
+                st->torn_bytes += dropped;
+                snprintf(msg, sizeof(msg),
+                         "%s: torn or corrupt record at offset %" PRIu64 "; %" PRIu64
+                         " bytes from there ignored",
+                         path, pos, dropped);
+                warn(msg, ctx);
+            }
+            break;
+        }
         bool torn = len < REC_FIXED_BYTES || (got = fill(r, &at, 8 + (size_t)len)) == 0;
         if (got < 0) {
             rc = got;
@@ -658,11 +735,8 @@ kvs_compaction *kvs_compact_begin(kvs *s, unsigned shard_no, char *why, size_t w
     }
     /* Seal: the next append opens segment seg_no + 1, above the base. */
     uint64_t upto = sh->seg_no;
+    close_segment(s, sh);
     sh->start_new = true;
-    if (sh->fd >= 0) {
-        io_close(s->io, sh->fd);
-        sh->fd = -1;
-    }
     sh->compacting = true;
     pthread_mutex_unlock(&sh->lock);
 

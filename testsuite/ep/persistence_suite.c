@@ -389,6 +389,59 @@ static test_result test_torn_tails_dropped(engine_handle *h, const test_harness 
     return TEST_PASS;
 }
 
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* The writer writes zeros ahead of its data when idle; a segment that ends in
+ * them (a crash before the clean close cuts them) warms up clean, and
+ * anything but zeros after the data is still a torn tail. */
+static test_result test_prefilled_tails(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char key[16], path[512], got[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "p%d", i);
+        CHECK_RC(durable_set(h, th, c, key, "0123456789", NULL), ENGINE_SUCCESS);
+    }
+    CHECK(stat_u64(h, NULL, "ep_flusher_prefills") >= 1);
+    CHECK(newest_segment(th->data_dir, path, sizeof(path)) == 0);
+    CHECK(file_size(path) >= 128 * 1024); /* the zeros ahead */
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(file_size(path) < 4096); /* a clean close cut them */
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_segments") == 0);
+
+    /* As a crash would leave it: data, then zeros. */
+    FILE *f = fopen(path, "ab");
+    CHECK(f != NULL);
+    static const char zeros[100000];
+    CHECK(fwrite(zeros, 1, sizeof(zeros), f) == sizeof(zeros));
+    fclose(f);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_segments") == 0);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_bytes") == 0);
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "p%d", i);
+        CHECK_RC(kv_get(h, c, key, got, sizeof(got)), ENGINE_SUCCESS);
+        CHECK(strcmp(got, "0123456789") == 0);
+    }
+    /* Zeros, then something that is not: a torn tail, reported. */
+    f = fopen(path, "ab");
+    CHECK(f != NULL);
+    fputs("garbage", f);
+    fclose(f);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_segments") == 1);
+    CHECK(stat_u64(h, "warmup", "ep_warmup_torn_bytes") == sizeof(zeros) + 7);
+    for (int i = 0; i < 5; i++) {
+        snprintf(key, sizeof(key), "p%d", i);
+        CHECK_RC(kv_get(h, c, key, got, sizeof(got)), ENGINE_SUCCESS);
+    }
+    return TEST_PASS;
+}
+
 static test_result test_corrupt_byte(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -1132,15 +1185,21 @@ static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th
     }
     CHECK(value_is(h, th, c, 3, NULL));
 
-    /* Flip one byte of e9's value on disk (the last record of shard 0). */
+    /* Flip one byte of e9's value on disk (in the newest segment of shard 0,
+     * which may end in zeros written ahead). */
     char path[512];
     CHECK(newest_segment(th->data_dir, path, sizeof(path)) == 0);
     FILE *fp = fopen(path, "r+b");
     CHECK(fp != NULL);
-    CHECK(fseek(fp, -5, SEEK_END) == 0);
-    int ch = fgetc(fp);
-    CHECK(fseek(fp, -5, SEEK_END) == 0);
-    fputc(ch ^ 0x01, fp);
+    static char file[1 << 20];
+    size_t n = fread(file, 1, sizeof(file), fp);
+    long at = -1;
+    for (size_t i = 0; i + 8 <= n; i++)
+        if (memcmp(file + i, "value-9-", 8) == 0)
+            at = (long)i + 20;
+    CHECK(at > 0);
+    CHECK(fseek(fp, at, SEEK_SET) == 0);
+    fputc(file[at] ^ 0x01, fp);
     fclose(fp);
     char got[256];
     CHECK_RC(host_get(h, th, c, "e9", got, sizeof(got), NULL), ENGINE_FAILED);
@@ -1345,6 +1404,8 @@ static const engine_test tests[] = {
      false},
     {"torn tails are dropped at warmup", test_torn_tails_dropped, setup_wait_ready, NULL,
      CFG, false},
+    {"zeros written ahead are the clean end of a segment", test_prefilled_tails,
+     setup_wait_ready, NULL, CFG, false},
     {"a corrupt byte is never read as data", test_corrupt_byte, setup_wait_ready, NULL,
      CFG, false},
     {"dropped collection not loaded at warmup", test_dropped_collection_not_loaded,
