@@ -224,7 +224,9 @@ int io_close(ep_io *io, int fd)
     return close(fd) == 0 ? 0 : -errno;
 }
 
-int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
+/* Writes all of buf, at `off` or (off < 0) at the file position, after the
+ * fault check; a short-write fault writes half and fails. */
+static int write_all_at(ep_io *io, int fd, const void *buf, size_t len, int64_t off)
 {
     bool short_write = false;
     int rc = fault_check(io, IO_WRITE, &short_write);
@@ -233,7 +235,7 @@ int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
     size_t todo = short_write ? len / 2 : len;
     const char *p = buf;
     while (todo > 0) {
-        ssize_t n = write(fd, p, todo);
+        ssize_t n = off < 0 ? write(fd, p, todo) : pwrite(fd, p, todo, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -241,30 +243,20 @@ int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
         }
         p += n;
         todo -= (size_t)n;
+        if (off >= 0)
+            off += n;
     }
     return short_write ? rc : 0;
 }
 
+int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
+{
+    return write_all_at(io, fd, buf, len, -1);
+}
+
 int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {
-    bool short_write = false;
-    int rc = fault_check(io, IO_WRITE, &short_write);
-    if (rc < 0 && !short_write)
-        return rc;
-    size_t todo = short_write ? len / 2 : len;
-    const char *p = buf;
-    while (todo > 0) {
-        ssize_t n = pwrite(fd, p, todo, (off_t)off);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        off += (uint64_t)n;
-        todo -= (size_t)n;
-    }
-    return short_write ? rc : 0;
+    return write_all_at(io, fd, buf, len, (int64_t)off);
 }
 
 int io_truncate(ep_io *io, int fd, uint64_t len)
