@@ -95,10 +95,11 @@ static void coll_dropped(void *ctx)
 
 /* ---- the item-count hint ----
  * A clean (not forced) shutdown leaves the number of items in
- * <dbname>/ep_items.hint; the
- * next start sizes the hash table for them, so warmup does not grow it step by
- * step (growth was a third of warmup's time). Only a hint: missing, stale or
- * unreadable, the table starts at ht_size and grows as usual. */
+ * <dbname>/ep_items.hint; the next start reads it, removes it (a crash later
+ * leaves none to go stale) and sizes the hash table for that many, so warmup
+ * does not grow it step by step (growth was a third of warmup's time). Only a
+ * hint: missing, unreadable or too big to allocate, the table starts at
+ * ht_size and grows as usual. */
 
 #define ITEMS_HINT "ep_items.hint"
 
@@ -111,6 +112,7 @@ static uint64_t read_items_hint(ep_engine *e)
         return 0;
     ssize_t n = io_pread(e->io, fd, buf, sizeof(buf) - 1, 0);
     io_close(e->io, fd);
+    io_unlink(e->io, path);
     if (n <= 0)
         return 0;
     buf[n] = '\0';
@@ -173,6 +175,8 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
     e->io = io_create();
     uint64_t hint = e->io != NULL && cfg.dbname[0] != '\0' ? read_items_hint(e) : 0;
     e->ht = ht_create(initial_buckets(&cfg, hint), cfg.ht_locks, ask_grow, e);
+    if (e->ht == NULL && hint != 0)
+        e->ht = ht_create(cfg.ht_size, cfg.ht_locks, ask_grow, e);
     if (e->io == NULL || e->ht == NULL)
         goto err_oom;
     e->pool = exec_pool_create(&xc);
@@ -442,20 +446,13 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
         ep_compact_now(e, true);
         return 0;
     }
-    if (strcmp(cmd, "evict") == 0) {
+    bool all = strcmp(cmd, "evict") == 0;
+    if (all || strcmp(cmd, "evict_pass") == 0) {
         if (e->store == NULL) {
             snprintf(why, whylen, "no data directory");
             return -1;
         }
-        snprintf(why, whylen, "%" PRIu64, ep_evict_all(e));
-        return 0;
-    }
-    if (strcmp(cmd, "evict_pass") == 0) {
-        if (e->store == NULL) {
-            snprintf(why, whylen, "no data directory");
-            return -1;
-        }
-        snprintf(why, whylen, "%" PRIu64, ep_evict_pass(e));
+        snprintf(why, whylen, "%" PRIu64, all ? ep_evict_all(e) : ep_evict_pass(e));
         return 0;
     }
     if (strcmp(cmd, "release_writer") == 0) {
