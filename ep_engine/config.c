@@ -38,7 +38,7 @@ static const param params[] = {
     POW2(ht_locks, 1024, 1, 65536),
     U64(exp_pager_interval_ms, 60000, 1, 86400000),
     U64(num_reader_threads, 2, 1, 64), /* warmup reads shards in parallel */
-    U64(num_writer_threads, 1, 1, 64),
+    U64(num_writer_threads, 2, 1, 64), /* shards are written in parallel */
     U64(num_auxio_threads, 1, 1, 64),
     U64(num_nonio_threads, 1, 1, 64),
     U64(max_scopes, 1000, 1, 1000000),

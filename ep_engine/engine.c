@@ -247,6 +247,8 @@ err:
     return ENGINE_FAILED;
 }
 
+static void release_writers(ep_engine *e);
+
 static void ep_destroy(engine_handle *h, bool force)
 {
     ep_engine *e = eng(h);
@@ -258,10 +260,7 @@ static void ep_destroy(engine_handle *h, bool force)
         char ignored[64];
         io_control(e->io, "clear", ignored, sizeof(ignored));
     }
-    pthread_mutex_lock(&e->gate.lock);
-    e->gate.state = 2;
-    pthread_cond_broadcast(&e->gate.cond);
-    pthread_mutex_unlock(&e->gate.lock);
+    release_writers(e);
     /* The pool first: its shutdown cancels a pending manifest update (which
      * notifies its cookie) and after it no task touches anything below. */
     exec_pool_destroy(e->pool);
@@ -282,8 +281,10 @@ static void ep_destroy(engine_handle *h, bool force)
     exec_task_put(e->pager);
     exec_task_put(e->resizer);
     exec_task_put(e->purger);
-    exec_task_put(e->gate.task);
-    e->pager = e->resizer = e->purger = e->gate.task = NULL;
+    for (unsigned i = 0; i < e->gate.ntasks; i++)
+        exec_task_put(e->gate.tasks[i]);
+    e->gate.ntasks = 0;
+    e->pager = e->resizer = e->purger = NULL;
     coll_manager_destroy(e->coll);
     e->coll = NULL;
     ht_destroy(e->ht, ep_item_free, e);
@@ -387,39 +388,56 @@ static int64_t gate_run(exec_task *task, void *arg)
     (void)task;
     ep_engine *e = arg;
     pthread_mutex_lock(&e->gate.lock);
-    if (e->gate.state == 0)
-        e->gate.state = 1;
+    e->gate.parked++;
     pthread_cond_broadcast(&e->gate.cond);
-    while (e->gate.state == 1)
+    while (!e->gate.released)
         pthread_cond_wait(&e->gate.cond, &e->gate.lock);
     pthread_mutex_unlock(&e->gate.lock);
     return EXEC_DONE;
 }
 
+/* Occupies every writer thread with a gate task, and waits until they all
+ * hold one. */
 static int hold_writer(ep_engine *e, char *why, size_t whylen)
 {
-    if (e->gate.task != NULL) {
+    if (e->gate.ntasks > 0) {
         snprintf(why, whylen, "the writer pool is already held once");
         return -1;
     }
-    e->gate.task =
-        exec_task_new(e->pool, "test_gate", EXEC_WRITER, -100, gate_run, NULL, e);
-    if (e->gate.task == NULL || !exec_schedule(e->gate.task, 0)) {
-        snprintf(why, whylen, "cannot schedule the gate task");
-        return -1;
+    unsigned want = (unsigned)e->cfg.num_writer_threads;
+    for (unsigned i = 0; i < want; i++) {
+        exec_task *t =
+            exec_task_new(e->pool, "test_gate", EXEC_WRITER, -100, gate_run, NULL, e);
+        if (t == NULL) {
+            snprintf(why, whylen, "cannot create the gate tasks");
+            return -1;
+        }
+        e->gate.tasks[e->gate.ntasks++] = t;
+        if (!exec_schedule(t, 0)) {
+            snprintf(why, whylen, "cannot schedule the gate tasks");
+            return -1;
+        }
     }
     pthread_mutex_lock(&e->gate.lock);
-    while (e->gate.state == 0)
+    while (e->gate.parked < want && !e->gate.released)
         pthread_cond_wait(&e->gate.cond, &e->gate.lock);
     pthread_mutex_unlock(&e->gate.lock);
     return 0;
 }
 
+static void release_writers(ep_engine *e)
+{
+    pthread_mutex_lock(&e->gate.lock);
+    e->gate.released = true;
+    pthread_cond_broadcast(&e->gate.cond);
+    pthread_mutex_unlock(&e->gate.lock);
+}
+
 /**
  * For tests only. `h` must be the engine's own handle. Commands:
  *  - an I/O fault command (see io_control in ep_engine/io/io.h);
- *  - "hold_writer": occupy the writer thread (with num_writer_threads=1)
- *    with a task that waits for "release_writer" or destroy;
+ *  - "hold_writer": occupy every writer thread with a task that waits for
+ *    "release_writer" or destroy;
  *  - "release_writer";
  *  - "compact": compact every shard now, on the caller's thread;
  *  - "evict": evict every clean value now, on the caller's thread (why gets
@@ -456,10 +474,7 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
         return 0;
     }
     if (strcmp(cmd, "release_writer") == 0) {
-        pthread_mutex_lock(&e->gate.lock);
-        e->gate.state = 2;
-        pthread_cond_broadcast(&e->gate.cond);
-        pthread_mutex_unlock(&e->gate.lock);
+        release_writers(e);
         return 0;
     }
     return io_control(e->io, cmd, why, whylen);

@@ -69,10 +69,11 @@ typedef struct ep_engine {
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;
-    exec_task *pager;               /* expiry pager, nonio */
-    exec_task *resizer;             /* hash table growth, nonio, woken by the table */
-    exec_task *purger;              /* frees items of dropped collections, nonio */
-    struct warm_shard *warm_shards; /* one reader task per shard loads it at start */
+    exec_task *pager;                /* expiry pager, nonio */
+    exec_task *resizer;              /* hash table growth, nonio, woken by the table */
+    exec_task *purger;               /* frees items of dropped collections, nonio */
+    struct warm_shard *warm_shards;  /* one reader task per shard loads it at start */
+    struct warm_filter *warm_filter; /* keys seen so far, while warming up */
     uint64_t warm_t0;
     _Atomic bool warm_failed;
     exec_task *compactor; /* rewrites fragmented shards, auxio */
@@ -111,13 +112,15 @@ typedef struct ep_engine {
     _Atomic uint64_t flushes;
     _Atomic uint64_t items_allocated;
 
-    /* Test hook (ep_testing_control "hold_writer"): a writer task that blocks
-     * the writer pool until released or destroy. */
+    /* Test hook (ep_testing_control "hold_writer"): one task per writer
+     * thread, each blocking its thread until released or destroy. */
     struct {
-        pthread_mutex_t lock; /* guards state */
+        pthread_mutex_t lock; /* guards parked and released */
         pthread_cond_t cond;
-        int state; /* 0 idle, 1 holding the writer pool, 2 released */
-        exec_task *task;
+        unsigned parked; /* gate tasks holding a writer thread */
+        bool released;
+        exec_task *tasks[64]; /* as many as num_writer_threads can be */
+        unsigned ntasks;
     } gate;
 } ep_engine;
 

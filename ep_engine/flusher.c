@@ -129,33 +129,65 @@ static bool same_key(const ep_item *a, const ep_item *b)
            a->collection == b->collection && memcmp(a->data, b->data, a->nkey) == 0;
 }
 
-/* Marks in keep[] the newest entry of each key (entries are in CAS order per
- * key, so the last one). Returns how many are kept. */
-static size_t newest_per_key(const dqueue *b, bool *keep)
+typedef struct slot {
+    uint32_t at1; /* entry index + 1; 0 = free */
+    uint32_t tag; /* the key hash's upper half: most probes end here */
+} slot;
+
+#define DEDUPE_AHEAD 8 /* slots fetched ahead of their probe */
+
+/* Bytes of the record an entry becomes. */
+static size_t record_bytes(const dirty *d)
 {
-    size_t size = 16;
-    while (size < b->n * 2)
+    const ep_item *it = key_of(d);
+    return kvs_record_size(
+        &(kvs_record){.nkey = it->nkey, .nvalue = d->it ? it->nvalue : 0});
+}
+
+/* Marks the newest entry of each key (entries are in CAS order per key, so the
+ * last one) with want[i] = 1, older ones 0. Returns how many are kept, and
+ * their record bytes in *total. The table is far bigger than the caches for a
+ * large batch, so each probe's slot is fetched a few entries ahead. */
+static size_t newest_per_key(const dqueue *b, uint64_t *want, uint64_t *total)
+{
+    size_t n = b->n, size = 16, kept = 0;
+    while (size < n * 2)
         size *= 2;
-    int64_t *slots = malloc(size * sizeof(int64_t));
-    size_t kept = 0;
+    slot *slots = n < UINT32_MAX ? calloc(size, sizeof(slot)) : NULL;
+    *total = 0;
     if (slots == NULL) {
-        for (size_t i = 0; i < b->n; i++)
-            keep[i] = true; /* no dedupe: still correct, order is kept */
-        return b->n;
+        for (size_t i = 0; i < n; i++) {
+            want[i] = 1; /* no dedupe: still correct, order is kept */
+            *total += record_bytes(&b->v[i]);
+        }
+        return n;
     }
-    memset(slots, 0xff, size * sizeof(int64_t));
-    for (size_t i = b->n; i-- > 0;) {
-        const ep_item *k = key_of(&b->v[i]);
-        size_t s = key_hash(k) & (size - 1);
+    uint64_t ahead[DEDUPE_AHEAD];
+    for (size_t k = 0; k < n && k < DEDUPE_AHEAD; k++) {
+        ahead[k] = key_hash(key_of(&b->v[n - 1 - k]));
+        __builtin_prefetch(&slots[ahead[k] & (size - 1)]);
+    }
+    for (size_t k = 0; k < n; k++) {
+        size_t i = n - 1 - k; /* newest first */
+        uint64_t h = ahead[k % DEDUPE_AHEAD];
+        if (k + DEDUPE_AHEAD < n) {
+            uint64_t next = key_hash(key_of(&b->v[i - DEDUPE_AHEAD]));
+            ahead[k % DEDUPE_AHEAD] = next;
+            __builtin_prefetch(&slots[next & (size - 1)]);
+        }
+        const ep_item *key = key_of(&b->v[i]);
+        uint32_t tag = (uint32_t)(h >> 32);
+        size_t s = h & (size - 1);
         bool seen = false;
-        for (; slots[s] >= 0; s = (s + 1) & (size - 1))
-            if (same_key(key_of(&b->v[slots[s]]), k)) {
+        for (; slots[s].at1 != 0; s = (s + 1) & (size - 1))
+            if (slots[s].tag == tag && same_key(key_of(&b->v[slots[s].at1 - 1]), key)) {
                 seen = true;
                 break;
             }
-        keep[i] = !seen;
+        want[i] = !seen;
         if (!seen) {
-            slots[s] = (int64_t)i;
+            slots[s] = (slot){(uint32_t)i + 1, tag};
+            *total += record_bytes(&b->v[i]);
             kept++;
         }
     }
@@ -219,53 +251,49 @@ static void drop_refs(ep_engine *e, dqueue *b)
     *b = (dqueue){0};
 }
 
-/* Writes one batch. 0, or -errno (why says what failed). */
-static int write_batch(fshard *sh, dqueue *b, char *why, size_t whylen)
+/* Writes one batch: locs[i] is then where entry i's record is, or 0 for an
+ * older version of a key written once as its newest. 0, or -errno (why says
+ * what failed). */
+static int write_batch(fshard *sh, dqueue *b, uint64_t *locs, char *why, size_t whylen)
 {
     ep_engine *e = sh->f->e;
-    bool *keep = malloc(b->n * sizeof(bool));
-    kvs_record *recs = malloc(b->n * sizeof(kvs_record));
-    uint64_t *locs = malloc(b->n * sizeof(uint64_t));
-    if (keep == NULL || recs == NULL || locs == NULL) {
-        free(keep);
-        free(recs);
-        free(locs);
-        snprintf(why, whylen, "out of memory for a batch of %zu writes", b->n);
-        return -ENOMEM;
-    }
-    size_t n = 0, kept = newest_per_key(b, keep);
-    uint64_t bytes = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        if (keep[i]) {
-            recs[n] = to_record(e, &b->v[i]);
-            bytes += kvs_record_size(&recs[n]);
-            n++;
-        }
-    }
+    uint64_t total;
+    size_t kept = newest_per_key(b, locs, &total);
     uint64_t t0 = exec_now_ns();
-    int rc = kvs_append(e->store, sh->no, recs, n, locs, why, whylen);
-    if (rc == 0) {
-        /* The written items are clean now: their values may be evicted. A
-         * compaction may have placed one in a base already; that stays. */
-        for (size_t i = 0, j = 0; i < b->n; i++) {
-            if (!keep[i])
-                continue;
-            if (b->v[i].it != NULL)
-                item_set_loc_if_none(b->v[i].it, locs[j]);
-            j++;
+    kvs_appender a;
+    kvs_append_begin(e->store, sh->no, total, &a);
+    for (size_t i = 0; i < b->n; i++) {
+        if (locs[i] != 0) {
+            kvs_record r = to_record(e, &b->v[i]);
+            kvs_append_add(&a, &r, &locs[i]);
         }
     }
-    free(keep);
-    free(recs);
-    free(locs);
+    int rc = kvs_append_commit(&a, why, whylen);
     if (rc == 0) {
         atomic_fetch_add(&sh->batches, 1);
         atomic_fetch_add(&sh->records, kept);
-        atomic_fetch_add(&sh->bytes, bytes);
+        atomic_fetch_add(&sh->bytes, total);
         atomic_fetch_add(&sh->deduped, b->n - kept);
         atomic_store(&sh->last_batch_us, (exec_now_ns() - t0) / 1000);
     }
     return rc;
+}
+
+/* After a batch is durable, in one pass: the written items are clean (their
+ * values may be evicted; a compaction may have placed one in a base already,
+ * that stays), each waiter hears, and the batch's references go. */
+static void finish_batch(ep_flusher *f, dqueue *b, const uint64_t *locs)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        dirty *d = &b->v[i];
+        if (d->it != NULL && locs[i] != 0)
+            item_set_loc_if_none(d->it, locs[i]);
+        if (d->cookie != NULL)
+            answer(f, d, ENGINE_SUCCESS, NULL);
+        ep_item_put(f->e, d->it ? d->it : d->gone);
+    }
+    free(b->v);
+    *b = (dqueue){0};
 }
 
 /* Answers the waiters of a batch and forgets them (a requeued batch must not
@@ -345,14 +373,20 @@ static int flush_once(fshard *sh)
     if (b.n == 0)
         return 0;
     char why[512] = "";
-    int rc = write_batch(sh, &b, why, sizeof(why));
+    uint64_t *locs = calloc(b.n, sizeof(uint64_t));
+    int rc = -ENOMEM;
+    if (locs != NULL)
+        rc = write_batch(sh, &b, locs, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "out of memory for a batch of %zu writes", b.n);
     if (rc == 0) {
         prefill_if_idle(sh);
-        answer_all(sh->f, &b, ENGINE_SUCCESS, NULL);
-        drop_refs(e, &b);
+        finish_batch(sh->f, &b, locs);
+        free(locs);
         atomic_store(&sh->inflight, 0);
         return 1;
     }
+    free(locs);
     atomic_fetch_add(&sh->failures, 1);
     e->sapi->log(ENGINE_LOG_WARNING,
                  "ep_engine: flush of shard %u failed (will retry): %s", sh->no, why);

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The grower stores `buckets`, `mask` and `cur` with __atomic stores, so that
+ * ht_prefetch may read them without a lock (a hint that may be stale); every
+ * other reader holds a stripe lock, which orders it after the growth. */
 typedef struct ht_table {
     ep_item **buckets;
     uint64_t mask; /* buckets - 1 */
@@ -122,6 +125,22 @@ ht_stripe *ht_lock(ep_ht *ht, uint64_t hash)
 void ht_unlock(ht_stripe *s)
 {
     pthread_mutex_unlock(&s->lock);
+}
+
+void ht_prefetch(ep_ht *ht, uint64_t hash)
+{
+    const ht_table *t = &ht->tab[__atomic_load_n(&ht->cur, __ATOMIC_RELAXED)];
+    ep_item **buckets = __atomic_load_n(&t->buckets, __ATOMIC_RELAXED);
+    uint64_t mask = __atomic_load_n(&t->mask, __ATOMIC_RELAXED);
+    /* Mid-growth the two may not match: a prefetch never faults. */
+    if (buckets != NULL)
+        __builtin_prefetch(&buckets[hash & mask]);
+}
+
+ep_item **ht_bucket(ep_ht *ht, ht_stripe *s, uint64_t hash)
+{
+    ht_table *t = &ht->tab[s->tab];
+    return &t->buckets[hash & t->mask];
 }
 
 ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
@@ -248,12 +267,13 @@ int ht_grow(ep_ht *ht)
     /* Grow to a load of at most one item per bucket (memory is a budget too). */
     while (items > nbuckets * ht_max_load && nbuckets < (UINT64_C(1) << 32))
         nbuckets *= 2;
-    nt->buckets = calloc(nbuckets, sizeof(ep_item *));
-    if (nt->buckets == NULL) {
+    ep_item **buckets = calloc(nbuckets, sizeof(ep_item *));
+    if (buckets == NULL) {
         atomic_store(&ht->grow_asked, false);
         return -1;
     }
-    nt->mask = nbuckets - 1;
+    __atomic_store_n(&nt->buckets, buckets, __ATOMIC_RELAXED);
+    __atomic_store_n(&nt->mask, nbuckets - 1, __ATOMIC_RELAXED);
 
     for (uint64_t i = 0; i < nstripes; i++) {
         ht_stripe *s = &ht->stripes[i];
@@ -272,10 +292,11 @@ int ht_grow(ep_ht *ht)
         s->tab = next;
         pthread_mutex_unlock(&s->lock);
     }
-    free(old->buckets);
-    old->buckets = NULL;
-    old->mask = 0;
-    ht->cur = next;
+    ep_item **gone = old->buckets;
+    __atomic_store_n(&ht->cur, next, __ATOMIC_RELAXED);
+    __atomic_store_n(&old->buckets, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&old->mask, 0, __ATOMIC_RELAXED);
+    free(gone);
     atomic_fetch_add(&ht->resizes, 1);
     atomic_store(&ht->grow_asked, false);
     return 1;

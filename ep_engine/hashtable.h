@@ -49,11 +49,19 @@ uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t 
 ht_stripe *ht_lock(ep_ht *ht, uint64_t hash);
 void ht_unlock(ht_stripe *s);
 
+/** Starts fetching the bucket a hash falls in, without a lock: for a caller
+ * that will look up several keys in a row (warmup). Only a hint. */
+void ht_prefetch(ep_ht *ht, uint64_t hash);
+
 /** Under the stripe lock: the link that points to the matching item (*link is
  * the item), or to the chain's terminating NULL if there is none. `hash` is
  * ht_hash of the key. */
 ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
                   uint32_t collection, const void *key, size_t nkey);
+
+/** Under the stripe lock: the head link of the bucket a hash falls in, for
+ * inserting a key known not to be in the table without searching its chain. */
+ep_item **ht_bucket(ep_ht *ht, ht_stripe *s, uint64_t hash);
 
 /** Under the stripe lock: links `it` at *link, taking a new reference on it.
  * With `replace`, *link is the old item, which is unlinked and returned with the

@@ -17,9 +17,101 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Records are applied through a short queue: a record's item is made and its
+ * bucket fetched when it is read, and it is linked WARM_AHEAD records later,
+ * once the bucket is in the cache (the table is much bigger than the caches, so
+ * the wait for each bucket was most of warmup's time). Records of one key stay
+ * in order: a shard's records are applied in the order they were read.
+ *
+ * Searching a chain for a key that is not there touches every item in it (a
+ * cache miss each), and most keys warmup reads are new. A filter of the key
+ * hashes seen so far, shared by the shards (a key may have records in two
+ * shards if num_shards changed), says when a key cannot be in the table: its
+ * item is then linked at the head of its bucket without a search. The filter
+ * bit is tested and set under the key's stripe lock, so two records of one key
+ * can never both take it for new. */
+#define WARM_AHEAD         16
+#define WARM_PUBLISH       1024 /* records between updates of the shared counters */
+#define WARM_FILTER_MIN    (UINT64_C(1) << 16) /* bits */
+#define WARM_FILTER_MAX    (UINT64_C(1) << 32) /* bits (512 MiB) */
+#define WARM_BYTES_PER_BIT 4 /* of data on disk: 40 bits for a 160-byte record */
+
+typedef struct warm_filter {
+    _Atomic uint64_t *words;
+    unsigned shift; /* a hash's bit is hash >> shift */
+} warm_filter;
+
+static warm_filter *filter_new(ep_engine *e)
+{
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < kvs_shards(e->store); i++)
+        bytes += kvs_shard_bytes(e->store, i);
+    uint64_t bits = WARM_FILTER_MIN;
+    unsigned log2 = 16;
+    while (bits < bytes / WARM_BYTES_PER_BIT && bits < WARM_FILTER_MAX) {
+        bits *= 2;
+        log2++;
+    }
+    warm_filter *f = malloc(sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    f->words = calloc(bits / 64, sizeof(*f->words));
+    if (f->words == NULL) {
+        free(f);
+        return NULL; /* warmup searches every chain then */
+    }
+    f->shift = 64 - log2;
+    return f;
+}
+
+static void filter_free(warm_filter *f)
+{
+    if (f != NULL)
+        free((void *)f->words);
+    free(f);
+}
+
+static void filter_prefetch(const warm_filter *f, uint64_t hash)
+{
+    if (f != NULL)
+        __builtin_prefetch(&f->words[(hash >> f->shift) / 64]);
+}
+
+/* Under the key's stripe lock: whether the key may have been seen (always, with
+ * no filter); with `set`, marks it seen. */
+static bool filter_seen(warm_filter *f, uint64_t hash, bool set)
+{
+    if (f == NULL)
+        return true;
+    uint64_t bit = hash >> f->shift, mask = UINT64_C(1) << (bit % 64);
+    _Atomic uint64_t *w = &f->words[bit / 64];
+    if (set)
+        return (atomic_fetch_or_explicit(w, mask, memory_order_relaxed) & mask) != 0;
+    return (atomic_load_explicit(w, memory_order_relaxed) & mask) != 0;
+}
+
+typedef struct pending {
+    uint64_t hash;
+    ep_item *it; /* the new version, or NULL (a tombstone, or an expired set) */
+    uint8_t type;
+    uint16_t vbucket;
+    uint16_t nkey;
+    uint32_t collection;
+    uint64_t cas;
+    char key[ENGINE_KEY_MAX_LEN]; /* when there is no item to hold it */
+} pending;
+
+enum { W_LOADED, W_TOMBSTONES, W_DROPPED, W_EXPIRED, W_OLDER, W_INVALID, W_NCOUNTS };
+
 typedef struct warm_ctx {
     ep_engine *e;
     engine_rel_time now;
+    pending ring[WARM_AHEAD];
+    size_t head, queued;
+    uint64_t counts[W_NCOUNTS]; /* not yet added to warm_stats */
+    uint64_t max_cas;           /* highest CAS read, not yet in cas_seq */
+    uint64_t unpublished;       /* records since the counters were added */
+    uint64_t since_grow;        /* item bytes allocated since the last grow_hint */
     char error[256];
 } warm_ctx;
 
@@ -29,29 +121,127 @@ static void warn(const char *msg, void *ctx)
     w->e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: warmup: %s", msg);
 }
 
-/* Applies one record under its stripe lock. */
+/* Adds this shard's counts to the engine's (the warmup stats show progress) and
+ * raises cas_seq to the highest CAS read. */
+static void publish(warm_ctx *w)
+{
+    ep_engine *e = w->e;
+    _Atomic uint64_t *to[W_NCOUNTS] = {
+        &e->warm_stats.loaded,          &e->warm_stats.tombstones,
+        &e->warm_stats.skipped_dropped, &e->warm_stats.skipped_expired,
+        &e->warm_stats.skipped_older,   &e->warm_stats.skipped_invalid};
+    for (int i = 0; i < W_NCOUNTS; i++) {
+        if (w->counts[i] != 0)
+            atomic_fetch_add(to[i], w->counts[i]);
+        w->counts[i] = 0;
+    }
+    uint64_t cas = atomic_load(&e->cas_seq);
+    while (w->max_cas > cas &&
+           !atomic_compare_exchange_weak(&e->cas_seq, &cas, w->max_cas))
+        ;
+    w->unpublished = 0;
+}
+
+/* Links (or unlinks) one queued record under its stripe lock. */
+static void link_pending(warm_ctx *w, pending *p)
+{
+    ep_engine *e = w->e;
+    const char *key = p->it != NULL ? p->it->data : p->key;
+    ep_item *old = NULL;
+    ht_stripe *s = ht_lock(e->ht, p->hash);
+    const coll_collection *c = coll_find_collection(s->view, p->collection);
+    ep_item **link, *cur;
+    if (filter_seen(e->warm_filter, p->hash, p->it != NULL)) {
+        link = ht_find(e->ht, s, p->hash, p->vbucket, p->collection, key, p->nkey);
+        cur = *link;
+    } else {
+        link = ht_bucket(e->ht, s, p->hash); /* new: inserted at the head */
+        cur = NULL;
+    }
+    if (c == NULL || p->cas <= c->state->start_cas) {
+        w->counts[W_DROPPED]++;
+    } else if (cur != NULL && cur->cas >= p->cas) {
+        w->counts[W_OLDER]++;
+    } else if (p->it != NULL) {
+        old = ep_link_item(e, s, link, p->it, cur != NULL);
+        w->counts[W_LOADED]++;
+    } else {
+        if (cur != NULL)
+            old = ep_unlink_item(e, s, link);
+        w->counts[p->type == KVS_SET ? W_EXPIRED : W_TOMBSTONES]++;
+    }
+    ht_unlock(s);
+    if (old != NULL)
+        ep_item_put(e, old);
+    if (p->it != NULL)
+        ep_item_put(e, p->it); /* the table has its own reference, if linked */
+    p->it = NULL;
+}
+
+/* Links every queued record (link), or drops them (warmup failed). */
+static void drain(warm_ctx *w, bool link)
+{
+    for (; w->queued > 0; w->queued--) {
+        pending *p = &w->ring[w->head];
+        w->head = (w->head + 1) % WARM_AHEAD;
+        if (link) {
+            link_pending(w, p);
+        } else if (p->it != NULL) {
+            ep_item_put(w->e, p->it);
+            p->it = NULL;
+        }
+    }
+}
+
+/* glibc grows a thread's arena one page (one mprotect call) at a time as
+ * small blocks are carved from its end, and warmup allocates hundreds of MB of
+ * items in a row: 1M items of 100 B made 42,886 mprotect calls, a third of
+ * warmup's time. So every WARM_GROW_EVERY bytes of items, one block of
+ * WARM_GROW_BLOCK (under the 128 KiB at which glibc maps a block of its own) is
+ * allocated and freed: the arena grows by it in one call and the next items
+ * are carved from that space (2,789 calls for the same load). Elsewhere it is
+ * one cheap malloc and free. */
+#define WARM_GROW_EVERY (64u << 10)
+#define WARM_GROW_BLOCK (120u << 10)
+
+static void grow_hint(warm_ctx *w, size_t bytes)
+{
+    w->since_grow += sizeof(ep_item) + bytes;
+    if (w->since_grow >= WARM_GROW_EVERY) {
+        w->since_grow = 0;
+        void *volatile block = malloc(WARM_GROW_BLOCK); /* volatile: kept */
+        free(block);
+    }
+}
+
+/* Reads one record: makes its item, starts fetching its bucket, queues it, and
+ * links the one queued WARM_AHEAD records ago. */
 static int apply(const kvs_record *r, void *ctx)
 {
     warm_ctx *w = ctx;
     ep_engine *e = w->e;
+    if (++w->unpublished >= WARM_PUBLISH)
+        publish(w);
     if (r->vbucket >= e->cfg.max_vbuckets || r->nkey == 0 ||
         r->nkey > ENGINE_KEY_MAX_LEN) {
-        atomic_fetch_add(&e->warm_stats.skipped_invalid, 1);
+        w->counts[W_INVALID]++;
         return 0;
     }
-    uint64_t cas = atomic_load(&e->cas_seq);
-    while (r->cas > cas && !atomic_compare_exchange_weak(&e->cas_seq, &cas, r->cas))
-        ;
+    if (r->cas > w->max_cas)
+        w->max_cas = r->cas;
     engine_rel_time exptime = r->exptime ? e->sapi->core.realtime(r->exptime) : 0;
     bool is_set = r->type == KVS_SET && !(exptime != 0 && exptime <= w->now);
     ep_item *it = NULL;
     if (is_set) {
+        grow_hint(w, r->nkey + r->nvalue);
         engine_doc_key key = {r->collection, r->nkey, r->key};
         engine_errc rc;
         it = ep_item_alloc(e, NULL, &key, r->nvalue, &rc);
         /* More data than memory: values loaded so far are clean, evict some. */
         for (bool evicted = true;
              it == NULL && rc == ENGINE_TEMPORARY_FAILURE && evicted;) {
+            /* The queued records first, so that they can be evicted too. */
+            drain(w, true);
             /* Another shard's pass may have made the room: try again after
              * each pass; give up when a pass finds nothing left to evict. */
             evicted = ep_evict_pass(e) > 0;
@@ -73,31 +263,25 @@ static int apply(const kvs_record *r, void *ctx)
         item_mark_stored(it);
         item_set_loc(it, r->loc); /* clean: its value may be evicted */
     }
-    uint64_t hash = ht_hash(r->vbucket, r->collection, r->key, r->nkey);
-    ep_item *old = NULL;
-    ht_stripe *s = ht_lock(e->ht, hash);
-    const coll_collection *c = coll_find_collection(s->view, r->collection);
-    ep_item **link = ht_find(e->ht, s, hash, r->vbucket, r->collection, r->key, r->nkey);
-    ep_item *cur = *link;
-    if (c == NULL || r->cas <= c->state->start_cas) {
-        atomic_fetch_add(&e->warm_stats.skipped_dropped, 1);
-    } else if (cur != NULL && cur->cas >= r->cas) {
-        atomic_fetch_add(&e->warm_stats.skipped_older, 1);
-    } else if (it != NULL) {
-        old = ep_link_item(e, s, link, it, cur != NULL);
-        atomic_fetch_add(&e->warm_stats.loaded, 1);
-    } else {
-        if (cur != NULL)
-            old = ep_unlink_item(e, s, link);
-        atomic_fetch_add(r->type == KVS_SET ? &e->warm_stats.skipped_expired
-                                            : &e->warm_stats.tombstones,
-                         1);
+    if (w->queued == WARM_AHEAD) {
+        link_pending(w, &w->ring[w->head]);
+        w->head = (w->head + 1) % WARM_AHEAD;
+        w->queued--;
     }
-    ht_unlock(s);
-    if (old != NULL)
-        ep_item_put(e, old);
-    if (it != NULL)
-        ep_item_put(e, it); /* the table has its own reference, if linked */
+    pending *p = &w->ring[(w->head + w->queued) % WARM_AHEAD];
+    w->queued++;
+    *p = (pending){ht_hash(r->vbucket, r->collection, r->key, r->nkey),
+                   it,
+                   r->type,
+                   r->vbucket,
+                   r->nkey,
+                   r->collection,
+                   r->cas,
+                   {0}};
+    if (it == NULL)
+        memcpy(p->key, r->key, r->nkey);
+    ht_prefetch(e->ht, p->hash);
+    filter_prefetch(e->warm_filter, p->hash);
     return 0;
 }
 
@@ -116,6 +300,8 @@ static void shard_finished(ep_engine *e, bool failed)
     unsigned n = kvs_shards(e->store);
     if (atomic_fetch_add(&e->warm_stats.shards_done, 1) + 1 != n)
         return;
+    filter_free(e->warm_filter); /* the other shards are done with it */
+    e->warm_filter = NULL;
     atomic_store(&e->warm_stats.duration_us, (exec_now_ns() - e->warm_t0) / 1000);
     if (atomic_load(&e->warm_failed)) {
         atomic_store(&e->warm_state, EP_WARM_FAILED);
@@ -135,17 +321,26 @@ static int64_t warm_shard_run(exec_task *task, void *arg)
     (void)task;
     warm_shard *ws = arg;
     ep_engine *e = ws->e;
-    warm_ctx w = {e, e->sapi->core.get_current_time(), ""};
+    warm_ctx *w = calloc(1, sizeof(*w));
     char why[512] = "";
     kvs_scan_stats st = {0};
-    int rc = kvs_scan(e->store, ws->shard, apply, &w, &st, warn, why, sizeof(why));
+    int rc = -1;
+    if (w == NULL) {
+        snprintf(why, sizeof(why), "out of memory for the warmup queue");
+    } else {
+        *w = (warm_ctx){.e = e, .now = e->sapi->core.get_current_time()};
+        rc = kvs_scan(e->store, ws->shard, apply, w, &st, warn, why, sizeof(why));
+        drain(w, rc == 0);
+        publish(w);
+    }
     atomic_fetch_add(&e->warm_stats.records, st.records);
     atomic_fetch_add(&e->warm_stats.bytes, st.bytes);
     atomic_fetch_add(&e->warm_stats.torn_segments, st.torn_segments);
     atomic_fetch_add(&e->warm_stats.torn_bytes, st.torn_bytes);
     if (rc != 0)
         e->sapi->log(ENGINE_LOG_ERROR, "ep_engine: warmup of shard %u failed: %s",
-                     ws->shard, w.error[0] ? w.error : why);
+                     ws->shard, w != NULL && w->error[0] ? w->error : why);
+    free(w);
     shard_finished(e, rc != 0);
     return EXEC_DONE;
 }
@@ -165,6 +360,7 @@ bool ep_warmup_start(ep_engine *e)
         return false;
     e->warm_shards = ws;
     e->warm_t0 = exec_now_ns();
+    e->warm_filter = filter_new(e);
     for (unsigned i = 0; i < n; i++) {
         ws[i] = (warm_shard){e, i, NULL};
         ws[i].task = exec_task_new(e->pool, "warmup", EXEC_READER, 0, warm_shard_run,
@@ -182,4 +378,6 @@ void ep_warmup_free(ep_engine *e)
         exec_task_put(ws[i].task);
     free(ws);
     e->warm_shards = NULL;
+    filter_free(e->warm_filter);
+    e->warm_filter = NULL;
 }

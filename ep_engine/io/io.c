@@ -265,6 +265,18 @@ int io_truncate(ep_io *io, int fd, uint64_t len)
     return ftruncate(fd, (off_t)len) == 0 ? 0 : -errno;
 }
 
+void io_start_writeback(ep_io *io, int fd, uint64_t off, uint64_t len)
+{
+    (void)io;
+#if defined(__linux__)
+    (void)sync_file_range(fd, (off64_t)off, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+#endif
+}
+
 int io_fsync(ep_io *io, int fd)
 {
     bool sw = false;

@@ -59,6 +59,10 @@ int io_write_all(ep_io *io, int fd, const void *buf, size_t len);
 int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off);
 /** Cuts or extends an open file to len bytes (no fault injection). */
 int io_truncate(ep_io *io, int fd, uint64_t len);
+/** Starts writing a range of an open file to disk without waiting (a hint,
+ * where the system has sync_file_range): a long batch's fsync then finds most
+ * of it written. Errors show at the fsync; no fault injection. */
+void io_start_writeback(ep_io *io, int fd, uint64_t off, uint64_t len);
 /** fdatasync: the data and the size, without timestamps (counted as fsync). */
 int io_fsync(ep_io *io, int fd);
 int io_rename(ep_io *io, const char *from, const char *to);

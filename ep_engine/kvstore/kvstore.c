@@ -353,53 +353,95 @@ err:
     return rc;
 }
 
-int kvs_append(kvs *s, unsigned shard_no, const kvs_record *recs, size_t n,
-               uint64_t *locs, char *why, size_t whylen)
+#define APPEND_CHUNK (1u << 20) /* written out as it fills: stays in cache */
+
+/* Writes out the encoded part of the buffer; `more` if the batch goes on (the
+ * disk then starts on it while the rest is encoded). Under the shard lock. */
+static void append_write(kvs_appender *a, bool more)
 {
-    shard *sh = &s->shards[shard_no];
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += kvs_record_size(&recs[i]);
-    unsigned char *buf = malloc(total ? total : 1);
-    if (buf == NULL) {
-        snprintf(why, whylen, "out of memory for a %zu-byte batch", total);
-        return -ENOMEM;
-    }
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++)
-        used += encode(&recs[i], buf + used);
-    int rc = 0;
-    pthread_mutex_lock(&sh->lock);
-    if (sh->start_new || sh->fd < 0 || sh->seg_bytes + used > s->segment_max)
-        rc = open_segment(s, shard_no, why, whylen);
-    if (rc == 0) {
-        rc = io_pwrite_all(s->io, sh->fd, buf, used, sh->seg_bytes);
-        if (rc < 0)
-            snprintf(why, whylen, "write of a %zu-byte batch to shard %u failed: %s",
-                     used, shard_no, strerror(-rc));
-    }
-    if (rc == 0) {
-        sh->seg_bytes += used;
-        if (sh->filled < sh->seg_bytes)
-            sh->filled = sh->seg_bytes;
-        atomic_fetch_add(&sh->bytes, used);
-        rc = io_fsync(s->io, sh->fd);
-        if (rc < 0)
-            snprintf(why, whylen, "fsync of shard %u failed: %s", shard_no,
-                     strerror(-rc));
-    }
-    if (rc < 0)
-        sh->start_new = true; /* never append after a failed write */
-    if (rc == 0 && locs != NULL) {
-        uint64_t off = sh->seg_bytes - used;
-        for (size_t i = 0; i < n; i++) {
-            locs[i] = make_loc(KIND_SEGMENT, sh->seg_no, off);
-            off += kvs_record_size(&recs[i]);
+    shard *sh = &a->s->shards[a->shard_no];
+    if (a->rc == 0 && a->used > 0) {
+        int rc = io_pwrite_all(a->s->io, sh->fd, a->buf, a->used, a->off);
+        if (rc < 0) {
+            a->rc = rc;
+            snprintf(a->why, sizeof(a->why),
+                     "write of %zu bytes at offset %" PRIu64 " of shard %u failed: %s",
+                     a->used, a->off, a->shard_no, strerror(-rc));
+        } else {
+            sh->seg_bytes = a->off + a->used;
+            if (sh->filled < sh->seg_bytes)
+                sh->filled = sh->seg_bytes;
+            atomic_fetch_add(&sh->bytes, a->used);
+            if (more)
+                io_start_writeback(a->s->io, sh->fd, a->off, a->used);
         }
     }
+    a->off += a->used;
+    a->used = 0;
+}
+
+void kvs_append_begin(kvs *s, unsigned shard_no, uint64_t total, kvs_appender *a)
+{
+    shard *sh = &s->shards[shard_no];
+    *a = (kvs_appender){.s = s, .shard_no = shard_no};
+    a->cap = total < APPEND_CHUNK ? (size_t)total : APPEND_CHUNK;
+    a->buf = malloc(a->cap ? a->cap : 1);
+    pthread_mutex_lock(&sh->lock);
+    if (a->buf == NULL) {
+        a->rc = -ENOMEM;
+        snprintf(a->why, sizeof(a->why), "out of memory for a %zu-byte write buffer",
+                 a->cap);
+        return;
+    }
+    if (sh->start_new || sh->fd < 0 || sh->seg_bytes + total > s->segment_max)
+        a->rc = open_segment(s, shard_no, a->why, sizeof(a->why));
+    a->off = sh->seg_bytes;
+}
+
+void kvs_append_add(kvs_appender *a, const kvs_record *r, uint64_t *loc)
+{
+    size_t size = kvs_record_size(r);
+    *loc = 0;
+    if (a->rc < 0)
+        return;
+    if (a->used + size > a->cap) {
+        append_write(a, true);
+        if (size > a->cap) { /* a record bigger than the buffer */
+            unsigned char *b = realloc(a->buf, size);
+            if (b == NULL) {
+                a->rc = -ENOMEM;
+                snprintf(a->why, sizeof(a->why),
+                         "out of memory for a %zu-byte record buffer", size);
+                return;
+            }
+            a->buf = b;
+            a->cap = size;
+        }
+        if (a->rc < 0)
+            return;
+    }
+    *loc = make_loc(KIND_SEGMENT, a->s->shards[a->shard_no].seg_no, a->off + a->used);
+    a->used += encode(r, a->buf + a->used);
+}
+
+int kvs_append_commit(kvs_appender *a, char *why, size_t whylen)
+{
+    shard *sh = &a->s->shards[a->shard_no];
+    append_write(a, false);
+    if (a->rc == 0) {
+        a->rc = io_fsync(a->s->io, sh->fd);
+        if (a->rc < 0)
+            snprintf(a->why, sizeof(a->why), "fsync of shard %u failed: %s", a->shard_no,
+                     strerror(-a->rc));
+    }
+    if (a->rc < 0)
+        sh->start_new = true; /* never append after a failed write */
     pthread_mutex_unlock(&sh->lock);
-    free(buf);
-    return rc;
+    free(a->buf);
+    a->buf = NULL;
+    if (a->rc < 0)
+        snprintf(why, whylen, "%s", a->why);
+    return a->rc;
 }
 
 int kvs_prefill(kvs *s, unsigned shard_no, uint64_t chunk)

@@ -106,14 +106,33 @@ int kvs_scan(kvs *s, unsigned shard, int (*cb)(const kvs_record *r, void *ctx), 
              size_t whylen);
 
 /**
- * Appends records to a shard and makes them durable: one write of the whole
- * batch, one fsync (group commit). Starts a new segment first when the current
- * one is full, is new, or saw a failed write. 0, or -errno with the step in why;
- * after a failure none of the batch may be assumed durable. On success, if
- * `locs` is not NULL, locs[i] is where recs[i] now is.
+ * Appending a batch of records to a shard and making it durable, record by
+ * record (group commit): kvs_append_begin takes the shard, kvs_append_add
+ * encodes a record into a buffer that is written out as it fills (so the
+ * batch is never held encoded whole), kvs_append_commit writes the rest,
+ * fsyncs once and lets the shard go. A new segment is started first when
+ * `total` (the records' kvs_record_size sum) does not fit in the current one,
+ * or it is new, or it saw a failed write. Begin and add never fail on their
+ * own: an error is kept and returned by commit, which must always be called.
+ * Only after commit returns 0 are the locations add gave durable.
  */
-int kvs_append(kvs *s, unsigned shard, const kvs_record *recs, size_t n, uint64_t *locs,
-               char *why, size_t whylen);
+typedef struct kvs_appender {
+    /* private */
+    kvs *s;
+    unsigned shard_no;
+    unsigned char *buf;
+    size_t used, cap;
+    uint64_t off; /* file offset of buf[0] */
+    int rc;
+    char why[1400]; /* room for a path */
+} kvs_appender;
+
+void kvs_append_begin(kvs *s, unsigned shard, uint64_t total, kvs_appender *a);
+/** Encodes one record; *loc is where it will be (0 after an error). */
+void kvs_append_add(kvs_appender *a, const kvs_record *r, uint64_t *loc);
+/** 0, or -errno with the failed step in why: then none of the batch may be
+ * assumed durable. */
+int kvs_append_commit(kvs_appender *a, char *why, size_t whylen);
 
 /**
  * Writes zeros ahead of the current segment's data (chunk bytes, made

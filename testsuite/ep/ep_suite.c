@@ -407,7 +407,7 @@ static test_result test_stats_groups(engine_handle *h, const test_harness *th)
     CHECK(stat_u64(h, "hash", "ht_stripes") == 1024);
     CHECK(stat_u64(h, "config", "max_vbuckets") == 1024);
     CHECK(stat_str(h, "config", "dbname", buf, sizeof(buf)));
-    CHECK(stat_u64(h, "tasks", "pool:writer:threads") == 1);
+    CHECK(stat_u64(h, "tasks", "pool:writer:threads") == 2); /* the default */
     CHECK(stat_u64(h, "tasks", "pool:nonio:queued") != UINT64_MAX);
     CHECK(stat_count(h, "vbucket") == 1024);
     CHECK(stat_str(h, "vbucket", "vb_1023", buf, sizeof(buf)) &&

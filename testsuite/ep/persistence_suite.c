@@ -305,6 +305,75 @@ static test_result test_fault_dirsync(engine_handle *h, const test_harness *th)
     return flush_fault(h, th, "op=dirsync;nth=1;errno=EIO", "directory");
 }
 
+/* A batch of several MiB (written out in pieces, one record bigger than the
+ * write buffer) fails part way: it is written again whole into a new segment,
+ * and a forced restart finds every value exactly. */
+static test_result batch_fault(engine_handle *h, const test_harness *th,
+                               const char *fault)
+{
+    enum { N = 3000, VLEN = 1000 };
+    const size_t huge = 3u << 20;
+    char key[32], val[VLEN], got[VLEN + 1];
+    char *big = malloc(huge), *back = malloc(huge + 1);
+    CHECK(big != NULL && back != NULL);
+    for (size_t i = 0; i < huge; i++)
+        big[i] = (char)('A' + i % 23);
+    CHECK(engine_control(h, th, "hold_writer")); /* every writer thread */
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "b%d", i);
+        memset(val, 'a' + i % 26, VLEN);
+        CHECK_RC(kv_store_full(h, NULL, 0, 0, key, val, VLEN, (uint32_t)i, 0,
+                               ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_SUCCESS);
+    }
+    CHECK_RC(
+        kv_store_full(h, NULL, 0, 0, "huge", big, huge, 7, 0, ENGINE_STORE_SET, 0, NULL),
+        ENGINE_SUCCESS);
+    CHECK(stat_u64(h, NULL, "ep_queue_size") == N + 1); /* none written yet */
+    CHECK(engine_control(h, th, fault));
+    CHECK(engine_control(h, th, "release_writer"));
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(stat_u64(h, NULL, "ep_flusher_failures") == 1);
+    CHECK(stat_u64(h, NULL, "ep_flusher_records") == N + 1);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == N + 1);
+    engine_item_info info;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "b%d", i);
+        memset(val, 'a' + i % 26, VLEN);
+        CHECK_RC(kv_get_full(h, NULL, 0, 0, key, got, sizeof(got), &info),
+                 ENGINE_SUCCESS);
+        CHECK(info.value.iov_len == VLEN && memcmp(got, val, VLEN) == 0);
+        CHECK(info.flags == (uint32_t)i);
+    }
+    CHECK_RC(kv_get_full(h, NULL, 0, 0, "huge", back, huge + 1, &info), ENGINE_SUCCESS);
+    CHECK(info.value.iov_len == huge && memcmp(back, big, huge) == 0);
+    free(big);
+    free(back);
+    return TEST_PASS;
+}
+
+/* Writes: the segment header, then 1 MiB pieces, then the big record. */
+static test_result test_batch_fault_middle(engine_handle *h, const test_harness *th)
+{
+    return batch_fault(h, th, "op=write;nth=3;errno=EIO");
+}
+
+static test_result test_batch_fault_torn(engine_handle *h, const test_harness *th)
+{
+    return batch_fault(h, th, "op=write;nth=3;short=1");
+}
+
+static test_result test_batch_fault_big_record(engine_handle *h, const test_harness *th)
+{
+    return batch_fault(h, th, "op=write;nth=5;errno=ENOSPC");
+}
+
+static test_result test_batch_fault_fsync(engine_handle *h, const test_harness *th)
+{
+    return batch_fault(h, th, "op=fsync;nth=1;errno=EIO");
+}
+
 static test_result test_fault_persistent(engine_handle *h, const test_harness *th)
 {
     /* Every write fails for a while: waiters hear so, nothing is lost, and the
@@ -889,6 +958,54 @@ static test_result test_warmup_million(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* A key whose vbucket moved to another shard (num_shards changed between runs)
+ * has records in two shards, which warmup reads at the same time: only the
+ * newest version may end up in the table, once. */
+static test_result test_key_in_two_shards(engine_handle *h, const test_harness *th)
+{
+    (void)h;
+    enum { N = 3000 };
+    const char *cfgs[] = {
+        "dbname=@DATA_DIR@/reshard;num_shards=2;num_reader_threads=2", /* vb 3: shard 1 */
+        "dbname=@DATA_DIR@/reshard;num_shards=3;num_reader_threads=2", /* vb 3: shard 0 */
+    };
+    const char *vals[] = {"old", "new"};
+    engine_errc rc;
+    char key[32], val[32], got[32];
+    for (int run = 0; run < 2; run++) {
+        engine_handle *e = th->create_engine(cfgs[run], &rc);
+        CHECK(e != NULL && wait_ready(e));
+        for (int i = 0; i < N; i++) {
+            snprintf(key, sizeof(key), "k%d", i);
+            int len = snprintf(val, sizeof(val), "%s%d", vals[run], i);
+            CHECK_RC(kv_store_full(e, NULL, 0, 3, key, val, (size_t)len, 0, 0,
+                                   ENGINE_STORE_SET, 0, NULL),
+                     ENGINE_SUCCESS);
+        }
+        CHECK(wait_stat_eq(e, NULL, "ep_queue_size", 0));
+        th->destroy_engine(e, false);
+    }
+    /* Two shards again: shard 0 holds the new versions, shard 1 the old. */
+    engine_handle *e = th->create_engine(cfgs[0], &rc);
+    CHECK(e != NULL && wait_ready(e));
+    uint64_t items = stat_u64(e, NULL, "curr_items");
+    uint64_t loaded = stat_u64(e, "warmup", "ep_warmup_items_loaded");
+    uint64_t older = stat_u64(e, "warmup", "ep_warmup_skipped_older");
+    bool all_new = true;
+    for (int i = 0; i < N && all_new; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        snprintf(val, sizeof(val), "new%d", i);
+        all_new =
+            kv_get_full(e, NULL, 0, 3, key, got, sizeof(got), NULL) == ENGINE_SUCCESS &&
+            strcmp(got, val) == 0;
+    }
+    th->destroy_engine(e, false);
+    CHECK(items == N);
+    CHECK(loaded + older == 2 * N);
+    CHECK(all_new);
+    return TEST_PASS;
+}
+
 /* The table grows on a task of its own: wait for it (10 s). */
 static bool grew(engine_handle *h)
 {
@@ -1401,6 +1518,14 @@ static const engine_test tests[] = {
      false},
     {"fault: directory fsync EIO", test_fault_dirsync, setup_wait_ready, NULL, CFG,
      false},
+    {"fault: a batch of several MiB fails in its second piece", test_batch_fault_middle,
+     setup_wait_ready, NULL, CFG, false},
+    {"fault: a batch of several MiB is torn in its second piece", test_batch_fault_torn,
+     setup_wait_ready, NULL, CFG ";num_writer_threads=2", false},
+    {"fault: the write of a record bigger than the buffer fails",
+     test_batch_fault_big_record, setup_wait_ready, NULL, CFG, false},
+    {"fault: the fsync of a batch of several MiB fails", test_batch_fault_fsync,
+     setup_wait_ready, NULL, CFG, false},
     {"fault: disk full for a while", test_fault_persistent, setup_wait_ready, NULL, CFG,
      false},
     {"torn tails are dropped at warmup", test_torn_tails_dropped, setup_wait_ready, NULL,
@@ -1438,6 +1563,8 @@ static const engine_test tests[] = {
      false},
     {"segments roll over", test_segments_roll, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
+    {"a key with records in two shards is loaded once, newest", test_key_in_two_shards,
+     setup_wait_ready, NULL, CFG, false},
     {"a clean shutdown sizes the next warmup's table", test_items_hint, setup_wait_ready,
      NULL, CFG ";ht_size=1024", false},
     {"evicted values are read back by the reader task", test_evict_and_fetch,
