@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* The grower stores `buckets`, `mask` and `cur` with __atomic stores, so that
  * ht_prefetch may read them without a lock (a hint that may be stale); every
@@ -34,6 +35,36 @@ struct ep_ht {
 
 /* Average chain length that asks for growth. */
 static const uint64_t ht_max_load = 1;
+
+#define HT_HUGE_BYTES (2u << 20) /* a huge page */
+
+void *ht_large_calloc(size_t bytes)
+{
+#if defined(MADV_HUGEPAGE)
+    if (bytes >= HT_HUGE_BYTES) {
+        void *p =
+            mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        (void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: fine if refused */
+        return p;
+    }
+#endif
+    return calloc(1, bytes);
+}
+
+void ht_large_free(void *p, size_t bytes)
+{
+    if (p == NULL)
+        return;
+#if defined(MADV_HUGEPAGE)
+    if (bytes >= HT_HUGE_BYTES) {
+        munmap(p, bytes);
+        return;
+    }
+#endif
+    free(p);
+}
 
 static inline uint64_t rotl64(uint64_t x, int r)
 {
@@ -77,10 +108,10 @@ ep_ht *ht_create(size_t buckets, size_t stripes, ht_grow_fn need_grow, void *ctx
     if (ht == NULL)
         return NULL;
     ht->stripes = aligned_alloc(64, stripes * sizeof(ht_stripe));
-    ht->tab[0].buckets = calloc(buckets, sizeof(ep_item *));
+    ht->tab[0].buckets = ht_large_calloc(buckets * sizeof(ep_item *));
     if (ht->stripes == NULL || ht->tab[0].buckets == NULL) {
         free(ht->stripes);
-        free(ht->tab[0].buckets);
+        ht_large_free(ht->tab[0].buckets, buckets * sizeof(ep_item *));
         free(ht);
         return NULL;
     }
@@ -110,7 +141,7 @@ void ht_destroy(ep_ht *ht, void (*free_item)(ep_item *, void *), void *ctx)
     }
     for (uint64_t i = 0; i <= ht->stripe_mask; i++)
         pthread_mutex_destroy(&ht->stripes[i].lock);
-    free(t->buckets);
+    ht_large_free(t->buckets, (t->mask + 1) * sizeof(ep_item *));
     free(ht->stripes);
     free(ht);
 }
@@ -267,7 +298,7 @@ int ht_grow(ep_ht *ht)
     /* Grow to a load of at most one item per bucket (memory is a budget too). */
     while (items > nbuckets * ht_max_load && nbuckets < (UINT64_C(1) << 32))
         nbuckets *= 2;
-    ep_item **buckets = calloc(nbuckets, sizeof(ep_item *));
+    ep_item **buckets = ht_large_calloc(nbuckets * sizeof(ep_item *));
     if (buckets == NULL) {
         atomic_store(&ht->grow_asked, false);
         return -1;
@@ -293,10 +324,11 @@ int ht_grow(ep_ht *ht)
         pthread_mutex_unlock(&s->lock);
     }
     ep_item **gone = old->buckets;
+    size_t gone_bytes = (old->mask + 1) * sizeof(ep_item *);
     __atomic_store_n(&ht->cur, next, __ATOMIC_RELAXED);
     __atomic_store_n(&old->buckets, NULL, __ATOMIC_RELAXED);
     __atomic_store_n(&old->mask, 0, __ATOMIC_RELAXED);
-    free(gone);
+    ht_large_free(gone, gone_bytes);
     atomic_fetch_add(&ht->resizes, 1);
     atomic_store(&ht->grow_asked, false);
     return 1;

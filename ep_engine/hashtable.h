@@ -39,6 +39,13 @@ typedef struct ep_ht ep_ht;
  * stripe lock, so it must only wake a task. */
 typedef void (*ht_grow_fn)(void *ctx);
 
+/** Zeroed memory for a large array (bucket arrays, warmup's filter). From 2 MiB
+ * up it is mapped on its own and asked for huge pages: random access to it
+ * then does not need a page walk per touch (dearer still in a VM). Freed with
+ * ht_large_free and the same size. */
+void *ht_large_calloc(size_t bytes);
+void ht_large_free(void *p, size_t bytes);
+
 ep_ht *ht_create(size_t buckets, size_t stripes, ht_grow_fn need_grow, void *ctx);
 /** Frees the table; linked items lose the table's reference (free_item is
  * called for those whose last reference it was). */

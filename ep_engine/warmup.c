@@ -38,6 +38,7 @@
 
 typedef struct warm_filter {
     _Atomic uint64_t *words;
+    size_t bytes;
     unsigned shift; /* a hash's bit is hash >> shift */
 } warm_filter;
 
@@ -55,7 +56,8 @@ static warm_filter *filter_new(ep_engine *e)
     warm_filter *f = malloc(sizeof(*f));
     if (f == NULL)
         return NULL;
-    f->words = calloc(bits / 64, sizeof(*f->words));
+    f->bytes = bits / 8;
+    f->words = ht_large_calloc(f->bytes);
     if (f->words == NULL) {
         free(f);
         return NULL; /* warmup searches every chain then */
@@ -67,7 +69,7 @@ static warm_filter *filter_new(ep_engine *e)
 static void filter_free(warm_filter *f)
 {
     if (f != NULL)
-        free((void *)f->words);
+        ht_large_free((void *)f->words, f->bytes);
     free(f);
 }
 
