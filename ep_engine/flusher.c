@@ -35,10 +35,11 @@ typedef struct dqueue {
 typedef struct fshard {
     ep_flusher *f;
     unsigned no;
-    pthread_mutex_t lock; /* guards q and timed */
+    pthread_mutex_t lock; /* guards q, timed and maybe_dups */
     dqueue q;
-    bool timed; /* a batch is being written or the next run is set for after the
-                   batch delay: plain writes do not wake the task meanwhile */
+    bool maybe_dups; /* q may hold a key twice: the batch is de-duplicated */
+    bool timed;      /* a batch is being written or the next run is set for after the
+                        batch delay: plain writes do not wake the task meanwhile */
     exec_task *task;
     _Atomic uint64_t batches, records, bytes, failures, deduped, waiters, prefills;
     _Atomic uint64_t last_batch_us;
@@ -76,12 +77,16 @@ static fshard *shard_for(ep_flusher *f, uint16_t vbucket)
     return &f->shards[kvs_shard_of(f->nshards, vbucket)];
 }
 
-static bool enqueue(ep_flusher *f, dirty d)
+/* `dup`: the write replaces or deletes a version that is not on disk yet, so
+ * the queue may hold its key twice. (A duplicate that goes unnoticed is only
+ * written twice, in CAS order: still correct.) */
+static bool enqueue(ep_flusher *f, dirty d, bool dup)
 {
     fshard *sh = shard_for(f, key_of(&d)->vbucket);
     pthread_mutex_lock(&sh->lock);
     bool was_empty = sh->q.n == 0;
     bool ok = push(&sh->q, d);
+    sh->maybe_dups |= dup;
     /* A durable waiter is written at once; other writes join the next batch. */
     bool wake = ok && (d.cookie != NULL || (was_empty && !sh->timed));
     pthread_mutex_unlock(&sh->lock);
@@ -90,10 +95,12 @@ static bool enqueue(ep_flusher *f, dirty d)
     return ok;
 }
 
-void flusher_enqueue_set(ep_flusher *f, ep_item *it, const void *cookie)
+void flusher_enqueue_set(ep_flusher *f, ep_item *it, const ep_item *replaced,
+                         const void *cookie)
 {
     item_ref(it);
-    if (!enqueue(f, (dirty){it, NULL, 0, cookie})) {
+    bool dup = replaced != NULL && item_loc(replaced) == 0;
+    if (!enqueue(f, (dirty){it, NULL, 0, cookie}, dup)) {
         /* Out of memory for the queue: the item stays in memory only. A
          * waiter must still hear, exactly once. */
         ep_item_put(f->e, it);
@@ -110,7 +117,7 @@ bool flusher_enqueue_delete(ep_flusher *f, const ep_item *gone, uint64_t cas,
                             const void *cookie)
 {
     item_ref((ep_item *)gone);
-    if (enqueue(f, (dirty){NULL, (ep_item *)gone, cas, cookie}))
+    if (enqueue(f, (dirty){NULL, (ep_item *)gone, cas, cookie}, item_loc(gone) == 0))
         return true;
     ep_item_put(f->e, (ep_item *)gone);
     return false;
@@ -148,16 +155,18 @@ static size_t record_bytes(const dirty *d)
  * last one) with want[i] = 1, older ones 0. Returns how many are kept, and
  * their record bytes in *total. The table is far bigger than the caches for a
  * large batch, so each probe's slot is fetched a few entries ahead. */
-static size_t newest_per_key(const dqueue *b, uint64_t *want, uint64_t *total)
+static size_t newest_per_key(const dqueue *b, bool dups, uint64_t *want, uint64_t *total)
 {
     size_t n = b->n, size = 16, kept = 0;
-    while (size < n * 2)
+    while (dups && size < n * 2)
         size *= 2;
-    slot *slots = n < UINT32_MAX ? calloc(size, sizeof(slot)) : NULL;
+    slot *slots = dups && n < UINT32_MAX ? calloc(size, sizeof(slot)) : NULL;
     *total = 0;
     if (slots == NULL) {
+        /* No key twice, or no memory to look: write them all (still correct:
+         * versions of a key are written in order, the newest last). */
         for (size_t i = 0; i < n; i++) {
-            want[i] = 1; /* no dedupe: still correct, order is kept */
+            want[i] = 1;
             *total += record_bytes(&b->v[i]);
         }
         return n;
@@ -254,11 +263,12 @@ static void drop_refs(ep_engine *e, dqueue *b)
 /* Writes one batch: locs[i] is then where entry i's record is, or 0 for an
  * older version of a key written once as its newest. 0, or -errno (why says
  * what failed). */
-static int write_batch(fshard *sh, dqueue *b, uint64_t *locs, char *why, size_t whylen)
+static int write_batch(fshard *sh, dqueue *b, bool dups, uint64_t *locs, char *why,
+                       size_t whylen)
 {
     ep_engine *e = sh->f->e;
     uint64_t total;
-    size_t kept = newest_per_key(b, locs, &total);
+    size_t kept = newest_per_key(b, dups, locs, &total);
     uint64_t t0 = exec_now_ns();
     kvs_appender a;
     kvs_append_begin(e->store, sh->no, total, &a);
@@ -315,6 +325,7 @@ static void requeue(fshard *sh, dqueue *b)
     dqueue later = sh->q;
     sh->q = *b;
     *b = (dqueue){0};
+    sh->maybe_dups = true; /* the batch and what came after may share keys */
     size_t lost = 0;
     for (size_t i = 0; i < later.n; i++) {
         if (!push(&sh->q, later.v[i])) {
@@ -365,6 +376,8 @@ static int flush_once(fshard *sh)
     pthread_mutex_lock(&sh->lock);
     dqueue b = sh->q;
     sh->q = (dqueue){0};
+    bool dups = sh->maybe_dups;
+    sh->maybe_dups = false;
     atomic_store(&sh->inflight, b.n);
     /* Under the lock that enqueue takes: an empty queue means the next write
      * must wake the task again. */
@@ -376,7 +389,7 @@ static int flush_once(fshard *sh)
     uint64_t *locs = calloc(b.n, sizeof(uint64_t));
     int rc = -ENOMEM;
     if (locs != NULL)
-        rc = write_batch(sh, &b, locs, why, sizeof(why));
+        rc = write_batch(sh, &b, dups, locs, why, sizeof(why));
     else
         snprintf(why, sizeof(why), "out of memory for a batch of %zu writes", b.n);
     if (rc == 0) {

@@ -30,9 +30,11 @@ bool flusher_start(ep_flusher *f);
  */
 void flusher_destroy(ep_flusher *f, bool drain);
 
-/** Under the item's stripe lock: queues a stored item (a reference is taken). A
- * non-NULL cookie (already reserved) is notified when the item is durable. */
-void flusher_enqueue_set(ep_flusher *f, ep_item *it, const void *cookie);
+/** Under the item's stripe lock: queues a stored item (a reference is taken);
+ * `replaced` is the item it took the place of, or NULL. A non-NULL cookie
+ * (already reserved) is notified when the item is durable. */
+void flusher_enqueue_set(ep_flusher *f, ep_item *it, const ep_item *replaced,
+                         const void *cookie);
 /** Under the key's stripe lock: queues a deletion with its CAS. */
 bool flusher_enqueue_delete(ep_flusher *f, const ep_item *gone, uint64_t cas,
                             const void *cookie);

@@ -508,7 +508,7 @@ again:;
         it->cas = put->cas;
         old = ep_link_item(e, s, link, put, cur != NULL);
         if (e->flusher != NULL)
-            flusher_enqueue_set(e->flusher, put, waiter); /* in CAS order per key */
+            flusher_enqueue_set(e->flusher, put, old, waiter); /* in CAS order per key */
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
         s->stat[ST_STORES]++;
         s->stat[ST_TOTAL_ITEMS]++;
