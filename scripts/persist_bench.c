@@ -11,9 +11,10 @@
  *    alternating rounds, median.
  * 2. Durable write latency (set -> notify -> re-call) against a bare 4 KiB
  *    write + fsync.
- * 3. Warmup of the N items after a clean shutdown, cold cache: items/s and
- *    MB/s against reading the same files sequentially, cold, through the page
- *    cache and with O_DIRECT (the faster is the baseline); three rounds, median.
+ * 3. Warmup of the N items after a clean shutdown, cold cache, each in a
+ *    fresh process as at a restart: items/s and MB/s against reading the same
+ *    files sequentially, cold, through the page cache and with O_DIRECT (the
+ *    faster is the baseline); three rounds, median.
  * 4. Disk bytes after compaction against the live record bytes.
  * 5. Resident memory per item beyond key and value.
  * 6. Get latency of an evicted value (background fetch) against a bare
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static engine_create_instance_fn create_fn;
@@ -414,16 +416,48 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
     free(bare);
 }
 
+static const char *engine_path;
+
+/* One warmup in a new process (this program run with --warmup-only), as at a
+ * restart: a fresh heap. (A fork would share this process's heap, freed items
+ * and all, and pay a copy per page it reuses.) False if it failed. */
+static bool warmup_in_child(const char *dir, uint64_t out[3])
+{
+    char cmd[3000];
+    snprintf(cmd, sizeof(cmd), "/proc/%d/exe '%s' '%s' --warmup-only 1", (int)getpid(),
+             engine_path, dir);
+    fflush(stdout);
+    FILE *p = popen(cmd, "r");
+    if (p == NULL)
+        return false;
+    unsigned long long v[3];
+    int got = fscanf(p, "%llu %llu %llu", &v[0], &v[1], &v[2]);
+    int status = pclose(p);
+    for (int i = 0; i < 3; i++)
+        out[i] = v[i];
+    return got == 3 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* --warmup-only: warms up DIR, prints duration (us), records and bytes. */
+static int warmup_only(const char *dir)
+{
+    engine_handle *h = start(dir, true, 2);
+    printf("%llu %llu %llu\n",
+           (unsigned long long)stat_of(h, "warmup", "ep_warmup_duration_us"),
+           (unsigned long long)stat_of(h, "warmup", "ep_warmup_records"),
+           (unsigned long long)stat_of(h, "warmup", "ep_warmup_bytes"));
+    h->destroy(h, false);
+    return 0;
+}
+
 static void warmup_phase(const char *dir, size_t items_stored)
 {
     /* Rounds of a cold sequential read of the files and a cold warmup of them
-     * (the files are dropped from the page cache before each), alternating;
-     * the median share is the figure. Each warmup follows a clean shutdown. */
+     * in a fresh process (the files are dropped from the page cache before
+     * each), alternating; the median share is the figure. Each warmup follows
+     * a clean shutdown. */
     double share[FLUSH_ROUNDS];
-    engine_handle *h = NULL;
     for (int r = 0; r < FLUSH_ROUNDS; r++) {
-        if (h != NULL)
-            h->destroy(h, false);
         double read_secs, direct_secs;
         drop_cache(dir);
         uint64_t bytes = read_dir_bytes(dir, true, false, &read_secs);
@@ -432,10 +466,12 @@ static void warmup_phase(const char *dir, size_t items_stored)
         double direct_mbs = (double)bytes / 1e6 / direct_secs;
         double read_mbs = cached_mbs > direct_mbs ? cached_mbs : direct_mbs;
         drop_cache(dir);
-        h = start(dir, true, 2);
-        uint64_t us = stat_of(h, "warmup", "ep_warmup_duration_us");
-        uint64_t records = stat_of(h, "warmup", "ep_warmup_records");
-        uint64_t wbytes = stat_of(h, "warmup", "ep_warmup_bytes");
+        uint64_t v[3];
+        if (!warmup_in_child(dir, v)) {
+            fprintf(stderr, "persist_bench: the warmup process failed\n");
+            exit(1);
+        }
+        uint64_t us = v[0], records = v[1], wbytes = v[2];
         double wmbs = (double)wbytes / (double)us;
         share[r] = wmbs / read_mbs;
         printf(
@@ -451,6 +487,9 @@ static void warmup_phase(const char *dir, size_t items_stored)
            "%.1f-%.1f%%) | target >= 50%%\n",
            100.0 * share[FLUSH_ROUNDS / 2], 100.0 * share[0],
            100.0 * share[FLUSH_ROUNDS - 1]);
+
+    /* The phases below on an instance of this process. */
+    engine_handle *h = start(dir, true, 2);
 
     /* Memory per item, from the engine's own accounting and the table. */
     uint64_t items = stat_of(h, NULL, "curr_items"), mem = stat_of(h, NULL, "mem_used");
@@ -494,12 +533,16 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t n = 1000000, big = 250000;
+    bool only_warmup = false;
     for (int i = 3; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--items") == 0)
             n = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--big-items") == 0)
             big = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--warmup-only") == 0)
+            only_warmup = atoi(argv[++i]) != 0;
     }
+    engine_path = argv[1];
     void *dl = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
         fprintf(stderr, "persist_bench: %s\n", dlerror());
@@ -508,6 +551,8 @@ int main(int argc, char **argv)
     *(void **)&create_fn = dlsym(dl, "create_instance");
     *(void **)&control = dlsym(dl, "ep_testing_control");
     const char *dir = argv[2];
+    if (only_warmup)
+        return warmup_only(dir);
     char sub[1024];
     snprintf(sub, sizeof(sub), "%s/big", dir);
     mkdir(sub, 0755);
