@@ -13,9 +13,11 @@
 #include "kvstore/kvstore.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* Records are applied through a short queue: a record's item is made and its
  * bucket fetched when it is read, and it is linked WARM_AHEAD records later,
@@ -200,20 +202,29 @@ static void drain(warm_ctx *w, bool link)
  * items in a row: 1M items of 100 B made 42,886 mprotect calls, a third of
  * warmup's time. So every WARM_GROW_EVERY bytes of items, one block of
  * WARM_GROW_BLOCK (under the 128 KiB at which glibc maps a block of its own) is
- * allocated and freed: the arena grows by it in one call and the next items
- * are carved from that space (2,789 calls for the same load). Elsewhere it is
- * one cheap malloc and free. */
+ * allocated, its pages are made present in one call (rather than a fault per
+ * page as the items land on them), and it is freed: the arena grows by it in
+ * one call and the next items are carved from that space (2,789 mprotect
+ * calls for the same load; one reader: 3.5-3.9 -> 4.3-4.5 M items/s, same
+ * resident memory after). Elsewhere it is one cheap malloc and free. */
 #define WARM_GROW_EVERY (64u << 10)
 #define WARM_GROW_BLOCK (120u << 10)
 
 static void grow_hint(warm_ctx *w, size_t bytes)
 {
     w->since_grow += sizeof(ep_item) + bytes;
-    if (w->since_grow >= WARM_GROW_EVERY) {
-        w->since_grow = 0;
-        void *volatile block = malloc(WARM_GROW_BLOCK); /* volatile: kept */
-        free(block);
+    if (w->since_grow < WARM_GROW_EVERY)
+        return;
+    w->since_grow = 0;
+    void *volatile block = malloc(WARM_GROW_BLOCK); /* volatile: kept */
+#if defined(MADV_POPULATE_WRITE)
+    if (block != NULL) {
+        uintptr_t page = 4096, from = ((uintptr_t)block + page - 1) & ~(page - 1),
+                  to = ((uintptr_t)block + WARM_GROW_BLOCK) & ~(page - 1);
+        (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE); /* a hint */
     }
+#endif
+    free(block);
 }
 
 /* Reads one record: makes its item, starts fetching its bucket, queues it, and

@@ -277,6 +277,12 @@ void io_start_writeback(ep_io *io, int fd, uint64_t off, uint64_t len)
 #endif
 }
 
+void io_read_ahead(ep_io *io, int fd, uint64_t off, uint64_t len)
+{
+    (void)io;
+    (void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 int io_fsync(ep_io *io, int fd)
 {
     bool sw = false;

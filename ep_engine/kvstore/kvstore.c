@@ -25,6 +25,7 @@
 #define REC_HEADER_BYTES 40u /* crc + length + the fixed fields */
 #define REC_FIXED_BYTES  32u /* what `length` counts besides key and value */
 #define SCAN_CHUNK       (1u << 20)
+#define SCAN_AHEAD       (8u << 20)
 
 typedef struct shard {
     pthread_mutex_t lock; /* guards everything below but `bytes` */
@@ -480,7 +481,8 @@ typedef struct reader {
     uint64_t file_size;
     uint64_t off; /* file offset of buf[0] */
     unsigned char *buf;
-    size_t len, cap; /* bytes in buf, its size */
+    size_t len, cap;  /* bytes in buf, its size */
+    uint64_t advised; /* the file is asked to be read ahead up to here */
 } reader;
 
 /* Makes sure `need` bytes from position *at (relative to buf) are in buf,
@@ -502,6 +504,12 @@ static int fill(reader *r, size_t *at, size_t need)
             return -ENOMEM;
         r->buf = grown;
         r->cap = need;
+    }
+    /* Keep the disk SCAN_AHEAD ahead of the reader, so a cold scan does not
+     * wait for each buffer in turn. */
+    if (r->off + r->len + SCAN_AHEAD / 2 > r->advised && r->advised < r->file_size) {
+        io_read_ahead(r->io, r->fd, r->advised, SCAN_AHEAD);
+        r->advised += SCAN_AHEAD;
     }
     while (r->len < need) {
         ssize_t got =
@@ -550,6 +558,7 @@ static int scan_file(kvs *s, reader *r, const char *path,
     r->file_size = size > 0 ? (uint64_t)size : 0;
     r->off = 0;
     r->len = 0;
+    r->advised = 0;
     st->segments++;
     size_t at = 0;
     int got = fill(r, &at, SEG_HEADER_BYTES);
@@ -650,7 +659,8 @@ int kvs_scan(kvs *s, unsigned shard_no, int (*cb)(const kvs_record *r, void *ctx
 {
     shard *sh = &s->shards[shard_no];
     char path[1100];
-    reader r = {s->io, -1, KIND_BASE, sh->base, 0, 0, malloc(SCAN_CHUNK), 0, SCAN_CHUNK};
+    reader r = {s->io, -1,         KIND_BASE, sh->base, 0, 0, malloc(SCAN_CHUNK),
+                0,     SCAN_CHUNK, 0};
     int rc = r.buf ? 0 : -ENOMEM;
     if (rc == 0 && sh->base != 0) {
         base_path(s, shard_no, sh->base, false, path, sizeof(path));
