@@ -659,8 +659,12 @@ int kvs_scan(kvs *s, unsigned shard_no, int (*cb)(const kvs_record *r, void *ctx
 {
     shard *sh = &s->shards[shard_no];
     char path[1100];
-    reader r = {s->io, -1,         KIND_BASE, sh->base, 0, 0, malloc(SCAN_CHUNK),
-                0,     SCAN_CHUNK, 0};
+    reader r = {.io = s->io,
+                .fd = -1,
+                .kind = KIND_BASE,
+                .number = sh->base,
+                .buf = malloc(SCAN_CHUNK),
+                .cap = SCAN_CHUNK};
     int rc = r.buf ? 0 : -ENOMEM;
     if (rc == 0 && sh->base != 0) {
         base_path(s, shard_no, sh->base, false, path, sizeof(path));
