@@ -45,6 +45,16 @@ typedef struct ep_item {
 
 _Static_assert(sizeof(ep_item) == 48, "ep_item grew: memory per item is a budget");
 
+/** On a new item, before it is shared: sets its whole state at once (datatype,
+ * stored, and where its record is on disk, 0 for nowhere). A plain store. */
+static inline void item_init_state(ep_item *it, uint8_t datatype, bool stored,
+                                   uint64_t loc)
+{
+    uint64_t st = ((uint64_t)datatype << 1 & ITEM_DATATYPE_MASK) |
+                  (stored ? ITEM_STORED : 0) | loc << ITEM_LOC_SHIFT;
+    atomic_store_explicit(&it->state, st, memory_order_relaxed);
+}
+
 static inline uint8_t item_datatype(const ep_item *it)
 {
     uint64_t st = atomic_load_explicit(&((ep_item *)it)->state, memory_order_relaxed);

@@ -168,6 +168,11 @@ static void link_pending(warm_ctx *w, pending *p)
         w->counts[W_OLDER]++;
     } else if (p->it != NULL) {
         old = ep_link_item(e, s, link, p->it, cur != NULL);
+        /* The table's reference is now the only one that counts: ours is
+         * dropped with a plain store, since nobody else can have found the
+         * item while its stripe lock is held. */
+        atomic_store_explicit(&p->it->refs, 1, memory_order_relaxed);
+        p->it = NULL;
         w->counts[W_LOADED]++;
     } else {
         if (cur != NULL)
@@ -178,7 +183,7 @@ static void link_pending(warm_ctx *w, pending *p)
     if (old != NULL)
         ep_item_put(e, old);
     if (p->it != NULL)
-        ep_item_put(e, p->it); /* the table has its own reference, if linked */
+        ep_item_put(e, p->it); /* not linked: freed */
     p->it = NULL;
 }
 
@@ -268,13 +273,12 @@ static int apply(const kvs_record *r, void *ctx)
         }
         it->flags = r->flags;
         it->exptime = exptime;
-        item_init_datatype(it, r->datatype);
         it->vbucket = r->vbucket;
         it->cas = r->cas;
         if (r->nvalue > 0)
             memcpy(item_value(it), r->value, r->nvalue);
-        item_mark_stored(it);
-        item_set_loc(it, r->loc); /* clean: its value may be evicted */
+        /* Stored, and clean (its value may be evicted). */
+        item_init_state(it, r->datatype, true, r->loc);
     }
     if (w->queued == WARM_AHEAD) {
         link_pending(w, &w->ring[w->head]);
