@@ -32,6 +32,18 @@ void ep_item_put(ep_engine *e, ep_item *it)
         ep_item_free(it, e);
 }
 
+/* A new item's header and key, its one reference the caller's. */
+static ep_item *item_init(ep_item *it, const engine_doc_key *key, size_t nvalue)
+{
+    memset(it, 0, sizeof(*it));
+    atomic_init(&it->refs, 1);
+    it->nkey = key->len;
+    it->collection = key->collection;
+    it->nvalue = (uint32_t)nvalue;
+    memcpy(it->data, key->bytes, key->len);
+    return it;
+}
+
 ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
                        size_t nvalue, engine_errc *rc)
 {
@@ -65,13 +77,48 @@ ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *k
     atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->items_allocated, 1, memory_order_relaxed);
     ep_evict_wake(e, used + size);
-    memset(it, 0, sizeof(*it));
-    atomic_init(&it->refs, 1);
-    it->nkey = key->len;
-    it->collection = key->collection;
-    it->nvalue = (uint32_t)nvalue;
-    memcpy(it->data, key->bytes, key->len);
-    return it;
+    return item_init(it, key, nvalue);
+}
+
+ep_item *ep_item_alloc_credit(ep_engine *e, const engine_doc_key *key, size_t nvalue,
+                              ep_alloc_credit *cr, engine_errc *rc)
+{
+    size_t size = item_footprint(key->len, nvalue);
+    if (cr->mem < size) {
+        uint64_t block = size > EP_CREDIT_BYTES ? size : EP_CREDIT_BYTES;
+        uint64_t used =
+            atomic_fetch_add_explicit(&e->mem_used, block, memory_order_relaxed);
+        if (used + block > e->cfg.max_size) {
+            /* Near the quota: item by item, with its errors and eviction. */
+            atomic_fetch_sub_explicit(&e->mem_used, block, memory_order_relaxed);
+            return ep_item_alloc(e, NULL, key, nvalue, rc);
+        }
+        cr->mem += block;
+        ep_evict_wake(e, used + block);
+    }
+    ep_item *it = malloc(size);
+    if (it == NULL) {
+        *rc = ep_fail(e, NULL, ENGINE_NO_MEMORY, "out of memory allocating %zu bytes",
+                      size);
+        return NULL;
+    }
+    cr->mem -= size;
+    if (cr->refs == 0) {
+        atomic_fetch_add_explicit(&e->refs, EP_CREDIT_REFS, memory_order_relaxed);
+        cr->refs = EP_CREDIT_REFS;
+    }
+    cr->refs--;
+    cr->allocated++;
+    return item_init(it, key, nvalue);
+}
+
+void ep_alloc_credit_return(ep_engine *e, ep_alloc_credit *cr)
+{
+    atomic_fetch_sub_explicit(&e->mem_used, cr->mem, memory_order_relaxed);
+    /* The handle holds a reference of its own: this never drops the last. */
+    atomic_fetch_sub_explicit(&e->refs, cr->refs, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->items_allocated, cr->allocated, memory_order_relaxed);
+    *cr = (ep_alloc_credit){0};
 }
 
 /* ---- collections under the stripe lock ---- */

@@ -116,6 +116,7 @@ typedef struct warm_ctx {
     uint64_t max_cas;           /* highest CAS read, not yet in cas_seq */
     uint64_t unpublished;       /* records since the counters were added */
     uint64_t since_grow;        /* item bytes allocated since the last grow_hint */
+    ep_alloc_credit credit;     /* quota bytes and engine references taken ahead */
     char error[256];
 } warm_ctx;
 
@@ -254,11 +255,13 @@ static int apply(const kvs_record *r, void *ctx)
         grow_hint(w, r->nkey + r->nvalue);
         engine_doc_key key = {r->collection, r->nkey, r->key};
         engine_errc rc;
-        it = ep_item_alloc(e, NULL, &key, r->nvalue, &rc);
+        it = ep_item_alloc_credit(e, &key, r->nvalue, &w->credit, &rc);
         /* More data than memory: values loaded so far are clean, evict some. */
         for (bool evicted = true;
              it == NULL && rc == ENGINE_TEMPORARY_FAILURE && evicted;) {
-            /* The queued records first, so that they can be evicted too. */
+            /* Quota taken ahead goes back, and the queued records are linked,
+             * so that they can be evicted too. */
+            ep_alloc_credit_return(e, &w->credit);
             drain(w, true);
             /* Another shard's pass may have made the room: try again after
              * each pass; give up when a pass finds nothing left to evict. */
@@ -349,6 +352,7 @@ static int64_t warm_shard_run(exec_task *task, void *arg)
         rc = kvs_scan(e->store, ws->shard, apply, w, &st, warn, why, sizeof(why));
         drain(w, rc == 0);
         publish(w);
+        ep_alloc_credit_return(e, &w->credit);
     }
     atomic_fetch_add(&e->warm_stats.records, st.records);
     atomic_fetch_add(&e->warm_stats.bytes, st.bytes);
