@@ -35,7 +35,7 @@
 #define WARM_AHEAD         16
 #define WARM_PUBLISH       1024 /* records between updates of the shared counters */
 #define WARM_FILTER_MIN    (UINT64_C(1) << 16) /* bits */
-#define WARM_FILTER_MAX    (UINT64_C(1) << 32) /* bits (512 MiB) */
+#define WARM_FILTER_MAX    (UINT64_C(1) << 30) /* bits (128 MiB) */
 #define WARM_BYTES_PER_BIT 4 /* of data on disk: 40 bits for a 160-byte record */
 
 typedef struct warm_filter {
@@ -44,6 +44,9 @@ typedef struct warm_filter {
     unsigned shift; /* a hash's bit is hash >> shift */
 } warm_filter;
 
+/* Sized by the data on disk; its memory is outside the quota while warmup
+ * runs, so it is kept to a sixteenth of max_size (a smaller filter only says
+ * "maybe seen" more often: more chains are searched). */
 static warm_filter *filter_new(ep_engine *e)
 {
     uint64_t bytes = 0;
@@ -51,7 +54,8 @@ static warm_filter *filter_new(ep_engine *e)
         bytes += kvs_shard_bytes(e->store, i);
     uint64_t bits = WARM_FILTER_MIN;
     unsigned log2 = 16;
-    while (bits < bytes / WARM_BYTES_PER_BIT && bits < WARM_FILTER_MAX) {
+    while (bits < bytes / WARM_BYTES_PER_BIT && bits < WARM_FILTER_MAX &&
+           bits * 2 <= e->cfg.max_size / 2) {
         bits *= 2;
         log2++;
     }

@@ -232,17 +232,17 @@ static int write_all_at(ep_io *io, int fd, const void *buf, size_t len, int64_t 
     int rc = fault_check(io, IO_WRITE, &short_write);
     if (rc < 0 && !short_write)
         return rc;
-    size_t todo = short_write ? len / 2 : len;
+    size_t left = short_write ? len / 2 : len;
     const char *p = buf;
-    while (todo > 0) {
-        ssize_t n = off < 0 ? write(fd, p, todo) : pwrite(fd, p, todo, (off_t)off);
+    while (left > 0) {
+        ssize_t n = off < 0 ? write(fd, p, left) : pwrite(fd, p, left, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         p += n;
-        todo -= (size_t)n;
+        left -= (size_t)n;
         if (off >= 0)
             off += n;
     }
