@@ -53,6 +53,7 @@ static const param params[] = {
     U64(compaction_min_bytes, 1u << 20, 0, UINT64_C(1) << 40),
     U64(mem_high_wat_pct, 85, 1, 100),
     U64(mem_low_wat_pct, 75, 0, 99),
+    U64(warmup_arena, 1, 0, 1),
     {"dbname", offsetof(ep_config, dbname), P_STRING, 0, 0,
      sizeof(((ep_config *)0)->dbname) - 1},
 };

@@ -32,6 +32,7 @@ typedef struct ep_config {
     uint64_t compaction_min_bytes;     /* shards smaller than this are left alone */
     uint64_t mem_high_wat_pct; /* memory use (of max_size) that starts value eviction */
     uint64_t mem_low_wat_pct;  /* ... and where eviction stops */
+    uint64_t warmup_arena;     /* 1: warmup's items come from an arena (arena.h) */
     char dbname[1024];         /* data directory; empty = memory only */
 } ep_config;
 

@@ -10,6 +10,7 @@
 #define EP_ENGINE_H
 
 #include "../engine_api.h"
+#include "arena.h"
 #include "collections/manager.h"
 #include "collections/manifest.h"
 #include "config.h"
@@ -69,11 +70,13 @@ typedef struct ep_engine {
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;
-    exec_task *pager;                /* expiry pager, nonio */
-    exec_task *resizer;              /* hash table growth, nonio, woken by the table */
-    exec_task *purger;               /* frees items of dropped collections, nonio */
+    exec_task *pager;   /* expiry pager, nonio */
+    exec_task *resizer; /* hash table growth, nonio, woken by the table */
+    bool ht_recount;    /* the resizer's: its next run ends a delay (engine.c) */
+    exec_task *purger;  /* frees items of dropped collections, nonio */
     struct warm_shard *warm_shards;  /* one reader task per shard loads it at start */
     struct warm_filter *warm_filter; /* keys seen so far, while warming up */
+    ep_arena *arena; /* warmup's items, or NULL; set before warmup, freed with e */
     uint64_t warm_t0;
     _Atomic bool warm_failed;
     exec_task *compactor; /* rewrites fragmented shards, auxio */
@@ -147,29 +150,52 @@ void ep_item_put(ep_engine *e, ep_item *it);
 /* ht_destroy's callback: frees an item whose last reference is gone. */
 void ep_item_free(ep_item *it, void *engine);
 
+/* For a thread that links many items in a row (warmup): the collections'
+ * item and memory counters are gathered here, a few collection states at a
+ * time (each slot holds a reference to its state), and added to the shared
+ * counters by ep_coll_tally_flush, instead of two shared atomic operations per
+ * item on a line every such thread writes. Until a flush the shared counters
+ * lag by what the tally holds. */
+#define EP_TALLY_SLOTS 4
+typedef struct ep_tally_slot {
+    coll_state *state;
+    int64_t items, mem;
+} ep_tally_slot;
+typedef struct ep_coll_tally {
+    ep_tally_slot slot[EP_TALLY_SLOTS];
+} ep_coll_tally;
+void ep_coll_tally_flush(ep_coll_tally *t);
+
 /* kv.c: items and links shared with warmup. ep_item_alloc checks the quota
  * (NULL with *rc); ep_link_item / ep_unlink_item keep the collection counters
- * (under the stripe lock; they return the item the table let go of). */
+ * (under the stripe lock; into the tally t, or the shared counters when t is
+ * NULL; they return the item the table let go of). */
 ep_item *ep_item_alloc(ep_engine *e, const void *cookie, const engine_doc_key *key,
                        size_t nvalue, engine_errc *rc);
 ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
-                      bool replace);
+                      bool replace, ep_coll_tally *t);
+/* As ep_link_item, but the caller's reference on `it` becomes the table's (no
+ * locked operation to take one): for a new item that nobody else can see. */
+ep_item *ep_link_new_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
+                          bool replace, ep_coll_tally *t);
 
 /* For a thread that allocates many items in a row (warmup): the engine-wide
  * counters (quota bytes, engine references, items allocated) are taken in
  * blocks and kept here, instead of three shared atomic operations per item.
  * mem_used counts a block ahead (at most EP_CREDIT_BYTES per holder). Near
- * the quota ep_item_alloc_credit allocates as ep_item_alloc does.
- * ep_alloc_credit_return gives back what is left. */
+ * the quota ep_item_alloc_credit allocates as ep_item_alloc does. With a
+ * cursor, items come from e->arena (from malloc when it has no room).
+ * ep_alloc_credit_return gives back what is left (the cursor stays). */
 #define EP_CREDIT_BYTES (256u << 10)
 #define EP_CREDIT_REFS  1024u
 typedef struct ep_alloc_credit {
     uint64_t mem, refs, allocated;
+    arena_cursor *cursor; /* items from e->arena through it, or NULL: malloc */
 } ep_alloc_credit;
 ep_item *ep_item_alloc_credit(ep_engine *e, const engine_doc_key *key, size_t nvalue,
                               ep_alloc_credit *cr, engine_errc *rc);
 void ep_alloc_credit_return(ep_engine *e, ep_alloc_credit *cr);
-ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link);
+ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_coll_tally *t);
 
 /* warmup.c: starts one reader task per shard; the last to finish sets
  * warm_state. ep_warmup_free after the executor is gone. */

@@ -125,7 +125,7 @@ static bool evict_one(ep_item **link, void *ctx)
     }
     uint64_t keep = atomic_load(&it->state) & (ITEM_STORED | ITEM_DATATYPE_MASK);
     atomic_store(&stub->state, keep | ITEM_EVICTED | loc << ITEM_LOC_SHIFT);
-    ep_item *old = ep_link_item(e, v->s, link, stub, true);
+    ep_item *old = ep_link_item(e, v->s, link, stub, true, NULL);
     ep_item_put(e, stub); /* the table holds it */
     ep_item_put(e, old);
     atomic_fetch_add_explicit(&e->evict_stats.non_resident, 1, memory_order_relaxed);
@@ -255,7 +255,7 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
                  * that may go stale. */
                 if (!atomic_load(&e->compacting[shard]))
                     item_set_loc(whole, item_loc(stub));
-                old = ep_link_item(e, s, link, whole, true);
+                old = ep_link_item(e, s, link, whole, true, NULL);
             }
             ht_unlock(s);
             ep_item_put(e, whole);

@@ -81,6 +81,31 @@ static inline uint64_t fmix64(uint64_t k)
     return k;
 }
 
+/* The last n < 8 bytes as one word, as memcpy into a zeroed word gives them
+ * (little-endian), from whole 4-, 2- and 1-byte loads: a word read back from
+ * bytes copied one by one waits for them to reach the cache (a store-forwarding
+ * stall that was 40% of the hash). */
+static inline uint64_t load_tail(const unsigned char *p, size_t n)
+{
+    uint64_t w = 0;
+    unsigned at = 0;
+    if (n & 4) {
+        uint32_t x;
+        memcpy(&x, p, 4);
+        w = x;
+        at = 4;
+    }
+    if (n & 2) {
+        uint16_t x;
+        memcpy(&x, p + at, 2);
+        w |= (uint64_t)x << (at * 8);
+        at += 2;
+    }
+    if (n & 1)
+        w |= (uint64_t)p[at] << (at * 8);
+    return w;
+}
+
 uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t nkey)
 {
     const uint64_t m = UINT64_C(0x9e3779b97f4a7c15);
@@ -93,9 +118,7 @@ uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t 
         p += 8;
         nkey -= 8;
     }
-    uint64_t w = 0;
-    memcpy(&w, p, nkey);
-    h = rotl64(h ^ (w * m), 29) * UINT64_C(0xbf58476d1ce4e5b9);
+    h = rotl64(h ^ (load_tail(p, nkey) * m), 29) * UINT64_C(0xbf58476d1ce4e5b9);
     return fmix64(h);
 }
 
@@ -190,7 +213,6 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
 ep_item *ht_put(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it, bool replace)
 {
     ep_item *old = replace ? *link : NULL;
-    item_ref(it);
     if (old != NULL) {
         it->next = old->next;
         old->next = NULL;
@@ -283,10 +305,8 @@ int ht_grow(ep_ht *ht)
         items += ht->stripes[i].count;
         pthread_mutex_unlock(&ht->stripes[i].lock);
     }
-    if (items <= (old->mask + 1) * ht_max_load) {
-        atomic_store(&ht->grow_asked, false);
-        return 0;
-    }
+    if (items <= (old->mask + 1) * ht_max_load)
+        return 0; /* still asked: see ht_grow_rearm */
     unsigned next = ht->cur ^ 1u;
     ht_table *nt = &ht->tab[next];
     uint64_t nbuckets = (old->mask + 1) * 2;
@@ -332,6 +352,11 @@ int ht_grow(ep_ht *ht)
     atomic_fetch_add(&ht->resizes, 1);
     atomic_store(&ht->grow_asked, false);
     return 1;
+}
+
+void ht_grow_rearm(ep_ht *ht)
+{
+    atomic_store(&ht->grow_asked, false);
 }
 
 void ht_get_info(ep_ht *ht, ht_info *out, bool max_chain)

@@ -35,8 +35,8 @@ typedef struct ht_stripe {
 
 typedef struct ep_ht ep_ht;
 
-/** Asks the owner to run ht_grow soon; called at most once per growth, under a
- * stripe lock, so it must only wake a task. */
+/** Asks the owner to run ht_grow soon; called at most once per growth (or per
+ * ht_grow_rearm), under a stripe lock, so it must only wake a task. */
 typedef void (*ht_grow_fn)(void *ctx);
 
 /** Zeroed memory for a large array (bucket arrays, warmup's filter). From 2 MiB
@@ -70,10 +70,11 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
  * inserting a key known not to be in the table without searching its chain. */
 ep_item **ht_bucket(ep_ht *ht, ht_stripe *s, uint64_t hash);
 
-/** Under the stripe lock: links `it` at *link, taking a new reference on it.
- * With `replace`, *link is the old item, which is unlinked and returned with the
- * table's reference for the caller to drop; without, `it` is inserted before
- * *link (any position in the right chain will do) and NULL is returned. */
+/** Under the stripe lock: links `it` at *link; the caller gives the table one
+ * reference on it (a new one, or its own). With `replace`, *link is the old item, which
+ * is unlinked and returned with the table's reference for the caller to drop; without,
+ * `it` is inserted before *link (any position in the right chain will do) and NULL is
+ * returned. */
 ep_item *ht_put(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it, bool replace);
 
 /** Under the stripe lock: unlinks *link and returns it with the table's reference. */
@@ -103,8 +104,12 @@ void ht_stripe_walk(ep_ht *ht, ht_stripe *s, bool (*fn)(ep_item **link, void *),
 
 /** Doubles the table if it is over its load factor; runs stripe by stripe.
  * Returns 1 if it grew, 0 if not needed, -1 on out of memory. Only one caller at
- * a time (the owner's resizer task). */
+ * a time (the owner's resizer task). After 0 the stripes ask no more until
+ * ht_grow_rearm: near its limit one stripe or another is over its share long
+ * before the table is, and each count locks every stripe, so the owner spaces
+ * the counts out. */
 int ht_grow(ep_ht *ht);
+void ht_grow_rearm(ep_ht *ht);
 
 typedef struct ht_info {
     uint64_t items;

@@ -21,8 +21,12 @@ void ep_item_free(ep_item *it, void *engine)
     ep_engine *e = engine;
     if (item_evicted(it))
         atomic_fetch_sub_explicit(&e->evict_stats.non_resident, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&e->mem_used, item_mem(it), memory_order_relaxed);
-    free(it);
+    size_t mem = item_mem(it);
+    atomic_fetch_sub_explicit(&e->mem_used, mem, memory_order_relaxed);
+    if (arena_owns(e->arena, it))
+        arena_free(e->arena, it, mem); /* never a stub: those are malloc's */
+    else
+        free(it);
     ep_engine_unref(e);
 }
 
@@ -96,7 +100,9 @@ ep_item *ep_item_alloc_credit(ep_engine *e, const engine_doc_key *key, size_t nv
         cr->mem += block;
         ep_evict_wake(e, used + block);
     }
-    ep_item *it = malloc(size);
+    ep_item *it = cr->cursor != NULL ? arena_alloc(e->arena, cr->cursor, size) : NULL;
+    if (it == NULL)
+        it = malloc(size);
     if (it == NULL) {
         *rc = ep_fail(e, NULL, ENGINE_NO_MEMORY, "out of memory allocating %zu bytes",
                       size);
@@ -118,7 +124,7 @@ void ep_alloc_credit_return(ep_engine *e, ep_alloc_credit *cr)
     /* The handle holds a reference of its own: this never drops the last. */
     atomic_fetch_sub_explicit(&e->refs, cr->refs, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->items_allocated, cr->allocated, memory_order_relaxed);
-    *cr = (ep_alloc_credit){0};
+    *cr = (ep_alloc_credit){.cursor = cr->cursor};
 }
 
 /* ---- collections under the stripe lock ---- */
@@ -153,37 +159,78 @@ static bool current_incarnation(const coll_collection *c, const ep_item *it)
     return it->cas > c->state->start_cas;
 }
 
+/* Adds a tally slot's counts to its state's counters and lets the state go. */
+static void tally_slot_flush(ep_tally_slot *slot)
+{
+    if (slot->state == NULL)
+        return;
+    /* Two's complement: adding a negative count as uint64_t subtracts it. */
+    atomic_fetch_add_explicit(&slot->state->items, (uint64_t)slot->items,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&slot->state->mem, (uint64_t)slot->mem,
+                              memory_order_relaxed);
+    coll_state_unref(slot->state);
+    *slot = (ep_tally_slot){0};
+}
+
+void ep_coll_tally_flush(ep_coll_tally *t)
+{
+    for (int i = 0; i < EP_TALLY_SLOTS; i++)
+        tally_slot_flush(&t->slot[i]);
+}
+
+/* The tally slot for a collection state: the one it has, or the one its id
+ * maps to, taken over (the slot's old state gets its counts first). Under the
+ * stripe lock, where the state is alive; the slot holds a reference. */
+static ep_tally_slot *tally_slot(ep_coll_tally *t, coll_state *st, uint32_t cid)
+{
+    ep_tally_slot *slot = &t->slot[cid % EP_TALLY_SLOTS];
+    if (slot->state != st) {
+        tally_slot_flush(slot);
+        slot->state = coll_state_ref(st);
+    }
+    return slot;
+}
+
 /* Under the stripe lock: moves the item in or out of its collection's counters
- * if it belongs to the current incarnation. */
-static void account(const coll_manifest *m, const ep_item *it, bool in)
+ * if it belongs to the current incarnation (into the tally when there is one). */
+static void account(const coll_manifest *m, const ep_item *it, bool in, ep_coll_tally *t)
 {
     const coll_collection *c = coll_find_collection(m, it->collection);
     if (c == NULL || !current_incarnation(c, it))
         return;
-    uint64_t fp = item_mem(it);
-    if (in) {
-        atomic_fetch_add_explicit(&c->state->items, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&c->state->mem, fp, memory_order_relaxed);
-    } else {
-        atomic_fetch_sub_explicit(&c->state->items, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&c->state->mem, fp, memory_order_relaxed);
+    int64_t fp = (int64_t)item_mem(it), n = in ? 1 : -1;
+    if (t != NULL) {
+        ep_tally_slot *slot = tally_slot(t, c->state, c->id);
+        slot->items += n;
+        slot->mem += n * fp;
+        return;
     }
+    atomic_fetch_add_explicit(&c->state->items, (uint64_t)n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->state->mem, (uint64_t)(n * fp), memory_order_relaxed);
 }
 
-ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
-                      bool replace)
+ep_item *ep_link_new_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
+                          bool replace, ep_coll_tally *t)
 {
     ep_item *old = ht_put(e->ht, s, link, it, replace);
     if (old != NULL)
-        account(view(s), old, false);
-    account(view(s), it, true);
+        account(view(s), old, false, t);
+    account(view(s), it, true, t);
     return old;
 }
 
-ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link)
+ep_item *ep_link_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_item *it,
+                      bool replace, ep_coll_tally *t)
+{
+    item_ref(it); /* the table's */
+    return ep_link_new_item(e, s, link, it, replace, t);
+}
+
+ep_item *ep_unlink_item(ep_engine *e, ht_stripe *s, ep_item **link, ep_coll_tally *t)
 {
     (void)e;
-    account(view(s), *link, false);
+    account(view(s), *link, false, t);
     return ht_unlink(s, link);
 }
 
@@ -249,7 +296,7 @@ static ep_item *live_item(ep_engine *e, ht_stripe *s, ep_item **link,
         s->stat[ST_PURGED]++;
     } else if (it->exptime != 0 && item_expired(it, now(e))) {
         s->stat[ST_EXPIRED_ACCESS]++;
-        account(view(s), it, false);
+        account(view(s), it, false, NULL);
     } else {
         return it;
     }
@@ -553,7 +600,7 @@ again:;
     if (rc == ENGINE_SUCCESS) {
         put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
         it->cas = put->cas;
-        old = ep_link_item(e, s, link, put, cur != NULL);
+        old = ep_link_item(e, s, link, put, cur != NULL, NULL);
         if (e->flusher != NULL)
             flusher_enqueue_set(e->flusher, put, old, waiter); /* in CAS order per key */
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
@@ -609,7 +656,7 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
         rc = ENGINE_KEY_EXISTS;
         s->stat[ST_CAS_BADVAL]++;
     } else {
-        gone = ep_unlink_item(e, s, link);
+        gone = ep_unlink_item(e, s, link, NULL);
         uint64_t del_cas =
             atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
         if (e->flusher != NULL &&
@@ -774,7 +821,7 @@ static void sweep_drop(ep_item *it, void *ctx)
 {
     sweep *w = ctx;
     if (w->count_out)
-        account(w->m, it, false);
+        account(w->m, it, false, NULL);
     if (w->persist_deletes)
         flusher_enqueue_delete(w->e->flusher, it, atomic_fetch_add(&w->e->cas_seq, 1) + 1,
                                NULL);

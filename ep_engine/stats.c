@@ -143,6 +143,14 @@ static void stats_memory(ep_engine *e, stat_sink *k)
     add_u64(k, "ep_item_overhead_bytes", sizeof(ep_item));
     add_u64(k, "ep_ht_memory",
             hi.buckets * sizeof(void *) + hi.stripes * sizeof(ht_stripe));
+    /* Warmup's arena (zeros without one): its blocks in memory, the items still
+     * in them, and the blocks given back once their items were all freed. */
+    arena_stats as;
+    arena_get_stats(e->arena, &as);
+    add_u64(k, "ep_arena_reserved_bytes", as.reserved_bytes);
+    add_u64(k, "ep_arena_resident_bytes", as.resident_bytes);
+    add_u64(k, "ep_arena_items", as.live_allocs);
+    add_u64(k, "ep_arena_released_blocks", as.released_blocks);
     add_eviction(e, k);
 }
 

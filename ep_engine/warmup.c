@@ -121,6 +121,8 @@ typedef struct warm_ctx {
     uint64_t unpublished;       /* records since the counters were added */
     uint64_t since_grow;        /* item bytes allocated since the last grow_hint */
     ep_alloc_credit credit;     /* quota bytes and engine references taken ahead */
+    ep_coll_tally tally;        /* collection counters not yet added */
+    arena_cursor cursor;        /* this shard's place in e->arena */
     char error[256];
 } warm_ctx;
 
@@ -131,7 +133,7 @@ static void warn(const char *msg, void *ctx)
 }
 
 /* Adds this shard's counts to the engine's (the warmup stats show progress) and
- * raises cas_seq to the highest CAS read. */
+ * to the collections', and raises cas_seq to the highest CAS read. */
 static void publish(warm_ctx *w)
 {
     ep_engine *e = w->e;
@@ -144,6 +146,7 @@ static void publish(warm_ctx *w)
             atomic_fetch_add(to[i], w->counts[i]);
         w->counts[i] = 0;
     }
+    ep_coll_tally_flush(&w->tally);
     uint64_t cas = atomic_load(&e->cas_seq);
     while (w->max_cas > cas &&
            !atomic_compare_exchange_weak(&e->cas_seq, &cas, w->max_cas))
@@ -172,16 +175,12 @@ static void link_pending(warm_ctx *w, pending *p)
     } else if (cur != NULL && cur->cas >= p->cas) {
         w->counts[W_OLDER]++;
     } else if (p->it != NULL) {
-        old = ep_link_item(e, s, link, p->it, cur != NULL);
-        /* The table's reference is now the only one that counts: ours is
-         * dropped with a plain store, since nobody else can have found the
-         * item while its stripe lock is held. */
-        atomic_store_explicit(&p->it->refs, 1, memory_order_relaxed);
-        p->it = NULL;
+        old = ep_link_new_item(e, s, link, p->it, cur != NULL, &w->tally);
+        p->it = NULL; /* our reference is the table's now */
         w->counts[W_LOADED]++;
     } else {
         if (cur != NULL)
-            old = ep_unlink_item(e, s, link);
+            old = ep_unlink_item(e, s, link, &w->tally);
         w->counts[p->type == KVS_SET ? W_EXPIRED : W_TOMBSTONES]++;
     }
     ht_unlock(s);
@@ -256,7 +255,8 @@ static int apply(const kvs_record *r, void *ctx)
     bool is_set = r->type == KVS_SET && !(exptime != 0 && exptime <= w->now);
     ep_item *it = NULL;
     if (is_set) {
-        grow_hint(w, r->nkey + r->nvalue);
+        if (w->credit.cursor == NULL || w->cursor.full)
+            grow_hint(w, r->nkey + r->nvalue); /* the item comes from malloc */
         engine_doc_key key = {r->collection, r->nkey, r->key};
         engine_errc rc;
         it = ep_item_alloc_credit(e, &key, r->nvalue, &w->credit, &rc);
@@ -267,6 +267,7 @@ static int apply(const kvs_record *r, void *ctx)
              * so that they can be evicted too. */
             ep_alloc_credit_return(e, &w->credit);
             drain(w, true);
+            ep_coll_tally_flush(&w->tally); /* the pass takes from these counters */
             /* Another shard's pass may have made the room: try again after
              * each pass; give up when a pass finds nothing left to evict. */
             evicted = ep_evict_pass(e) > 0;
@@ -294,14 +295,14 @@ static int apply(const kvs_record *r, void *ctx)
     }
     pending *p = &w->ring[(w->head + w->queued) % WARM_AHEAD];
     w->queued++;
-    *p = (pending){ht_hash(r->vbucket, r->collection, r->key, r->nkey),
-                   it,
-                   r->type,
-                   r->vbucket,
-                   r->nkey,
-                   r->collection,
-                   r->cas,
-                   {0}};
+    /* Field by field: a compound literal would clear the whole key array. */
+    p->hash = ht_hash(r->vbucket, r->collection, r->key, r->nkey);
+    p->it = it;
+    p->type = r->type;
+    p->vbucket = r->vbucket;
+    p->nkey = r->nkey;
+    p->collection = r->collection;
+    p->cas = r->cas;
     if (it == NULL)
         memcpy(p->key, r->key, r->nkey);
     ht_prefetch(e->ht, p->hash);
@@ -353,10 +354,14 @@ static int64_t warm_shard_run(exec_task *task, void *arg)
         snprintf(why, sizeof(why), "out of memory for the warmup queue");
     } else {
         *w = (warm_ctx){.e = e, .now = e->sapi->core.get_current_time()};
+        if (e->arena != NULL)
+            w->credit.cursor = &w->cursor;
         rc = kvs_scan(e->store, ws->shard, apply, w, &st, warn, why, sizeof(why));
         drain(w, rc == 0);
         publish(w);
         ep_alloc_credit_return(e, &w->credit);
+        if (e->arena != NULL)
+            arena_cursor_close(e->arena, &w->cursor);
     }
     atomic_fetch_add(&e->warm_stats.records, st.records);
     atomic_fetch_add(&e->warm_stats.bytes, st.bytes);
@@ -377,6 +382,26 @@ static void warm_shard_cancel(exec_task *task, void *arg)
     shard_finished(ws->e, true); /* shut down before it ran */
 }
 
+/* Warmup's items come from an arena when the data on disk fits in the free
+ * quota. An item takes no more memory than its record on disk (a 48-byte
+ * header for the record's 48) plus up to 7 bytes of alignment, so the arena then
+ * holds what was loaded and no more, within the quota. Data that may not fit
+ * is loaded with malloc, which reuses what eviction frees as warmup goes (the
+ * arena never reuses memory). */
+static ep_arena *arena_for(ep_engine *e)
+{
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < kvs_shards(e->store); i++)
+        bytes += kvs_shard_bytes(e->store, i);
+    if (!e->cfg.warmup_arena || bytes == 0 ||
+        ep_load(&e->mem_used) + bytes > e->cfg.max_size)
+        return NULL;
+    /* Alignment (7 bytes at most per item of 49 or more), and a partly filled
+     * block per shard. Should it still fall short, malloc serves the rest. */
+    return arena_new(bytes + bytes / 7 +
+                     (kvs_shards(e->store) + 1) * (uint64_t)ARENA_BLOCK_BYTES);
+}
+
 bool ep_warmup_start(ep_engine *e)
 {
     unsigned n = kvs_shards(e->store);
@@ -386,6 +411,7 @@ bool ep_warmup_start(ep_engine *e)
     e->warm_shards = ws;
     e->warm_t0 = exec_now_ns();
     e->warm_filter = filter_new(e);
+    e->arena = arena_for(e); /* NULL: malloc, as everywhere else */
     for (unsigned i = 0; i < n; i++) {
         ws[i] = (warm_shard){e, i, NULL};
         ws[i].task = exec_task_new(e->pool, "warmup", EXEC_READER, 0, warm_shard_run,

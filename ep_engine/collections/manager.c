@@ -142,9 +142,7 @@ static engine_errc bind_states(const coll_manifest *cur, coll_manifest *next,
         while (j < ncur && cur->collections[j].id < c->id)
             j++;
         if (j < ncur && cur->collections[j].id == c->id) {
-            coll_state *shared = cur->collections[j].state;
-            atomic_fetch_add(&shared->refs, 1);
-            c->state = shared;
+            c->state = coll_state_ref(cur->collections[j].state);
             kept++;
         } else {
             c->state = coll_state_new();

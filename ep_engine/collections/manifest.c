@@ -45,9 +45,17 @@ static uint64_t hash_name(uint64_t seed, const char *s, size_t len)
 
 coll_state *coll_state_new(void)
 {
-    coll_state *s = calloc(1, sizeof(*s));
-    if (s != NULL)
+    coll_state *s = aligned_alloc(_Alignof(coll_state), sizeof(*s));
+    if (s != NULL) {
+        memset(s, 0, sizeof(*s));
         atomic_init(&s->refs, 1);
+    }
+    return s;
+}
+
+coll_state *coll_state_ref(coll_state *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
     return s;
 }
 

@@ -487,6 +487,65 @@ static test_result test_limits(engine_handle *h, const test_harness *th)
 
 /* ---- warmup ---- */
 
+/* Warmup counts each collection's items and memory in a tally of a few slots,
+ * added to the collections in blocks: with more collections than slots, and
+ * records that replace and delete, every count must still come out exact. */
+static test_result test_warmup_collection_counts(engine_handle *h, const test_harness *th)
+{
+    enum { NCOLL = 10 };
+    const void *c = th->create_cookie();
+    char buf[2048], key[32], val[64], stat[32];
+    CHECK_RC(set_manifest(h, th, c,
+                          manifest(buf, sizeof(buf), "2", "_default:0", "_default:0",
+                                   NULL, "s1:8", "c0:8", "c1:9", "c2:a", "c3:b", "c4:c",
+                                   "c5:d", "c6:e", "c7:f", "c8:10", "c9:11", NULL, NULL)),
+             ENGINE_SUCCESS);
+    /* Interleaved, so that warmup reads the collections' records mixed. */
+    for (int r = 0; r < 50 + 20 * (NCOLL - 1); r++) {
+        for (int j = 0; j < NCOLL; j++) {
+            if (r >= 50 + 20 * j)
+                continue;
+            snprintf(key, sizeof(key), "k%d", r);
+            int len = snprintf(val, sizeof(val), "v%d-%d", j, r);
+            CHECK_RC(kv_store_full(h, c, (uint32_t)(8 + j), (uint16_t)(r % 4), key, val,
+                                   (size_t)len, 0, 0, ENGINE_STORE_SET, 0, NULL),
+                     ENGINE_SUCCESS);
+        }
+    }
+    for (int j = 0; j < NCOLL; j++) {
+        /* A longer value replaces k1; every other collection loses k0. */
+        CHECK_RC(kv_store_full(h, c, (uint32_t)(8 + j), 1, "k1", "a much longer value",
+                               19, 0, 0, ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_SUCCESS);
+        engine_doc_key k0 = doc_key((uint32_t)(8 + j), "k0");
+        if (j % 2 == 0)
+            CHECK_RC(h->remove(h, c, &k0, 0, 0, NULL), ENGINE_SUCCESS);
+    }
+    CHECK_RC(
+        kv_store_full(h, c, 0, 0, "d", "default", 7, 0, 0, ENGINE_STORE_SET, 0, NULL),
+        ENGINE_SUCCESS);
+    uint64_t items[NCOLL], mem[NCOLL];
+    for (int j = 0; j < NCOLL; j++) {
+        snprintf(stat, sizeof(stat), "0x8:0x%x:items", 8 + j);
+        items[j] = stat_u64(h, "collections", stat);
+        CHECK(items[j] == (uint64_t)(50 + 20 * j - (j % 2 == 0)));
+        snprintf(stat, sizeof(stat), "0x8:0x%x:mem_used", 8 + j);
+        mem[j] = stat_u64(h, "collections", stat);
+    }
+    uint64_t scope_items = stat_u64(h, "scopes", "0x8:items");
+    engine_errc rc;
+    CHECK((h = th->restart_engine(false, &rc)) != NULL && wait_ready(h));
+    for (int j = 0; j < NCOLL; j++) {
+        snprintf(stat, sizeof(stat), "0x8:0x%x:items", 8 + j);
+        CHECK(stat_u64(h, "collections", stat) == items[j]);
+        snprintf(stat, sizeof(stat), "0x8:0x%x:mem_used", 8 + j);
+        CHECK(stat_u64(h, "collections", stat) == mem[j]);
+    }
+    CHECK(stat_u64(h, "scopes", "0x8:items") == scope_items);
+    CHECK(stat_u64(h, "collections", "0x0:0x0:items") == 1);
+    return TEST_PASS;
+}
+
 static test_result test_warmup_same_manifest(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -905,6 +964,8 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"warmup: leftover temp file removed", test_leftover_temp_file, setup_wait_ready,
      NULL, CFG, false},
+    {"warmup: collection counts exact over more collections than tally slots",
+     test_warmup_collection_counts, setup_wait_ready, NULL, CFG, false},
     {"warmup: collection dropped before restart", test_dropped_before_restart,
      setup_wait_ready, NULL, CFG, false},
     {"data: unknown collection", test_unknown_collection_ops, setup_wait_ready, NULL, CFG,

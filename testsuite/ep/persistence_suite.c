@@ -962,6 +962,79 @@ static test_result test_warmup_million(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* Warmup's items come from the arena when the data fits in the quota; as they
+ * are replaced its blocks are given back; with warmup_arena=0 there is none. */
+static test_result test_warmup_arena(engine_handle *h, const test_harness *th)
+{
+    enum { N = 20000 };
+    const void *c = th->create_cookie();
+    char key[32], val[64], got[64];
+    CHECK(stat_u64(h, "memory", "ep_arena_reserved_bytes") == 0); /* nothing on disk */
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "a%d", i);
+        int len = snprintf(val, sizeof(val), "old-%d-%d", i, i * 3);
+        CHECK_RC(kv_store_full(h, c, 0, (uint16_t)(i % 8), key, val, (size_t)len, 0, 0,
+                               ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_SUCCESS);
+    }
+    uint64_t mem = stat_u64(h, NULL, "mem_used");
+    CHECK((h = restart(th, false)) != NULL);
+    c = th->create_cookie();
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    CHECK(stat_u64(h, NULL, "mem_used") == mem);
+    CHECK(stat_u64(h, "memory", "ep_arena_items") == N);
+    uint64_t resident = stat_u64(h, "memory", "ep_arena_resident_bytes");
+    CHECK(resident > 0 && resident <= stat_u64(h, "memory", "ep_arena_reserved_bytes"));
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "a%d", i);
+        snprintf(val, sizeof(val), "old-%d-%d", i, i * 3);
+        CHECK_RC(kv_get_full(h, c, 0, (uint16_t)(i % 8), key, got, sizeof(got), NULL),
+                 ENGINE_SUCCESS);
+        CHECK(strcmp(got, val) == 0);
+    }
+    /* Every key replaced: the arena's items are freed, its blocks given back. */
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "a%d", i);
+        int len = snprintf(val, sizeof(val), "new-%d", i);
+        CHECK_RC(kv_store_full(h, c, 0, (uint16_t)(i % 8), key, val, (size_t)len, 0, 0,
+                               ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_SUCCESS);
+    }
+    CHECK(wait_stat_eq(h, "memory", "ep_arena_items", 0));
+    CHECK(stat_u64(h, "memory", "ep_arena_resident_bytes") == 0);
+    CHECK(stat_u64(h, "memory", "ep_arena_released_blocks") >= 1);
+    for (int i = 0; i < N; i += 7) {
+        snprintf(key, sizeof(key), "a%d", i);
+        snprintf(val, sizeof(val), "new-%d", i);
+        CHECK_RC(kv_get_full(h, c, 0, (uint16_t)(i % 8), key, got, sizeof(got), NULL),
+                 ENGINE_SUCCESS);
+        CHECK(strcmp(got, val) == 0);
+    }
+    /* Switched off: data loads through malloc. */
+    const char *off = "dbname=@DATA_DIR@/off;num_shards=2;warmup_arena=0";
+    engine_errc rc;
+    for (int run = 0; run < 2; run++) {
+        engine_handle *e = th->create_engine(off, &rc);
+        CHECK(e != NULL && wait_ready(e));
+        if (run == 0) {
+            for (int i = 0; i < 100; i++) {
+                snprintf(key, sizeof(key), "b%d", i);
+                CHECK_RC(kv_store_full(e, NULL, 0, 0, key, "v", 1, 0, 0, ENGINE_STORE_SET,
+                                       0, NULL),
+                         ENGINE_SUCCESS);
+            }
+            CHECK(wait_stat_eq(e, NULL, "ep_queue_size", 0));
+        } else {
+            CHECK(stat_u64(e, NULL, "curr_items") == 100);
+            CHECK(stat_u64(e, "memory", "ep_arena_reserved_bytes") == 0);
+            CHECK_RC(kv_get_full(e, NULL, 0, 0, "b7", got, sizeof(got), NULL),
+                     ENGINE_SUCCESS);
+        }
+        th->destroy_engine(e, false);
+    }
+    return TEST_PASS;
+}
+
 /* A key whose vbucket moved to another shard (num_shards changed between runs)
  * has records in two shards, which warmup reads at the same time: only the
  * newest version may end up in the table, once. */
@@ -1225,10 +1298,12 @@ static test_result test_eviction_at_quota(engine_handle *h, const test_harness *
     for (int i = 0; i < 10000 && stat_u64(h, NULL, "mem_used") > max; i++)
         usleep(1000);
     CHECK(stat_u64(h, NULL, "mem_used") <= max);
-    /* Three times the quota on disk: warmup evicts as it loads. */
+    /* Three times the quota on disk: warmup evicts as it loads, with malloc (the
+     * arena reuses nothing that eviction frees). */
     CHECK((h = restart(th, false)) != NULL);
     c = th->create_cookie();
     CHECK(stat_u64(h, NULL, "curr_items") == N);
+    CHECK(stat_u64(h, "memory", "ep_arena_reserved_bytes") == 0);
     CHECK(stat_u64(h, NULL, "ep_num_value_ejects") > 0);
     CHECK(stat_u64(h, NULL, "mem_used") <= max);
     for (int i = 0; i < N; i += 7) {
@@ -1510,6 +1585,8 @@ static const engine_test tests[] = {
     {"durable set and remove survive a forced stop",
      test_durable_set_survives_forced_stop, setup_wait_ready, NULL, CFG, false},
     {"durable write errors", test_durable_errors, setup_wait_ready, NULL, CFG, false},
+    {"warmup's items come from an arena that gives its blocks back", test_warmup_arena,
+     setup_wait_ready, NULL, CFG, false},
     {"group commit and de-duplication", test_group_commit_and_dedupe, setup_wait_ready,
      NULL, CFG, false},
     {"batch delay: plain writes gather, durable ones do not wait", test_batch_delay,
