@@ -31,15 +31,17 @@ ep_arena *arena_new(uint64_t bytes)
     if (a == NULL)
         return NULL;
     a->live = calloc(nblocks, sizeof(*a->live));
+    a->tail = calloc(nblocks, sizeof(*a->tail));
     /* No swap space is set aside: pages are used only as blocks are filled. One
      * block more than needed, so that the blocks can start aligned. */
     a->map_bytes = (nblocks + 1) * ARENA_BLOCK_BYTES;
     a->map = mmap(NULL, a->map_bytes, PROT_READ | PROT_WRITE,
                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (a->live == NULL || a->map == MAP_FAILED) {
+    if (a->live == NULL || a->tail == NULL || a->map == MAP_FAILED) {
         if (a->map != MAP_FAILED)
             munmap(a->map, a->map_bytes);
         free(a->live);
+        free(a->tail);
         free(a);
         return NULL;
     }
@@ -57,6 +59,7 @@ void arena_destroy(ep_arena *a)
     ARENA_UNPOISON(a->base, a->nblocks * ARENA_BLOCK_BYTES);
     munmap(a->map, a->map_bytes);
     free(a->live);
+    free(a->tail);
     free(a);
 }
 
@@ -69,7 +72,9 @@ static char *block_at(const ep_arena *a, uint64_t b)
 static void release(ep_arena *a, uint64_t b)
 {
     (void)madvise(block_at(a, b), ARENA_BLOCK_BYTES, MADV_DONTNEED);
-    atomic_fetch_sub_explicit(&a->resident, 1, memory_order_relaxed);
+    uint32_t gone = atomic_load_explicit(&a->tail[b], memory_order_relaxed);
+    atomic_fetch_sub_explicit(&a->resident, ARENA_BLOCK_BYTES - gone,
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&a->released, 1, memory_order_relaxed);
 }
 
@@ -86,8 +91,13 @@ void arena_cursor_close(ep_arena *a, arena_cursor *c)
         /* The tail nobody will carve from holds no allocation: drop its pages now
          * (the block itself stays until its allocations are freed). */
         uintptr_t page = 4096, from = ((uintptr_t)c->next + page - 1) & ~(page - 1);
-        if (from < (uintptr_t)c->end)
-            (void)madvise((void *)from, (uintptr_t)c->end - from, MADV_DONTNEED);
+        if (from < (uintptr_t)c->end) {
+            uint32_t gone = (uint32_t)((uintptr_t)c->end - from);
+            (void)madvise((void *)from, gone, MADV_DONTNEED);
+            /* Before the drop below, which may release the block. */
+            atomic_store_explicit(&a->tail[c->block], gone, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&a->resident, gone, memory_order_relaxed);
+        }
         block_drop(a, c->block, ARENA_OPEN - c->allocs);
     }
     c->next = c->end = NULL;
@@ -107,7 +117,7 @@ static bool open_block(ep_arena *a, arena_cursor *c)
     } while (!atomic_compare_exchange_weak_explicit(
         &a->next_block, &b, b + 1, memory_order_relaxed, memory_order_relaxed));
     atomic_store_explicit(&a->live[b], ARENA_OPEN, memory_order_relaxed);
-    atomic_fetch_add_explicit(&a->resident, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->resident, ARENA_BLOCK_BYTES, memory_order_relaxed);
     char *at = block_at(a, b);
 #if defined(MADV_POPULATE_WRITE)
     /* All its pages in one call, not a fault each as allocations land on them. */
@@ -144,8 +154,7 @@ void arena_get_stats(ep_arena *a, arena_stats *out)
     if (a == NULL)
         return;
     out->reserved_bytes = a->nblocks * ARENA_BLOCK_BYTES;
-    out->resident_bytes =
-        atomic_load_explicit(&a->resident, memory_order_relaxed) * ARENA_BLOCK_BYTES;
+    out->resident_bytes = atomic_load_explicit(&a->resident, memory_order_relaxed);
     out->released_blocks = atomic_load_explicit(&a->released, memory_order_relaxed);
     uint64_t handed = atomic_load_explicit(&a->next_block, memory_order_relaxed);
     for (uint64_t b = 0; b < handed && b < a->nblocks; b++) {

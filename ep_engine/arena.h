@@ -46,7 +46,7 @@ typedef struct arena_cursor {
 
 typedef struct arena_stats {
     uint64_t reserved_bytes; /* the address range */
-    uint64_t resident_bytes; /* blocks handed out and not yet released */
+    uint64_t resident_bytes; /* of blocks handed out, less what was dropped */
     uint64_t live_allocs;    /* allocations not yet freed, in closed blocks */
     uint64_t released_blocks;
 } arena_stats;
@@ -85,10 +85,12 @@ struct ep_arena {
     size_t map_bytes;
     uint64_t nblocks;
     _Atomic uint64_t next_block; /* blocks handed out */
-    _Atomic uint64_t resident;   /* blocks handed out and not released */
+    _Atomic uint64_t resident;   /* bytes of them not given back */
     _Atomic uint64_t released;
-    /* Per block: allocations not freed, plus ARENA_OPEN while a cursor fills it. */
+    /* Per block: allocations not freed, plus ARENA_OPEN while a cursor fills it;
+     * and the bytes of its tail given back when its cursor closed it. */
     _Atomic uint64_t *live;
+    _Atomic uint32_t *tail;
 };
 
 static inline bool arena_owns(const ep_arena *a, const void *p)
