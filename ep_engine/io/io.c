@@ -277,10 +277,10 @@ void io_start_writeback(ep_io *io, int fd, uint64_t off, uint64_t len)
 #endif
 }
 
-void io_read_ahead(ep_io *io, int fd, uint64_t off, uint64_t len)
+void io_advise_sequential(ep_io *io, int fd)
 {
     (void)io;
-    (void)posix_fadvise(fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 }
 
 int io_fsync(ep_io *io, int fd)

@@ -63,9 +63,10 @@ int io_truncate(ep_io *io, int fd, uint64_t len);
  * where the system has sync_file_range): a long batch's fsync then finds most
  * of it written. Errors show at the fsync; no fault injection. */
 void io_start_writeback(ep_io *io, int fd, uint64_t off, uint64_t len);
-/** Asks the system to start reading a range of an open file into the page
- * cache (a hint: posix_fadvise WILLNEED; no fault injection). */
-void io_read_ahead(ep_io *io, int fd, uint64_t off, uint64_t len);
+/** Tells the system that an open file will be read from start to end (a hint:
+ * posix_fadvise SEQUENTIAL, which widens the kernel's own read-ahead; no fault
+ * injection). */
+void io_advise_sequential(ep_io *io, int fd);
 /** fdatasync: the data and the size, without timestamps (counted as fsync). */
 int io_fsync(ep_io *io, int fd);
 int io_rename(ep_io *io, const char *from, const char *to);

@@ -25,7 +25,6 @@
 #define REC_HEADER_BYTES 40u /* crc + length + the fixed fields */
 #define REC_FIXED_BYTES  32u /* what `length` counts besides key and value */
 #define SCAN_CHUNK       (1u << 20)
-#define SCAN_AHEAD       (8u << 20)
 
 typedef struct shard {
     pthread_mutex_t lock; /* guards everything below but `bytes` */
@@ -481,8 +480,7 @@ typedef struct reader {
     uint64_t file_size;
     uint64_t off; /* file offset of buf[0] */
     unsigned char *buf;
-    size_t len, cap;  /* bytes in buf, its size */
-    uint64_t advised; /* the file is asked to be read ahead up to here */
+    size_t len, cap; /* bytes in buf, its size */
 } reader;
 
 /* Makes sure `need` bytes from position *at (relative to buf) are in buf,
@@ -504,12 +502,6 @@ static int fill(reader *r, size_t *at, size_t need)
             return -ENOMEM;
         r->buf = grown;
         r->cap = need;
-    }
-    /* Keep the disk SCAN_AHEAD ahead of the reader, so a cold scan does not
-     * wait for each buffer in turn. */
-    if (r->off + r->len + SCAN_AHEAD / 2 > r->advised && r->advised < r->file_size) {
-        io_read_ahead(r->io, r->fd, r->advised, SCAN_AHEAD);
-        r->advised += SCAN_AHEAD;
     }
     while (r->len < need) {
         ssize_t got =
@@ -554,11 +546,17 @@ static int scan_file(kvs *s, reader *r, const char *path,
         snprintf(why, whylen, "cannot open %s: %s", path, strerror(-r->fd));
         return r->fd;
     }
+    /* The kernel's own read-ahead keeps the disk ahead of the scan. Asking for
+     * each 8 MiB with WILLNEED instead made the reader fill the page cache
+     * itself, and stall at each range's end where the kernel's asynchronous
+     * read-ahead had not been started: warmup of 1M records took 97 ms against
+     * 80 ms with this hint, 106 ms against 72 ms with a 128 KiB device
+     * read-ahead. */
+    io_advise_sequential(s->io, r->fd);
     int64_t size = io_file_size(s->io, r->fd);
     r->file_size = size > 0 ? (uint64_t)size : 0;
     r->off = 0;
     r->len = 0;
-    r->advised = 0;
     st->segments++;
     size_t at = 0;
     int got = fill(r, &at, SEG_HEADER_BYTES);
