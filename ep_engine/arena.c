@@ -134,7 +134,7 @@ void *arena_alloc(ep_arena *a, arena_cursor *c, size_t bytes)
     size_t size = (bytes + 7) & ~(size_t)7;
     if (size > ARENA_MAX_ALLOC || size == 0 || c->full)
         return NULL;
-    if ((size_t)(c->end - c->next) < size && !open_block(a, c))
+    if ((c->next == NULL || (size_t)(c->end - c->next) < size) && !open_block(a, c))
         return NULL;
     void *p = c->next;
     c->next += size;
