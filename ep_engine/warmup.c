@@ -44,15 +44,21 @@ typedef struct warm_filter {
     unsigned shift; /* a hash's bit is hash >> shift */
 } warm_filter;
 
+/* Bytes of every shard's files: what warmup will read. */
+static uint64_t disk_bytes(ep_engine *e)
+{
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < kvs_shards(e->store); i++)
+        bytes += kvs_shard_bytes(e->store, i);
+    return bytes;
+}
+
 /* Sized by the data on disk; its memory is outside the quota while warmup
  * runs, so it is kept to a sixteenth of max_size (a smaller filter only says
  * "maybe seen" more often: more chains are searched). */
 static warm_filter *filter_new(ep_engine *e)
 {
-    uint64_t bytes = 0;
-    for (unsigned i = 0; i < kvs_shards(e->store); i++)
-        bytes += kvs_shard_bytes(e->store, i);
-    uint64_t bits = WARM_FILTER_MIN;
+    uint64_t bytes = disk_bytes(e), bits = WARM_FILTER_MIN;
     unsigned log2 = 16;
     while (bits < bytes / WARM_BYTES_PER_BIT && bits < WARM_FILTER_MAX &&
            bits * 2 <= e->cfg.max_size / 2) {
@@ -390,9 +396,7 @@ static void warm_shard_cancel(exec_task *task, void *arg)
  * arena never reuses memory). */
 static ep_arena *arena_for(ep_engine *e)
 {
-    uint64_t bytes = 0;
-    for (unsigned i = 0; i < kvs_shards(e->store); i++)
-        bytes += kvs_shard_bytes(e->store, i);
+    uint64_t bytes = disk_bytes(e);
     if (!e->cfg.warmup_arena || bytes == 0 ||
         ep_load(&e->mem_used) + bytes > e->cfg.max_size)
         return NULL;
