@@ -71,10 +71,10 @@ ep_item **ht_find(ep_ht *ht, ht_stripe *s, uint64_t hash, uint16_t vbucket,
 ep_item **ht_bucket(ep_ht *ht, ht_stripe *s, uint64_t hash);
 
 /** Under the stripe lock: links `it` at *link; the caller gives the table one
- * reference on it (a new one, or its own). With `replace`, *link is the old item, which
- * is unlinked and returned with the table's reference for the caller to drop; without,
- * `it` is inserted before *link (any position in the right chain will do) and NULL is
- * returned. */
+ * reference on it (a new one, or its own). With `replace`, *link is the old
+ * item, which is unlinked and returned with the table's reference for the
+ * caller to drop; without, `it` is inserted before *link (any position in the
+ * right chain will do) and NULL is returned. */
 ep_item *ht_put(ep_ht *ht, ht_stripe *s, ep_item **link, ep_item *it, bool replace);
 
 /** Under the stripe lock: unlinks *link and returns it with the table's reference. */

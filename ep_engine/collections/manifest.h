@@ -23,8 +23,8 @@
 /** Largest maxTTL, seconds. */
 #define COLL_MAX_TTL_LIMIT 2147483647u
 
-/** One incarnation of a collection id: shared by the manifests that keep it. */
-/* Every operation on the collection reads start_cas, and its counters are
+/** One incarnation of a collection id: shared by the manifests that keep it.
+ * Every operation on the collection reads start_cas, and its counters are
  * written by every thread that links, unlinks or serves one of its items: the
  * two sit on cache lines of their own, so the reads never wait for a line
  * another core is writing (in a warmup of 1M items that wait was a tenth to a
