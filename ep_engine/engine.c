@@ -19,7 +19,7 @@
 engine_errc ep_fail(ep_engine *e, const void *cookie, engine_errc rc, const char *fmt,
                     ...)
 {
-    if (cookie == NULL || e->sapi->cookie.set_error_context == NULL)
+    if (cookie == NULL)
         return rc;
     char reason[512];
     va_list ap;
@@ -190,7 +190,6 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
 
     exec_config xc = {{(int)cfg.num_reader_threads, (int)cfg.num_writer_threads,
                        (int)cfg.num_auxio_threads, (int)cfg.num_nonio_threads}};
-    e->io = io_create();
     uint64_t hint = e->io != NULL && cfg.dbname[0] != '\0' ? read_items_hint(e) : 0;
     e->ht = ht_create(initial_buckets(&cfg, hint), cfg.ht_locks, ask_grow, e);
     if (e->ht == NULL && hint != 0)
@@ -265,27 +264,26 @@ err:
     return ENGINE_FAILED;
 }
 
-static void release_writers(ep_engine *e);
-
 static void ep_destroy(engine_handle *h, bool force)
 {
     ep_engine *e = eng(h);
     atomic_store(&e->closing, true);
-    /* No task starts from here on; then a paused (fault-injected) I/O call or a
-     * held writer pool is let go, so it cannot hold shutdown hostage. */
-    exec_pool_stop(e->pool);
+    /* Every cookie still waiting is answered by an engine thread before the
+     * pool is joined (rule 1 holds at shutdown too): the flusher's shard tasks
+     * write what is queued (unless forced) and answer their waiters, the
+     * manifest task and the background fetcher answer theirs, all as the pool
+     * cancels them. Faults are cleared first so that last batch can be written;
+     * then no task starts a run, and a held writer pool is let go. */
+    flusher_close(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
     if (e->io != NULL) {
         char ignored[64];
         io_control(e->io, "clear", ignored, sizeof(ignored));
     }
-    release_writers(e);
-    /* The pool first: its shutdown cancels a pending manifest update (which
-     * notifies its cookie) and after it no task touches anything below. */
+    exec_pool_stop(e->pool);
+    ep_release_writers(e);
     exec_pool_destroy(e->pool);
     e->pool = NULL;
-    /* Then what is still queued for disk (unless forced), answering every
-     * durable waiter, and the store. */
-    flusher_destroy(e->flusher, !force && atomic_load(&e->warm_state) == EP_WARM_DONE);
+    flusher_destroy(e->flusher);
     e->flusher = NULL;
     if (!force && e->store != NULL && e->ht != NULL &&
         atomic_load(&e->warm_state) == EP_WARM_DONE)
@@ -368,8 +366,7 @@ static engine_errc resolve_path(ep_engine *e, const void *cookie, resolve_fn res
     coll_manifest_unref(m);
     if (rc == ENGINE_SUCCESS)
         return rc;
-    if ((rc == ENGINE_UNKNOWN_SCOPE || rc == ENGINE_UNKNOWN_COLLECTION) &&
-        cookie != NULL && e->sapi->cookie.set_error_manifest_uid != NULL)
+    if ((rc == ENGINE_UNKNOWN_SCOPE || rc == ENGINE_UNKNOWN_COLLECTION) && cookie != NULL)
         e->sapi->cookie.set_error_manifest_uid(cookie, *uid);
     int shown = path == NULL ? 0 : (int)(len > 100 ? 100 : len);
     return ep_fail(e, cookie, rc, "%s: '%.*s'", why, shown, path ? path : "");
@@ -395,11 +392,10 @@ static void ep_disconnect(engine_handle *h, const void *cookie)
     ep_engine *e = eng(h);
     if (!e->initialized || cookie == NULL)
         return;
-    coll_manager_disconnect(e->coll, cookie);
-    ep_forget_durable(e, cookie);
+    waiter_disconnect(e->sapi, cookie);
 }
 
-/* ---- test hooks ---- */
+/* ---- the writer gate (a test hook's; see testing.c) ---- */
 
 static int64_t gate_run(exec_task *task, void *arg)
 {
@@ -416,7 +412,7 @@ static int64_t gate_run(exec_task *task, void *arg)
 
 /* Occupies every writer thread with a gate task, and waits until they all
  * hold one. */
-static int hold_writer(ep_engine *e, char *why, size_t whylen)
+int ep_hold_writers(ep_engine *e, char *why, size_t whylen)
 {
     if (e->gate.ntasks > 0) {
         snprintf(why, whylen, "the writer pool is already held once");
@@ -443,7 +439,7 @@ static int hold_writer(ep_engine *e, char *why, size_t whylen)
     return 0;
 }
 
-static void release_writers(ep_engine *e)
+void ep_release_writers(ep_engine *e)
 {
     pthread_mutex_lock(&e->gate.lock);
     e->gate.released = true;
@@ -451,54 +447,38 @@ static void release_writers(ep_engine *e)
     pthread_mutex_unlock(&e->gate.lock);
 }
 
-/**
- * For tests only. `h` must be the engine's own handle. Commands:
- *  - an I/O fault command (see io_control in ep_engine/io/io.h);
- *  - "hold_writer": occupy every writer thread with a task that waits for
- *    "release_writer" or destroy;
- *  - "release_writer";
- *  - "compact": compact every shard now, on the caller's thread;
- *  - "evict": evict every clean value now, on the caller's thread (why gets
- *    how many);
- *  - "evict_pass": one pass of the item pager now, down to the low watermark,
- *    with its second chances (why gets how many).
- * Returns 0, or -1 with a reason in why.
- */
-__attribute__((visibility("default"))) int
-ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
-{
-    ep_engine *e = eng(h);
-    if (!e->initialized) {
-        snprintf(why, whylen, "engine is not initialized");
-        return -1;
-    }
-    if (strcmp(cmd, "hold_writer") == 0)
-        return hold_writer(e, why, whylen);
-    if (strcmp(cmd, "compact") == 0) {
-        if (e->store == NULL) {
-            snprintf(why, whylen, "no data directory");
-            return -1;
-        }
-        ep_compact_now(e, true);
-        return 0;
-    }
-    bool all = strcmp(cmd, "evict") == 0;
-    if (all || strcmp(cmd, "evict_pass") == 0) {
-        if (e->store == NULL) {
-            snprintf(why, whylen, "no data directory");
-            return -1;
-        }
-        snprintf(why, whylen, "%" PRIu64, all ? ep_evict_all(e) : ep_evict_pass(e));
-        return 0;
-    }
-    if (strcmp(cmd, "release_writer") == 0) {
-        release_writers(e);
-        return 0;
-    }
-    return io_control(e->io, cmd, why, whylen);
-}
-
 /* ---- entry point ---- */
+
+/* The first member of the server API that a v1 host must fill in and did not
+ * (every member is required: the engine calls each of them unchecked), or
+ * NULL if it is whole. */
+static const char *server_api_missing(const engine_server_api *a)
+{
+    if (a == NULL)
+        return "everything (get_server_api returned NULL)";
+    if (a->interface_version < 1)
+        return "a version (interface_version is 0)";
+    const struct {
+        const char *name;
+        bool present;
+    } members[] = {
+        {"core.get_current_time", a->core.get_current_time != NULL},
+        {"core.realtime", a->core.realtime != NULL},
+        {"core.abstime", a->core.abstime != NULL},
+        {"log", a->log != NULL},
+        {"cookie.store_engine_specific", a->cookie.store_engine_specific != NULL},
+        {"cookie.get_engine_specific", a->cookie.get_engine_specific != NULL},
+        {"cookie.notify_io_complete", a->cookie.notify_io_complete != NULL},
+        {"cookie.reserve", a->cookie.reserve != NULL},
+        {"cookie.release", a->cookie.release != NULL},
+        {"cookie.set_error_context", a->cookie.set_error_context != NULL},
+        {"cookie.set_error_manifest_uid", a->cookie.set_error_manifest_uid != NULL},
+    };
+    for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++)
+        if (!members[i].present)
+            return members[i].name;
+    return NULL;
+}
 
 __attribute__((visibility("default"))) engine_errc
 create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
@@ -509,17 +489,26 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     if (interface < ENGINE_API_VERSION_1)
         return ENGINE_NOT_SUPPORTED;
     const engine_server_api *sapi = get_server_api();
-    if (sapi == NULL || sapi->interface_version < 1 ||
-        sapi->core.get_current_time == NULL || sapi->core.realtime == NULL ||
-        sapi->core.abstime == NULL || sapi->log == NULL ||
-        sapi->cookie.notify_io_complete == NULL || sapi->cookie.reserve == NULL ||
-        sapi->cookie.release == NULL || sapi->cookie.get_engine_specific == NULL ||
-        sapi->cookie.store_engine_specific == NULL)
+    const char *missing = server_api_missing(sapi);
+    if (missing != NULL) {
+        if (sapi != NULL && sapi->log != NULL)
+            sapi->log(ENGINE_LOG_ERROR,
+                      "ep_engine: the host's server API lacks %s, which every host "
+                      "must provide (engine_api.h); refusing to start",
+                      missing);
         return ENGINE_INVALID_ARGUMENTS;
+    }
 
     ep_engine *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return ENGINE_NO_MEMORY;
+    /* The file layer exists before initialize, so a test can arm a fault for
+     * what initialize does (creating the data directory, reading the files). */
+    e->io = io_create();
+    if (e->io == NULL) {
+        free(e);
+        return ENGINE_NO_MEMORY;
+    }
     e->sapi = sapi;
     atomic_init(&e->refs, 1);
     pthread_mutex_init(&e->gate.lock, NULL);

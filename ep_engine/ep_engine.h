@@ -20,6 +20,7 @@
 #include "io/io.h"
 #include "item.h"
 #include "kvstore/kvstore.h"
+#include "waiter.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,15 +30,6 @@
 
 /* Warmup states (ep_engine.warm_state). Data is served only when DONE. */
 enum { EP_WARM_RUNNING = 0, EP_WARM_DONE = 1, EP_WARM_FAILED = 2 };
-
-/* What a durable write leaves on its cookie when its batch is on disk, for the
- * host's re-call to collect (freed there or at disconnect). */
-#define EP_DURABLE_MAGIC 0xD0AB1E5Du
-typedef struct ep_durable_done {
-    uint32_t magic;
-    engine_errc status;
-    uint64_t cas;
-} ep_durable_done;
 
 /* Counters kept per hash-table stripe (ht_stripe.stat), under its lock: no
  * shared cache line is written on the hot path. */
@@ -115,7 +107,7 @@ typedef struct ep_engine {
     _Atomic uint64_t flushes;
     _Atomic uint64_t items_allocated;
 
-    /* Test hook (ep_testing_control "hold_writer"): one task per writer
+    /* The writer gate (testing.c's "hold_writer"): one task per writer
      * thread, each blocking its thread until released or destroy. */
     struct {
         pthread_mutex_t lock; /* guards parked and released */
@@ -141,6 +133,12 @@ static inline uint64_t ep_load(_Atomic uint64_t *v)
 engine_errc ep_fail(ep_engine *e, const void *cookie, engine_errc rc, const char *fmt,
                     ...) __attribute__((format(printf, 4, 5)));
 engine_errc ep_not_initialized(ep_engine *e, const void *cookie);
+
+/* The writer gate: occupies every writer thread with a task that waits for
+ * ep_release_writers or destroy (0, or -1 with a reason); for the test
+ * variant's hook (testing.c). */
+int ep_hold_writers(ep_engine *e, char *why, size_t whylen);
+void ep_release_writers(ep_engine *e);
 
 /* Drops one reference to the engine's memory; frees it with the last. */
 void ep_engine_unref(ep_engine *e);
@@ -213,8 +211,9 @@ void ep_compact_now(ep_engine *e, bool force);
  * the caller just saw for this key (no lock held): ENGINE_WOULD_BLOCK when it
  * parked the cookie (it is notified once), ENGINE_SUCCESS when the value was
  * read in the call (look again), else an error with its reason.
- * ep_evict_shutdown answers the fetches still queued, after the executor is
- * gone. ep_record_is: whether a record read back is this item's. */
+ * Fetches still queued at shutdown are answered when the executor ends the
+ * reader task; ep_evict_shutdown frees the rest after the executor is gone. ep_record_is:
+ * whether a record read back is this item's. */
 bool ep_evict_start(ep_engine *e);
 void ep_evict_wake(ep_engine *e, uint64_t used);
 engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
@@ -246,8 +245,6 @@ engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
                               uint64_t *cas_out, engine_durability d);
 engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,
                                  engine_vbucket_state state);
-/* Frees a durable-write record left on a cookie nobody will collect. */
-void ep_forget_durable(ep_engine *e, const void *cookie);
 engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
                              engine_item_info *info);
 void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas);

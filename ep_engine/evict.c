@@ -283,16 +283,22 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
     return rc == -EBADMSG ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
 }
 
-static int64_t bg_run(exec_task *task, void *arg)
+/* Takes the whole queue. */
+static bg_req *take_queue(ep_bg_queue *q)
 {
-    (void)task;
-    ep_engine *e = arg;
-    ep_bg_queue *q = e->bg;
     pthread_mutex_lock(&q->lock);
     bg_req *r = q->head;
     q->head = NULL;
     q->tail = &q->head;
     pthread_mutex_unlock(&q->lock);
+    return r;
+}
+
+static int64_t bg_run(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    bg_req *r = take_queue(e->bg);
     const engine_server_api *api = e->sapi;
     while (r != NULL) {
         bg_req *next = r->next;
@@ -317,6 +323,28 @@ static int64_t bg_run(exec_task *task, void *arg)
         r = next;
     }
     return EXEC_FOREVER;
+}
+
+/* Answers fetches that will not run: at shutdown, from the reader thread that
+ * the executor ends the task on (never the thread that destroys the engine). */
+static void answer_unread(ep_engine *e, bg_req *r)
+{
+    while (r != NULL) {
+        bg_req *next = r->next;
+        e->sapi->cookie.set_error_context(
+            r->cookie, "the engine shut down before the evicted value was read");
+        e->sapi->cookie.notify_io_complete(r->cookie, ENGINE_TEMPORARY_FAILURE);
+        e->sapi->cookie.release(r->cookie);
+        free(r);
+        r = next;
+    }
+}
+
+static void bg_cancel(exec_task *task, void *arg)
+{
+    (void)task;
+    ep_engine *e = arg;
+    answer_unread(e, take_queue(e->bg));
 }
 
 engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
@@ -357,7 +385,8 @@ bool ep_evict_start(ep_engine *e)
     pthread_mutex_init(&e->bg->lock, NULL);
     pthread_mutex_init(&e->bg->evict_lock, NULL);
     e->bg->tail = &e->bg->head;
-    e->bg->task = exec_task_new(e->pool, "bg_fetcher", EXEC_READER, 5, bg_run, NULL, e);
+    e->bg->task =
+        exec_task_new(e->pool, "bg_fetcher", EXEC_READER, 5, bg_run, bg_cancel, e);
     e->evictor =
         exec_task_new(e->pool, "item_pager", EXEC_NONIO, 10, evictor_run, NULL, e);
     return e->bg->task != NULL && e->evictor != NULL &&
@@ -369,14 +398,8 @@ void ep_evict_shutdown(ep_engine *e)
 {
     ep_bg_queue *q = e->bg;
     if (q != NULL) {
-        for (bg_req *r = q->head, *next; r != NULL; r = next) {
-            next = r->next;
-            e->sapi->cookie.set_error_context(
-                r->cookie, "the engine shut down before the evicted value was read");
-            e->sapi->cookie.notify_io_complete(r->cookie, ENGINE_TEMPORARY_FAILURE);
-            e->sapi->cookie.release(r->cookie);
-            free(r);
-        }
+        /* Empty: the task's cancel answered what was queued. */
+        answer_unread(e, take_queue(q));
         exec_task_put(q->task);
         pthread_mutex_destroy(&q->lock);
         pthread_mutex_destroy(&q->evict_lock);

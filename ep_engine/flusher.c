@@ -21,10 +21,10 @@
 #include <string.h>
 
 typedef struct dirty {
-    ep_item *it;        /* a stored item (a reference), or NULL for a deletion */
-    ep_item *gone;      /* for a deletion: the deleted item (a reference) */
-    uint64_t cas;       /* the deletion's CAS */
-    const void *cookie; /* a durable waiter (reserved), or NULL */
+    ep_item *it;       /* a stored item (a reference), or NULL for a deletion */
+    ep_item *gone;     /* for a deletion: the deleted item (a reference) */
+    uint64_t cas;      /* the deletion's CAS */
+    ep_waiter *waiter; /* a durable write's, or NULL */
 } dirty;
 
 typedef struct dqueue {
@@ -50,12 +50,17 @@ struct ep_flusher {
     ep_engine *e;
     unsigned nshards;
     fshard *shards;
-    bool closing; /* in flusher_destroy: nobody can re-call the engine any more */
+    /* Set by flusher_close, before the executor stops: */
+    _Atomic bool closing;           /* nobody can re-call the engine any more */
+    bool drain;                     /* the shard tasks' cancel writes what is queued */
+    _Atomic unsigned fail_enqueues; /* test hook: insertions still to refuse */
 };
 
 static bool push(dqueue *q, dirty d)
 {
     if (q->n == q->cap) {
+        if (q->cap >= SIZE_MAX / 2 / sizeof(dirty))
+            return false;
         size_t cap = q->cap ? q->cap * 2 : 256;
         dirty *v = realloc(q->v, cap * sizeof(dirty));
         if (v == NULL)
@@ -83,44 +88,45 @@ static fshard *shard_for(ep_flusher *f, uint16_t vbucket)
 static bool enqueue(ep_flusher *f, dirty d, bool dup)
 {
     fshard *sh = shard_for(f, key_of(&d)->vbucket);
+    unsigned fail = atomic_load_explicit(&f->fail_enqueues, memory_order_relaxed);
+    if (fail > 0 && atomic_compare_exchange_strong(&f->fail_enqueues, &fail, fail - 1))
+        return false;
     pthread_mutex_lock(&sh->lock);
     bool was_empty = sh->q.n == 0;
     bool ok = push(&sh->q, d);
-    sh->maybe_dups |= dup;
+    sh->maybe_dups |= ok && dup;
     /* A durable waiter is written at once; other writes join the next batch. */
-    bool wake = ok && (d.cookie != NULL || (was_empty && !sh->timed));
+    bool wake = ok && (d.waiter != NULL || (was_empty && !sh->timed));
     pthread_mutex_unlock(&sh->lock);
     if (wake)
         exec_wake(sh->task);
     return ok;
 }
 
-void flusher_enqueue_set(ep_flusher *f, ep_item *it, const ep_item *replaced,
-                         const void *cookie)
+bool flusher_enqueue_set(ep_flusher *f, ep_item *it, const ep_item *replaced,
+                         ep_waiter *w)
 {
     item_ref(it);
     bool dup = replaced != NULL && item_loc(replaced) == 0;
-    if (!enqueue(f, (dirty){it, NULL, 0, cookie}, dup)) {
-        /* Out of memory for the queue: the item stays in memory only. A
-         * waiter must still hear, exactly once. */
-        ep_item_put(f->e, it);
-        if (cookie != NULL) {
-            f->e->sapi->cookie.set_error_context(cookie,
-                                                 "out of memory queueing the write");
-            f->e->sapi->cookie.notify_io_complete(cookie, ENGINE_TEMPORARY_FAILURE);
-            f->e->sapi->cookie.release(cookie);
-        }
-    }
+    if (enqueue(f, (dirty){it, NULL, 0, w}, dup))
+        return true;
+    ep_item_put(f->e, it); /* not the last reference: the caller holds one */
+    return false;
 }
 
 bool flusher_enqueue_delete(ep_flusher *f, const ep_item *gone, uint64_t cas,
-                            const void *cookie)
+                            ep_waiter *w)
 {
     item_ref((ep_item *)gone);
-    if (enqueue(f, (dirty){NULL, (ep_item *)gone, cas, cookie}, item_loc(gone) == 0))
+    if (enqueue(f, (dirty){NULL, (ep_item *)gone, cas, w}, item_loc(gone) == 0))
         return true;
     ep_item_put(f->e, (ep_item *)gone);
     return false;
+}
+
+void flusher_fail_next_enqueues(ep_flusher *f, unsigned n)
+{
+    atomic_store(&f->fail_enqueues, n);
 }
 
 /* ---- writing a batch ---- */
@@ -224,32 +230,16 @@ static kvs_record to_record(ep_engine *e, const dirty *d)
     return r;
 }
 
-/* Tells one waiter how its write went, then lets the cookie go. */
+/* Tells one waiter how its write went (it then lets the cookie go). */
 static void answer(ep_flusher *f, const dirty *d, engine_errc status, const char *why)
 {
-    ep_engine *e = f->e;
-    const engine_server_api *api = e->sapi;
-    if (status == ENGINE_SUCCESS && f->closing) {
-        /* The host never calls a destroyed engine again: a result left on the
-         * cookie would be lost (and leak). Say it in the reason instead. */
+    if (status == ENGINE_SUCCESS && atomic_load(&f->closing)) {
+        /* The host never calls a destroyed engine again: a success would wait
+         * for a re-call that cannot come. Say it in the reason instead. */
         status = ENGINE_TEMPORARY_FAILURE;
         why = "the engine shut down; the write was made durable first";
     }
-    if (status == ENGINE_SUCCESS) {
-        ep_durable_done *done = malloc(sizeof(*done));
-        if (done == NULL) {
-            status = ENGINE_TEMPORARY_FAILURE;
-            why = "the write is durable, but there was no memory to say so";
-        } else {
-            *done = (ep_durable_done){EP_DURABLE_MAGIC, ENGINE_SUCCESS,
-                                      d->it ? d->it->cas : d->cas};
-            api->cookie.store_engine_specific(d->cookie, done);
-        }
-    }
-    if (status != ENGINE_SUCCESS)
-        api->cookie.set_error_context(d->cookie, why);
-    api->cookie.notify_io_complete(d->cookie, status);
-    api->cookie.release(d->cookie);
+    waiter_finish(d->waiter, status, d->it ? d->it->cas : d->cas, why);
 }
 
 static void drop_refs(ep_engine *e, dqueue *b)
@@ -298,7 +288,7 @@ static void finish_batch(ep_flusher *f, dqueue *b, const uint64_t *locs)
         dirty *d = &b->v[i];
         if (d->it != NULL && locs[i] != 0)
             item_set_loc_if_none(d->it, locs[i]);
-        if (d->cookie != NULL)
+        if (d->waiter != NULL)
             answer(f, d, ENGINE_SUCCESS, NULL);
         ep_item_put(f->e, d->it ? d->it : d->gone);
     }
@@ -311,9 +301,9 @@ static void finish_batch(ep_flusher *f, dqueue *b, const uint64_t *locs)
 static void answer_all(ep_flusher *f, dqueue *b, engine_errc status, const char *why)
 {
     for (size_t i = 0; i < b->n; i++) {
-        if (b->v[i].cookie != NULL) {
+        if (b->v[i].waiter != NULL) {
             answer(f, &b->v[i], status, why);
-            b->v[i].cookie = NULL;
+            b->v[i].waiter = NULL;
         }
     }
 }
@@ -329,7 +319,7 @@ static void requeue(fshard *sh, dqueue *b)
     size_t lost = 0;
     for (size_t i = 0; i < later.n; i++) {
         if (!push(&sh->q, later.v[i])) {
-            if (later.v[i].cookie != NULL)
+            if (later.v[i].waiter != NULL)
                 answer(sh->f, &later.v[i], ENGINE_TEMPORARY_FAILURE,
                        "out of memory queueing the write; it is in memory only");
             ep_item_put(sh->f->e, later.v[i].it ? later.v[i].it : later.v[i].gone);
@@ -428,6 +418,37 @@ static int64_t flush_run(exec_task *task, void *arg)
 
 /* ---- lifecycle ---- */
 
+/* Empties a shard's queue at shutdown: what could not be written is dropped,
+ * and its waiters hear that it is not durable. */
+static void discard_queue(fshard *sh)
+{
+    pthread_mutex_lock(&sh->lock);
+    dqueue b = sh->q;
+    sh->q = (dqueue){0};
+    pthread_mutex_unlock(&sh->lock);
+    if (b.n == 0)
+        return;
+    sh->f->e->sapi->log(ENGINE_LOG_WARNING,
+                        "ep_engine: shard %u: %zu writes were not persisted at shutdown",
+                        sh->no, b.n);
+    answer_all(sh->f, &b, ENGINE_TEMPORARY_FAILURE,
+               "the engine shut down before the write was durable");
+    drop_refs(sh->f->e, &b);
+}
+
+/* The executor ends a shard task this way at shutdown, on a writer thread: the
+ * last batch (unless a forced stop) and every waiter's answer come from an
+ * engine thread, never from the thread that destroys the engine. */
+static void flush_cancel(exec_task *task, void *arg)
+{
+    (void)task;
+    fshard *sh = arg;
+    if (sh->f->drain)
+        while (flush_once(sh) > 0)
+            ;
+    discard_queue(sh);
+}
+
 ep_flusher *flusher_create(ep_engine *e)
 {
     ep_flusher *f = calloc(1, sizeof(*f));
@@ -445,9 +466,10 @@ ep_flusher *flusher_create(ep_engine *e)
         sh->f = f;
         sh->no = i;
         pthread_mutex_init(&sh->lock, NULL);
-        sh->task = exec_task_new(e->pool, "flusher", EXEC_WRITER, 1, flush_run, NULL, sh);
+        sh->task = exec_task_new(e->pool, "flusher", EXEC_WRITER, 1, flush_run,
+                                 flush_cancel, sh);
         if (sh->task == NULL) {
-            flusher_destroy(f, false);
+            flusher_destroy(f);
             return NULL;
         }
     }
@@ -462,30 +484,25 @@ bool flusher_start(ep_flusher *f)
     return true;
 }
 
-void flusher_destroy(ep_flusher *f, bool drain)
+void flusher_close(ep_flusher *f, bool drain)
 {
     if (f == NULL)
         return;
-    f->closing = true;
+    f->drain = drain;
+    atomic_store(&f->closing, true);
+}
+
+void flusher_destroy(ep_flusher *f)
+{
+    if (f == NULL)
+        return;
     for (unsigned i = 0; i < f->nshards; i++) {
         fshard *sh = &f->shards[i];
         if (sh->task == NULL)
             continue;
-        if (drain)
-            while (flush_once(sh) > 0)
-                ;
-        pthread_mutex_lock(&sh->lock);
-        dqueue b = sh->q;
-        sh->q = (dqueue){0};
-        pthread_mutex_unlock(&sh->lock);
-        if (b.n > 0) {
-            f->e->sapi->log(
-                ENGINE_LOG_WARNING,
-                "ep_engine: shard %u: %zu writes were not persisted at shutdown", i, b.n);
-            answer_all(f, &b, ENGINE_TEMPORARY_FAILURE,
-                       "the engine shut down before the write was durable");
-            drop_refs(f->e, &b);
-        }
+        /* Empty already (the task's cancel ran), unless the task never started:
+         * then initialize failed and no write was ever queued. */
+        discard_queue(sh);
         exec_task_put(sh->task);
         pthread_mutex_destroy(&sh->lock);
     }

@@ -148,7 +148,7 @@ static const coll_collection *collection_locked(const ht_stripe *s, uint32_t cid
 static engine_errc unknown_collection(ep_engine *e, const void *cookie, uint32_t cid,
                                       uint64_t uid)
 {
-    if (cookie != NULL && e->sapi->cookie.set_error_manifest_uid != NULL)
+    if (cookie != NULL)
         e->sapi->cookie.set_error_manifest_uid(cookie, uid);
     return ep_fail(e, cookie, ENGINE_UNKNOWN_COLLECTION,
                    "unknown collection 0x%" PRIx32 " in manifest uid %" PRIx64, cid, uid);
@@ -538,10 +538,10 @@ static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc r
     }
 }
 
-/* store(), with an optional durable waiter (a reserved cookie the flusher
- * answers once the write is on disk). */
+/* store(), with an optional durable waiter (the flusher finishes it once the
+ * write is on disk). */
 static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
-                            uint64_t *cas_out, engine_store_op op, const void *waiter)
+                            uint64_t *cas_out, engine_store_op op, ep_waiter *waiter)
 {
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
@@ -599,10 +599,19 @@ again:;
     }
     if (rc == ENGINE_SUCCESS) {
         put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+        /* Queued for disk before it is linked, both under the stripe lock: each
+         * key's versions reach the queue in CAS order, and a write the queue
+         * cannot take is not applied at all. */
+        if (e->flusher != NULL && !flusher_enqueue_set(e->flusher, put, cur, waiter)) {
+            put->cas = cmp_cas;
+            rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                         "out of memory queueing the write for disk; nothing was "
+                         "stored");
+        }
+    }
+    if (rc == ENGINE_SUCCESS) {
         it->cas = put->cas;
         old = ep_link_item(e, s, link, put, cur != NULL, NULL);
-        if (e->flusher != NULL)
-            flusher_enqueue_set(e->flusher, put, old, waiter); /* in CAS order per key */
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
         s->stat[ST_STORES]++;
         s->stat[ST_TOTAL_ITEMS]++;
@@ -635,7 +644,7 @@ engine_errc ep_store(engine_handle *h, const void *cookie, engine_item *item,
 
 static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
                              uint64_t cas, uint16_t vbucket, uint64_t *cas_out,
-                             const void *waiter)
+                             ep_waiter *waiter)
 {
     engine_errc rc = check_key(e, cookie, key, vbucket);
     if (rc != ENGINE_SUCCESS)
@@ -656,23 +665,30 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
         rc = ENGINE_KEY_EXISTS;
         s->stat[ST_CAS_BADVAL]++;
     } else {
-        gone = ep_unlink_item(e, s, link, NULL);
         uint64_t del_cas =
             atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+        /* Queued before it is unlinked, as in do_store: a deletion the queue
+         * cannot take is not applied. */
         if (e->flusher != NULL &&
-            !flusher_enqueue_delete(e->flusher, gone, del_cas, waiter))
-            rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
-                         "deleted in memory, but out of memory queueing it for disk");
-        atomic_fetch_add_explicit(&c->state->ops_delete, 1, memory_order_relaxed);
-        s->stat[ST_DELETE_HITS]++;
-        if (cas_out != NULL)
-            *cas_out = del_cas;
+            !flusher_enqueue_delete(e->flusher, cur, del_cas, waiter)) {
+            rc = ENGINE_NO_MEMORY;
+        } else {
+            gone = ep_unlink_item(e, s, link, NULL);
+            atomic_fetch_add_explicit(&c->state->ops_delete, 1, memory_order_relaxed);
+            s->stat[ST_DELETE_HITS]++;
+            if (cas_out != NULL)
+                *cas_out = del_cas;
+        }
     }
     ht_unlock(s);
     if (gone != NULL)
         ep_item_put(e, gone);
     if (rc == ENGINE_KEY_EXISTS)
         return ep_fail(e, cookie, rc, "CAS mismatch");
+    if (rc == ENGINE_NO_MEMORY)
+        return ep_fail(e, cookie, rc,
+                       "out of memory queueing the deletion for disk; nothing was "
+                       "deleted");
     return rc;
 }
 
@@ -684,41 +700,11 @@ engine_errc ep_remove(engine_handle *h, const void *cookie, const engine_doc_key
 
 /* ---- durable writes ---- */
 
-/* The record a durable write left on the cookie, or NULL. */
-static ep_durable_done *durable_record(ep_engine *e, const void *cookie)
+static engine_errc durable_allowed(ep_engine *e, const void *cookie, engine_durability d)
 {
-    ep_durable_done *d = e->sapi->cookie.get_engine_specific(cookie);
-    return d != NULL && coll_manager_owns(d) == false && d->magic == EP_DURABLE_MAGIC
-               ? d
-               : NULL;
-}
-
-void ep_forget_durable(ep_engine *e, const void *cookie)
-{
-    ep_durable_done *d = durable_record(e, cookie);
-    if (d != NULL) {
-        e->sapi->cookie.store_engine_specific(cookie, NULL);
-        free(d);
-    }
-}
-
-/* The host's re-call after the notify: report the outcome once. */
-static bool take_durable(ep_engine *e, const void *cookie, uint64_t *cas_out,
-                         engine_errc *rc)
-{
-    ep_durable_done *d = durable_record(e, cookie);
-    if (d == NULL)
-        return false;
-    *rc = d->status;
-    if (cas_out != NULL)
-        *cas_out = d->cas;
-    e->sapi->cookie.store_engine_specific(cookie, NULL);
-    free(d);
-    return true;
-}
-
-static engine_errc durable_allowed(ep_engine *e, const void *cookie)
-{
+    if (d != ENGINE_DURABILITY_PERSIST)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
+                       d);
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
     if (cookie == NULL)
@@ -729,27 +715,57 @@ static engine_errc durable_allowed(ep_engine *e, const void *cookie)
     return ENGINE_SUCCESS;
 }
 
-/* What store_durable and remove_durable share before the write: the level,
- * the preconditions, and the host's re-call collecting a finished write. Returns
- * true when *rc is the whole answer. */
-static bool durable_prelude(ep_engine *e, const void *cookie, engine_durability d,
-                            uint64_t *cas_out, engine_errc *rc)
+/*
+ * What store_durable and remove_durable share: the preconditions, the host's
+ * re-call collecting a finished write (rule 3), and the cookie's record for a
+ * new write. Returns true when *rc is the whole answer; false with *w the new
+ * write's record, to be passed to the flusher (or abandoned if the write is
+ * refused).
+ */
+static bool durable_begin(ep_engine *e, const void *cookie, engine_durability d,
+                          const waiter_match *m, uint64_t *cas_out, engine_errc *rc,
+                          ep_waiter **w)
 {
-    if (d != ENGINE_DURABILITY_PERSIST) {
-        *rc = ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
-                      d);
+    *rc = durable_allowed(e, cookie, d);
+    if (*rc != ENGINE_SUCCESS)
+        return true;
+    switch (waiter_collect(e->sapi, cookie, m, rc, cas_out)) {
+    case WAITER_DONE:
+        return true;
+    case WAITER_PENDING:
+        *rc = ep_fail(e, cookie, ENGINE_TOO_BUSY,
+                      "an earlier request on this connection is still waiting for its "
+                      "notify");
+        return true;
+    case WAITER_NEW:
+        break;
+    }
+    *w = waiter_begin(e->sapi, cookie, m);
+    if (*w == NULL) {
+        *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                      "out of memory recording the durable write");
         return true;
     }
-    *rc = durable_allowed(e, cookie);
-    return *rc != ENGINE_SUCCESS || take_durable(e, cookie, cas_out, rc);
+    return false;
 }
 
-/* After the write: a refused write frees the reservation; an accepted one waits
+/* The arguments of a store besides its key, condensed: a call with another
+ * value, flags, datatype or operation is a new request. (Left out: the expiry,
+ * which a host's re-call converts anew, and the compare CAS, which a store
+ * replaces in the item it was given.) */
+static uint64_t store_digest(ep_item *it, engine_store_op op)
+{
+    uint64_t fixed[2] = {(uint64_t)it->flags << 32 | (uint32_t)op, item_datatype(it)};
+    uint32_t crc = io_crc32c(0, fixed, sizeof(fixed));
+    return (uint64_t)io_crc32c(crc, item_value(it), it->nvalue) << 32 | it->nvalue;
+}
+
+/* After the write: a refused write forgets its record; an accepted one waits
  * for the flusher. */
-static engine_errc durable_result(ep_engine *e, const void *cookie, engine_errc rc)
+static engine_errc durable_result(ep_waiter *w, engine_errc rc)
 {
     if (rc != ENGINE_SUCCESS) {
-        e->sapi->cookie.release(cookie);
+        waiter_abandon(w);
         return rc;
     }
     return ENGINE_WOULD_BLOCK;
@@ -759,14 +775,17 @@ engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *
                              uint64_t *cas_out, engine_store_op op, engine_durability d)
 {
     ep_engine *e = eng(h);
+    ep_item *it = (ep_item *)item;
+    if (d == ENGINE_DURABILITY_NONE || it == NULL)
+        return do_store(e, cookie, it, cas_out, op, NULL);
+    waiter_match m = {
+        WAITER_STORE_DURABLE, it->vbucket, it->collection, it->data, it->nkey,
+        store_digest(it, op)};
     engine_errc rc;
-    if (d == ENGINE_DURABILITY_NONE)
-        return do_store(e, cookie, (ep_item *)item, cas_out, op, NULL);
-    if (durable_prelude(e, cookie, d, cas_out, &rc))
+    ep_waiter *w;
+    if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
         return rc;
-    e->sapi->cookie.reserve(cookie);
-    return durable_result(e, cookie,
-                          do_store(e, cookie, (ep_item *)item, cas_out, op, cookie));
+    return durable_result(w, do_store(e, cookie, it, cas_out, op, w));
 }
 
 engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
@@ -774,14 +793,15 @@ engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
                               uint64_t *cas_out, engine_durability d)
 {
     ep_engine *e = eng(h);
-    engine_errc rc;
-    if (d == ENGINE_DURABILITY_NONE)
+    if (d == ENGINE_DURABILITY_NONE || key == NULL || key->bytes == NULL)
         return do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
-    if (durable_prelude(e, cookie, d, cas_out, &rc))
+    waiter_match m = {
+        WAITER_REMOVE_DURABLE, vbucket, key->collection, key->bytes, key->len, cas};
+    engine_errc rc;
+    ep_waiter *w;
+    if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
         return rc;
-    e->sapi->cookie.reserve(cookie);
-    return durable_result(e, cookie,
-                          do_remove(e, cookie, key, cas, vbucket, cas_out, cookie));
+    return durable_result(w, do_remove(e, cookie, key, cas, vbucket, cas_out, w));
 }
 
 engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,

@@ -10,6 +10,8 @@
  */
 #include "kvhost.h"
 
+#include "clock.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,31 +20,21 @@
 
 #define CONN_MAGIC 0x6b76636fu
 
-static time_t process_started;
+static host_clock clock_;
 
 static engine_rel_time get_current_time(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (engine_rel_time)(ts.tv_sec - process_started);
+    return host_clock_now(&clock_);
 }
 
 static engine_rel_time realtime(uint32_t exptime)
 {
-    const uint32_t max_relative = 60 * 60 * 24 * 30;
-    if (exptime == 0)
-        return 0;
-    if (exptime > max_relative) {
-        if ((time_t)exptime <= process_started)
-            return 1;
-        return (engine_rel_time)((time_t)exptime - process_started);
-    }
-    return exptime + get_current_time();
+    return host_clock_realtime(&clock_, exptime);
 }
 
 static time_t abstime(engine_rel_time t)
 {
-    return process_started + t;
+    return host_clock_abstime(&clock_, t);
 }
 
 static void host_log(engine_log_level level, const char *fmt, ...)
@@ -68,14 +60,23 @@ static conn *as_conn(const void *cookie)
     return c;
 }
 
+/* The slot is the engine's; it is read and written under the connection's
+ * lock, so an engine may touch it from any thread. */
 static void store_engine_specific(const void *cookie, void *data)
 {
-    as_conn(cookie)->engine_data = data;
+    conn *c = as_conn(cookie);
+    pthread_mutex_lock(&c->lock);
+    c->engine_data = data;
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void *get_engine_specific(const void *cookie)
 {
-    return as_conn(cookie)->engine_data;
+    conn *c = as_conn(cookie);
+    pthread_mutex_lock(&c->lock);
+    void *data = c->engine_data;
+    pthread_mutex_unlock(&c->lock);
+    return data;
 }
 
 static void notify_io_complete(const void *cookie, engine_errc status)
@@ -130,8 +131,11 @@ static const engine_server_api api = {
 
 const engine_server_api *kvhost_server_api(void)
 {
-    if (process_started == 0)
-        process_started = time(NULL) - 2;
+    static bool started;
+    if (!started) {
+        host_clock_init(&clock_, NULL, NULL);
+        started = true;
+    }
     return &api;
 }
 

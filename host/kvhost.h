@@ -27,8 +27,8 @@ typedef struct conn {
     struct evbuffer *in, *out; /* bytes read and not yet consumed; to write */
     struct event *rev, *wev;   /* readable (persistent); writable (armed on need) */
     _Atomic int refs;          /* the socket's, plus one per engine reserve */
+    pthread_mutex_t lock;      /* guards engine_data and the error context fields */
     void *engine_data;         /* engine-specific (engine_server_api.cookie) */
-    pthread_mutex_t lock;      /* guards the error context fields */
     char error_ctx[512];
     bool has_error_ctx;
     uint64_t error_uid;

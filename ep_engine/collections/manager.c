@@ -8,15 +8,18 @@
  *  - everything that can fail is checked before the file is written; applying
  *    in memory afterwards cannot fail;
  *  - the cookie is notified exactly once per would_block, from the task (run
- *    or cancel), and released after the notify;
- *  - a completed update is recorded on the cookie with a sentinel, not an
- *    allocation, so a client that never comes back leaks nothing.
+ *    or cancel, on a writer thread), and released after the notify;
+ *  - the cookie's record (waiter.h) is made on the host's thread before
+ *    would_block and only filled in by the task, so a client that never comes
+ *    back leaks nothing and nothing lands on its cookie after disconnect.
  *
  * File format (one file, replaced whole):
  *   "EPMF1 <crc32c hex, 8 digits> <payload length, decimal>\n" <payload>
  * The payload is the manifest JSON with each collection's start_cas.
  */
 #include "manager.h"
+
+#include "../waiter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,18 +28,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define FILE_MAGIC        "EPMF1"
 #define TMP_SUFFIX        ".tmp"
 #define MANIFEST_FILE_MAX (256u << 20)
 
-/* What a cookie carries after its update was applied, until the host re-enters. */
-static const char update_done;
-#define UPDATE_DONE ((void *)&update_done)
-
 typedef struct pending {
-    const void *cookie;
+    ep_waiter *waiter; /* the cookie's record */
     coll_manifest *next;
     char *payload; /* the file's JSON, made before would_block */
     size_t payload_len;
@@ -161,12 +159,13 @@ static int warmup(coll_manager *m, uint64_t *max_cas, char *why, size_t whylen)
     *max_cas = 0;
     if (m->env.dir[0] == '\0')
         goto epoch;
-    if (mkdir(m->env.dir, 0755) != 0 && errno != EEXIST) {
+    int rc = io_mkdir(m->env.io, m->env.dir, 0755);
+    if (rc < 0 && rc != -EEXIST) {
         snprintf(why, whylen, "cannot create data directory %s: %s", m->env.dir,
-                 strerror(errno));
+                 strerror(-rc));
         return -1;
     }
-    int rc = io_unlink(m->env.io, m->tmp_path);
+    rc = io_unlink(m->env.io, m->tmp_path);
     if (rc == 0)
         m->env.sapi->log(ENGINE_LOG_WARNING, "ep_engine: removed leftover %s",
                          m->tmp_path);
@@ -242,8 +241,7 @@ void coll_manager_destroy(coll_manager *m)
 
 static void set_reason(coll_manager *m, const void *cookie, const char *why)
 {
-    if (m->env.sapi->cookie.set_error_context != NULL)
-        m->env.sapi->cookie.set_error_context(cookie, why);
+    m->env.sapi->cookie.set_error_context(cookie, why);
 }
 
 /* Clears the pending update (under the lock) and returns it. */
@@ -257,14 +255,14 @@ static pending take_pending(coll_manager *m)
     return p;
 }
 
-/* The one way an update ends after would_block: clear, notify, release. */
-static void finish(coll_manager *m, engine_errc status)
+/* The one way an update ends after would_block: clear, then notify and
+ * release (waiter_finish). */
+static void finish(coll_manager *m, engine_errc status, const char *why)
 {
     pending p = take_pending(m);
     coll_manifest_unref(p.next);
     free(p.payload);
-    m->env.sapi->cookie.notify_io_complete(p.cookie, status);
-    m->env.sapi->cookie.release(p.cookie);
+    waiter_finish(p.waiter, status, 0, why);
 }
 
 static int64_t persist_run(exec_task *task, void *arg)
@@ -298,11 +296,10 @@ static int64_t persist_run(exec_task *task, void *arg)
             free(old);
         }
         m->env.sapi->log(ENGINE_LOG_WARNING, "ep_engine: %s", why);
-        set_reason(m, p.cookie, why);
         pthread_mutex_lock(&m->lock);
         m->stats.persist_failures++;
         pthread_mutex_unlock(&m->lock);
-        finish(m, ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST);
+        finish(m, ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, why);
         return EXEC_DONE;
     }
 
@@ -315,14 +312,11 @@ static int64_t persist_run(exec_task *task, void *arg)
     m->stats.last_persist_us = (exec_now_ns() - t0) / 1000;
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
-    if (m->env.closing(m->env.ctx)) {
-        set_reason(m, p.cookie,
-                   "the engine shut down; the manifest was persisted and applied first");
-        finish(m, ENGINE_TEMPORARY_FAILURE);
-    } else {
-        m->env.sapi->cookie.store_engine_specific(p.cookie, UPDATE_DONE);
-        finish(m, ENGINE_SUCCESS);
-    }
+    if (m->env.closing(m->env.ctx))
+        finish(m, ENGINE_TEMPORARY_FAILURE,
+               "the engine shut down; the manifest was persisted and applied first");
+    else
+        finish(m, ENGINE_SUCCESS, NULL);
     /* Clean-up the client need not wait for: no operation can reach the old
      * manifest any more, and the purge of dropped collections is background work
      * anyway. (Freeing a 100,000-collection manifest costs tens of ms.) */
@@ -337,11 +331,10 @@ static void persist_cancel(exec_task *task, void *arg)
     (void)task;
     coll_manager *m = arg;
     pthread_mutex_lock(&m->lock);
-    const void *cookie = m->pend.cookie;
     m->stats.cancelled++;
     pthread_mutex_unlock(&m->lock);
-    set_reason(m, cookie, "the engine is shutting down; the manifest was not applied");
-    finish(m, ENGINE_TEMPORARY_FAILURE);
+    finish(m, ENGINE_TEMPORARY_FAILURE,
+           "the engine is shutting down; the manifest was not applied");
 }
 
 engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *json,
@@ -351,22 +344,23 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
     char why[512];
     if (cookie == NULL)
         return ENGINE_INVALID_ARGUMENTS;
-    if (sapi->cookie.get_engine_specific(cookie) == UPDATE_DONE) {
-        sapi->cookie.store_engine_specific(cookie, NULL);
-        return ENGINE_SUCCESS;
+    if (json == NULL && len > 0) {
+        set_reason(m, cookie, "manifest is NULL");
+        return ENGINE_INVALID_ARGUMENTS;
     }
+    waiter_match match = {WAITER_SET_MANIFEST, 0, 0, json ? json : "", len, 0};
+    engine_errc done;
+    waiter_found found = waiter_collect(sapi, cookie, &match, &done, NULL);
+    if (found == WAITER_DONE)
+        return done; /* the re-call after a success notify */
     pthread_mutex_lock(&m->lock);
-    bool busy = m->busy;
+    bool busy = m->busy || found == WAITER_PENDING;
     if (busy)
         m->stats.busy++;
     pthread_mutex_unlock(&m->lock);
     if (busy) {
         set_reason(m, cookie, "another collections manifest update is in progress");
         return ENGINE_TOO_BUSY;
-    }
-    if (json == NULL && len > 0) {
-        set_reason(m, cookie, "manifest is NULL");
-        return ENGINE_INVALID_ARGUMENTS;
     }
 
     coll_manifest *next = NULL;
@@ -380,7 +374,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         return rc;
     }
 
-    pending p = {cookie, next, NULL, 0, false};
+    pending p = {NULL, next, NULL, 0, false};
     bool identical = false;
     pthread_mutex_lock(&m->lock);
     if (m->busy) {
@@ -410,11 +404,16 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         goto err_unlock;
     }
     p.payload_len = p.payload ? strlen(p.payload) : 0;
+    p.waiter = waiter_begin(sapi, cookie, &match);
+    if (p.waiter == NULL) {
+        rc = ENGINE_NO_MEMORY;
+        snprintf(why, sizeof(why), "out of memory recording the update");
+        goto err_unlock;
+    }
     m->busy = true;
     m->pend = p;
     pthread_mutex_unlock(&m->lock);
 
-    sapi->cookie.reserve(cookie);
     exec_task *task = exec_task_new(m->env.pool, "persist_manifest", EXEC_WRITER, 0,
                                     persist_run, persist_cancel, m);
     if (task == NULL || !exec_schedule(task, 0)) {
@@ -422,7 +421,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         pending undo = take_pending(m);
         coll_manifest_unref(undo.next);
         free(undo.payload);
-        sapi->cookie.release(cookie);
+        waiter_abandon(undo.waiter);
         set_reason(m, cookie, "the engine is shutting down or out of memory");
         return ENGINE_TEMPORARY_FAILURE;
     }
@@ -435,17 +434,6 @@ err_unlock:
     free(p.payload);
     set_reason(m, cookie, why);
     return rc;
-}
-
-bool coll_manager_owns(const void *engine_specific)
-{
-    return engine_specific == UPDATE_DONE;
-}
-
-void coll_manager_disconnect(coll_manager *m, const void *cookie)
-{
-    if (cookie != NULL && m->env.sapi->cookie.get_engine_specific(cookie) == UPDATE_DONE)
-        m->env.sapi->cookie.store_engine_specific(cookie, NULL);
 }
 
 coll_manifest *coll_manager_get(coll_manager *m)

@@ -54,13 +54,6 @@ void coll_manager_destroy(coll_manager *m);
 engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *json,
                              size_t len);
 
-/** True if a cookie's engine-specific pointer is the manager's (a completed
- * update waiting for the host's re-call). */
-bool coll_manager_owns(const void *engine_specific);
-
-/** engine_handle.disconnect: forgets a completed update nobody will collect. */
-void coll_manager_disconnect(coll_manager *m, const void *cookie);
-
 /** The current manifest with a reference (drop with coll_manifest_unref). */
 coll_manifest *coll_manager_get(coll_manager *m);
 

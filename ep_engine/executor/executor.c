@@ -399,6 +399,28 @@ static void run_one(type_queue *q, exec_task *t, uint64_t start)
         exec_task_put(t);
 }
 
+/* A stopping queue's tasks end with their cancel functions, on the caller's
+ * thread: the queue's own threads call it, so a cancel that answers a cookie
+ * never runs on the thread that stops the pool (which may be the very thread
+ * the cookie's call came on). Counted as running, so queue_stop waits. */
+static void cancel_queued_locked(type_queue *q)
+{
+    for (;;) {
+        heap *h = q->ready.n > 0 ? &q->ready : q->future.n > 0 ? &q->future : NULL;
+        if (h == NULL)
+            return;
+        exec_task *t = h->v[h->n - 1];
+        heap_remove(h, t);
+        t->state = TASK_FINISHED;
+        q->running++;
+        pthread_mutex_unlock(&q->lock);
+        task_cancelled(t); /* may cancel or schedule others: all rejected or drained */
+        pthread_mutex_lock(&q->lock);
+        q->running--;
+        pthread_cond_broadcast(&q->idle);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     type_queue *q = arg;
@@ -430,6 +452,7 @@ static void *worker_main(void *arg)
         run_one(q, t, now);
         pthread_mutex_lock(&q->lock);
     }
+    cancel_queued_locked(q);
     pthread_mutex_unlock(&q->lock);
     return NULL;
 }
@@ -450,30 +473,21 @@ static void queue_init(type_queue *q, exec_pool *pool, int nthreads)
     q->nthreads = nthreads;
 }
 
-/* Stops one queue: cancels queued tasks, waits for running ones, joins. */
+/* Stops one queue: its threads cancel the queued tasks and finish the running
+ * ones (cancelling those that ask to run again), then exit; joins them. */
 static void queue_stop(type_queue *q, int started)
 {
     pthread_mutex_lock(&q->lock);
     q->stopping = true;
     pthread_cond_broadcast(&q->cond);
-    for (;;) {
-        heap *h = q->ready.n > 0 ? &q->ready : q->future.n > 0 ? &q->future : NULL;
-        if (h == NULL) {
-            if (q->running == 0)
-                break;
-            pthread_cond_wait(&q->idle, &q->lock);
-            continue;
-        }
-        exec_task *t = h->v[h->n - 1];
-        heap_remove(h, t);
-        t->state = TASK_FINISHED;
-        pthread_mutex_unlock(&q->lock);
-        task_cancelled(t); /* may cancel or schedule others: all rejected or drained */
-        pthread_mutex_lock(&q->lock);
-    }
     pthread_mutex_unlock(&q->lock);
     for (int i = 0; i < started; i++)
         pthread_join(q->threads[i], NULL);
+    /* Only a queue whose threads never started (exec_pool_create failing) can
+     * still hold a task here, and nothing was scheduled on such a pool. */
+    pthread_mutex_lock(&q->lock);
+    cancel_queued_locked(q);
+    pthread_mutex_unlock(&q->lock);
 }
 
 static void queue_free(type_queue *q)

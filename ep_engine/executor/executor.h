@@ -51,16 +51,18 @@ exec_pool *exec_pool_create(const exec_config *cfg);
 
 /**
  * Stops the pool from starting tasks: after it returns no queued task starts
- * and no schedule is accepted; running tasks go on. Lets an owner unblock its
- * running tasks for shutdown without queued ones slipping in. Idempotent.
+ * and no schedule is accepted; running tasks go on, and the pool's threads
+ * cancel the queued ones. Lets an owner unblock its running tasks for shutdown
+ * without queued ones slipping in. Idempotent.
  */
 void exec_pool_stop(exec_pool *pool);
 
 /**
  * Stops the pool: no new schedule is accepted, every queued task is cancelled
- * (its cancel function runs), running tasks are waited for (and cancelled if they
- * ask to run again), threads are joined, and the pool is freed. After it returns
- * no run or cancel function of this pool runs. Must not be called from a task.
+ * (its cancel function runs on one of the pool's threads, never the caller's),
+ * running tasks are waited for (and cancelled if they ask to run again),
+ * threads are joined, and the pool is freed. After it returns no run or cancel
+ * function of this pool runs. Must not be called from a task.
  */
 void exec_pool_destroy(exec_pool *pool);
 

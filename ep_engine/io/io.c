@@ -35,8 +35,8 @@ struct ep_io {
     bool closing;
 };
 
-static const char *const op_names[IO_NOPS] = {"open",    "write", "fsync", "rename",
-                                              "dirsync", "read",  "unlink"};
+static const char *const op_names[IO_NOPS] = {"open",    "write", "fsync",  "rename",
+                                              "dirsync", "read",  "unlink", "mkdir"};
 
 ep_io *io_create(void)
 {
@@ -369,6 +369,15 @@ int io_unlink(ep_io *io, const char *path)
     if (rc < 0)
         return rc;
     return unlink(path) == 0 ? 0 : -errno;
+}
+
+int io_mkdir(ep_io *io, const char *path, mode_t mode)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_MKDIR, &sw);
+    if (rc < 0)
+        return rc;
+    return mkdir(path, mode) == 0 ? 0 : -errno;
 }
 
 ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)

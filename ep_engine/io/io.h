@@ -22,6 +22,7 @@ typedef enum io_op {
     IO_DIRSYNC,
     IO_READ,
     IO_UNLINK,
+    IO_MKDIR,
     IO_NOPS
 } io_op;
 
@@ -43,7 +44,7 @@ void io_destroy(ep_io *io);
  *   "resume"                            lets paused calls go on
  *   "wait_paused"                       waits (up to 10 s) until a call is paused
  *   "clear"                             removes every fault
- * ops: open write fsync rename dirsync read unlink. Returns 0, or -1 with a
+ * ops: open write fsync rename dirsync read unlink mkdir. Returns 0, or -1 with a
  * reason in why.
  */
 int io_control(ep_io *io, const char *cmd, char *why, size_t whylen);
@@ -76,6 +77,8 @@ int io_fsync_dir(ep_io *io, const char *dir);
  * missing, -EFBIG if larger than max. */
 int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len);
 int io_unlink(ep_io *io, const char *path);
+/** Creates a directory: 0, or -errno (-EEXIST if it is there). */
+int io_mkdir(ep_io *io, const char *path, mode_t mode);
 /** Reads up to len bytes at offset; the count read (0 at end of file) or -errno. */
 ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off);
 /** The size of an open file, or -errno. */

@@ -4,7 +4,9 @@
  * A shard's flusher task appends, its compaction task replaces old segments by
  * a base, and warmup scans (before either runs); the shard lock serialises
  * appends with the moment a compaction seals and installs, never with the
- * compaction's own writing. It never appends to a segment after a failed
+ * compaction's own writing. A read of one record (a background fetch) takes
+ * only the shard's names lock, which nobody holds across I/O, so it never
+ * waits for a batch's write or fsync. It never appends to a segment after a failed
  * write, nor to a segment of an earlier run (its tail may be torn).
  */
 #include "kvstore.h"
@@ -27,13 +29,17 @@
 #define SCAN_CHUNK       (1u << 20)
 
 typedef struct shard {
-    pthread_mutex_t lock; /* guards everything below but `bytes` */
-    int fd;               /* current segment, -1 if none */
-    uint64_t seg_no;      /* number of the current (or last seen) segment or base */
-    uint64_t seg_bytes;   /* bytes in the current segment */
-    uint64_t filled;      /* its file's length: seg_bytes, plus zeros written ahead */
-    bool start_new;       /* the next append opens a new segment */
-    uint64_t *segs;       /* numbers of this shard's segments, ascending */
+    pthread_mutex_t lock; /* guards everything below but `bytes`; held across a
+                             batch's writes and fsync */
+    /* Guards segs, nsegs, cap, base and prev_base as well: a writer of those
+     * holds both (lock first, briefly), a reader either. */
+    pthread_mutex_t names;
+    int fd;             /* current segment, -1 if none */
+    uint64_t seg_no;    /* number of the current (or last seen) segment or base */
+    uint64_t seg_bytes; /* bytes in the current segment */
+    uint64_t filled;    /* its file's length: seg_bytes, plus zeros written ahead */
+    bool start_new;     /* the next append opens a new segment */
+    uint64_t *segs;     /* numbers of this shard's segments, ascending */
     size_t nsegs, cap;
     uint64_t base;      /* number of the base file, 0 if none */
     uint64_t prev_base; /* a base just replaced, until its compaction finishes */
@@ -126,11 +132,14 @@ static void add_file_bytes(kvs *s, shard *sh, const char *path)
 
 static int add_segment(shard *sh, uint64_t seg)
 {
+    pthread_mutex_lock(&sh->names);
     if (sh->nsegs == sh->cap) {
         size_t cap = sh->cap ? sh->cap * 2 : 8;
         uint64_t *grown = realloc(sh->segs, cap * sizeof(uint64_t));
-        if (grown == NULL)
+        if (grown == NULL) {
+            pthread_mutex_unlock(&sh->names);
             return -ENOMEM;
+        }
         sh->segs = grown;
         sh->cap = cap;
     }
@@ -140,6 +149,7 @@ static int add_segment(shard *sh, uint64_t seg)
         i--;
     }
     sh->segs[i] = seg;
+    pthread_mutex_unlock(&sh->names);
     if (seg > sh->seg_no)
         sh->seg_no = seg;
     return 0;
@@ -208,6 +218,7 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
     s->segment_max = segment_max_bytes;
     for (unsigned i = 0; i < nshards; i++) {
         pthread_mutex_init(&s->shards[i].lock, NULL);
+        pthread_mutex_init(&s->shards[i].names, NULL);
         s->shards[i].fd = -1;
         s->shards[i].start_new = true;
     }
@@ -256,6 +267,7 @@ void kvs_close(kvs *s)
         close_segment(s, &s->shards[i]);
         free(s->shards[i].segs);
         pthread_mutex_destroy(&s->shards[i].lock);
+        pthread_mutex_destroy(&s->shards[i].names);
     }
     free(s->shards);
     free(s);
@@ -686,7 +698,7 @@ static bool loc_path(kvs *s, unsigned shard_no, uint64_t loc, char *buf, size_t 
     shard *sh = &s->shards[shard_no];
     uint64_t number = loc >> KVS_LOC_OFFSET_BITS & LOC_NUMBER_MASK;
     bool found = false;
-    pthread_mutex_lock(&sh->lock);
+    pthread_mutex_lock(&sh->names);
     if (loc >> (KVS_LOC_OFFSET_BITS + KVS_LOC_NUMBER_BITS) == KIND_BASE) {
         uint64_t b = sh->base != 0 && (sh->base & LOC_NUMBER_MASK) == number ? sh->base
                      : sh->prev_base != 0 && (sh->prev_base & LOC_NUMBER_MASK) == number
@@ -704,7 +716,7 @@ static bool loc_path(kvs *s, unsigned shard_no, uint64_t loc, char *buf, size_t 
             }
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    pthread_mutex_unlock(&sh->names);
     return found;
 }
 
@@ -888,28 +900,35 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
     base_path(s, c->shard, c->upto, true, tmp, sizeof(tmp));
     base_path(s, c->shard, c->upto, false, path, sizeof(path));
     /* The install: one rename; from here warmup reads the base. */
+    bool installed = false;
     if (rc == 0 && (rc = io_rename(s->io, tmp, path)) < 0)
         snprintf(why, whylen, "compaction rename failed: %s", strerror(-rc));
+    else if (rc == 0)
+        installed = true;
     if (rc == 0 && (rc = io_fsync_dir(s->io, s->dir)) < 0)
         snprintf(why, whylen, "compaction directory fsync failed: %s", strerror(-rc));
     if (rc < 0) {
-        /* If the rename happened but the directory fsync failed, the base may
-         * or may not be in force after a crash: both are consistent, so keep
-         * using it (the old files stay until the next compaction or start). */
-        bool installed = access(path, F_OK) == 0;
+        /* If the rename happened (it returned 0) but the directory fsync
+         * failed, the base may or may not be in force after a crash: both are
+         * consistent, so keep using it (the old files stay until the next
+         * compaction or start). A failed rename changed nothing. */
         if (installed) {
             pthread_mutex_lock(&sh->lock);
+            pthread_mutex_lock(&sh->names);
             if (sh->base != c->upto)
                 sh->prev_base = sh->base;
             sh->base = c->upto;
+            pthread_mutex_unlock(&sh->names);
             pthread_mutex_unlock(&sh->lock);
         }
         compact_free(c, !installed);
         return rc;
     }
     pthread_mutex_lock(&sh->lock);
+    pthread_mutex_lock(&sh->names);
     sh->prev_base = sh->base;
     sh->base = c->upto;
+    pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
     return 0;
 }
@@ -923,6 +942,7 @@ void kvs_compact_finish(kvs_compaction *c)
     /* Forget and delete what the base replaced. */
     uint64_t old_base;
     pthread_mutex_lock(&sh->lock);
+    pthread_mutex_lock(&sh->names);
     old_base = sh->prev_base;
     sh->prev_base = 0;
     size_t keep = 0;
@@ -937,6 +957,7 @@ void kvs_compact_finish(kvs_compaction *c)
         }
     }
     sh->nsegs = keep;
+    pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
     if (old_base != 0 && old_base != c->upto) {
         base_path(s, c->shard, old_base, false, tmp, sizeof(tmp));

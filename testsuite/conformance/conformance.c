@@ -249,6 +249,100 @@ START_TEST(would_block_notified_once)
 }
 END_TEST
 
+/* A host's server API with one member left out (engine_api.h: every member of
+ * the version the host reports is required). */
+static engine_server_api partial_api;
+static const engine_server_api *get_partial_api(void)
+{
+    return &partial_api;
+}
+
+START_TEST(incomplete_server_api_refused)
+{
+    const engine_server_api *full = mock_get_server_api();
+    for (int member = 0; member < 3; member++) {
+        partial_api = *full;
+        if (member == 0)
+            partial_api.cookie.set_error_context = NULL;
+        else if (member == 1)
+            partial_api.cookie.set_error_manifest_uid = NULL;
+        else
+            partial_api.core.abstime = NULL;
+        engine_handle *h = NULL;
+        ck_assert_int_eq(create_fn(ENGINE_API_VERSION, get_partial_api, &h),
+                         ENGINE_INVALID_ARGUMENTS);
+        ck_assert_ptr_null(h);
+    }
+}
+END_TEST
+
+/* Runs set_collection_manifest as a host does, or, with `recall` false, stops
+ * at the notify as a host does whose re-call could not be made. */
+static engine_errc host_set_manifest(engine_handle *h, const void *c, const char *json,
+                                     bool recall)
+{
+    for (;;) {
+        mock_call_begin(c);
+        engine_errc rc = h->set_collection_manifest(h, c, json, strlen(json));
+        mock_call_end(c, rc);
+        if (rc != ENGINE_WOULD_BLOCK)
+            return rc;
+        rc = mock_wait_notify(c, 30000);
+        if (rc != ENGINE_SUCCESS || !recall)
+            return rc;
+    }
+}
+
+/* Rule 7: a host that does not re-call after a success notify leaves an
+ * outcome behind; the next call on the cookie that is another request must be
+ * served as one, not answered with that outcome. */
+START_TEST(no_recall_after_success_notify)
+{
+    engine_handle *h = new_engine("");
+    const engine_info *info;
+    ck_assert_int_eq(h->get_info(h, &info), ENGINE_SUCCESS);
+    if (!(info->features & ENGINE_FEATURE_COLLECTIONS)) {
+        h->destroy(h, true);
+        return;
+    }
+    const void *c = mock_cookie_create();
+    const char *m1 = "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+                     "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]},"
+                     "{\"name\":\"s\",\"uid\":\"8\",\"collections\":["
+                     "{\"name\":\"one\",\"uid\":\"8\"}]}]}";
+    const char *m2 = "{\"uid\":\"2\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+                     "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]},"
+                     "{\"name\":\"s\",\"uid\":\"8\",\"collections\":["
+                     "{\"name\":\"one\",\"uid\":\"8\"},"
+                     "{\"name\":\"two\",\"uid\":\"9\"}]}]}";
+    ck_assert_int_eq(host_set_manifest(h, c, m1, false), ENGINE_SUCCESS);
+    ck_assert_int_eq(host_set_manifest(h, c, m2, true), ENGINE_SUCCESS);
+    uint64_t uid = 0;
+    uint32_t cid = 0;
+    mock_call_begin(c);
+    engine_errc rc = h->get_collection_id(h, c, "s.two", 5, &uid, &cid);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_SUCCESS);
+    ck_assert_uint_eq(uid, 2);
+    ck_assert_uint_eq(cid, 9);
+    /* An older manifest is refused, though an outcome is uncollected again. */
+    const char *m3 = "{\"uid\":\"3\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+                     "\"collections\":[]}]}";
+    ck_assert_int_eq(host_set_manifest(h, c, m3, false), ENGINE_SUCCESS);
+    ck_assert_int_eq(host_set_manifest(h, c, m1, true),
+                     ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST);
+    /* An uncollected outcome is freed at disconnect (ASan's leak check). */
+    const char *m4 = "{\"uid\":\"4\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+                     "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]}]}";
+    ck_assert_int_eq(host_set_manifest(h, c, m4, false), ENGINE_SUCCESS);
+    h->disconnect(h, c);
+    h->destroy(h, false);
+    mock_engine_destroyed(true);
+    assert_contract_kept();
+    ck_assert_int_eq(mock_cookie_reservations(c), 0);
+}
+END_TEST
+
 typedef struct hammer {
     engine_handle *h;
     int id;
@@ -327,6 +421,8 @@ static Suite *conformance_suite(void)
     tcase_add_test(tc, would_block_notified_once);
     tcase_add_test(tc, concurrent_calls_from_host_threads);
     tcase_add_test(tc, error_codes_have_stable_values);
+    tcase_add_test(tc, incomplete_server_api_refused);
+    tcase_add_test(tc, no_recall_after_success_notify);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -320,6 +320,7 @@ static const test_harness harness = {
     .create_engine = th_create_engine,
     .destroy_engine = th_destroy_engine,
     .restart_engine = th_restart,
+    .wait_for_notify_ms = mock_wait_notify,
 };
 
 /* The case's config: -e first, then the case's own (later keys win). */

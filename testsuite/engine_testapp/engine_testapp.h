@@ -51,6 +51,9 @@ typedef struct test_harness {
     /** Destroys the case's engine and brings up a new one with the same config
      * (warmup tests). Returns the new handle, NULL if initialize failed. */
     engine_handle *(*restart_engine)(bool force, engine_errc *rc);
+    /** wait_for_notify with a timeout of the test's: ENGINE_FAILED (and a
+     * contract violation) if no notify comes within timeout_ms. */
+    engine_errc (*wait_for_notify_ms)(const void *cookie, int timeout_ms);
 } test_harness;
 
 typedef struct engine_test {

@@ -375,6 +375,32 @@ static test_result test_disconnect_mid_update(engine_handle *h, const test_harne
     return TEST_PASS;
 }
 
+/* A host that reuses cookie objects: the update of a client that left
+ * completes after the disconnect and must leave nothing on the cookie, or the
+ * next client's update on it would be answered without being applied. */
+static test_result test_cookie_reused_after_disconnect(engine_handle *h,
+                                                       const test_harness *th)
+{
+    const void *a = th->create_cookie();
+    char buf[1024], buf2[1024];
+    CHECK(engine_control(h, th, "hold_writer"));
+    m1(buf, sizeof(buf));
+    CHECK_RC(h->set_collection_manifest(h, a, buf, strlen(buf)), ENGINE_WOULD_BLOCK);
+    th->disconnect(h, a);
+    CHECK(engine_control(h, th, "release_writer"));
+    CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
+    CHECK(released(th, a));
+    CHECK(current_uid(h, th) == 1);
+    manifest(buf2, sizeof(buf2), "2", "_default:0", "_default:0", NULL, "s1:8", "c1:8",
+             "c2:9", "c3:a", NULL, NULL);
+    CHECK_RC(set_manifest(h, th, a, buf2), ENGINE_SUCCESS);
+    CHECK(current_uid(h, th) == 2);
+    uint32_t id = 0;
+    CHECK_RC(cid_of(h, th, "s1.c3", &id), ENGINE_SUCCESS);
+    CHECK(id == 0xa);
+    return TEST_PASS;
+}
+
 static test_result test_destroy_mid_update_running(engine_handle *h,
                                                    const test_harness *th)
 {
@@ -936,6 +962,8 @@ static const engine_test tests[] = {
      test_fail_dirsync_file_restored, setup_wait_ready, NULL, CFG, false},
     {"update: data directory removed", test_data_dir_removed, setup_wait_ready, NULL, CFG,
      false},
+    {"update: a cookie reused after its client left", test_cookie_reused_after_disconnect,
+     setup_wait_ready, NULL, CFG, false},
     {"update: client disconnects mid-update", test_disconnect_mid_update,
      setup_wait_ready, NULL, CFG, false},
     {"update: destroy while the persist runs", test_destroy_mid_update_running,

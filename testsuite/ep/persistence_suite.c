@@ -130,13 +130,12 @@ static test_result test_durable_set_survives_forced_stop(engine_handle *h,
     memcpy(info.value.iov_base, "abc", 3);
     engine_errc rc =
         h->store_durable(h, c, it, &cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
-    h->release(h, it);
     CHECK_RC(rc, ENGINE_WOULD_BLOCK);
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
-    /* The re-call reports the outcome and the CAS. */
-    CHECK_RC(
-        h->store_durable(h, c, NULL, &cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST),
-        ENGINE_SUCCESS);
+    /* The re-call, with the same arguments, reports the outcome and the CAS. */
+    rc = h->store_durable(h, c, it, &cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_SUCCESS);
     CHECK(cas != 0);
     CHECK_RC(durable_set(h, th, c, "e", "def", NULL), ENGINE_SUCCESS);
     CHECK_RC(durable_remove(h, th, c, "e"), ENGINE_SUCCESS);
@@ -1579,6 +1578,227 @@ static test_result test_disconnect_during_fetch(engine_handle *h, const test_har
     return TEST_PASS;
 }
 
+/* ---- the cookie's record (trust) ---- */
+
+/* A durable set that stops at the notify, as a host does whose re-call never
+ * reached store_durable (its allocate failed: vbucket gone, quota full). */
+static engine_errc durable_set_no_recall(engine_handle *h, const test_harness *th,
+                                         const void *c, const char *key, const char *val)
+{
+    engine_doc_key k = doc_key(0, key);
+    engine_item *it = NULL;
+    engine_errc rc = h->allocate(h, c, &it, &k, strlen(val), 0, 0, 0, 0);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    memcpy(info.value.iov_base, val, strlen(val));
+    rc = h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    return rc == ENGINE_WOULD_BLOCK ? th->wait_for_notify(c) : rc;
+}
+
+static bool value_eq(engine_handle *h, const char *key, const char *want)
+{
+    char got[64] = "";
+    engine_errc rc = kv_get(h, NULL, key, got, sizeof(got));
+    if (rc != ENGINE_SUCCESS || strcmp(got, want) != 0) {
+        fprintf(stderr, "%s: rc 0x%x, value '%s', wanted '%s'\n", key, rc, got, want);
+        return false;
+    }
+    return true;
+}
+
+/* An outcome left uncollected never answers the next durable write. */
+static test_result test_uncollected_outcome_not_reused(engine_handle *h,
+                                                       const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    uint64_t cas_a = 0, cas_b = 0;
+    CHECK_RC(durable_set(h, th, c, "a", "first", &cas_a), ENGINE_SUCCESS);
+    CHECK_RC(durable_set_no_recall(h, th, c, "a", "second"), ENGINE_SUCCESS);
+    /* Another key: stored, with a CAS of its own. */
+    CHECK_RC(durable_set(h, th, c, "b", "bee", &cas_b), ENGINE_SUCCESS);
+    CHECK(value_eq(h, "b", "bee"));
+    CHECK(cas_b > cas_a + 1);
+    /* The same key with another value: stored too. */
+    CHECK_RC(durable_set_no_recall(h, th, c, "k", "v1"), ENGINE_SUCCESS);
+    CHECK_RC(durable_set(h, th, c, "k", "v2", NULL), ENGINE_SUCCESS);
+    CHECK(value_eq(h, "k", "v2"));
+    /* A durable remove after an uncollected set, and a set after an
+     * uncollected remove. */
+    CHECK_RC(durable_set_no_recall(h, th, c, "x", "1"), ENGINE_SUCCESS);
+    CHECK_RC(durable_remove(h, th, c, "b"), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, NULL, "b", NULL, 0), ENGINE_NO_SUCH_KEY);
+    engine_doc_key kx = doc_key(0, "x");
+    engine_errc rc = h->remove_durable(h, c, &kx, 0, 0, NULL, ENGINE_DURABILITY_PERSIST);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK_RC(durable_set(h, th, c, "y", "why", NULL), ENGINE_SUCCESS);
+    CHECK(value_eq(h, "y", "why"));
+    CHECK_RC(kv_get(h, NULL, "x", NULL, 0), ENGINE_NO_SUCH_KEY);
+    /* Everything above is on disk. */
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(value_eq(h, "a", "second") && value_eq(h, "k", "v2") &&
+          value_eq(h, "y", "why"));
+    CHECK_RC(kv_get(h, NULL, "b", NULL, 0), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+/* A host that reuses its cookie objects: the write of a client that left
+ * finishes after the disconnect and must leave nothing on the cookie. */
+static test_result test_nothing_stored_after_disconnect(engine_handle *h,
+                                                        const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK(engine_control(h, th, "hold_writer"));
+    engine_doc_key k = doc_key(0, "gone");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc rc =
+        h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    h->disconnect(h, c); /* the client leaves; the host keeps the cookie object */
+    CHECK(engine_control(h, th, "release_writer"));
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK(released(th, c));
+    /* The same cookie object, a new client: its durable write is stored. */
+    CHECK_RC(durable_set(h, th, c, "next", "client", NULL), ENGINE_SUCCESS);
+    CHECK(value_eq(h, "next", "client"));
+    return TEST_PASS;
+}
+
+/* Hundreds of durable writers leave before their batch is on disk: every one
+ * is notified and released, and nothing is left behind (ASan's leak check
+ * runs at the end of the case). */
+static test_result test_departed_durable_clients(engine_handle *h, const test_harness *th)
+{
+    enum { N = 300 };
+    const void *c[N];
+    CHECK(engine_control(h, th, "hold_writer"));
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        snprintf(key, sizeof(key), "left%d", i);
+        c[i] = th->create_cookie();
+        engine_doc_key k = doc_key(0, key);
+        engine_item *it = NULL;
+        CHECK_RC(h->allocate(h, c[i], &it, &k, 8, 0, 0, 0, 0), ENGINE_SUCCESS);
+        engine_errc rc = h->store_durable(h, c[i], it, NULL, ENGINE_STORE_SET,
+                                          ENGINE_DURABILITY_PERSIST);
+        h->release(h, it);
+        CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    }
+    for (int i = 0; i < N; i++)
+        th->disconnect(h, c[i]);
+    CHECK(engine_control(h, th, "release_writer"));
+    for (int i = 0; i < N; i++) {
+        CHECK_RC(th->wait_for_notify(c[i]), ENGINE_SUCCESS);
+        CHECK(released(th, c[i]));
+    }
+    CHECK(stat_u64(h, NULL, "curr_items") == N);
+    return TEST_PASS;
+}
+
+/* The flusher's queue cannot take a write: the write is refused with
+ * no_memory on the caller's thread, nothing is applied, and no notify comes
+ * (the mock server fails the case on a notify on the caller's thread). */
+static test_result test_queue_full_refuses_write(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    CHECK_RC(durable_set(h, th, c, "kept", "old", NULL), ENGINE_SUCCESS);
+    for (int durable = 0; durable < 2; durable++) {
+        CHECK(engine_control(h, th, "fail_enqueue=1"));
+        engine_doc_key k = doc_key(0, "kept");
+        engine_item *it = NULL;
+        CHECK_RC(h->allocate(h, c, &it, &k, 3, 0, 0, 0, 0), ENGINE_SUCCESS);
+        engine_item_info info;
+        h->get_item_info(h, it, &info);
+        memcpy(info.value.iov_base, "new", 3);
+        engine_errc rc = durable ? h->store_durable(h, c, it, NULL, ENGINE_STORE_SET,
+                                                    ENGINE_DURABILITY_PERSIST)
+                                 : h->store(h, c, it, NULL, ENGINE_STORE_SET);
+        CHECK_RC(rc, ENGINE_NO_MEMORY);
+        CHECK(strstr(th->error_context(c), "nothing was stored") != NULL);
+        CHECK(value_eq(h, "kept", "old"));
+        CHECK(released(th, c));
+        /* The host may try the same item again. */
+        rc = durable ? h->store_durable(h, c, it, NULL, ENGINE_STORE_SET,
+                                        ENGINE_DURABILITY_PERSIST)
+                     : h->store(h, c, it, NULL, ENGINE_STORE_SET);
+        if (rc == ENGINE_WOULD_BLOCK)
+            rc = th->wait_for_notify(c) == ENGINE_SUCCESS
+                     ? h->store_durable(h, c, it, NULL, ENGINE_STORE_SET,
+                                        ENGINE_DURABILITY_PERSIST)
+                     : ENGINE_FAILED;
+        h->release(h, it);
+        CHECK_RC(rc, ENGINE_SUCCESS);
+        CHECK(value_eq(h, "kept", "new"));
+        CHECK_RC(durable_set(h, th, c, "kept", "old", NULL), ENGINE_SUCCESS);
+
+        CHECK(engine_control(h, th, "fail_enqueue=1"));
+        rc = durable ? h->remove_durable(h, c, &k, 0, 0, NULL, ENGINE_DURABILITY_PERSIST)
+                     : h->remove(h, c, &k, 0, 0, NULL);
+        CHECK_RC(rc, ENGINE_NO_MEMORY);
+        CHECK(strstr(th->error_context(c), "nothing was deleted") != NULL);
+        CHECK(value_eq(h, "kept", "old"));
+        CHECK(released(th, c));
+    }
+    /* What is on disk is what was acknowledged. */
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(value_eq(h, "kept", "old"));
+    return TEST_PASS;
+}
+
+/* A background fetch does not wait for a batch's fsync: with the flusher
+ * paused inside fdatasync, a get of an evicted value (same shard) is answered
+ * at once. */
+static test_result test_fetch_not_behind_fsync(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie(), *w = th->create_cookie();
+    CHECK(store_clean(h, c, 4, NULL));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(engine_control(h, th, "op=fsync;nth=1;pause=1"));
+    engine_doc_key k = doc_key(0, "busy");
+    engine_item *it = NULL;
+    CHECK_RC(h->allocate(h, w, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc rc =
+        h->store_durable(h, w, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK(engine_control(h, th, "wait_paused"));
+    engine_doc_key e0 = doc_key(0, "e0");
+    engine_item *got = NULL;
+    rc = h->get(h, c, &got, &e0, 0);
+    if (rc == ENGINE_WOULD_BLOCK) {
+        rc = th->wait_for_notify_ms(c, 5000);
+        if (rc == ENGINE_SUCCESS)
+            rc = h->get(h, c, &got, &e0, 0);
+    }
+    CHECK(engine_control(h, th, "resume"));
+    CHECK_RC(th->wait_for_notify(w), ENGINE_SUCCESS);
+    it = NULL;
+    CHECK_RC(h->allocate(h, w, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
+    engine_errc recall =
+        h->store_durable(h, w, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    CHECK_RC(recall, ENGINE_SUCCESS);
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    h->release(h, got);
+    return TEST_PASS;
+}
+
+/* initialize creates the data directory through the I/O layer: a failure
+ * there is a clear error, not a crash or an engine on no directory. */
+static test_result test_fault_mkdir(engine_handle *h, const test_harness *th)
+{
+    CHECK(engine_control(h, th, "op=mkdir;nth=1;errno=EACCES"));
+    CHECK_RC(h->initialize(h, th->config), ENGINE_FAILED);
+    CHECK(th->log_contains("cannot create data directory"));
+    CHECK(th->log_contains("Permission denied"));
+    return TEST_PASS;
+}
+
 static const engine_test tests[] = {
     {"restart keeps data, deletes and CAS", test_restart_keeps_data, setup_wait_ready,
      NULL, CFG, false},
@@ -1666,6 +1886,17 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"disconnect during a background fetch", test_disconnect_during_fetch,
      setup_wait_ready, NULL, CFG, false},
+    {"an uncollected durable outcome never answers another write",
+     test_uncollected_outcome_not_reused, setup_wait_ready, NULL, CFG, false},
+    {"nothing is stored on a cookie after its disconnect",
+     test_nothing_stored_after_disconnect, setup_wait_ready, NULL, CFG, false},
+    {"hundreds of durable clients leave before their batch",
+     test_departed_durable_clients, setup_wait_ready, NULL, CFG, false},
+    {"a write the flusher's queue cannot take is refused whole",
+     test_queue_full_refuses_write, setup_wait_ready, NULL, CFG, false},
+    {"a background fetch does not wait for a batch's fsync", test_fetch_not_behind_fsync,
+     setup_wait_ready, NULL, CFG, false},
+    {"fault: creating the data directory", test_fault_mkdir, NULL, NULL, CFG, true},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 

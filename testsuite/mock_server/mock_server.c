@@ -5,6 +5,8 @@
  */
 #include "mock_server.h"
 
+#include "../../host/clock.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -23,6 +25,8 @@ typedef struct mock_cookie {
     int reserved;
     int in_call;           /* engine calls in progress with this cookie */
     pthread_t call_thread; /* the thread of the latest such call */
+    pthread_t wb_thread;   /* the thread that received the latest would_block */
+    bool has_wb_thread;
     unsigned would_blocks; /* would_block results returned */
     unsigned notifies;     /* notify_io_complete calls */
     unsigned consumed;     /* notifies taken by mock_wait_notify */
@@ -43,8 +47,8 @@ static bool log_echo;
 static bool destroyed;
 static int nviolations;
 static char violations[MAX_VIOLATIONS][200];
-static _Atomic time_t process_started;
-static _Atomic engine_rel_time clock_offset;
+static host_clock clock_;
+static _Atomic bool clock_started;
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void violation(const char *fmt, ...)
@@ -72,36 +76,22 @@ static mock_cookie *as_cookie(const void *cookie)
 
 static engine_rel_time get_current_time(void)
 {
-    /* Lock-free: engines read the clock on hot paths, as memcached's is a
-     * plain variable. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (engine_rel_time)(ts.tv_sec - atomic_load(&process_started)) +
-           atomic_load(&clock_offset);
+    return host_clock_now(&clock_);
 }
 
 static engine_rel_time realtime(uint32_t exptime)
 {
-    const uint32_t max_relative = 60 * 60 * 24 * 30;
-    if (exptime == 0)
-        return 0;
-    if (exptime > max_relative) {
-        time_t started = atomic_load(&process_started);
-        if ((time_t)exptime <= started)
-            return 1;
-        return (engine_rel_time)((time_t)exptime - started);
-    }
-    return exptime + get_current_time();
+    return host_clock_realtime(&clock_, exptime);
 }
 
 static time_t abstime(engine_rel_time t)
 {
-    return atomic_load(&process_started) + t;
+    return host_clock_abstime(&clock_, t);
 }
 
 void mock_time_travel(int seconds)
 {
-    atomic_fetch_add(&clock_offset, (engine_rel_time)seconds);
+    host_clock_advance(&clock_, seconds);
 }
 
 /* ---- log ---- */
@@ -178,6 +168,9 @@ static void notify_io_complete(const void *cookie, engine_errc status)
     c->last_status = status;
     if (c->in_call > 0 && pthread_equal(c->call_thread, pthread_self()))
         violation("notify (status %d) on the thread of the engine call", status);
+    else if (c->has_wb_thread && pthread_equal(c->wb_thread, pthread_self()))
+        violation("notify (status %d) on the thread that received the would_block",
+                  status);
     if (c->notifies > c->would_blocks + (unsigned)c->in_call)
         violation(
             "notify (status %d) without a would_block (%u notifies, %u would_blocks)",
@@ -298,9 +291,11 @@ void mock_call_end(const void *cookie, engine_errc rc)
     if (c == NULL)
         goto out;
     c->in_call--;
-    if (rc == ENGINE_WOULD_BLOCK)
+    if (rc == ENGINE_WOULD_BLOCK) {
         c->would_blocks++;
-    else if (c->notifies > c->would_blocks + (unsigned)c->in_call)
+        c->wb_thread = pthread_self();
+        c->has_wb_thread = true;
+    } else if (c->notifies > c->would_blocks + (unsigned)c->in_call)
         violation("notify came for a call that returned %d, not would_block", rc);
 out:
     pthread_mutex_unlock(&lock);
@@ -376,9 +371,8 @@ void mock_reset(void)
     log_len = 0;
     nviolations = 0;
     destroyed = false;
-    atomic_store(&clock_offset, 0);
-    /* Start two seconds in, as memcached does, so that rel time 1 is the past. */
-    atomic_store(&process_started, time(NULL) - 2);
+    host_clock_init(&clock_, NULL, NULL);
+    atomic_store(&clock_started, true);
     pthread_mutex_unlock(&lock);
 }
 
@@ -392,7 +386,7 @@ static const engine_server_api api = {
 
 const engine_server_api *mock_get_server_api(void)
 {
-    if (atomic_load(&process_started) == 0)
+    if (!atomic_load(&clock_started))
         mock_reset();
     return &api;
 }

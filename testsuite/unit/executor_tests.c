@@ -437,6 +437,44 @@ START_TEST(schedule_during_shutdown_is_refused)
 }
 END_TEST
 
+/* Records the thread its cancel ran on. */
+typedef struct where {
+    pthread_t thread;
+    _Atomic int cancels;
+} where;
+
+static void where_cancel(exec_task *t, void *arg)
+{
+    (void)t;
+    where *w = arg;
+    w->thread = pthread_self();
+    atomic_fetch_add(&w->cancels, 1);
+}
+
+/* A cancel may notify a cookie: at shutdown it must not run on the thread that
+ * destroys the pool, which may be the thread the cookie's call came on. */
+START_TEST(shutdown_cancels_on_pool_threads)
+{
+    enum { N = 64 };
+    exec_pool *pool = pool_of(1);
+    where w[N];
+    exec_task *t[N];
+    for (int i = 0; i < N; i++) {
+        atomic_init(&w[i].cancels, 0);
+        t[i] = exec_task_new(pool, "queued", (exec_type)(i % EXEC_NTYPES), 0, never_run,
+                             where_cancel, &w[i]);
+        ck_assert(exec_schedule(t[i], 60000));
+    }
+    exec_pool_destroy(pool);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(atomic_load(&w[i].cancels), 1);
+        ck_assert_msg(!pthread_equal(w[i].thread, pthread_self()),
+                      "task %d was cancelled on the destroying thread", i);
+        exec_task_put(t[i]);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("executor");
@@ -453,6 +491,7 @@ int main(void)
     tcase_add_test(tc, cancel_of_queued_task_runs_cancel_on_caller);
     tcase_add_test(tc, task_stats_and_reset);
     tcase_add_test(tc, schedule_during_shutdown_is_refused);
+    tcase_add_test(tc, shutdown_cancels_on_pool_threads);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

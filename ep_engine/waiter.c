@@ -1,0 +1,168 @@
+/*
+ * waiter.c - the per-cookie record of a would_block call (waiter.h).
+ *
+ * Two references: the cookie slot's (dropped by whichever host call takes the
+ * record off the cookie) and the engine thread's (dropped by waiter_finish).
+ * The outcome is published with a release store before the notify, so the
+ * host's re-call, which follows the notify, reads it whole.
+ */
+#include "waiter.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WAITER_MAGIC 0x57a17e55u
+
+enum { W_WAITING = 0, W_SUCCEEDED = 1, W_FAILED = 2 };
+
+struct ep_waiter {
+    uint32_t magic;
+    _Atomic uint32_t refs;
+    _Atomic int state; /* W_*: set once, by waiter_finish */
+    uint64_t cas;
+    const engine_server_api *api;
+    const void *cookie;
+    waiter_call call;
+    uint16_t vbucket;
+    uint32_t collection;
+    size_t nkey;
+    uint64_t detail;
+    uint64_t digest;     /* of the key bytes, for requests too long to keep */
+    unsigned char key[]; /* nkey bytes when nkey <= ENGINE_KEY_MAX_LEN */
+};
+
+/* FNV-1a: only to tell two manifests apart when their bytes are not kept. */
+static uint64_t digest_of(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static size_t kept_bytes(size_t nkey)
+{
+    return nkey <= ENGINE_KEY_MAX_LEN ? nkey : 0;
+}
+
+static void unref(ep_waiter *w)
+{
+    if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1) {
+        w->magic = 0;
+        free(w);
+    }
+}
+
+static bool matches(const ep_waiter *w, const waiter_match *m)
+{
+    if (w->call != m->call || w->vbucket != m->vbucket ||
+        w->collection != m->collection || w->nkey != m->nkey || w->detail != m->detail)
+        return false;
+    if (kept_bytes(m->nkey) > 0)
+        return memcmp(w->key, m->key, m->nkey) == 0;
+    return w->digest == digest_of(m->key, m->nkey);
+}
+
+/* The record on the cookie, if any. */
+static ep_waiter *on_cookie(const engine_server_api *api, const void *cookie)
+{
+    ep_waiter *w = api->cookie.get_engine_specific(cookie);
+    return w != NULL && w->magic == WAITER_MAGIC ? w : NULL;
+}
+
+static void take_off(ep_waiter *w)
+{
+    w->api->cookie.store_engine_specific(w->cookie, NULL);
+    unref(w);
+}
+
+ep_waiter *waiter_begin(const engine_server_api *api, const void *cookie,
+                        const waiter_match *m)
+{
+    size_t keep = kept_bytes(m->nkey);
+    ep_waiter *w = malloc(sizeof(*w) + keep);
+    if (w == NULL)
+        return NULL;
+    *w = (ep_waiter){
+        .magic = WAITER_MAGIC,
+        .api = api,
+        .cookie = cookie,
+        .call = m->call,
+        .vbucket = m->vbucket,
+        .collection = m->collection,
+        .nkey = m->nkey,
+        .detail = m->detail,
+    };
+    atomic_init(&w->refs, 2);
+    atomic_init(&w->state, W_WAITING);
+    if (keep > 0)
+        memcpy(w->key, m->key, keep);
+    else
+        w->digest = digest_of(m->key, m->nkey);
+    ep_waiter *old = on_cookie(api, cookie);
+    if (old != NULL)
+        take_off(old);
+    api->cookie.store_engine_specific(cookie, w);
+    api->cookie.reserve(cookie);
+    return w;
+}
+
+void waiter_abandon(ep_waiter *w)
+{
+    const engine_server_api *api = w->api;
+    const void *cookie = w->cookie;
+    take_off(w);
+    api->cookie.release(cookie);
+    unref(w); /* the engine's */
+}
+
+void waiter_finish(ep_waiter *w, engine_errc status, uint64_t cas, const char *why)
+{
+    const engine_server_api *api = w->api;
+    const void *cookie = w->cookie;
+    w->cas = cas;
+    if (status != ENGINE_SUCCESS && why != NULL)
+        api->cookie.set_error_context(cookie, why);
+    atomic_store_explicit(&w->state, status == ENGINE_SUCCESS ? W_SUCCEEDED : W_FAILED,
+                          memory_order_release);
+    /* The re-call may run (and free the record) as soon as the notify is made. */
+    unref(w);
+    api->cookie.notify_io_complete(cookie, status);
+    api->cookie.release(cookie);
+}
+
+const void *waiter_cookie(const ep_waiter *w)
+{
+    return w->cookie;
+}
+
+waiter_found waiter_collect(const engine_server_api *api, const void *cookie,
+                            const waiter_match *m, engine_errc *status, uint64_t *cas)
+{
+    ep_waiter *w = on_cookie(api, cookie);
+    if (w == NULL)
+        return WAITER_NEW;
+    int state = atomic_load_explicit(&w->state, memory_order_acquire);
+    if (state == W_WAITING)
+        return WAITER_PENDING;
+    /* Only a success is collected: a failure's notify was the whole answer, so
+     * the same request sent again is a new one. */
+    bool done = state == W_SUCCEEDED && matches(w, m);
+    if (done) {
+        *status = ENGINE_SUCCESS;
+        if (cas != NULL)
+            *cas = w->cas;
+    }
+    take_off(w);
+    return done ? WAITER_DONE : WAITER_NEW;
+}
+
+void waiter_disconnect(const engine_server_api *api, const void *cookie)
+{
+    ep_waiter *w = on_cookie(api, cookie);
+    if (w != NULL)
+        take_off(w);
+}
