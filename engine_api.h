@@ -26,7 +26,8 @@
  * The would_block contract (every member that may return ENGINE_WOULD_BLOCK):
  *  1. Before returning ENGINE_WOULD_BLOCK the engine has arranged exactly one later
  *     call of server->cookie.notify_io_complete(cookie, status), made from a
- *     thread other than the caller's.
+ *     thread of the engine's own, never from a host thread: not from the one
+ *     that received the would_block, not from one inside destroy().
  *  2. The engine reserves the cookie while background work may touch it and
  *     releases it after the notify. The host never frees a reserved cookie.
  *  3. On status ENGINE_SUCCESS the host calls the same member again with the same
@@ -38,7 +39,21 @@
  *  5. destroy() with work in flight notifies every pending cookie before it
  *     returns; no notify and no engine thread runs after destroy() returns.
  *  6. The host calls disconnect(cookie) when the client goes away; anything the
- *     engine kept on that cookie is freed there.
+ *     engine kept on that cookie is freed there. The engine writes a cookie's
+ *     engine-specific data only inside a host call that carries that cookie,
+ *     never from its own threads, so nothing lands on a cookie after its
+ *     disconnect.
+ *  7. A host that does not re-call after a success notify (the client left, or
+ *     a step of the host's own before the re-call failed) loses the outcome,
+ *     not the operation: it was done. The next call on that cookie that is not
+ *     the same request (another member, or another vbucket, collection, key,
+ *     value or manifest) discards the outcome and is served as a new request;
+ *     an outcome nobody collects is freed at disconnect or destroy. A call on a
+ *     cookie whose notify has not come yet answers ENGINE_TOO_BUSY.
+ *
+ * The server API. Every member of the server API version the host reports is
+ * required: create_instance answers ENGINE_INVALID_ARGUMENTS for a table with
+ * a NULL member (and logs which, when `log` is there).
  */
 #ifndef ENGINE_API_H
 #define ENGINE_API_H
@@ -193,7 +208,9 @@ typedef struct engine_server_api {
 
     /** Clock. All three may be called from any thread. Since v1. */
     struct {
-        /** Seconds since the host started. Monotonic. */
+        /** Seconds since the host started. Monotonic: a step of the wall clock
+         * does not move it (realtime and abstime convert through the wall-clock
+         * time the host read at its start). */
         engine_rel_time (*get_current_time)(void);
         /**
          * Converts a protocol expiry to engine_rel_time: 0 stays 0 (never);
@@ -227,7 +244,9 @@ typedef struct engine_server_api {
         /**
          * Leaves a human-readable reason for the request's failure, copied by the
          * host, which sends it back with the error status (PROTOCOL.md). NULL
-         * clears it.
+         * clears it. The engine passes valid UTF-8 (it may quote a client's
+         * bytes: those are made valid first); a host that sends it in JSON still
+         * checks, since it need not trust the engine.
          */
         void (*set_error_context)(const void *cookie, const char *reason);
         /**
@@ -318,7 +337,8 @@ struct engine_handle {
      * ENGINE_SUCCESS (new CAS in *cas_out if not NULL); ENGINE_KEY_EXISTS (add of
      * a present key, CAS mismatch); ENGINE_NO_SUCH_KEY (compare CAS on a missing
      * key); ENGINE_NOT_STORED (replace/append/prepend of a missing key);
-     * ENGINE_NO_MEMORY (append/prepend over the quota; or as in allocate,
+     * ENGINE_NO_MEMORY (append/prepend over the quota, or no memory to queue
+     * the write for disk: nothing was stored; or as in allocate,
      * ENGINE_TEMPORARY_FAILURE); ENGINE_INVALID_ARGUMENTS
      * (NULL item, an item already stored, a bad op). The caller keeps its
      * reference either way. Append and prepend keep the present flags and expiry.
@@ -330,8 +350,9 @@ struct engine_handle {
     /**
      * Deletes a key. `cas` 0 deletes whatever is there; otherwise it must match
      * (ENGINE_KEY_EXISTS if not). Returns ENGINE_SUCCESS (the deletion's CAS in
-     * *cas_out if not NULL), ENGINE_NO_SUCH_KEY, or the key/vbucket/collection
-     * errors of get. Cookie may be NULL. Since v1.
+     * *cas_out if not NULL), ENGINE_NO_SUCH_KEY, ENGINE_NO_MEMORY (the deletion
+     * could not be queued for disk: nothing was deleted), or the
+     * key/vbucket/collection errors of get. Cookie may be NULL. Since v1.
      */
     engine_errc (*remove)(engine_handle *h, const void *cookie, const engine_doc_key *key,
                           uint64_t cas, uint16_t vbucket, uint64_t *cas_out);
@@ -370,7 +391,7 @@ struct engine_handle {
      * ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST for a manifest that is not a
      * successor or could not be persisted; ENGINE_NOT_SUPPORTED from engines
      * without ENGINE_FEATURE_COLLECTIONS. A reason is left in the error context.
-     * Since v1.
+     * ENGINE_NO_MEMORY if the request could not be recorded. Since v1.
      */
     engine_errc (*set_collection_manifest)(engine_handle *h, const void *cookie,
                                            const char *json, size_t len);
@@ -416,7 +437,11 @@ struct engine_handle {
      * once the write is on disk (success; the re-call returns ENGINE_SUCCESS and
      * the CAS) or could not be made so (ENGINE_TEMPORARY_FAILURE with a reason:
      * the write stays in memory and is retried, but was not made durable).
-     * ENGINE_NOT_SUPPORTED from an engine without a data directory. Since v2.
+     * ENGINE_NOT_SUPPORTED from an engine without a data directory;
+     * ENGINE_NO_MEMORY when the write could not be queued for disk (nothing was
+     * stored); ENGINE_TOO_BUSY when an earlier request on the cookie has not
+     * been notified yet. The re-call must carry the same arguments (rule 7).
+     * Since v2.
      */
     engine_errc (*store_durable)(engine_handle *h, const void *cookie, engine_item *item,
                                  uint64_t *cas_out, engine_store_op op,

@@ -26,7 +26,7 @@ engine_errc ep_fail(ep_engine *e, const void *cookie, engine_errc rc, const char
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    e->sapi->cookie.set_error_context(cookie, reason);
+    cookie_set_reason(e->sapi, cookie, reason);
     return rc;
 }
 
@@ -208,6 +208,7 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         .sapi = e->sapi,
         .pool = e->pool,
         .io = e->io,
+        .waiters = e->waiters,
         .dir = e->cfg.dbname,
         .limits = {cfg.max_scopes, cfg.max_collections},
         .ctx = e,
@@ -307,6 +308,10 @@ static void ep_destroy(engine_handle *h, bool force)
     e->ht = NULL;
     io_destroy(e->io);
     e->io = NULL;
+    /* Every cookie's work is answered by now: what is left are records of
+     * cookies the host never disconnected. */
+    waiters_destroy(e->waiters);
+    e->waiters = NULL;
     free((void *)e->vb_state);
     e->vb_state = NULL;
     e->initialized = false;
@@ -392,7 +397,7 @@ static void ep_disconnect(engine_handle *h, const void *cookie)
     ep_engine *e = eng(h);
     if (!e->initialized || cookie == NULL)
         return;
-    waiter_disconnect(e->sapi, cookie);
+    waiter_disconnect(e->waiters, cookie);
 }
 
 /* ---- the writer gate (a test hook's; see testing.c) ---- */
@@ -505,7 +510,10 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     /* The file layer exists before initialize, so a test can arm a fault for
      * what initialize does (creating the data directory, reading the files). */
     e->io = io_create();
-    if (e->io == NULL) {
+    e->waiters = waiters_create(sapi);
+    if (e->io == NULL || e->waiters == NULL) {
+        io_destroy(e->io);
+        waiters_destroy(e->waiters);
         free(e);
         return ENGINE_NO_MEMORY;
     }

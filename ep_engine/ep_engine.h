@@ -59,6 +59,7 @@ typedef struct ep_engine {
     bool initialized;     /* written by initialize, before any data call */
 
     ep_io *io;
+    ep_waiters *waiters; /* the records left on cookies (waiter.h) */
     exec_pool *pool;
     ep_ht *ht; /* each stripe's `view` is the manifest its operations see */
     coll_manager *coll;

@@ -315,7 +315,7 @@ static int64_t bg_run(exec_task *task, void *arg)
             char reason[900];
             snprintf(reason, sizeof(reason), "background fetch of the value failed: %s",
                      why);
-            api->cookie.set_error_context(r->cookie, reason);
+            cookie_set_reason(api, r->cookie, reason);
         }
         api->cookie.notify_io_complete(r->cookie, rc);
         api->cookie.release(r->cookie);
@@ -331,8 +331,8 @@ static void answer_unread(ep_engine *e, bg_req *r)
 {
     while (r != NULL) {
         bg_req *next = r->next;
-        e->sapi->cookie.set_error_context(
-            r->cookie, "the engine shut down before the evicted value was read");
+        cookie_set_reason(e->sapi, r->cookie,
+                          "the engine shut down before the evicted value was read");
         e->sapi->cookie.notify_io_complete(r->cookie, ENGINE_TEMPORARY_FAILURE);
         e->sapi->cookie.release(r->cookie);
         free(r);

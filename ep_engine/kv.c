@@ -729,7 +729,7 @@ static bool durable_begin(ep_engine *e, const void *cookie, engine_durability d,
     *rc = durable_allowed(e, cookie, d);
     if (*rc != ENGINE_SUCCESS)
         return true;
-    switch (waiter_collect(e->sapi, cookie, m, rc, cas_out)) {
+    switch (waiter_collect(e->waiters, cookie, m, rc, cas_out)) {
     case WAITER_DONE:
         return true;
     case WAITER_PENDING:
@@ -740,7 +740,7 @@ static bool durable_begin(ep_engine *e, const void *cookie, engine_durability d,
     case WAITER_NEW:
         break;
     }
-    *w = waiter_begin(e->sapi, cookie, m);
+    *w = waiter_begin(e->waiters, cookie, m);
     if (*w == NULL) {
         *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
                       "out of memory recording the durable write");

@@ -3,11 +3,16 @@
  *
  * Two references: the cookie slot's (dropped by whichever host call takes the
  * record off the cookie) and the engine thread's (dropped by waiter_finish).
+ * While a record is on a cookie it is also in its engine's registry, which
+ * frees what is left at destroy.
  * The outcome is published with a release store before the notify, so the
  * host's re-call, which follows the notify, reads it whole.
  */
 #include "waiter.h"
 
+#include "../common/utf8.h"
+
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,8 +22,16 @@
 
 enum { W_WAITING = 0, W_SUCCEEDED = 1, W_FAILED = 2 };
 
+struct ep_waiters {
+    const engine_server_api *api;
+    pthread_mutex_t lock; /* guards the list */
+    ep_waiter *first;     /* records on cookies */
+};
+
 struct ep_waiter {
     uint32_t magic;
+    ep_waiters *ws;
+    ep_waiter *prev, *next; /* in ws, while on the cookie */
     _Atomic uint32_t refs;
     _Atomic int state; /* W_*: set once, by waiter_finish */
     uint64_t cas;
@@ -66,28 +79,75 @@ static bool matches(const ep_waiter *w, const waiter_match *m)
     return w->digest == digest_of(m->key, m->nkey);
 }
 
-/* The record on the cookie, if any. */
-static ep_waiter *on_cookie(const engine_server_api *api, const void *cookie)
+ep_waiters *waiters_create(const engine_server_api *api)
 {
-    ep_waiter *w = api->cookie.get_engine_specific(cookie);
+    ep_waiters *ws = calloc(1, sizeof(*ws));
+    if (ws == NULL)
+        return NULL;
+    ws->api = api;
+    pthread_mutex_init(&ws->lock, NULL);
+    return ws;
+}
+
+void waiters_destroy(ep_waiters *ws)
+{
+    if (ws == NULL)
+        return;
+    while (ws->first != NULL) {
+        ep_waiter *w = ws->first;
+        ws->first = w->next;
+        w->magic = 0;
+        free(w);
+    }
+    pthread_mutex_destroy(&ws->lock);
+    free(ws);
+}
+
+/* The record on the cookie, if any. */
+static ep_waiter *on_cookie(ep_waiters *ws, const void *cookie)
+{
+    ep_waiter *w = ws->api->cookie.get_engine_specific(cookie);
     return w != NULL && w->magic == WAITER_MAGIC ? w : NULL;
+}
+
+static void put_on(ep_waiter *w)
+{
+    ep_waiters *ws = w->ws;
+    pthread_mutex_lock(&ws->lock);
+    w->prev = NULL;
+    w->next = ws->first;
+    if (ws->first != NULL)
+        ws->first->prev = w;
+    ws->first = w;
+    pthread_mutex_unlock(&ws->lock);
+    ws->api->cookie.store_engine_specific(w->cookie, w);
 }
 
 static void take_off(ep_waiter *w)
 {
-    w->api->cookie.store_engine_specific(w->cookie, NULL);
+    ep_waiters *ws = w->ws;
+    ws->api->cookie.store_engine_specific(w->cookie, NULL);
+    pthread_mutex_lock(&ws->lock);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        ws->first = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&ws->lock);
     unref(w);
 }
 
-ep_waiter *waiter_begin(const engine_server_api *api, const void *cookie,
-                        const waiter_match *m)
+ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *m)
 {
+    const engine_server_api *api = ws->api;
     size_t keep = kept_bytes(m->nkey);
     ep_waiter *w = malloc(sizeof(*w) + keep);
     if (w == NULL)
         return NULL;
     *w = (ep_waiter){
         .magic = WAITER_MAGIC,
+        .ws = ws,
         .api = api,
         .cookie = cookie,
         .call = m->call,
@@ -102,10 +162,10 @@ ep_waiter *waiter_begin(const engine_server_api *api, const void *cookie,
         memcpy(w->key, m->key, keep);
     else
         w->digest = digest_of(m->key, m->nkey);
-    ep_waiter *old = on_cookie(api, cookie);
+    ep_waiter *old = on_cookie(ws, cookie);
     if (old != NULL)
         take_off(old);
-    api->cookie.store_engine_specific(cookie, w);
+    put_on(w);
     api->cookie.reserve(cookie);
     return w;
 }
@@ -125,7 +185,7 @@ void waiter_finish(ep_waiter *w, engine_errc status, uint64_t cas, const char *w
     const void *cookie = w->cookie;
     w->cas = cas;
     if (status != ENGINE_SUCCESS && why != NULL)
-        api->cookie.set_error_context(cookie, why);
+        cookie_set_reason(api, cookie, why);
     atomic_store_explicit(&w->state, status == ENGINE_SUCCESS ? W_SUCCEEDED : W_FAILED,
                           memory_order_release);
     /* The re-call may run (and free the record) as soon as the notify is made. */
@@ -134,15 +194,22 @@ void waiter_finish(ep_waiter *w, engine_errc status, uint64_t cas, const char *w
     api->cookie.release(cookie);
 }
 
+void cookie_set_reason(const engine_server_api *api, const void *cookie, const char *why)
+{
+    char valid[1024];
+    utf8_sanitize(valid, sizeof(valid), why, strlen(why));
+    api->cookie.set_error_context(cookie, valid);
+}
+
 const void *waiter_cookie(const ep_waiter *w)
 {
     return w->cookie;
 }
 
-waiter_found waiter_collect(const engine_server_api *api, const void *cookie,
-                            const waiter_match *m, engine_errc *status, uint64_t *cas)
+waiter_found waiter_collect(ep_waiters *ws, const void *cookie, const waiter_match *m,
+                            engine_errc *status, uint64_t *cas)
 {
-    ep_waiter *w = on_cookie(api, cookie);
+    ep_waiter *w = on_cookie(ws, cookie);
     if (w == NULL)
         return WAITER_NEW;
     int state = atomic_load_explicit(&w->state, memory_order_acquire);
@@ -160,9 +227,9 @@ waiter_found waiter_collect(const engine_server_api *api, const void *cookie,
     return done ? WAITER_DONE : WAITER_NEW;
 }
 
-void waiter_disconnect(const engine_server_api *api, const void *cookie)
+void waiter_disconnect(ep_waiters *ws, const void *cookie)
 {
-    ep_waiter *w = on_cookie(api, cookie);
+    ep_waiter *w = on_cookie(ws, cookie);
     if (w != NULL)
         take_off(w);
 }

@@ -9,7 +9,8 @@
  * (waiter_collect), and disconnect (waiter_disconnect). An engine thread never
  * writes it; it holds a reference of its own and fills in the outcome
  * (waiter_finish). So nothing is stored on a cookie after its disconnect, and
- * a record nobody collects is freed by whichever side lets go last.
+ * a record nobody collects is freed by whichever side lets go last, or, for a
+ * cookie still connected when the engine is destroyed, with its registry.
  *
  * A record names the request it completes (the call, the vbucket, collection
  * and key, or the manifest's bytes, and a digest of the other arguments). A call that
@@ -43,13 +44,21 @@ typedef struct waiter_match {
 
 typedef struct ep_waiter ep_waiter;
 
+/** The records an engine has left on cookies (one registry per engine). */
+typedef struct ep_waiters ep_waiters;
+
+/** NULL on out of memory. */
+ep_waiters *waiters_create(const engine_server_api *api);
+/** At engine destroy, after every record was finished: frees the records
+ * still on cookies (the host never reads the slot after destroy). */
+void waiters_destroy(ep_waiters *ws);
+
 /**
  * On the host's thread, in the call about to return would_block: makes the
  * record, leaves it on the cookie and reserves the cookie. Any record already
  * there is discarded first. NULL on out of memory (nothing changed).
  */
-ep_waiter *waiter_begin(const engine_server_api *api, const void *cookie,
-                        const waiter_match *m);
+ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *m);
 
 /**
  * On the host's thread, when the call that made the record does not return
@@ -79,11 +88,15 @@ typedef enum waiter_found {
  * collects a finished record that matches `m`, discards one that does not,
  * and reports a record still in flight (the host called before the notify).
  */
-waiter_found waiter_collect(const engine_server_api *api, const void *cookie,
-                            const waiter_match *m, engine_errc *status, uint64_t *cas);
+waiter_found waiter_collect(ep_waiters *ws, const void *cookie, const waiter_match *m,
+                            engine_errc *status, uint64_t *cas);
+
+/** Leaves a reason for the host in the cookie's error context, made valid
+ * UTF-8 first (it may quote a client's bytes; the host sends it in JSON). */
+void cookie_set_reason(const engine_server_api *api, const void *cookie, const char *why);
 
 /** engine_handle.disconnect: frees the cookie's record (the engine thread still
  * holding one lets go of its own reference later). */
-void waiter_disconnect(const engine_server_api *api, const void *cookie);
+void waiter_disconnect(ep_waiters *ws, const void *cookie);
 
 #endif

@@ -10,6 +10,10 @@
  */
 #include "kvhost.h"
 
+#include "../common/utf8.h"
+
+#include <jansson.h>
+
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -84,6 +88,7 @@ enum {
     ST_UNKNOWN_COLLECTION = 0x88,
     ST_CANNOT_APPLY_MANIFEST = 0x8a,
     ST_UNKNOWN_SCOPE = 0x8c,
+    ST_DURABILITY_INVALID_LEVEL = 0xa0,
 };
 
 enum {
@@ -176,63 +181,85 @@ static uint16_t status_of(const conn *c, engine_errc rc)
     }
 }
 
-/* Writes s as a JSON string body (escaping what JSON requires). */
-static size_t json_escape(char *out, size_t cap, const char *s)
+/* Sends an extended-error body {"error":{"context":...}} (and the manifest
+ * uid for unknown collections and scopes), built with jansson. The reason may
+ * quote a client's bytes or come from an engine that left invalid UTF-8: it is
+ * made valid first, so the body is always valid UTF-8 JSON. */
+static void send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
+                            const uint64_t *uid)
 {
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)ch;
-        } else if (ch < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", ch);
-        } else {
-            out[n++] = (char)ch;
-        }
+    char valid[1024], hex[17];
+    utf8_sanitize(valid, sizeof(valid), reason, strlen(reason));
+    json_t *doc = json_pack("{s:{s:s}}", "error", "context", valid);
+    if (doc != NULL && uid != NULL) {
+        snprintf(hex, sizeof(hex), "%" PRIx64, *uid);
+        json_object_set_new(doc, "manifest_uid", json_string(hex));
     }
-    out[n] = '\0';
-    return n;
-}
-
-/* An error answer: the status, and for clients that asked for extended errors
- * the engine's reason as {"error":{"context":...}} (plus the manifest uid for
- * unknown collections and scopes). Quiet commands answer errors too. */
-static void send_error(conn *c, const req *r, engine_errc rc)
-{
-    char reason[512], escaped[1200], body[1400];
-    uint64_t uid;
-    bool has_uid;
-    bool has = conn_take_error(c, reason, sizeof(reason), &uid, &has_uid);
-    uint16_t st = status_of(c, rc);
-    if (!c->xerror ||
-        (!has && !(has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE)))) {
+    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    if (body == NULL) { /* out of memory: the status alone */
         send_response(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return;
     }
-    json_escape(escaped, sizeof(escaped), has ? reason : "");
-    int n;
-    if (has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE))
-        n = snprintf(body, sizeof(body),
-                     "{\"error\":{\"context\":\"%s\"},\"manifest_uid\":\"%" PRIx64 "\"}",
-                     escaped, uid);
+    send_response(c, r, st, NULL, 0, NULL, 0, body, (uint32_t)strlen(body), 0x01, 0);
+    free(body);
+}
+
+/* An error answer with a wire status: for clients that asked for extended
+ * errors, with the engine's reason. Quiet commands answer errors too. */
+static void send_error_status(conn *c, const req *r, uint16_t st)
+{
+    char reason[512];
+    uint64_t uid;
+    bool has_uid;
+    bool has = conn_take_error(c, reason, sizeof(reason), &uid, &has_uid);
+    bool uid_body = has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE);
+    if (!c->xerror || (!has && !uid_body))
+        send_response(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     else
-        n = snprintf(body, sizeof(body), "{\"error\":{\"context\":\"%s\"}}", escaped);
-    send_response(c, r, st, NULL, 0, NULL, 0, body, (uint32_t)n, 0x01, 0);
+        send_error_body(c, r, st, has ? reason : "", uid_body ? &uid : NULL);
+}
+
+static void send_error(conn *c, const req *r, engine_errc rc)
+{
+    send_error_status(c, r, status_of(c, rc));
+}
+
+/* A durable write the engine cannot make durable: refused whole with
+ * durability-invalid-level (never stored as a plain write). `rc` is what the
+ * engine answered, or ENGINE_SUCCESS when the host refuses before asking it.
+ * True if the request was answered here. */
+static bool durability_refused(conn *c, const req *r, engine_errc rc)
+{
+    if (r->durability == ENGINE_DURABILITY_NONE)
+        return false;
+    if (host.engine->interface < ENGINE_API_VERSION_2) {
+        conn_clear_error(c);
+        if (c->xerror)
+            send_error_body(c, r, ST_DURABILITY_INVALID_LEVEL,
+                            "the engine cannot make writes durable (engine interface "
+                            "v1): nothing was stored",
+                            NULL);
+        else
+            send_response(c, r, ST_DURABILITY_INVALID_LEVEL, NULL, 0, NULL, 0, NULL, 0, 0,
+                          0);
+        return true;
+    }
+    if (rc == ENGINE_NOT_SUPPORTED) {
+        send_error_status(c, r, ST_DURABILITY_INVALID_LEVEL);
+        return true;
+    }
+    return false;
 }
 
 /* Refuses a packet whose shape is wrong for its command. */
 static void invalid(conn *c, const req *r, const char *why)
 {
     conn_clear_error(c);
-    char body[300], escaped[256];
-    if (c->xerror) {
-        json_escape(escaped, sizeof(escaped), why);
-        int n = snprintf(body, sizeof(body), "{\"error\":{\"context\":\"%s\"}}", escaped);
-        send_response(c, r, ST_EINVAL, NULL, 0, NULL, 0, body, (uint32_t)n, 0x01, 0);
-    } else {
+    if (c->xerror)
+        send_error_body(c, r, ST_EINVAL, why, NULL);
+    else
         send_response(c, r, ST_EINVAL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
-    }
 }
 
 /* ---- keys ---- */
@@ -422,6 +449,8 @@ static engine_errc do_store(conn *c, req *r)
     }
     if (op == ENGINE_STORE_ADD && r->cas != 0)
         return ENGINE_INVALID_ARGUMENTS;
+    if (durability_refused(c, r, ENGINE_SUCCESS))
+        return ENGINE_SUCCESS;
     uint8_t datatype = c->json ? (r->datatype & 0x01) : 0;
     engine_item *it = NULL;
     uint64_t cas = 0;
@@ -433,11 +462,13 @@ static engine_errc do_store(conn *c, req *r)
     h->get_item_info(h, it, &info);
     memcpy(info.value.iov_base, r->value, r->valuelen);
     h->item_set_cas(h, it, r->cas);
-    if (r->durability != ENGINE_DURABILITY_NONE && host.engine->interface >= 2)
+    if (r->durability != ENGINE_DURABILITY_NONE)
         rc = h->store_durable(h, c, it, &cas, op, r->durability);
     else
         rc = h->store(h, c, it, &cas, op);
     h->release(h, it);
+    if (durability_refused(c, r, rc))
+        return ENGINE_SUCCESS;
     if (rc == ENGINE_NOT_STORED && (op == ENGINE_STORE_REPLACE))
         rc = ENGINE_NO_SUCH_KEY; /* memcached answers a replace of a missing key so */
     if (rc == ENGINE_SUCCESS && !quiet(r->opcode))
@@ -450,10 +481,14 @@ static engine_errc do_delete(conn *c, req *r)
     engine_handle *h = host.engine;
     uint64_t cas = 0;
     engine_errc rc;
-    if (r->durability != ENGINE_DURABILITY_NONE && h->interface >= 2)
+    if (durability_refused(c, r, ENGINE_SUCCESS))
+        return ENGINE_SUCCESS;
+    if (r->durability != ENGINE_DURABILITY_NONE)
         rc = h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability);
     else
         rc = h->remove(h, c, &r->dk, r->cas, r->vbucket, &cas);
+    if (durability_refused(c, r, rc))
+        return ENGINE_SUCCESS;
     /* memcached answers a delete with CAS 0; clients of the Couchbase lineage
      * (they negotiate XERROR) get the deletion's CAS. */
     if (rc == ENGINE_SUCCESS && !quiet(r->opcode))

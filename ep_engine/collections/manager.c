@@ -241,7 +241,7 @@ void coll_manager_destroy(coll_manager *m)
 
 static void set_reason(coll_manager *m, const void *cookie, const char *why)
 {
-    m->env.sapi->cookie.set_error_context(cookie, why);
+    cookie_set_reason(m->env.sapi, cookie, why);
 }
 
 /* Clears the pending update (under the lock) and returns it. */
@@ -340,7 +340,6 @@ static void persist_cancel(exec_task *task, void *arg)
 engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *json,
                              size_t len)
 {
-    const engine_server_api *sapi = m->env.sapi;
     char why[512];
     if (cookie == NULL)
         return ENGINE_INVALID_ARGUMENTS;
@@ -350,7 +349,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
     }
     waiter_match match = {WAITER_SET_MANIFEST, 0, 0, json ? json : "", len, 0};
     engine_errc done;
-    waiter_found found = waiter_collect(sapi, cookie, &match, &done, NULL);
+    waiter_found found = waiter_collect(m->env.waiters, cookie, &match, &done, NULL);
     if (found == WAITER_DONE)
         return done; /* the re-call after a success notify */
     pthread_mutex_lock(&m->lock);
@@ -404,7 +403,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         goto err_unlock;
     }
     p.payload_len = p.payload ? strlen(p.payload) : 0;
-    p.waiter = waiter_begin(sapi, cookie, &match);
+    p.waiter = waiter_begin(m->env.waiters, cookie, &match);
     if (p.waiter == NULL) {
         rc = ENGINE_NO_MEMORY;
         snprintf(why, sizeof(why), "out of memory recording the update");

@@ -12,6 +12,7 @@
 #include "../../engine_api.h"
 #include "../executor/executor.h"
 #include "../io/io.h"
+#include "../waiter.h"
 #include "manifest.h"
 
 #include <stdint.h>
@@ -23,7 +24,8 @@ typedef struct coll_env {
     const engine_server_api *sapi;
     exec_pool *pool;
     ep_io *io;
-    const char *dir; /* data directory; "" = keep the manifest in memory only */
+    ep_waiters *waiters; /* the cookies' records */
+    const char *dir;     /* data directory; "" = keep the manifest in memory only */
     coll_limits limits;
     void *ctx;
     /* Makes `m` the manifest every data operation sees (the engine switches its

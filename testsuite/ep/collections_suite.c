@@ -752,6 +752,63 @@ static test_result test_unknown_collection_ops(engine_handle *h, const test_harn
     return TEST_PASS;
 }
 
+/* Reasons that quote a client's bytes are valid UTF-8 (the mock server fails
+ * the case on any that is not): paths and names with invalid sequences,
+ * control characters, quotes and backslashes, and multi-byte characters
+ * where a reason cuts its quote. */
+static test_result test_reasons_are_utf8(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    char path[512], buf[2048];
+    const char *paths[] = {"\xff\xfe.\"\\", "s\x01\x1f\".c\\", "\xc3", "\xed\xa0\x80.x"};
+    uint64_t uid;
+    uint32_t id;
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        engine_errc rc =
+            h->get_collection_id(h, c, paths[i], strlen(paths[i]), &uid, &id);
+        CHECK(rc != ENGINE_SUCCESS);
+        CHECK(th->error_context(c)[0] != '\0');
+    }
+    /* 'a' then two-byte characters: any cut at an even byte count splits one. */
+    for (size_t len = 90; len < 260; len += 7) {
+        size_t n = 0;
+        path[n++] = 'a';
+        while (n + 2 <= len) {
+            path[n++] = '\xc3';
+            path[n++] = '\xa9';
+        }
+        CHECK(h->get_scope_id(h, c, path, n, &uid, &id) != ENGINE_SUCCESS);
+        CHECK(h->get_collection_id(h, c, path, n, &uid, &id) != ENGINE_SUCCESS);
+    }
+    /* Manifest names the rules refuse, quoted in the reason. */
+    const char *names[] = {"na\\\"me", "\\u0001ctl", "\\u00e9\\u00e9\\u00e9\\u00e9",
+                           "x\\\\y"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(
+            buf, sizeof(buf),
+            "{\"uid\":\"5\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+            "\"collections\":[]},{\"name\":\"%s\",\"uid\":\"8\",\"collections\":[]}]}",
+            names[i]);
+        CHECK_RC(set_manifest(h, th, c, buf), ENGINE_INVALID_ARGUMENTS);
+    }
+    /* A long name of two-byte characters, cut where the reason quotes it. */
+    size_t n =
+        (size_t)snprintf(buf, sizeof(buf),
+                         "{\"uid\":\"5\",\"scopes\":[{\"name\":\"_default\",\"uid\":"
+                         "\"0\",\"collections\":[]},{\"name\":\"a");
+    for (int i = 0; i < 120; i++)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\xc3\xa9");
+    snprintf(buf + n, sizeof(buf) - n, "\",\"uid\":\"8\",\"collections\":[]}]}");
+    CHECK_RC(set_manifest(h, th, c, buf), ENGINE_INVALID_ARGUMENTS);
+    /* Raw bytes that are not UTF-8 inside the JSON. */
+    snprintf(
+        buf, sizeof(buf),
+        "{\"uid\":\"5\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
+        "\"collections\":[]},{\"name\":\"\xff\xfe\",\"uid\":\"8\",\"collections\":[]}]}");
+    CHECK(set_manifest(h, th, c, buf) != ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
 static test_result test_max_ttl(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -995,6 +1052,8 @@ static const engine_test tests[] = {
     {"warmup: collection counts exact over more collections than tally slots",
      test_warmup_collection_counts, setup_wait_ready, NULL, CFG, false},
     {"warmup: collection dropped before restart", test_dropped_before_restart,
+     setup_wait_ready, NULL, CFG, false},
+    {"reasons quoting client bytes are valid UTF-8", test_reasons_are_utf8,
      setup_wait_ready, NULL, CFG, false},
     {"data: unknown collection", test_unknown_collection_ops, setup_wait_ready, NULL, CFG,
      false},

@@ -12,7 +12,15 @@
  *   ewb_status=HEX      status: answer would_block, then notify this status
  *                       (the host must not re-call); fail: return it directly
  *   ewb_every=N         status / never / fail: only every Nth call (default 1)
- *   ewb_ops=LIST        which calls: manifest,get,store,remove (default manifest)
+ *   ewb_only=N          only the Nth call (counting the calls of ewb_ops)
+ *   ewb_ops=LIST        which calls: manifest,get,store,remove,allocate (default
+ *                       manifest; allocate takes fail only)
+ *   ewb_version=N       the interface it offers: 1 (default: poses as an engine
+ *                       without durable writes) or 2 (passes durable writes and
+ *                       vbucket states through, not interposed). Set at
+ *                       initialize, so only for a host that reads the version
+ *                       after it (kvhost reads it per command), and only when
+ *                       the host asked for 2 or more.
  * "never" answers would_block and never notifies: a broken engine, for testing
  * that a host survives one (its client can only disconnect).
  */
@@ -28,14 +36,16 @@
 #include <unistd.h>
 
 enum mode { M_PASS, M_DELAY, M_STATUS, M_NEVER, M_FAIL };
-enum { OP_MANIFEST = 1, OP_GET = 2, OP_STORE = 4, OP_REMOVE = 8 };
+enum { OP_MANIFEST = 1, OP_GET = 2, OP_STORE = 4, OP_REMOVE = 8, OP_ALLOCATE = 16 };
 
 typedef struct ewb {
     engine_handle vt; /* first */
     engine_handle *real;
     const engine_server_api *sapi;
     enum mode mode;
-    unsigned ms, every, ops;
+    unsigned ms, every, only, ops;
+    uint64_t version; /* ewb_version: applied at initialize */
+    uint64_t asked;   /* the version the host asked for */
     engine_errc status;
     _Atomic unsigned calls;
 } ewb;
@@ -104,7 +114,7 @@ static bool intercept(ewb *e, const void *cookie, unsigned op, engine_errc *rc)
         return false; /* the re-call after a delay: the real engine answers */
     }
     unsigned n = atomic_fetch_add(&e->calls, 1) + 1;
-    if (n % e->every != 0)
+    if (e->only != 0 ? n != e->only : n % e->every != 0)
         return false;
     switch (e->mode) {
     case M_DELAY:
@@ -161,8 +171,30 @@ static engine_errc w_allocate(engine_handle *h, const void *cookie, engine_item 
                               const engine_doc_key *key, size_t n, uint32_t flags,
                               uint32_t exptime, uint8_t datatype, uint16_t vb)
 {
+    if (E(h)->mode == M_FAIL)
+        PASS(OP_ALLOCATE, E(h)->real->allocate(E(h)->real, cookie, out, key, n, flags,
+                                               exptime, datatype, vb));
     return E(h)->real->allocate(E(h)->real, cookie, out, key, n, flags, exptime, datatype,
                                 vb);
+}
+
+static engine_errc w_store_durable(engine_handle *h, const void *cookie, engine_item *it,
+                                   uint64_t *cas, engine_store_op op, engine_durability d)
+{
+    return E(h)->real->store_durable(E(h)->real, cookie, it, cas, op, d);
+}
+
+static engine_errc w_remove_durable(engine_handle *h, const void *cookie,
+                                    const engine_doc_key *key, uint64_t cas, uint16_t vb,
+                                    uint64_t *cas_out, engine_durability d)
+{
+    return E(h)->real->remove_durable(E(h)->real, cookie, key, cas, vb, cas_out, d);
+}
+
+static engine_errc w_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vb,
+                                       engine_vbucket_state state)
+{
+    return E(h)->real->set_vbucket_state(E(h)->real, cookie, vb, state);
 }
 
 static void w_release(engine_handle *h, engine_item *it)
@@ -259,6 +291,7 @@ static int parse_config(ewb *e, const char *config, char *path, size_t pathlen,
 {
     e->mode = M_PASS;
     e->every = 1;
+    e->version = ENGINE_API_VERSION_1;
     e->ops = OP_MANIFEST;
     e->status = ENGINE_TEMPORARY_FAILURE;
     path[0] = rest[0] = '\0';
@@ -278,13 +311,18 @@ static int parse_config(ewb *e, const char *config, char *path, size_t pathlen,
             e->ms = (unsigned)atoi(v);
         } else if (strncmp(kv, "ewb_status=", 11) == 0) {
             e->status = (engine_errc)strtol(v, NULL, 16);
+        } else if (strncmp(kv, "ewb_only=", 9) == 0) {
+            e->only = (unsigned)atoi(v);
+        } else if (strncmp(kv, "ewb_version=", 12) == 0) {
+            e->version = atoi(v) == 2 ? ENGINE_API_VERSION_2 : ENGINE_API_VERSION_1;
         } else if (strncmp(kv, "ewb_every=", 10) == 0) {
             e->every = (unsigned)atoi(v) ? (unsigned)atoi(v) : 1;
         } else if (strncmp(kv, "ewb_ops=", 8) == 0) {
             e->ops = (strstr(v, "manifest") ? OP_MANIFEST : 0) |
                      (strstr(v, "get") ? OP_GET : 0) |
                      (strstr(v, "store") ? OP_STORE : 0) |
-                     (strstr(v, "remove") ? OP_REMOVE : 0);
+                     (strstr(v, "remove") ? OP_REMOVE : 0) |
+                     (strstr(v, "allocate") ? OP_ALLOCATE : 0);
         } else {
             size_t used = strlen(rest);
             snprintf(rest + used, restlen - used, "%s%s", used ? ";" : "", kv);
@@ -308,6 +346,12 @@ static engine_errc w_initialize_real(engine_handle *h, const char *config)
         e->sapi->log(ENGINE_LOG_WARNING,
                      "ewouldblock_engine: ewb_engine=PATH is required");
         return ENGINE_INVALID_ARGUMENTS;
+    }
+    if (e->version == ENGINE_API_VERSION_2 && e->asked >= ENGINE_API_VERSION_2) {
+        e->vt.interface = ENGINE_API_VERSION_2;
+        e->vt.store_durable = w_store_durable;
+        e->vt.remove_durable = w_remove_durable;
+        e->vt.set_vbucket_state = w_set_vbucket_state;
     }
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     engine_create_instance_fn create = NULL;
@@ -340,6 +384,7 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     if (e == NULL)
         return ENGINE_NO_MEMORY;
     e->sapi = real_sapi;
+    e->asked = interface;
     engine_handle *v = &e->vt;
     v->interface = ENGINE_API_VERSION_1; /* durable writes are not interposed */
     v->get_info = w_get_info;

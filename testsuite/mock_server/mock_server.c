@@ -5,6 +5,7 @@
  */
 #include "mock_server.h"
 
+#include "../../common/utf8.h"
 #include "../../host/clock.h"
 
 #include <pthread.h>
@@ -203,6 +204,9 @@ static void set_error_context(const void *cookie, const char *reason)
 {
     pthread_mutex_lock(&lock);
     mock_cookie *c = as_cookie(cookie);
+    /* The host sends it inside JSON: it must be UTF-8 (engine_api.h). */
+    if (reason != NULL && !utf8_valid(reason, strlen(reason)))
+        violation("error context is not valid UTF-8: '%.80s'", reason);
     if (c != NULL)
         snprintf(c->error, sizeof(c->error), "%s", reason ? reason : "");
     pthread_mutex_unlock(&lock);
