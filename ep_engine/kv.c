@@ -599,18 +599,19 @@ again:;
     }
     if (rc == ENGINE_SUCCESS) {
         put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
+        it->cas = put->cas;
         /* Queued for disk before it is linked, both under the stripe lock: each
          * key's versions reach the queue in CAS order, and a write the queue
-         * cannot take is not applied at all. */
+         * cannot take is not applied at all. (Nothing of the item changes once
+         * it is queued: the writer thread reads it from then on.) */
         if (e->flusher != NULL && !flusher_enqueue_set(e->flusher, put, cur, waiter)) {
-            put->cas = cmp_cas;
+            put->cas = it->cas = cmp_cas;
             rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
                          "out of memory queueing the write for disk; nothing was "
                          "stored");
         }
     }
     if (rc == ENGINE_SUCCESS) {
-        it->cas = put->cas;
         old = ep_link_item(e, s, link, put, cur != NULL, NULL);
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
         s->stat[ST_STORES]++;

@@ -18,7 +18,9 @@
  * 4. Disk bytes after compaction against the live record bytes.
  * 5. Resident memory per item beyond key and value.
  * 6. Get latency of an evicted value (background fetch) against a bare
- *    open + pread + close in the same files.
+ *    open + pread + close in the same files; and the same gets while a
+ *    writer stores a steady stream (the flusher writing and fsyncing the
+ *    same shards) against the same gets with the flusher idle, alternating.
  */
 #include "../engine_api.h"
 #include "../testsuite/mock_server/mock_server.h"
@@ -26,6 +28,8 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -416,6 +420,112 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
     free(bare);
 }
 
+/* A steady stream of 4 KiB stores (other keys, the same vbuckets) until
+ * told to stop: the flusher writes and fsyncs batches all along. */
+typedef struct streamer {
+    engine_handle *h;
+    _Atomic bool stop;
+    uint64_t stored;
+} streamer;
+
+static void *stream_main(void *arg)
+{
+    streamer *st = arg;
+    static char fill[4096];
+    memset(fill, 's', sizeof(fill));
+    for (size_t i = 0; !atomic_load(&st->stop); i++) {
+        char key[40];
+        snprintf(key, sizeof(key), "stream:%06zu", i % 100000);
+        engine_doc_key k = {0, (uint16_t)strlen(key), key};
+        engine_item *it;
+        if (st->h->allocate(st->h, NULL, &it, &k, sizeof(fill), 0, 0, 0,
+                            (uint16_t)(i % 64)) != ENGINE_SUCCESS)
+            continue;
+        engine_item_info info;
+        st->h->get_item_info(st->h, it, &info);
+        memcpy(info.value.iov_base, fill, sizeof(fill));
+        st->h->store(st->h, NULL, it, NULL, ENGINE_STORE_SET);
+        st->h->release(st->h, it);
+        st->stored++;
+    }
+    return NULL;
+}
+
+/* One round of `n` gets of evicted values (every value evicted first); the
+ * latencies go to lat. */
+static void fetch_round(engine_handle *h, const void *cookie, size_t items, int n,
+                        uint64_t *lat)
+{
+    char why[256];
+    if (control(h, "evict", why, sizeof(why)) != 0) {
+        fprintf(stderr, "persist_bench: evict: %s\n", why);
+        exit(1);
+    }
+    for (int i = 0; i < n; i++) {
+        size_t key_no = ((size_t)rand() * 7919u + (size_t)i) % items;
+        char key[40];
+        snprintf(key, sizeof(key), "bench:%012zu", key_no);
+        engine_doc_key k = {0, (uint16_t)strlen(key), key};
+        engine_item *it = NULL;
+        uint64_t t0 = now_ns();
+        mock_call_begin(cookie);
+        engine_errc rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
+        mock_call_end(cookie, rc);
+        if (rc == ENGINE_WOULD_BLOCK &&
+            mock_wait_notify(cookie, 60000) == ENGINE_SUCCESS) {
+            mock_call_begin(cookie);
+            rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
+            mock_call_end(cookie, rc);
+        }
+        lat[i] = now_ns() - t0;
+        if (rc != ENGINE_SUCCESS) {
+            fprintf(stderr, "persist_bench: fetch of %s failed: 0x%x\n", key, rc);
+            exit(1);
+        }
+        h->release(h, it);
+    }
+}
+
+/* Gets of evicted values with the flusher idle and with it writing a steady
+ * stream, in alternating rounds: each round's p50 and p99, and the range of
+ * the busy/idle p99 ratio over the pairs. */
+static void fetch_under_flush(engine_handle *h, size_t items)
+{
+    enum { ROUNDS = 3, GETS = 3000 };
+    const void *cookie = mock_cookie_create();
+    uint64_t *lat = malloc(sizeof(uint64_t) * GETS);
+    double lo = 1e9, hi = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        fetch_round(h, cookie, items, GETS, lat);
+        uint64_t i50 = percentile(lat, GETS, 0.5), i99 = percentile(lat, GETS, 0.99);
+        streamer st = {.h = h};
+        pthread_t t;
+        pthread_create(&t, NULL, stream_main, &st);
+        usleep(20000); /* the flusher is busy by now */
+        uint64_t b0 = stat_of(h, NULL, "ep_flusher_batches");
+        fetch_round(h, cookie, items, GETS, lat);
+        uint64_t batches = stat_of(h, NULL, "ep_flusher_batches") - b0;
+        atomic_store(&st.stop, true);
+        pthread_join(t, NULL);
+        wait_flushed(h);
+        uint64_t b50 = percentile(lat, GETS, 0.5), b99 = percentile(lat, GETS, 0.99);
+        double ratio = (double)b99 / (double)i99;
+        lo = ratio < lo ? ratio : lo;
+        hi = ratio > hi ? ratio : hi;
+        printf(
+            "|   round %d: get of an evicted value, flusher idle: p50 %6.1f us p99 %6.1f "
+            "us; flusher writing (%llu stores, %llu batches meanwhile): p50 %6.1f us "
+            "p99 %6.1f us; p99 %4.2fx\n",
+            r + 1, (double)i50 / 1e3, (double)i99 / 1e3, (unsigned long long)st.stored,
+            (unsigned long long)batches, (double)b50 / 1e3, (double)b99 / 1e3, ratio);
+    }
+    printf(
+        "| get of an evicted value while the flusher writes | p99 %4.2f-%4.2fx the same "
+        "get with the flusher idle | target <= 2x\n",
+        lo, hi);
+    free(lat);
+}
+
 static const char *engine_path;
 
 /* One warmup in a new process (this program run with --warmup-only), as at a
@@ -537,6 +647,7 @@ static void warmup_phase(const char *dir, size_t items_stored)
            (unsigned long long)items, (double)before / 1e6, (double)after / 1e6, csecs,
            (double)live / 1e6, (double)after / (double)live);
     fetch_latency(h, dir, items_stored, 20000);
+    fetch_under_flush(h, items_stored);
     h->destroy(h, false);
 }
 

@@ -548,12 +548,17 @@ void exec_pool_stop(exec_pool *pool)
 {
     if (pool == NULL)
         return;
-    for (int i = 0; i < EXEC_NTYPES; i++) {
+    /* Every queue at once (all their locks held, in type order; nothing else
+     * holds two): a thread that starts cancelling its queue's tasks must find
+     * every other queue refusing schedules already. */
+    for (int i = 0; i < EXEC_NTYPES; i++)
         pthread_mutex_lock(&pool->q[i].lock);
+    for (int i = 0; i < EXEC_NTYPES; i++) {
         pool->q[i].stopping = true;
         pthread_cond_broadcast(&pool->q[i].cond);
-        pthread_mutex_unlock(&pool->q[i].lock);
     }
+    for (int i = EXEC_NTYPES - 1; i >= 0; i--)
+        pthread_mutex_unlock(&pool->q[i].lock);
 }
 
 void exec_pool_destroy(exec_pool *pool)
