@@ -210,7 +210,7 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
         .io = e->io,
         .waiters = e->waiters,
         .dir = e->cfg.dbname,
-        .limits = {cfg.max_scopes, cfg.max_collections},
+        .limits = {cfg.max_scopes, cfg.max_collections, 0},
         .ctx = e,
         .publish = coll_publish,
         .cas_now = coll_cas_now,

@@ -17,6 +17,8 @@
 #include "bench_util.h"
 
 #include <dlfcn.h>
+#include <inttypes.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,27 +62,38 @@ static engine_errc set_manifest(engine_handle *h, const void *cookie, const char
 }
 
 /* A manifest with `n` collections spread over scopes of 100. */
+static json_t *named(const char *fmt, size_t no, uint64_t uid)
+{
+    char name[32], hex[17];
+    snprintf(name, sizeof(name), fmt, no);
+    snprintf(hex, sizeof(hex), "%" PRIx64, uid);
+    return json_pack("{s:s,s:s}", "name", name, "uid", hex);
+}
+
 static char *big_manifest(unsigned uid, size_t n, size_t *len)
 {
-    size_t cap = 64 + n * 48 + (n / 100 + 1) * 64, used = 0;
-    char *json = malloc(cap);
-    used += (size_t)snprintf(json, cap,
-                             "{\"uid\":\"%x\",\"scopes\":[{\"name\":\"_default\","
-                             "\"uid\":\"0\",\"collections\":[{\"name\":\"_default\","
-                             "\"uid\":\"0\"}]}",
-                             uid);
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%x", uid);
+    json_t *scopes = json_pack("[{s:s,s:s,s:[{s:s,s:s}]}]", "name", "_default", "uid",
+                               "0", "collections", "name", "_default", "uid", "0");
+    json_t *cols = NULL;
     for (size_t i = 0; i < n; i++) {
-        if (i % 100 == 0)
-            used += (size_t)snprintf(
-                json + used, cap - used,
-                "%s,{\"name\":\"scope%zu\",\"uid\":\"%zx\",\"collections\":[",
-                i ? "]}" : "", i / 100, 8 + i / 100);
-        used += (size_t)snprintf(json + used, cap - used,
-                                 "%s{\"name\":\"coll%zu\",\"uid\":\"%zx\"}",
-                                 i % 100 ? "," : "", i, 8 + i);
+        if (i % 100 == 0) {
+            json_t *scope = named("scope%zu", i / 100, 8 + i / 100);
+            cols = json_array();
+            json_object_set_new(scope, "collections", cols);
+            json_array_append_new(scopes, scope);
+        }
+        json_array_append_new(cols, named("coll%zu", i, 8 + i));
     }
-    used += (size_t)snprintf(json + used, cap - used, "%s]}", n ? "]}" : "");
-    *len = used;
+    json_t *root = json_pack("{s:s,s:o}", "uid", hex, "scopes", scopes);
+    char *json = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (json == NULL) {
+        fprintf(stderr, "coll_bench: out of memory building a manifest\n");
+        exit(1);
+    }
+    *len = strlen(json);
     return json;
 }
 

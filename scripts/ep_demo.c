@@ -11,6 +11,7 @@
 #include "../testsuite/mock_server/mock_server.h"
 
 #include <dlfcn.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,7 +94,12 @@ int main(int argc, char **argv)
     const int n = 10000;
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "user:%05d", i);
-        snprintf(val, sizeof(val), "{\"id\":%d,\"name\":\"user %d\"}", i, i);
+        char name[32];
+        snprintf(name, sizeof(name), "user %d", i);
+        json_t *doc = json_pack("{s:i,s:s}", "id", i, "name", name);
+        size_t vlen = doc ? json_dumpb(doc, val, sizeof(val) - 1, JSON_COMPACT) : 0;
+        val[vlen < sizeof(val) ? vlen : 0] = '\0';
+        json_decref(doc);
         if ((rc = set(h, cookie, key, val)) != ENGINE_SUCCESS) {
             fprintf(stderr, "store %s failed: 0x%x\n", key, rc);
             return 1;

@@ -187,7 +187,7 @@ static int warmup(coll_manager *m, uint64_t *max_cas, char *why, size_t whylen)
         return -1;
     }
     /* The limits in force now need not be those of the run that wrote it. */
-    coll_limits any = {SIZE_MAX, SIZE_MAX};
+    coll_limits any = {SIZE_MAX, SIZE_MAX, SIZE_MAX};
     if (coll_manifest_parse(payload, plen, &any, &m->current, perr, sizeof(perr)) !=
             ENGINE_SUCCESS ||
         bind_states(NULL, m->current, 0, &drops) != ENGINE_SUCCESS) {

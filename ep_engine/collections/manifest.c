@@ -7,7 +7,7 @@
  */
 #include "manifest.h"
 
-#include "json.h"
+#include <jansson.h>
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -264,12 +264,12 @@ bool coll_name_valid(const char *name, size_t len)
 }
 
 /* A hex string of 1..maxdigits digits, no prefix, any case. */
-static bool parse_hex(const jv *v, size_t maxdigits, uint64_t *out)
+static bool parse_hex(const json_t *v, size_t maxdigits, uint64_t *out)
 {
-    if (!jv_is(v, JV_STRING))
+    if (!json_is_string(v))
         return false;
-    const char *s = v->u.s;
-    size_t len = v->n;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
     if (len == 0 || len > maxdigits)
         return false;
     uint64_t x = 0;
@@ -306,27 +306,15 @@ __attribute__((format(printf, 2, 3))) static engine_errc invalid(parse_ctx *p,
     return ENGINE_INVALID_ARGUMENTS;
 }
 
-/* The known keys of a scope or collection object, found in one pass over its
- * keys (cheaper than a hash lookup per key on 100,000-collection manifests). */
+/* The known keys of a scope or collection object (unknown keys are ignored). */
 typedef struct fields {
-    const jv *name, *uid, *collections, *max_ttl;
+    const json_t *name, *uid, *collections, *max_ttl;
 } fields;
 
-static fields get_fields(const jv *obj)
+static fields get_fields(const json_t *obj)
 {
-    fields f = {NULL, NULL, NULL, NULL};
-    for (uint32_t i = 0; i < obj->n; i++) {
-        const char *key = jv_key_at(obj, i)->u.s;
-        const jv *v = jv_value_at(obj, i);
-        if (strcmp(key, "name") == 0)
-            f.name = v;
-        else if (strcmp(key, "uid") == 0)
-            f.uid = v;
-        else if (strcmp(key, "collections") == 0)
-            f.collections = v;
-        else if (strcmp(key, "maxTTL") == 0)
-            f.max_ttl = v;
-    }
+    fields f = {json_object_get(obj, "name"), json_object_get(obj, "uid"),
+                json_object_get(obj, "collections"), json_object_get(obj, "maxTTL")};
     return f;
 }
 
@@ -356,15 +344,15 @@ static const char *describe(const owner *o, char *buf, size_t cap)
 #define WHO(o) describe((o), who, sizeof(who))
 
 /* Reads "name": a legal name. */
-static engine_errc parse_name(parse_ctx *p, const jv *v, const owner *o, char **out)
+static engine_errc parse_name(parse_ctx *p, const json_t *v, const owner *o, char **out)
 {
     char who[192];
     if (v == NULL)
         return invalid(p, "%s has no \"name\"", WHO(o));
-    if (!jv_is(v, JV_STRING))
+    if (!json_is_string(v))
         return invalid(p, "%s: \"name\" is not a string", WHO(o));
-    const char *s = v->u.s;
-    size_t len = v->n;
+    const char *s = json_string_value(v);
+    size_t len = json_string_length(v);
     if (!coll_name_valid(s, len))
         return invalid(p,
                        "%s: name '%.*s' is not 1-%d characters of A-Za-z0-9_-%%$ "
@@ -376,7 +364,7 @@ static engine_errc parse_name(parse_ctx *p, const jv *v, const owner *o, char **
 
 /* Reads "uid" of a scope or collection: 1-8 hex digits, not 1-7; 0 exactly when
  * the name is `_default`. */
-static engine_errc parse_id(parse_ctx *p, const jv *v, const owner *o, uint32_t *out)
+static engine_errc parse_id(parse_ctx *p, const json_t *v, const owner *o, uint32_t *out)
 {
     char who[192];
     uint64_t id;
@@ -395,12 +383,12 @@ static engine_errc parse_id(parse_ctx *p, const jv *v, const owner *o, uint32_t 
     return ENGINE_SUCCESS;
 }
 
-static engine_errc parse_collection(parse_ctx *p, const jv *obj, const coll_scope *scope,
-                                    coll_collection *c)
+static engine_errc parse_collection(parse_ctx *p, const json_t *obj,
+                                    const coll_scope *scope, coll_collection *c)
 {
     char who[192];
     owner o = {false, 0, NULL, scope->name};
-    if (!jv_is(obj, JV_OBJECT))
+    if (!json_is_object(obj))
         return invalid(p, "%s is not an object", WHO(&o));
     fields f = get_fields(obj);
     engine_errc rc = parse_name(p, f.name, &o, &c->name);
@@ -416,11 +404,11 @@ static engine_errc parse_collection(parse_ctx *p, const jv *obj, const coll_scop
                        "the _default collection must be in the _default scope, not in "
                        "'%.*s'",
                        SHOWN, scope->name);
-    const jv *ttl = f.max_ttl;
+    const json_t *ttl = f.max_ttl;
     if (ttl != NULL) {
-        if (!jv_is(ttl, JV_INT))
+        if (!json_is_integer(ttl))
             return invalid(p, "%s: maxTTL is not an integer", WHO(&o));
-        int64_t v = ttl->u.i;
+        json_int_t v = json_integer_value(ttl);
         if (v < 0 || v > (int64_t)COLL_MAX_TTL_LIMIT)
             return invalid(p, "%s: maxTTL %lld is outside 0..%u", WHO(&o), (long long)v,
                            COLL_MAX_TTL_LIMIT);
@@ -461,30 +449,29 @@ static bool is_epoch_shape(const coll_manifest *m)
 
 /* name_bytes: room for every name; the input's length is enough, since each
  * name stands in it with at least its bytes and two quotes. */
-static engine_errc parse_tree(parse_ctx *p, const jv *root, const coll_limits *limits,
+static engine_errc parse_tree(parse_ctx *p, const json_t *root, const coll_limits *limits,
                               size_t name_bytes, coll_manifest **out)
 {
-    if (!jv_is(root, JV_OBJECT))
+    if (!json_is_object(root))
         return invalid(p, "the manifest is not a JSON object");
     uint64_t uid;
-    const jv *juid = jv_get(root, "uid");
+    const json_t *juid = json_object_get(root, "uid");
     if (juid == NULL)
         return invalid(p, "the manifest has no \"uid\"");
     if (!parse_hex(juid, 16, &uid))
         return invalid(p, "manifest uid is not a string of 1-16 hex digits");
-    const jv *scopes = jv_get(root, "scopes");
+    const json_t *scopes = json_object_get(root, "scopes");
     if (scopes == NULL)
         return invalid(p, "the manifest has no \"scopes\"");
-    if (!jv_is(scopes, JV_ARRAY))
+    if (!json_is_array(scopes))
         return invalid(p, "\"scopes\" is not an array");
-    size_t nscopes = jv_len(scopes), ncollections = 0;
+    size_t nscopes = json_array_size(scopes), ncollections = 0;
     if (nscopes > limits->max_scopes)
         return invalid(p, "%zu scopes exceed the limit of %zu (max_scopes)", nscopes,
                        limits->max_scopes);
-    for (size_t i = 0; i < nscopes; i++) {
-        const jv *cols = jv_get(jv_at(scopes, i), "collections");
-        ncollections += jv_is(cols, JV_ARRAY) ? jv_len(cols) : 0;
-    }
+    for (size_t i = 0; i < nscopes; i++)
+        ncollections +=
+            json_array_size(json_object_get(json_array_get(scopes, i), "collections"));
     if (ncollections > limits->max_collections)
         return invalid(p, "%zu collections exceed the limit of %zu (max_collections)",
                        ncollections, limits->max_collections);
@@ -496,9 +483,9 @@ static engine_errc parse_tree(parse_ctx *p, const jv *root, const coll_limits *l
     m->uid = uid;
     engine_errc rc = ENGINE_SUCCESS;
     for (size_t i = 0; i < nscopes; i++) {
-        const jv *js = jv_at(scopes, i);
+        const json_t *js = json_array_get(scopes, i);
         coll_scope *s = &m->scopes[m->nscopes];
-        if (!jv_is(js, JV_OBJECT)) {
+        if (!json_is_object(js)) {
             rc = invalid(p, "scope #%zu is not an object", i);
             goto err;
         }
@@ -510,19 +497,19 @@ static engine_errc parse_tree(parse_ctx *p, const jv *root, const coll_limits *l
         o.name = s->name;
         if ((rc = parse_id(p, f.uid, &o, &s->id)) != ENGINE_SUCCESS)
             goto err;
-        const jv *cols = f.collections;
+        const json_t *cols = f.collections;
         if (cols == NULL) {
             rc = invalid(p, "scope '%.*s' has no \"collections\" array", SHOWN, s->name);
             goto err;
         }
-        if (!jv_is(cols, JV_ARRAY)) {
+        if (!json_is_array(cols)) {
             rc = invalid(p, "scope '%.*s': \"collections\" is not an array", SHOWN,
                          s->name);
             goto err;
         }
-        for (size_t j = 0; j < jv_len(cols); j++) {
+        for (size_t j = 0; j < json_array_size(cols); j++) {
             coll_collection *c = &m->collections[m->ncollections++];
-            rc = parse_collection(p, jv_at(cols, j), s, c);
+            rc = parse_collection(p, json_array_get(cols, j), s, c);
             if (rc != ENGINE_SUCCESS)
                 goto err;
             s->ncollections++;
@@ -567,18 +554,36 @@ err:
     return rc;
 }
 
+/* The JSON tree of a manifest's text, with jansson: duplicate keys and NUL in
+ * strings (also as \u0000) are refused, and so is anything but one object or
+ * array; text that is not UTF-8 is refused by jansson itself. Nesting deeper
+ * than jansson's limit (2048 levels in 2.14) is refused with its reason
+ * ("maximum parsing depth reached"). */
+static json_t *load_tree(const char *json, size_t len, char *err, size_t errlen)
+{
+    json_error_t e;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &e);
+    if (root == NULL)
+        snprintf(err, errlen, "%s at line %d, column %d", e.text, e.line, e.column);
+    return root;
+}
+
 engine_errc coll_manifest_parse(const char *json, size_t len, const coll_limits *limits,
                                 coll_manifest **out, char *why, size_t whylen)
 {
     parse_ctx p = {why, whylen, NULL};
     if (json == NULL)
         return invalid(&p, "the manifest is NULL");
+    size_t max_bytes = limits->max_bytes ? limits->max_bytes : COLL_MANIFEST_MAX_BYTES;
+    if (len > max_bytes)
+        return invalid(&p, "the manifest is %zu bytes; the limit is %zu", len, max_bytes);
     char err[256];
-    jv_doc *doc = jv_parse(json, len, err, sizeof(err));
-    if (doc == NULL)
+    json_t *root = load_tree(json, len, err, sizeof(err));
+    if (root == NULL)
         return invalid(&p, "manifest is not valid JSON: %s", err);
-    engine_errc rc = parse_tree(&p, jv_root(doc), limits, len, out);
-    jv_free(doc);
+    engine_errc rc = parse_tree(&p, root, limits, len, out);
+    /* Freed before the caller answers anyone: jansson's tree is short-lived. */
+    json_decref(root);
     return rc;
 }
 
@@ -741,122 +746,80 @@ engine_errc coll_resolve_collection(const coll_manifest *m, const char *path, si
 
 /* A growing output buffer; names need no escaping (coll_name_valid allows only
  * [A-Za-z0-9_%$-]), so the manifest prints without a JSON tree or printf. */
-typedef struct outbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} outbuf;
-
-static void put_bytes(outbuf *o, const char *s, size_t n)
+/* A hex string field; false on out of memory. */
+static bool set_hex(json_t *obj, const char *key, uint64_t v)
 {
-    if (o->failed)
-        return;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = (o->cap + n) * 2;
-        char *grown = realloc(o->p, cap);
-        if (grown == NULL) {
-            o->failed = true;
-            return;
-        }
-        o->p = grown;
-        o->cap = cap;
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%" PRIx64, v);
+    return json_object_set_new(obj, key, json_string(hex)) == 0;
+}
+
+/* One collection as a JSON object, or NULL on out of memory. */
+static json_t *collection_json(const coll_collection *c, bool with_state)
+{
+    json_t *o = json_pack("{s:s}", "name", c->name);
+    if (o == NULL || !set_hex(o, "uid", c->id) ||
+        (c->has_max_ttl &&
+         json_object_set_new(o, "maxTTL", json_integer((json_int_t)c->max_ttl)) != 0) ||
+        (with_state && c->state != NULL &&
+         !set_hex(o, "start_cas", c->state->start_cas))) {
+        json_decref(o);
+        return NULL;
     }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-}
-
-static void put(outbuf *o, const char *s)
-{
-    put_bytes(o, s, strlen(s));
-}
-
-static void put_num(outbuf *o, uint64_t v, unsigned base)
-{
-    char buf[24];
-    size_t i = sizeof(buf);
-    do {
-        buf[--i] = "0123456789abcdef"[v % base];
-        v /= base;
-    } while (v != 0);
-    put_bytes(o, buf + i, sizeof(buf) - i);
-}
-
-static void put_hex_field(outbuf *o, const char *key, uint64_t v)
-{
-    put(o, key);
-    put_num(o, v, 16);
-    put_bytes(o, "\"", 1);
+    return o;
 }
 
 char *coll_manifest_to_json(const coll_manifest *m, bool with_state)
 {
-    outbuf o = {malloc(256 + m->ncollections * 64), 0, 256 + m->ncollections * 64, false};
-    if (o.p == NULL)
-        return NULL;
-    /* Collections are sorted by id, not grouped by scope: order them by scope. */
-    size_t *order = malloc((m->ncollections + 1) * sizeof(size_t));
-    size_t *start = calloc(m->nscopes + 1, sizeof(size_t));
-    size_t *scope_of = malloc((m->ncollections + 1) * sizeof(size_t));
-    if (order == NULL || start == NULL || scope_of == NULL)
-        o.failed = true;
-    for (size_t j = 0; !o.failed && j < m->ncollections; j++) {
-        scope_of[j] =
-            (size_t)(coll_find_scope(m, m->collections[j].scope_id) - m->scopes);
-        start[scope_of[j] + 1]++;
-    }
-    for (size_t i = 0; !o.failed && i < m->nscopes; i++)
-        start[i + 1] += start[i];
-    for (size_t j = 0; !o.failed && j < m->ncollections; j++)
-        order[start[scope_of[j]]++] = j;
-    put_hex_field(&o, "{\"uid\":\"", m->uid);
-    put(&o, ",\"scopes\":[");
-    size_t next = 0;
-    for (size_t i = 0; !o.failed && i < m->nscopes; i++) {
-        const coll_scope *s = &m->scopes[i];
-        put(&o, i ? ",{\"name\":\"" : "{\"name\":\"");
-        put(&o, s->name);
-        put_hex_field(&o, "\",\"uid\":\"", s->id);
-        put(&o, ",\"collections\":[");
-        for (size_t k = 0; k < s->ncollections; k++) {
-            const coll_collection *c = &m->collections[order[next++]];
-            put(&o, k ? ",{\"name\":\"" : "{\"name\":\"");
-            put(&o, c->name);
-            put_hex_field(&o, "\",\"uid\":\"", c->id);
-            if (c->has_max_ttl) {
-                put(&o, ",\"maxTTL\":");
-                put_num(&o, c->max_ttl, 10);
-            }
-            if (with_state && c->state != NULL)
-                put_hex_field(&o, ",\"start_cas\":\"", c->state->start_cas);
-            put(&o, "}");
+    /* Collections are sorted by id, not grouped by scope: each scope's array
+     * is filled as its collections come. */
+    json_t *root = json_object(), *scopes = json_array();
+    json_t **arrays = calloc(m->nscopes + 1, sizeof(json_t *));
+    char *out = NULL;
+    if (root == NULL || scopes == NULL || arrays == NULL ||
+        !set_hex(root, "uid", m->uid) || json_object_set(root, "scopes", scopes) != 0)
+        goto out;
+    for (size_t i = 0; i < m->nscopes; i++) {
+        const coll_scope *sc = &m->scopes[i];
+        json_t *so = json_pack("{s:s}", "name", sc->name);
+        arrays[i] = json_array();
+        if (so == NULL || arrays[i] == NULL || !set_hex(so, "uid", sc->id) ||
+            json_object_set(so, "collections", arrays[i]) != 0 ||
+            json_array_append_new(scopes, so) != 0) {
+            json_decref(so);
+            goto out;
         }
-        put(&o, "]}");
     }
-    put(&o, "]}");
-    free(order);
-    free(start);
-    free(scope_of);
-    if (o.failed) {
-        free(o.p);
-        return NULL;
+    for (size_t j = 0; j < m->ncollections; j++) {
+        const coll_collection *c = &m->collections[j];
+        size_t i = (size_t)(coll_find_scope(m, c->scope_id) - m->scopes);
+        json_t *co = collection_json(c, with_state);
+        if (co == NULL || json_array_append_new(arrays[i], co) != 0)
+            goto out;
     }
-    return o.p;
+    out = json_dumps(root, JSON_COMPACT);
+out:
+    for (size_t i = 0; arrays != NULL && i < m->nscopes; i++)
+        json_decref(arrays[i]);
+    free(arrays);
+    json_decref(scopes);
+    json_decref(root);
+    return out;
 }
 
 uint64_t coll_manifest_load_state(coll_manifest *m, const char *json, size_t len)
 {
     uint64_t max = 0;
     char err[256];
-    jv_doc *doc = jv_parse(json, len, err, sizeof(err));
-    const jv *scopes = doc ? jv_get(jv_root(doc), "scopes") : NULL;
-    for (size_t i = 0; i < jv_len(scopes); i++) {
-        const jv *cols = jv_get(jv_at(scopes, i), "collections");
-        for (size_t j = 0; j < jv_len(cols); j++) {
-            const jv *jc = jv_at(cols, j);
+    json_t *root = load_tree(json, len, err, sizeof(err));
+    const json_t *scopes = json_object_get(root, "scopes");
+    for (size_t i = 0; i < json_array_size(scopes); i++) {
+        const json_t *cols = json_object_get(json_array_get(scopes, i), "collections");
+        for (size_t j = 0; j < json_array_size(cols); j++) {
+            const json_t *jc = json_array_get(cols, j);
             uint64_t id, cas;
-            if (!parse_hex(jv_get(jc, "uid"), 8, &id) ||
-                !parse_hex(jv_get(jc, "start_cas"), 16, &cas))
+            if (!parse_hex(json_object_get(jc, "uid"), 8, &id) ||
+                !parse_hex(json_object_get(jc, "start_cas"), 16, &cas))
                 continue;
             const coll_collection *c = coll_find_collection(m, (uint32_t)id);
             if (c != NULL && c->state != NULL) {
@@ -866,6 +829,6 @@ uint64_t coll_manifest_load_state(coll_manifest *m, const char *json, size_t len
             }
         }
     }
-    jv_free(doc);
+    json_decref(root);
     return max;
 }

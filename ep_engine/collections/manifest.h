@@ -77,7 +77,12 @@ typedef struct coll_manifest {
 typedef struct coll_limits {
     size_t max_scopes;
     size_t max_collections;
+    size_t max_bytes; /* of the JSON text, checked before parsing; 0 = the default */
 } coll_limits;
+
+/** The default size limit of a manifest's JSON text: 64 MiB (a manifest of
+ * 100,000 collections takes about 7 MB). */
+#define COLL_MANIFEST_MAX_BYTES ((size_t)64 << 20)
 
 /** The epoch manifest: uid 0, the `_default` scope holding `_default`. NULL on
  * out of memory. The caller holds one reference; states are not bound. */

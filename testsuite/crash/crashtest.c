@@ -20,6 +20,7 @@
 #include "../mock_server/mock_server.h"
 
 #include <dlfcn.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,13 +107,20 @@ static unsigned check_of(const char *key, unsigned long seq)
     return x % 100000;
 }
 
+/* Manifest `uid`: _default, c1 (8) and, with_c2, c2 (9), all in _default. */
 static const char *manifest(unsigned long uid, bool with_c2, char *buf, size_t cap)
 {
-    snprintf(buf, cap,
-             "{\"uid\":\"%lx\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
-             "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"},{\"name\":\"c1\","
-             "\"uid\":\"8\"}%s]}]}",
-             uid, with_c2 ? ",{\"name\":\"c2\",\"uid\":\"9\"}" : "");
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%lx", uid);
+    json_t *cols = json_pack("[{s:s,s:s},{s:s,s:s}]", "name", "_default", "uid", "0",
+                             "name", "c1", "uid", "8");
+    if (with_c2)
+        json_array_append_new(cols, json_pack("{s:s,s:s}", "name", "c2", "uid", "9"));
+    json_t *m = json_pack("{s:s,s:[{s:s,s:s,s:o}]}", "uid", hex, "scopes", "name",
+                          "_default", "uid", "0", "collections", cols);
+    size_t n = m ? json_dumpb(m, buf, cap - 1, JSON_COMPACT) : 0;
+    buf[n < cap ? n : 0] = '\0';
+    json_decref(m);
     return buf;
 }
 

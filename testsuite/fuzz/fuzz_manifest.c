@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const coll_limits limits = {64, 256};
+    static const coll_limits limits = {64, 256, 0};
     coll_manifest *m = NULL;
     char why[512] = "";
     engine_errc rc =

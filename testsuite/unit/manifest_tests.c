@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const coll_limits limits = {100, 1000};
+static const coll_limits limits = {100, 1000, 0};
 
 /* ' -> " */
 static char *q(const char *text)
@@ -276,6 +276,99 @@ static const struct {
     {"{ 'uid' : '1' ,\n 'scopes' : [ " DEFAULT_SCOPE " ] }", 1},
 };
 
+/* What the JSON reader (jansson) must refuse in a manifest, and what it must
+ * take: the rules that json.c's own tests held before. */
+static engine_errc parse_len(const char *json, size_t len, const coll_limits *lim,
+                             char *why, size_t whylen)
+{
+    coll_manifest *m = NULL;
+    engine_errc rc = coll_manifest_parse(json, len, lim, &m, why, whylen);
+    coll_manifest_unref(m);
+    return rc;
+}
+
+START_TEST(json_reader_rules)
+{
+    char why[512];
+    static const char *const refused[] = {
+        /* a duplicate key, also in a scope and a collection */
+        "{'uid':'1','scopes':[{'name':'_default','name':'_default','uid':'0',"
+        "'collections':[]}]}",
+        "{'uid':'1','scopes':[{'name':'_default','uid':'0','collections':[{'name':'c',"
+        "'uid':'8','uid':'9'}]}]}",
+        /* NUL in a string, escaped */
+        "{'uid':'1','scopes':[" EMPTY_DEFAULT ",{'name':'a\\u0000b','uid':'8',"
+        "'collections':[]}]}",
+        /* a lone surrogate escape and a bad escape */
+        "{'uid':'1','scopes':[" EMPTY_DEFAULT ",{'name':'\\ud800','uid':'8',"
+        "'collections':[]}]}",
+        "{'uid':'1','scopes':[" EMPTY_DEFAULT ",{'name':'\\x41','uid':'8',"
+        "'collections':[]}]}",
+        /* an integer too large for 64 bits, and a real, as maxTTL */
+        "{'uid':'1','scopes':[{'name':'_default','uid':'0','collections':[{'name':'c',"
+        "'uid':'8','maxTTL':99999999999999999999999}]}]}",
+        "{'uid':'1','scopes':[{'name':'_default','uid':'0','collections':[{'name':'c',"
+        "'uid':'8','maxTTL':1.5}]}]}",
+        /* a control character raw in a string */
+        "{'uid':'1','scopes':[" EMPTY_DEFAULT ",{'name':'a\tb','uid':'8',"
+        "'collections':[]}]}",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        why[0] = '\0';
+        ck_assert_msg(parse_len(q(refused[i]), strlen(refused[i]), &limits, why,
+                                sizeof(why)) == ENGINE_INVALID_ARGUMENTS,
+                      "case %zu accepted: %s", i, refused[i]);
+        ck_assert_msg(why[0] != '\0', "case %zu: no reason", i);
+    }
+    /* Raw bytes that are not UTF-8, and a raw NUL. */
+    const char bad_utf8[] = "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\",\"uid\":"
+                            "\"0\",\"collections\":[]},{\"name\":\"\xff\",\"uid\":\"8\","
+                            "\"collections\":[]}]}";
+    ck_assert_int_eq(parse_len(bad_utf8, sizeof(bad_utf8) - 1, &limits, why, sizeof(why)),
+                     ENGINE_INVALID_ARGUMENTS);
+    ck_assert_msg(strstr(why, "JSON") != NULL, "%s", why);
+    const char raw_nul[] = "{\"uid\":\"1\",\"scopes\":[]}\0";
+    ck_assert_int_eq(parse_len(raw_nul, sizeof(raw_nul), &limits, why, sizeof(why)),
+                     ENGINE_INVALID_ARGUMENTS);
+    /* Unknown keys of any type and nesting are ignored, up to jansson's depth
+     * limit (2048 levels); beyond it the manifest is refused with its reason. */
+    enum { DEEP = 3000 };
+    static char deep[2 * DEEP + 256];
+    for (int depth = 100; depth <= DEEP; depth += DEEP - 100) {
+        size_t n = (size_t)sprintf(deep, "{\"uid\":\"1\",\"x\":");
+        for (int i = 0; i < depth; i++)
+            deep[n++] = '[';
+        for (int i = 0; i < depth; i++)
+            deep[n++] = ']';
+        n += (size_t)sprintf(deep + n, ",\"scopes\":[%s]}", q(DEFAULT_SCOPE));
+        engine_errc rc = parse_len(deep, n, &limits, why, sizeof(why));
+        if (depth == 100) {
+            ck_assert_msg(rc == ENGINE_SUCCESS, "depth 100: %s", why);
+        } else {
+            ck_assert_int_eq(rc, ENGINE_INVALID_ARGUMENTS);
+            ck_assert_msg(strstr(why, "depth") != NULL, "%s", why);
+        }
+    }
+    /* The size limit is checked before parsing. */
+    coll_limits tiny = {100, 1000, 32};
+    const char *ok = q("{'uid':'1','scopes':[" DEFAULT_SCOPE "]}");
+    ck_assert_int_eq(parse_len(ok, strlen(ok), &tiny, why, sizeof(why)),
+                     ENGINE_INVALID_ARGUMENTS);
+    ck_assert_msg(strstr(why, "limit") != NULL, "%s", why);
+    ck_assert_int_eq(parse_len(ok, strlen(ok), &limits, why, sizeof(why)),
+                     ENGINE_SUCCESS);
+    /* Escapes and UTF-8 that decode to a legal name are taken. */
+    const char *escaped = q("{'uid':'1','scopes':[" DEFAULT_SCOPE
+                            ",{'name':'\\u0073c\\/x','uid':'8','collections':[]}]}");
+    ck_assert_int_eq(parse_len(escaped, strlen(escaped), &limits, why, sizeof(why)),
+                     ENGINE_INVALID_ARGUMENTS); /* '/' is not a legal name character */
+    const char *legal = q("{'uid':'1','scopes':[" DEFAULT_SCOPE
+                          ",{'name':'\\u0073cope','uid':'8','collections':[]}]}");
+    ck_assert_int_eq(parse_len(legal, strlen(legal), &limits, why, sizeof(why)),
+                     ENGINE_SUCCESS);
+}
+END_TEST
+
 START_TEST(valid_manifests)
 {
     size_t n = sizeof(valid_cases) / sizeof(valid_cases[0]);
@@ -381,7 +474,7 @@ END_TEST
 
 START_TEST(limits_are_checked)
 {
-    coll_limits small = {2, 2};
+    coll_limits small = {2, 2, 0};
     coll_manifest *m = NULL;
     char why[256];
     const char *three =
@@ -534,7 +627,7 @@ START_TEST(large_manifest)
         n += (size_t)snprintf(json + n, cap - n, "]}");
     }
     snprintf(json + n, cap - n, "]}");
-    coll_limits big = {1000, 100000};
+    coll_limits big = {1000, 100000, 0};
     coll_manifest *m = NULL;
     char why[256];
     ck_assert_int_eq(coll_manifest_parse(json, strlen(json), &big, &m, why, sizeof(why)),
@@ -564,6 +657,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, invalid_manifests);
     tcase_add_test(tc, valid_manifests);
+    tcase_add_test(tc, json_reader_rules);
     tcase_add_test(tc, every_single_byte_name);
     tcase_add_test(tc, name_lengths);
     tcase_add_test(tc, uid_digits_and_case);
