@@ -10,6 +10,7 @@
 #include "run_suite.h"
 
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -611,22 +612,27 @@ END_TEST
 START_TEST(large_manifest)
 {
     /* 10,000 collections in 100 scopes: every id and path resolves. */
-    size_t cap = 1u << 20, n = 0;
-    char *json = malloc(cap);
-    n += (size_t)snprintf(json + n, cap - n,
-                          "{\"uid\":\"1\",\"scopes\":[{\"name\":\"_default\","
-                          "\"uid\":\"0\",\"collections\":[]}");
+    json_t *scopes =
+        json_pack("[{s:s,s:s,s:[]}]", "name", "_default", "uid", "0", "collections");
     for (int s = 0; s < 100; s++) {
-        n += (size_t)snprintf(json + n, cap - n,
-                              ",{\"name\":\"s%d\",\"uid\":\"%x\",\"collections\":[", s,
-                              8 + s);
-        for (int c = 0; c < 100; c++)
-            n +=
-                (size_t)snprintf(json + n, cap - n, "%s{\"name\":\"c%d\",\"uid\":\"%x\"}",
-                                 c ? "," : "", c, 8 + s * 100 + c);
-        n += (size_t)snprintf(json + n, cap - n, "]}");
+        char name[16], uid[16];
+        snprintf(name, sizeof(name), "s%d", s);
+        snprintf(uid, sizeof(uid), "%x", 8 + s);
+        json_t *cols = json_array();
+        for (int c = 0; c < 100; c++) {
+            char cname[16], cuid[16];
+            snprintf(cname, sizeof(cname), "c%d", c);
+            snprintf(cuid, sizeof(cuid), "%x", 8 + s * 100 + c);
+            json_array_append_new(cols,
+                                  json_pack("{s:s,s:s}", "name", cname, "uid", cuid));
+        }
+        json_array_append_new(scopes, json_pack("{s:s,s:s,s:o}", "name", name, "uid", uid,
+                                                "collections", cols));
     }
-    snprintf(json + n, cap - n, "]}");
+    json_t *root = json_pack("{s:s,s:o}", "uid", "1", "scopes", scopes);
+    char *json = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    ck_assert_ptr_nonnull(json);
     coll_limits big = {1000, 100000, 0};
     coll_manifest *m = NULL;
     char why[256];
