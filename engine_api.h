@@ -34,8 +34,9 @@
  *     cookie and arguments; the engine finds its per-cookie state, completes and
  *     clears it.
  *  4. On any other status the host does not call again: the status is the
- *     command's result. The engine has released every per-cookie and
- *     per-subsystem state before such a notify.
+ *     command's result. The engine has released every per-subsystem state
+ *     before such a notify, and nothing it keeps for the cookie waits for the
+ *     host (rule 7 says when what it kept goes).
  *  5. destroy() with work in flight notifies every pending cookie before it
  *     returns; no notify and no engine thread runs after destroy() returns.
  *  6. The host calls disconnect(cookie) when the client goes away; anything the
@@ -45,11 +46,16 @@
  *     disconnect.
  *  7. A host that does not re-call after a success notify (the client left, or
  *     a step of the host's own before the re-call failed) loses the outcome,
- *     not the operation: it was done. The next call on that cookie that is not
- *     the same request (another member, or another vbucket, collection, key,
- *     value or manifest) discards the outcome and is served as a new request;
- *     an outcome nobody collects is freed at disconnect or destroy. A call on a
- *     cookie whose notify has not come yet answers ENGINE_TOO_BUSY.
+ *     not the operation: it was done. The next call on that cookie of a member
+ *     that may keep an outcome (store_durable, remove_durable,
+ *     set_collection_manifest) that is not the same request (another member,
+ *     vbucket, collection, key, value, flags or manifest) discards the outcome
+ *     and is served as a new request; the same request again is taken for the
+ *     re-call and gets the outcome (the operation is not done twice). What is
+ *     kept is freed at disconnect, or at destroy for a cookie never
+ *     disconnected. Such a call on a cookie whose notify has not come yet
+ *     answers ENGINE_TOO_BUSY. A host keeps re-calls exact by passing the same
+ *     item again, not a new one it must allocate.
  *
  * The server API. Every member of the server API version the host reports is
  * required: create_instance answers ENGINE_INVALID_ARGUMENTS for a table with

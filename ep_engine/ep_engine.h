@@ -213,7 +213,9 @@ void ep_compact_now(ep_engine *e, bool force);
  * parked the cookie (it is notified once), ENGINE_SUCCESS when the value was
  * read in the call (look again), else an error with its reason.
  * Fetches still queued at shutdown are answered when the executor ends the
- * reader task; ep_evict_shutdown frees the rest after the executor is gone. ep_record_is:
+ * reader task; ep_evict_shutdown, after the executor is gone, finds none
+ * (it would answer one from the destroying thread, which the contract does
+ * not allow, so the reader task's cancel must have run). ep_record_is:
  * whether a record read back is this item's. */
 bool ep_evict_start(ep_engine *e);
 void ep_evict_wake(ep_engine *e, uint64_t used);

@@ -500,8 +500,10 @@ void flusher_destroy(ep_flusher *f)
         fshard *sh = &f->shards[i];
         if (sh->task == NULL)
             continue;
-        /* Empty already (the task's cancel ran), unless the task never started:
-         * then initialize failed and no write was ever queued. */
+        /* Empty already: the task's cancel ran (or the task never started,
+         * initialize failed, and no write was ever queued). A waiter found here
+         * would be answered from the destroying thread, which the contract
+         * does not allow: there is none. */
         discard_queue(sh);
         exec_task_put(sh->task);
         pthread_mutex_destroy(&sh->lock);

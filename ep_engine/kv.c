@@ -750,15 +750,13 @@ static bool durable_begin(ep_engine *e, const void *cookie, engine_durability d,
     return false;
 }
 
-/* The arguments of a store besides its key, condensed: a call with another
- * value, flags, datatype or operation is a new request. (Left out: the expiry,
+/* The arguments of a store besides its key and value: a call with other
+ * flags, datatype or operation is another request. (Left out: the expiry,
  * which a host's re-call converts anew, and the compare CAS, which a store
  * replaces in the item it was given.) */
-static uint64_t store_digest(ep_item *it, engine_store_op op)
+static uint64_t store_detail(const ep_item *it, engine_store_op op)
 {
-    uint64_t fixed[2] = {(uint64_t)it->flags << 32 | (uint32_t)op, item_datatype(it)};
-    uint32_t crc = io_crc32c(0, fixed, sizeof(fixed));
-    return (uint64_t)io_crc32c(crc, item_value(it), it->nvalue) << 32 | it->nvalue;
+    return (uint64_t)it->flags << 32 | (uint64_t)item_datatype(it) << 8 | (uint8_t)op;
 }
 
 /* After the write: a refused write forgets its record; an accepted one waits
@@ -779,9 +777,14 @@ engine_errc ep_store_durable(engine_handle *h, const void *cookie, engine_item *
     ep_item *it = (ep_item *)item;
     if (d == ENGINE_DURABILITY_NONE || it == NULL)
         return do_store(e, cookie, it, cas_out, op, NULL);
-    waiter_match m = {
-        WAITER_STORE_DURABLE, it->vbucket, it->collection, it->data, it->nkey,
-        store_digest(it, op)};
+    waiter_match m = {.call = WAITER_STORE_DURABLE,
+                      .vbucket = it->vbucket,
+                      .collection = it->collection,
+                      .key = it->data,
+                      .nkey = it->nkey,
+                      .value = item_value(it),
+                      .nvalue = it->nvalue,
+                      .detail = store_detail(it, op)};
     engine_errc rc;
     ep_waiter *w;
     if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
@@ -796,8 +799,12 @@ engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
     ep_engine *e = eng(h);
     if (d == ENGINE_DURABILITY_NONE || key == NULL || key->bytes == NULL)
         return do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
-    waiter_match m = {
-        WAITER_REMOVE_DURABLE, vbucket, key->collection, key->bytes, key->len, cas};
+    waiter_match m = {.call = WAITER_REMOVE_DURABLE,
+                      .vbucket = vbucket,
+                      .collection = key->collection,
+                      .key = key->bytes,
+                      .nkey = key->len,
+                      .detail = cas};
     engine_errc rc;
     ep_waiter *w;
     if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,26 +41,10 @@ struct ep_waiter {
     waiter_call call;
     uint16_t vbucket;
     uint32_t collection;
-    size_t nkey;
     uint64_t detail;
-    uint64_t digest;     /* of the key bytes, for requests too long to keep */
-    unsigned char key[]; /* nkey bytes when nkey <= ENGINE_KEY_MAX_LEN */
+    size_t nkey, nvalue;
+    unsigned char bytes[]; /* the key, then the value */
 };
-
-/* FNV-1a: only to tell two manifests apart when their bytes are not kept. */
-static uint64_t digest_of(const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * UINT64_C(0x100000001b3);
-    return h;
-}
-
-static size_t kept_bytes(size_t nkey)
-{
-    return nkey <= ENGINE_KEY_MAX_LEN ? nkey : 0;
-}
 
 static void unref(ep_waiter *w)
 {
@@ -71,12 +56,11 @@ static void unref(ep_waiter *w)
 
 static bool matches(const ep_waiter *w, const waiter_match *m)
 {
-    if (w->call != m->call || w->vbucket != m->vbucket ||
-        w->collection != m->collection || w->nkey != m->nkey || w->detail != m->detail)
-        return false;
-    if (kept_bytes(m->nkey) > 0)
-        return memcmp(w->key, m->key, m->nkey) == 0;
-    return w->digest == digest_of(m->key, m->nkey);
+    return w->call == m->call && w->vbucket == m->vbucket &&
+           w->collection == m->collection && w->detail == m->detail &&
+           w->nkey == m->nkey && w->nvalue == m->nvalue &&
+           memcmp(w->bytes, m->key, m->nkey) == 0 &&
+           (m->nvalue == 0 || memcmp(w->bytes + m->nkey, m->value, m->nvalue) == 0);
 }
 
 ep_waiters *waiters_create(const engine_server_api *api)
@@ -96,6 +80,7 @@ void waiters_destroy(ep_waiters *ws)
     while (ws->first != NULL) {
         ep_waiter *w = ws->first;
         ws->first = w->next;
+        ws->api->cookie.store_engine_specific(w->cookie, NULL);
         w->magic = 0;
         free(w);
     }
@@ -141,8 +126,9 @@ static void take_off(ep_waiter *w)
 ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *m)
 {
     const engine_server_api *api = ws->api;
-    size_t keep = kept_bytes(m->nkey);
-    ep_waiter *w = malloc(sizeof(*w) + keep);
+    if (m->nkey > SIZE_MAX / 2 || m->nvalue > SIZE_MAX / 2 - sizeof(ep_waiter) - m->nkey)
+        return NULL;
+    ep_waiter *w = malloc(sizeof(*w) + m->nkey + m->nvalue);
     if (w == NULL)
         return NULL;
     *w = (ep_waiter){
@@ -153,15 +139,16 @@ ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *
         .call = m->call,
         .vbucket = m->vbucket,
         .collection = m->collection,
-        .nkey = m->nkey,
         .detail = m->detail,
+        .nkey = m->nkey,
+        .nvalue = m->nvalue,
     };
     atomic_init(&w->refs, 2);
     atomic_init(&w->state, W_WAITING);
-    if (keep > 0)
-        memcpy(w->key, m->key, keep);
-    else
-        w->digest = digest_of(m->key, m->nkey);
+    if (m->nkey > 0)
+        memcpy(w->bytes, m->key, m->nkey);
+    if (m->nvalue > 0)
+        memcpy(w->bytes + m->nkey, m->value, m->nvalue);
     ep_waiter *old = on_cookie(ws, cookie);
     if (old != NULL)
         take_off(old);

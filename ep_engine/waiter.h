@@ -12,11 +12,13 @@
  * a record nobody collects is freed by whichever side lets go last, or, for a
  * cookie still connected when the engine is destroyed, with its registry.
  *
- * A record names the request it completes (the call, the vbucket, collection
- * and key, or the manifest's bytes, and a digest of the other arguments). A call that
- * does not match a finished record discards it and is served as a new request: a host
- * that did not re-call after a success notify (engine_api.h, rule 7) never gets an old
- * outcome for a new request.
+ * A record names the request it completes, exactly: the call, the vbucket,
+ * collection and key (or the manifest's bytes), the value and the other
+ * arguments. A call that does not match a finished record discards it and is
+ * served as a new request: a host that did not re-call after a success notify
+ * (engine_api.h, rule 7) never gets an old outcome for another request. (The
+ * same request sent again is the re-call as far as anyone can tell: it gets
+ * the outcome, and the write is not applied twice.)
  */
 #ifndef EP_WAITER_H
 #define EP_WAITER_H
@@ -32,14 +34,17 @@ typedef enum waiter_call {
     WAITER_SET_MANIFEST = 3,
 } waiter_call;
 
-/** The request a record completes. For a manifest, `key` is its JSON. */
+/** The request a record completes. For a manifest, `key` is its JSON. The
+ * record keeps a copy of key and value. */
 typedef struct waiter_match {
     waiter_call call;
     uint16_t vbucket;
     uint32_t collection;
     const void *key;
     size_t nkey;
-    uint64_t detail; /* the rest of the arguments, condensed by the caller */
+    const void *value;
+    size_t nvalue;
+    uint64_t detail; /* the rest of the arguments (flags, operation, CAS ...) */
 } waiter_match;
 
 typedef struct ep_waiter ep_waiter;
@@ -49,8 +54,9 @@ typedef struct ep_waiters ep_waiters;
 
 /** NULL on out of memory. */
 ep_waiters *waiters_create(const engine_server_api *api);
-/** At engine destroy, after every record was finished: frees the records
- * still on cookies (the host never reads the slot after destroy). */
+/** At engine destroy, after every record was finished: takes the records
+ * still on cookies off them and frees them. (A cookie that carries one was not
+ * disconnected, so it is still the host's, rule 6.) */
 void waiters_destroy(ep_waiters *ws);
 
 /**

@@ -60,8 +60,9 @@ static conn *as_conn(const void *cookie)
     return c;
 }
 
-/* The slot is the engine's; it is read and written under the connection's
- * lock, so an engine may touch it from any thread. */
+/* The slot is the engine's. The engine writes it only inside calls on this
+ * connection (engine_api.h, rule 6); the lock keeps it whole for an engine
+ * that reads it from another thread all the same. */
 static void store_engine_specific(const void *cookie, void *data)
 {
     conn *c = as_conn(cookie);
@@ -150,6 +151,13 @@ conn *conn_new(worker *w, int fd)
     atomic_init(&c->refs, 1);
     pthread_mutex_init(&c->lock, NULL);
     return c;
+}
+
+void conn_drop_parked_item(conn *c)
+{
+    if (c->parked_item != NULL)
+        host.engine->release(host.engine, c->parked_item);
+    c->parked_item = NULL;
 }
 
 void conn_ref(conn *c)

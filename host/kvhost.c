@@ -39,6 +39,7 @@ void kvhost_close(conn *c)
     if (c->closed)
         return;
     c->closed = true;
+    conn_drop_parked_item(c);
     host.engine->disconnect(host.engine, c);
     event_free(c->rev);
     event_free(c->wev);

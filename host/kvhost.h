@@ -34,7 +34,11 @@ typedef struct conn {
     uint64_t error_uid;
     bool has_error_uid;
     /* Worker-thread state: */
-    bool parked;  /* a command returned would_block; input paused */
+    bool parked; /* a command returned would_block; input paused */
+    /* The item of a store parked on would_block: its re-call passes the same
+     * item (the same arguments, rule 3), so no allocate between the notify and
+     * the re-call can fail and leave the outcome uncollected. */
+    engine_item *parked_item;
     bool closing; /* QUIT: close once the output is written */
     bool closed;  /* the client is gone */
     bool xerror, collections, json, tcp_nodelay;
@@ -84,6 +88,8 @@ void conn_clear_error(conn *c);
  * needed) and closes one. */
 void kvhost_flush(conn *c);
 void kvhost_close(conn *c);
+/* Lets go of the item of a parked store, if any. */
+void conn_drop_parked_item(conn *c);
 
 /* protocol.c: consumes whole packets from the input; stops when parked. */
 void protocol_read(conn *c);

@@ -452,20 +452,29 @@ static engine_errc do_store(conn *c, req *r)
     if (durability_refused(c, r, ENGINE_SUCCESS))
         return ENGINE_SUCCESS;
     uint8_t datatype = c->json ? (r->datatype & 0x01) : 0;
-    engine_item *it = NULL;
     uint64_t cas = 0;
-    engine_errc rc =
-        h->allocate(h, c, &it, &r->dk, r->valuelen, flags, exptime, datatype, r->vbucket);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
-    engine_item_info info;
-    h->get_item_info(h, it, &info);
-    memcpy(info.value.iov_base, r->value, r->valuelen);
-    h->item_set_cas(h, it, r->cas);
+    engine_errc rc = ENGINE_SUCCESS;
+    /* The re-call after a would_block passes the item of the first call. */
+    engine_item *it = c->parked_item;
+    c->parked_item = NULL;
+    if (it == NULL) {
+        rc = h->allocate(h, c, &it, &r->dk, r->valuelen, flags, exptime, datatype,
+                         r->vbucket);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        engine_item_info info;
+        h->get_item_info(h, it, &info);
+        memcpy(info.value.iov_base, r->value, r->valuelen);
+        h->item_set_cas(h, it, r->cas);
+    }
     if (r->durability != ENGINE_DURABILITY_NONE)
         rc = h->store_durable(h, c, it, &cas, op, r->durability);
     else
         rc = h->store(h, c, it, &cas, op);
+    if (rc == ENGINE_WOULD_BLOCK) {
+        c->parked_item = it;
+        return rc;
+    }
     h->release(h, it);
     if (durability_refused(c, r, rc))
         return ENGINE_SUCCESS;
@@ -918,6 +927,7 @@ static bool execute(conn *c, req *r)
     engine_errc rc = cmd->fn(c, r);
     if (rc == ENGINE_WOULD_BLOCK)
         return false;
+    conn_drop_parked_item(c); /* a store finished: its item is released already */
     if (rc != ENGINE_SUCCESS) {
         bool silent =
             rc == ENGINE_NO_SUCH_KEY &&
@@ -1015,6 +1025,7 @@ void protocol_resume(conn *c, engine_errc status)
             return;
         }
     } else {
+        conn_drop_parked_item(c); /* no re-call: the status is the answer */
         send_error(c, &r, status);
     }
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);

@@ -347,7 +347,8 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         set_reason(m, cookie, "manifest is NULL");
         return ENGINE_INVALID_ARGUMENTS;
     }
-    waiter_match match = {WAITER_SET_MANIFEST, 0, 0, json ? json : "", len, 0};
+    waiter_match match = {
+        .call = WAITER_SET_MANIFEST, .key = json ? json : "", .nkey = len};
     engine_errc done;
     waiter_found found = waiter_collect(m->env.waiters, cookie, &match, &done, NULL);
     if (found == WAITER_DONE)
@@ -358,7 +359,11 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         m->stats.busy++;
     pthread_mutex_unlock(&m->lock);
     if (busy) {
-        set_reason(m, cookie, "another collections manifest update is in progress");
+        set_reason(m, cookie,
+                   found == WAITER_PENDING
+                       ? "an earlier request on this connection is still waiting for "
+                         "its notify"
+                       : "another collections manifest update is in progress");
         return ENGINE_TOO_BUSY;
     }
 

@@ -67,11 +67,10 @@ typedef struct type_queue {
     exec_pool *pool;
     pthread_mutex_t lock; /* guards both heaps, every task's state fields, stopping */
     pthread_cond_t cond;  /* signalled when a task becomes due or on shutdown */
-    pthread_cond_t idle;  /* signalled when a run ends (shutdown waits for running) */
     heap future;
     heap ready;
     uint64_t next_seq;
-    unsigned running;
+    unsigned running; /* tasks in their run function (the tasks stats) */
     bool stopping;
     int nthreads;
     pthread_t *threads;
@@ -390,7 +389,6 @@ static void run_one(type_queue *q, exec_task *t, uint64_t start)
             cancel = true;
         }
     }
-    pthread_cond_broadcast(&q->idle);
     pthread_mutex_unlock(&q->lock);
 
     if (cancel)
@@ -402,7 +400,7 @@ static void run_one(type_queue *q, exec_task *t, uint64_t start)
 /* A stopping queue's tasks end with their cancel functions, on the caller's
  * thread: the queue's own threads call it, so a cancel that answers a cookie
  * never runs on the thread that stops the pool (which may be the very thread
- * the cookie's call came on). Counted as running, so queue_stop waits. */
+ * the cookie's call came on). */
 static void cancel_queued_locked(type_queue *q)
 {
     for (;;) {
@@ -412,12 +410,9 @@ static void cancel_queued_locked(type_queue *q)
         exec_task *t = h->v[h->n - 1];
         heap_remove(h, t);
         t->state = TASK_FINISHED;
-        q->running++;
         pthread_mutex_unlock(&q->lock);
         task_cancelled(t); /* may cancel or schedule others: all rejected or drained */
         pthread_mutex_lock(&q->lock);
-        q->running--;
-        pthread_cond_broadcast(&q->idle);
     }
 }
 
@@ -468,7 +463,6 @@ static void queue_init(type_queue *q, exec_pool *pool, int nthreads)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&q->cond, &attr);
     pthread_condattr_destroy(&attr);
-    pthread_cond_init(&q->idle, NULL);
     q->ready.by_priority = true;
     q->nthreads = nthreads;
 }
@@ -497,7 +491,6 @@ static void queue_free(type_queue *q)
     free(q->threads);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->cond);
-    pthread_cond_destroy(&q->idle);
 }
 
 static void pool_free(exec_pool *pool)

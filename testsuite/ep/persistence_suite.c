@@ -1669,6 +1669,28 @@ static test_result test_nothing_stored_after_disconnect(engine_handle *h,
     return TEST_PASS;
 }
 
+/* A host whose cookie objects outlive an engine instance: what the engine
+ * left on the cookie is gone with the engine (ASan checks that nothing reads
+ * freed memory), and the next engine serves the cookie afresh. */
+static test_result test_cookie_outlives_engine(engine_handle *h, const test_harness *th)
+{
+    (void)h;
+    const void *c = th->create_cookie();
+    engine_errc rc;
+    for (int round = 0; round < 2; round++) {
+        engine_handle *e = th->create_engine(NULL, &rc);
+        CHECK(e != NULL && wait_ready(e));
+        char key[16];
+        snprintf(key, sizeof(key), "k%d", round);
+        CHECK_RC(durable_set(e, th, c, key, "kept", NULL), ENGINE_SUCCESS);
+        CHECK(value_eq(e, key, "kept"));
+        /* An outcome left uncollected on the cookie at destroy. */
+        CHECK_RC(durable_set_no_recall(e, th, c, key, "again"), ENGINE_SUCCESS);
+        th->destroy_engine(e, false);
+    }
+    return TEST_PASS;
+}
+
 /* Hundreds of durable writers leave before their batch is on disk: every one
  * is notified and released, and nothing is left behind (ASan's leak check
  * runs at the end of the case). */
@@ -1890,6 +1912,8 @@ static const engine_test tests[] = {
      test_uncollected_outcome_not_reused, setup_wait_ready, NULL, CFG, false},
     {"nothing is stored on a cookie after its disconnect",
      test_nothing_stored_after_disconnect, setup_wait_ready, NULL, CFG, false},
+    {"a cookie that outlives its engine", test_cookie_outlives_engine, setup_wait_ready,
+     NULL, CFG, false},
     {"hundreds of durable clients leave before their batch",
      test_departed_durable_clients, setup_wait_ready, NULL, CFG, false},
     {"a write the flusher's queue cannot take is refused whole",
