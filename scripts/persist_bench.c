@@ -355,6 +355,32 @@ static int random_file(const char *dir, char *path, size_t cap, off_t *size)
     return 0;
 }
 
+/* One get of key `key_no` as a host makes it (get -> would_block -> notify ->
+ * re-call); how long it took. Exits if it fails. */
+static uint64_t timed_fetch(engine_handle *h, const void *cookie, size_t key_no)
+{
+    char key[40];
+    snprintf(key, sizeof(key), "bench:%012zu", key_no);
+    engine_doc_key k = {0, (uint16_t)strlen(key), key};
+    engine_item *it = NULL;
+    uint64_t t0 = now_ns();
+    mock_call_begin(cookie);
+    engine_errc rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
+    mock_call_end(cookie, rc);
+    if (rc == ENGINE_WOULD_BLOCK && mock_wait_notify(cookie, 60000) == ENGINE_SUCCESS) {
+        mock_call_begin(cookie);
+        rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
+        mock_call_end(cookie, rc);
+    }
+    uint64_t took = now_ns() - t0;
+    if (rc != ENGINE_SUCCESS) {
+        fprintf(stderr, "persist_bench: fetch of %s failed: 0x%x\n", key, rc);
+        exit(1);
+    }
+    h->release(h, it);
+    return took;
+}
+
 /* Background fetch: every value evicted, then gets of random keys (get ->
  * would_block -> notify -> re-call) against a bare open + 4 KiB pread + close
  * at a random place in the same files, interleaved. */
@@ -371,32 +397,12 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
     static char page[4096];
     srand(7);
     for (int i = 0; i < rounds; i++) {
-        size_t n = ((size_t)rand() * 7919u + (size_t)i) % items;
-        char key[40];
-        snprintf(key, sizeof(key), "bench:%012zu", n);
-        engine_doc_key k = {0, (uint16_t)strlen(key), key};
-        engine_item *it = NULL;
-        uint64_t t0 = now_ns();
-        mock_call_begin(cookie);
-        engine_errc rc = h->get(h, cookie, &it, &k, (uint16_t)(n % 64));
-        mock_call_end(cookie, rc);
-        if (rc == ENGINE_WOULD_BLOCK &&
-            mock_wait_notify(cookie, 60000) == ENGINE_SUCCESS) {
-            mock_call_begin(cookie);
-            rc = h->get(h, cookie, &it, &k, (uint16_t)(n % 64));
-            mock_call_end(cookie, rc);
-        }
-        eng[i] = now_ns() - t0;
-        if (rc != ENGINE_SUCCESS) {
-            fprintf(stderr, "persist_bench: fetch of %s failed: 0x%x\n", key, rc);
-            exit(1);
-        }
-        h->release(h, it);
+        eng[i] = timed_fetch(h, cookie, ((size_t)rand() * 7919u + (size_t)i) % items);
         char path[1400];
         off_t size = 0;
         if (random_file(dir, path, sizeof(path), &size) != 0 || size < 8192)
             continue;
-        t0 = now_ns();
+        uint64_t t0 = now_ns();
         int fd = open(path, O_RDONLY);
         if (fd < 0 || pread(fd, page, sizeof(page), (off_t)(rand() % (size - 4096))) < 0)
             perror("baseline pread");
@@ -464,29 +470,8 @@ static void fetch_round(engine_handle *h, const void *cookie, size_t items, int 
         fprintf(stderr, "persist_bench: evict: %s\n", why);
         exit(1);
     }
-    for (int i = 0; i < n; i++) {
-        size_t key_no = ((size_t)rand() * 7919u + (size_t)i) % items;
-        char key[40];
-        snprintf(key, sizeof(key), "bench:%012zu", key_no);
-        engine_doc_key k = {0, (uint16_t)strlen(key), key};
-        engine_item *it = NULL;
-        uint64_t t0 = now_ns();
-        mock_call_begin(cookie);
-        engine_errc rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
-        mock_call_end(cookie, rc);
-        if (rc == ENGINE_WOULD_BLOCK &&
-            mock_wait_notify(cookie, 60000) == ENGINE_SUCCESS) {
-            mock_call_begin(cookie);
-            rc = h->get(h, cookie, &it, &k, (uint16_t)(key_no % 64));
-            mock_call_end(cookie, rc);
-        }
-        lat[i] = now_ns() - t0;
-        if (rc != ENGINE_SUCCESS) {
-            fprintf(stderr, "persist_bench: fetch of %s failed: 0x%x\n", key, rc);
-            exit(1);
-        }
-        h->release(h, it);
-    }
+    for (int i = 0; i < n; i++)
+        lat[i] = timed_fetch(h, cookie, ((size_t)rand() * 7919u + (size_t)i) % items);
 }
 
 /* Gets of evicted values with the flusher idle and with it writing a steady

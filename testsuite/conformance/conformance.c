@@ -45,6 +45,17 @@ static void assert_contract_kept(void)
     ck_assert_msg(n == 0, "%s", buf);
 }
 
+/* The client leaves, the engine is destroyed: every would_block had its one
+ * notify and nothing stays reserved. */
+static void finish_engine(engine_handle *h, const void *c)
+{
+    h->disconnect(h, c);
+    h->destroy(h, false);
+    mock_engine_destroyed(true);
+    assert_contract_kept();
+    ck_assert_int_eq(mock_cookie_reservations(c), 0);
+}
+
 static engine_errc store_kv(engine_handle *h, const void *cookie, const char *key,
                             const char *val)
 {
@@ -241,11 +252,7 @@ START_TEST(would_block_notified_once)
         ck_assert_int_ne(rc, ENGINE_WOULD_BLOCK);
         ck_assert_int_eq(store_kv(h, c, "k", "v"), ENGINE_SUCCESS);
     }
-    h->disconnect(h, c);
-    h->destroy(h, false);
-    mock_engine_destroyed(true);
-    assert_contract_kept();
-    ck_assert_int_eq(mock_cookie_reservations(c), 0);
+    finish_engine(h, c);
 }
 END_TEST
 
@@ -335,11 +342,7 @@ START_TEST(no_recall_after_success_notify)
     const char *m4 = "{\"uid\":\"4\",\"scopes\":[{\"name\":\"_default\",\"uid\":\"0\","
                      "\"collections\":[{\"name\":\"_default\",\"uid\":\"0\"}]}]}";
     ck_assert_int_eq(host_set_manifest(h, c, m4, false), ENGINE_SUCCESS);
-    h->disconnect(h, c);
-    h->destroy(h, false);
-    mock_engine_destroyed(true);
-    assert_contract_kept();
-    ck_assert_int_eq(mock_cookie_reservations(c), 0);
+    finish_engine(h, c);
 }
 END_TEST
 

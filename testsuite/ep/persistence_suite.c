@@ -22,18 +22,28 @@
 
 #define CFG "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=2;flusher_retry_ms=10"
 
+/* An item for key (default collection, vbucket 0) holding val. */
+static engine_errc new_item(engine_handle *h, const void *c, const char *key,
+                            const char *val, engine_item **it)
+{
+    engine_doc_key k = doc_key(0, key);
+    engine_errc rc = h->allocate(h, c, it, &k, strlen(val), 0, 0, 0, 0);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, *it, &info);
+    memcpy(info.value.iov_base, val, strlen(val));
+    return ENGINE_SUCCESS;
+}
+
 /* A durable set through the host's protocol: would_block, notify, re-call. */
 static engine_errc durable_set(engine_handle *h, const test_harness *th, const void *c,
                                const char *key, const char *val, uint64_t *cas)
 {
-    engine_doc_key k = doc_key(0, key);
     engine_item *it = NULL;
-    engine_errc rc = h->allocate(h, c, &it, &k, strlen(val), 0, 0, 0, 0);
+    engine_errc rc = new_item(h, c, key, val, &it);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    engine_item_info info;
-    h->get_item_info(h, it, &info);
-    memcpy(info.value.iov_base, val, strlen(val));
     HOST_CALL(
         th, c, rc,
         h->store_durable(h, c, it, cas, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST));
@@ -1580,21 +1590,25 @@ static test_result test_disconnect_during_fetch(engine_handle *h, const test_har
 
 /* ---- the cookie's record (trust) ---- */
 
+/* The first call of a durable set: its result (would_block when accepted). */
+static engine_errc durable_start(engine_handle *h, const void *c, const char *key,
+                                 const char *val)
+{
+    engine_item *it = NULL;
+    engine_errc rc = new_item(h, c, key, val, &it);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    rc = h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
+    h->release(h, it);
+    return rc;
+}
+
 /* A durable set that stops at the notify, as a host does whose re-call never
  * reached store_durable (its allocate failed: vbucket gone, quota full). */
 static engine_errc durable_set_no_recall(engine_handle *h, const test_harness *th,
                                          const void *c, const char *key, const char *val)
 {
-    engine_doc_key k = doc_key(0, key);
-    engine_item *it = NULL;
-    engine_errc rc = h->allocate(h, c, &it, &k, strlen(val), 0, 0, 0, 0);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
-    engine_item_info info;
-    h->get_item_info(h, it, &info);
-    memcpy(info.value.iov_base, val, strlen(val));
-    rc = h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
-    h->release(h, it);
+    engine_errc rc = durable_start(h, c, key, val);
     return rc == ENGINE_WOULD_BLOCK ? th->wait_for_notify(c) : rc;
 }
 
@@ -1652,13 +1666,7 @@ static test_result test_nothing_stored_after_disconnect(engine_handle *h,
 {
     const void *c = th->create_cookie();
     CHECK(engine_control(h, th, "hold_writer"));
-    engine_doc_key k = doc_key(0, "gone");
-    engine_item *it = NULL;
-    CHECK_RC(h->allocate(h, c, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
-    engine_errc rc =
-        h->store_durable(h, c, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
-    h->release(h, it);
-    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(durable_start(h, c, "gone", "v"), ENGINE_WOULD_BLOCK);
     h->disconnect(h, c); /* the client leaves; the host keeps the cookie object */
     CHECK(engine_control(h, th, "release_writer"));
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
@@ -1703,13 +1711,7 @@ static test_result test_departed_durable_clients(engine_handle *h, const test_ha
         char key[32];
         snprintf(key, sizeof(key), "left%d", i);
         c[i] = th->create_cookie();
-        engine_doc_key k = doc_key(0, key);
-        engine_item *it = NULL;
-        CHECK_RC(h->allocate(h, c[i], &it, &k, 8, 0, 0, 0, 0), ENGINE_SUCCESS);
-        engine_errc rc = h->store_durable(h, c[i], it, NULL, ENGINE_STORE_SET,
-                                          ENGINE_DURABILITY_PERSIST);
-        h->release(h, it);
-        CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+        CHECK_RC(durable_start(h, c[i], key, "12345678"), ENGINE_WOULD_BLOCK);
     }
     for (int i = 0; i < N; i++)
         th->disconnect(h, c[i]);
@@ -1781,17 +1783,11 @@ static test_result test_fetch_not_behind_fsync(engine_handle *h, const test_harn
     CHECK(store_clean(h, c, 4, NULL));
     CHECK(engine_control(h, th, "evict"));
     CHECK(engine_control(h, th, "op=fsync;nth=1;pause=1"));
-    engine_doc_key k = doc_key(0, "busy");
-    engine_item *it = NULL;
-    CHECK_RC(h->allocate(h, w, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
-    engine_errc rc =
-        h->store_durable(h, w, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
-    h->release(h, it);
-    CHECK_RC(rc, ENGINE_WOULD_BLOCK);
+    CHECK_RC(durable_start(h, w, "busy", "v"), ENGINE_WOULD_BLOCK);
     CHECK(engine_control(h, th, "wait_paused"));
     engine_doc_key e0 = doc_key(0, "e0");
     engine_item *got = NULL;
-    rc = h->get(h, c, &got, &e0, 0);
+    engine_errc rc = h->get(h, c, &got, &e0, 0);
     if (rc == ENGINE_WOULD_BLOCK) {
         rc = th->wait_for_notify_ms(c, 5000);
         if (rc == ENGINE_SUCCESS)
@@ -1799,12 +1795,7 @@ static test_result test_fetch_not_behind_fsync(engine_handle *h, const test_harn
     }
     CHECK(engine_control(h, th, "resume"));
     CHECK_RC(th->wait_for_notify(w), ENGINE_SUCCESS);
-    it = NULL;
-    CHECK_RC(h->allocate(h, w, &it, &k, 1, 0, 0, 0, 0), ENGINE_SUCCESS);
-    engine_errc recall =
-        h->store_durable(h, w, it, NULL, ENGINE_STORE_SET, ENGINE_DURABILITY_PERSIST);
-    h->release(h, it);
-    CHECK_RC(recall, ENGINE_SUCCESS);
+    CHECK_RC(durable_start(h, w, "busy", "v"), ENGINE_SUCCESS); /* the re-call */
     CHECK_RC(rc, ENGINE_SUCCESS);
     h->release(h, got);
     return TEST_PASS;
