@@ -13,6 +13,8 @@
  */
 #include "kvhost.h"
 
+#include "cluster.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <event2/listener.h>
@@ -40,6 +42,10 @@ void kvhost_close(conn *c)
         return;
     c->closed = true;
     conn_drop_parked_item(c);
+    auth_scram_clear(&c->scram);
+    if (c->durable_timer != NULL)
+        event_free(c->durable_timer);
+    c->durable_timer = NULL;
     host.engine->disconnect(host.engine, c);
     event_free(c->rev);
     event_free(c->wev);
@@ -238,22 +244,24 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT]\n"
-            "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U "
-            "USERS]\n"
-            "              [-v]\n"
-            "  -e  engine shared object (create_instance)\n"
-            "  -c  engine configuration string key=value;...\n"
-            "  -d  data directory (passed to the engine as dbname)\n"
-            "  -l  listen address (default 127.0.0.1; only loopback without SASL users)\n"
-            "  -p  port (default 11210)\n"
-            "  -t  worker threads (default 2)\n"
-            "  -m  maximum connections (default 1024)\n"
-            "  -b  maximum packet body in bytes (default 21 MiB)\n"
-            "  -i  idle timeout in seconds (default 0: none)\n"
-            "  -U  users file (scripts/kvhost-user): SASL PLAIN is required, and any\n"
-            "      address may be used\n");
+    fprintf(
+        stderr,
+        "usage: kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT]\n"
+        "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U "
+        "USERS]\n"
+        "              [-B BUCKET] [-v]\n"
+        "  -e  engine shared object (create_instance)\n"
+        "  -c  engine configuration string key=value;...\n"
+        "  -d  data directory (passed to the engine as dbname)\n"
+        "  -l  listen address (default 127.0.0.1; only loopback without SASL users)\n"
+        "  -p  port (default 11210)\n"
+        "  -t  worker threads (default 2)\n"
+        "  -m  maximum connections (default 1024)\n"
+        "  -b  maximum packet body in bytes (default 21 MiB)\n"
+        "  -i  idle timeout in seconds (default 0: none)\n"
+        "  -U  users file (scripts/kvhost-user): SASL (SCRAM-SHA512/256/1, PLAIN) is\n"
+        "      required, and any address may be used\n"
+        "  -B  the bucket's name for Couchbase clients (default 'default')\n");
     exit(2);
 }
 
@@ -296,7 +304,8 @@ int main(int argc, char **argv)
     int port = 11210, threads = 2, opt;
     host.max_conns = 1024;
     host.max_packet = 21u << 20;
-    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:i:U:v")) != -1) {
+    const char *bucket = "default";
+    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:i:U:B:v")) != -1) {
         switch (opt) {
         case 'e':
             engine_path = optarg;
@@ -327,6 +336,9 @@ int main(int argc, char **argv)
             break;
         case 'U':
             users = optarg;
+            break;
+        case 'B':
+            bucket = optarg;
             break;
         case 'v':
             host.verbose = true;
@@ -384,6 +396,18 @@ int main(int argc, char **argv)
     if (listener == NULL) {
         fprintf(stderr, "kvhost: cannot listen on %s:%d: %s\n", addr, port,
                 strerror(errno));
+        host.engine->destroy(host.engine, true);
+        return 1;
+    }
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof(bound);
+    char why[512] = "cannot read the listening socket's address";
+    if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&bound, &blen) !=
+            0 ||
+        cluster_init(host.engine, bucket, ntohs(bound.sin_port), datadir, why,
+                     sizeof(why)) != 0) {
+        fprintf(stderr, "kvhost: %s\n", why);
+        evconnlistener_free(listener);
         host.engine->destroy(host.engine, true);
         return 1;
     }

@@ -39,11 +39,17 @@ typedef struct conn {
      * item (the same arguments, rule 3), so no allocate between the notify and
      * the re-call can fail and leave the outcome uncollected. */
     engine_item *parked_item;
-    bool closing; /* QUIT: close once the output is written */
-    bool closed;  /* the client is gone */
+    engine_store_op parked_op;   /* and the operation it was stored with */
+    struct event *durable_timer; /* a parked durable write's timeout */
+    bool answered_early;         /* it ran out: answered, the notify says nothing */
+    bool closing;                /* QUIT: close once the output is written */
+    bool closed;                 /* the client is gone */
     bool xerror, collections, json, tcp_nodelay;
+    bool bucket_selected;     /* SELECT_BUCKET named the bucket */
     bool authed;              /* SASL done (or no users file) */
     bool admin;               /* may change the collections manifest */
+    auth_scram scram;         /* a SCRAM exchange between its two messages */
+    unsigned auth_failures;   /* failed logins; the connection closes at a few */
     struct conn *notify_next; /* in the worker's notify list */
     engine_errc notify_status;
     uint64_t commands;
@@ -66,7 +72,7 @@ typedef struct kvhost {
     uint32_t max_packet; /* bytes of body accepted */
     unsigned max_conns;
     _Atomic unsigned conns;
-    _Atomic uint64_t total_conns, rejected_conns, notifies_dropped;
+    _Atomic uint64_t total_conns, rejected_conns, notifies_dropped, durable_timeouts;
     int idle_timeout_s;
     bool verbose;
     auth_db *users; /* NULL: no authentication (loopback only) */

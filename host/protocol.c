@@ -11,6 +11,7 @@
 #include "kvhost.h"
 
 #include "../common/utf8.h"
+#include "cluster.h"
 
 #include <jansson.h>
 
@@ -62,6 +63,10 @@ enum {
     OP_SASL_LIST_MECHS = 0x20,
     OP_SASL_AUTH = 0x21,
     OP_SASL_STEP = 0x22,
+    OP_SELECT_BUCKET = 0x89,
+    OP_GET_META = 0xa0,
+    OP_GET_CLUSTER_CONFIG = 0xb5,
+    OP_GET_ERROR_MAP = 0xfe,
     OP_SET_MANIFEST = 0xb9,
     OP_GET_MANIFEST = 0xba,
     OP_GET_CID = 0xbb,
@@ -77,7 +82,9 @@ enum {
     ST_NOT_STORED = 0x05,
     ST_DELTA_BADVAL = 0x06,
     ST_NOT_MY_VBUCKET = 0x07,
+    ST_NO_BUCKET = 0x08,
     ST_AUTH_ERROR = 0x20,
+    ST_AUTH_CONTINUE = 0x21,
     ST_EACCESS = 0x24,
     ST_UNKNOWN_COMMAND = 0x81,
     ST_ENOMEM = 0x82,
@@ -89,13 +96,18 @@ enum {
     ST_CANNOT_APPLY_MANIFEST = 0x8a,
     ST_UNKNOWN_SCOPE = 0x8c,
     ST_DURABILITY_INVALID_LEVEL = 0xa0,
+    ST_SYNC_WRITE_AMBIGUOUS = 0xa3,
 };
 
 enum {
-    FEAT_XERROR = 0x07,
     FEAT_TCPNODELAY = 0x03,
+    FEAT_XERROR = 0x07,
+    FEAT_SELECT_BUCKET = 0x08,
     FEAT_JSON = 0x0b,
-    FEAT_COLLECTIONS = 0x12
+    FEAT_ALT_REQUEST = 0x10,
+    FEAT_SYNC_REPLICATION = 0x11,
+    FEAT_COLLECTIONS = 0x12,
+    FEAT_PRESERVE_TTL = 0x14,
 };
 
 #define HEADER_BYTES 24
@@ -110,7 +122,12 @@ typedef struct req {
     /* Decoded key: */
     engine_doc_key dk;
     engine_durability durability;
+    uint16_t durability_timeout_ms; /* 0: none given */
+    bool preserve_expiry;           /* frame info 5: keep the document's expiry */
 } req;
+
+static int parse(conn *c, req *r, uint8_t **pkt);
+static bool parse_frame(conn *c, req *r);
 
 /* ---- responses ---- */
 
@@ -205,6 +222,16 @@ static void send_error_body(conn *c, const req *r, uint16_t st, const char *reas
     free(body);
 }
 
+static void send_json(conn *c, const req *r, uint16_t st, char *json)
+{
+    if (json == NULL) {
+        send_response(c, r, ST_ENOMEM, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return;
+    }
+    send_response(c, r, st, NULL, 0, NULL, 0, json, (uint32_t)strlen(json), 0x01, 0);
+    free(json);
+}
+
 /* An error answer with a wire status: for clients that asked for extended
  * errors, with the engine's reason. Quiet commands answer errors too. */
 static void send_error_status(conn *c, const req *r, uint16_t st)
@@ -222,6 +249,12 @@ static void send_error_status(conn *c, const req *r, uint16_t st)
 
 static void send_error(conn *c, const req *r, engine_errc rc)
 {
+    if (rc == ENGINE_NOT_MY_VBUCKET && (c->json || c->bucket_selected)) {
+        /* A Couchbase client takes the config in the body as its new map. */
+        conn_clear_error(c);
+        send_json(c, r, ST_NOT_MY_VBUCKET, cluster_config_json(true));
+        return;
+    }
     send_error_status(c, r, status_of(c, rc));
 }
 
@@ -250,6 +283,57 @@ static bool durability_refused(conn *c, const req *r, engine_errc rc)
         return true;
     }
     return false;
+}
+
+/* A durable write's outcome is unknown (its batch failed and is retried, or
+ * the engine shut down): sync-write-ambiguous, never temporary_failure, which
+ * clients retry as if nothing had happened. */
+static engine_errc durable_result(conn *c, const req *r, engine_errc rc)
+{
+    if (r->durability != ENGINE_DURABILITY_NONE && rc == ENGINE_TEMPORARY_FAILURE) {
+        send_error_status(c, r, ST_SYNC_WRITE_AMBIGUOUS);
+        return ENGINE_SUCCESS;
+    }
+    return rc;
+}
+
+/* The durability timeout of a parked durable write ran out: answer
+ * sync-write-ambiguous now (the write stays queued and may still reach the
+ * disk); the engine's notify, when it comes, ends the park without a second
+ * answer. */
+static void durable_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn *c = arg;
+    req r;
+    uint8_t *pkt = NULL;
+    if (c->closed || !c->parked || c->answered_early || parse(c, &r, &pkt) != 1)
+        return;
+    conn_clear_error(c);
+    if (c->xerror)
+        send_error_body(c, &r, ST_SYNC_WRITE_AMBIGUOUS,
+                        "the durability timeout passed before the write was on disk; "
+                        "it stays queued and may still be made durable",
+                        NULL);
+    else
+        send_response(c, &r, ST_SYNC_WRITE_AMBIGUOUS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    c->answered_early = true;
+    atomic_fetch_add(&host.durable_timeouts, 1);
+    kvhost_flush(c);
+}
+
+/* Starts the durability timeout of a write that just parked. */
+static void arm_durable_timeout(conn *c, const req *r)
+{
+    if (r->durability == ENGINE_DURABILITY_NONE || r->durability_timeout_ms == 0)
+        return;
+    if (c->durable_timer == NULL)
+        c->durable_timer = evtimer_new(c->w->base, durable_timeout, c);
+    struct timeval tv = {r->durability_timeout_ms / 1000,
+                         (r->durability_timeout_ms % 1000) * 1000};
+    if (c->durable_timer != NULL)
+        evtimer_add(c->durable_timer, &tv);
 }
 
 /* Refuses a packet whose shape is wrong for its command. */
@@ -404,6 +488,34 @@ static engine_errc do_get(conn *c, req *r)
     return ENGINE_SUCCESS;
 }
 
+/* GET_META (the SDK's exists): the metadata of a live document. Extras:
+ * deleted (always 0: a deleted document is not found), flags, expiry (Unix
+ * time, 0 = none), seqno (0: the engine keeps none), and the datatype when
+ * the request asks for version 2. */
+static engine_errc do_get_meta(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    engine_item *it = NULL;
+    engine_errc rc = h->get(h, c, &it, &r->dk, r->vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    uint8_t ext[21];
+    uint32_t deleted = 0, flags = htonl(info.flags),
+             exp = htonl(info.exptime > 0 ? (uint32_t)info.exptime : 0);
+    uint64_t seqno = 0;
+    memcpy(ext, &deleted, 4);
+    memcpy(ext + 4, &flags, 4);
+    memcpy(ext + 8, &exp, 4);
+    memcpy(ext + 12, &seqno, 8);
+    ext[20] = c->json ? info.datatype : 0;
+    bool v2 = r->extlen == 1 && r->extras[0] == 2;
+    send_response(c, r, ST_SUCCESS, ext, v2 ? 21 : 20, NULL, 0, NULL, 0, 0, info.cas);
+    h->release(h, it);
+    return ENGINE_SUCCESS;
+}
+
 static engine_errc do_touch(conn *c, req *r)
 {
     engine_item *it = NULL;
@@ -452,11 +564,34 @@ static engine_errc do_store(conn *c, req *r)
     if (durability_refused(c, r, ENGINE_SUCCESS))
         return ENGINE_SUCCESS;
     uint8_t datatype = c->json ? (r->datatype & 0x01) : 0;
-    uint64_t cas = 0;
+    uint64_t cas = 0, compare = r->cas;
     engine_errc rc = ENGINE_SUCCESS;
+    bool own_compare = false; /* the compare CAS is ours (preserve-expiry) */
     /* The re-call after a would_block passes the item of the first call. */
     engine_item *it = c->parked_item;
     c->parked_item = NULL;
+    if (it != NULL)
+        op = c->parked_op;
+    if (it == NULL && r->preserve_expiry &&
+        (op == ENGINE_STORE_SET || op == ENGINE_STORE_CAS ||
+         op == ENGINE_STORE_REPLACE)) {
+        /* Keep the expiry of the document being replaced: read it, and store
+         * only over that version (its CAS) so a change meanwhile is not
+         * overwritten with a stale expiry. */
+        engine_item *cur = NULL;
+        rc = h->get(h, c, &cur, &r->dk, r->vbucket);
+        if (rc == ENGINE_SUCCESS) {
+            engine_item_info ci;
+            h->get_item_info(h, cur, &ci);
+            exptime = ci.exptime > 0 ? (uint32_t)ci.exptime : 0;
+            own_compare = compare == 0;
+            compare = compare ? compare : ci.cas;
+            op = ENGINE_STORE_CAS;
+            h->release(h, cur);
+        } else if (rc != ENGINE_NO_SUCH_KEY) {
+            return rc; /* would_block (a value read back from disk): run again */
+        }
+    }
     if (it == NULL) {
         rc = h->allocate(h, c, &it, &r->dk, r->valuelen, flags, exptime, datatype,
                          r->vbucket);
@@ -465,17 +600,23 @@ static engine_errc do_store(conn *c, req *r)
         engine_item_info info;
         h->get_item_info(h, it, &info);
         memcpy(info.value.iov_base, r->value, r->valuelen);
-        h->item_set_cas(h, it, r->cas);
+        h->item_set_cas(h, it, compare);
     }
     if (r->durability != ENGINE_DURABILITY_NONE)
-        rc = h->store_durable(h, c, it, &cas, op, r->durability);
+        rc = durable_result(c, r, h->store_durable(h, c, it, &cas, op, r->durability));
     else
         rc = h->store(h, c, it, &cas, op);
     if (rc == ENGINE_WOULD_BLOCK) {
         c->parked_item = it;
+        c->parked_op = op;
         return rc;
     }
     h->release(h, it);
+    if (rc == ENGINE_KEY_EXISTS && own_compare) {
+        /* The document changed between reading its expiry and the store. */
+        conn_clear_error(c);
+        return ENGINE_TEMPORARY_FAILURE;
+    }
     if (durability_refused(c, r, rc))
         return ENGINE_SUCCESS;
     if (rc == ENGINE_NOT_STORED && (op == ENGINE_STORE_REPLACE))
@@ -493,7 +634,9 @@ static engine_errc do_delete(conn *c, req *r)
     if (durability_refused(c, r, ENGINE_SUCCESS))
         return ENGINE_SUCCESS;
     if (r->durability != ENGINE_DURABILITY_NONE)
-        rc = h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability);
+        rc = durable_result(
+            c, r,
+            h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability));
     else
         rc = h->remove(h, c, &r->dk, r->cas, r->vbucket, &cas);
     if (durability_refused(c, r, rc))
@@ -614,6 +757,8 @@ static engine_errc do_stat(conn *c, req *r)
                   atomic_load(&host.rejected_conns));
         host_stat(&s, "notifies_dropped", "%" PRIu64,
                   atomic_load(&host.notifies_dropped));
+        host_stat(&s, "durable_timeouts", "%" PRIu64,
+                  atomic_load(&host.durable_timeouts));
         const char *v = KVHOST_VERSION;
         add_stat("version", 7, v, (uint32_t)strlen(v), &s);
     }
@@ -623,6 +768,27 @@ static engine_errc do_stat(conn *c, req *r)
     return rc;
 }
 
+/* Whether HELLO grants a feature: what kvhost does for every client that asks
+ * (alt_request and sync_replication: flexible framing and durability frames
+ * are taken; select_bucket: the one bucket can be selected). */
+static bool feature_on(uint16_t f)
+{
+    switch (f) {
+    case FEAT_XERROR:
+    case FEAT_JSON:
+    case FEAT_TCPNODELAY:
+    case FEAT_SELECT_BUCKET:
+    case FEAT_ALT_REQUEST:
+    case FEAT_SYNC_REPLICATION:
+    case FEAT_PRESERVE_TTL:
+        return true;
+    case FEAT_COLLECTIONS:
+        return host.info->features & ENGINE_FEATURE_COLLECTIONS;
+    default:
+        return false;
+    }
+}
+
 static engine_errc do_hello(conn *c, req *r)
 {
     uint16_t enabled[16];
@@ -630,31 +796,53 @@ static engine_errc do_hello(conn *c, req *r)
     c->xerror = c->collections = c->json = c->tcp_nodelay = false;
     for (uint32_t i = 0; i + 1 < r->valuelen && n < 16; i += 2) {
         uint16_t f = (uint16_t)(r->value[i] << 8 | r->value[i + 1]);
-        bool on = false;
-        switch (f) {
-        case FEAT_XERROR:
-            on = !c->xerror;
-            c->xerror = true;
-            break;
-        case FEAT_JSON:
-            on = !c->json;
-            c->json = true;
-            break;
-        case FEAT_TCPNODELAY:
-            on = !c->tcp_nodelay;
-            c->tcp_nodelay = true;
-            break;
-        case FEAT_COLLECTIONS:
-            on = !c->collections && (host.info->features & ENGINE_FEATURE_COLLECTIONS);
-            c->collections = c->collections || on;
-            break;
-        default:
-            break;
-        }
-        if (on)
-            enabled[n++] = htons(f);
+        bool dup = false;
+        for (size_t k = 0; k < n; k++)
+            dup = dup || enabled[k] == htons(f);
+        if (dup || !feature_on(f))
+            continue;
+        enabled[n++] = htons(f);
+        c->xerror = c->xerror || f == FEAT_XERROR;
+        c->json = c->json || f == FEAT_JSON;
+        c->tcp_nodelay = c->tcp_nodelay || f == FEAT_TCPNODELAY;
+        c->collections = c->collections || f == FEAT_COLLECTIONS;
     }
     send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, enabled, (uint32_t)(n * 2), 0, 0);
+    return ENGINE_SUCCESS;
+}
+
+/* ---- the SDK's bootstrap: bucket, config, error map ---- */
+
+/* One bucket: its name selects it; another is no_access. Without a select,
+ * data commands use it anyway (memcached clients never select). */
+static engine_errc do_select_bucket(conn *c, req *r)
+{
+    const char *b = cluster_bucket();
+    if (r->keylen != strlen(b) || memcmp(r->key, b, r->keylen) != 0) {
+        conn_clear_error(c);
+        send_response(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return ENGINE_SUCCESS;
+    }
+    c->bucket_selected = true;
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    return ENGINE_SUCCESS;
+}
+
+/* The bucket config once a bucket is selected, else the cluster's. */
+static engine_errc do_cluster_config(conn *c, req *r)
+{
+    send_json(c, r, ST_SUCCESS, cluster_config_json(c->bucket_selected));
+    return ENGINE_SUCCESS;
+}
+
+static engine_errc do_error_map(conn *c, req *r)
+{
+    uint16_t version = r->valuelen == 2 ? (uint16_t)(r->value[0] << 8 | r->value[1]) : 0;
+    if (version == 0) {
+        invalid(c, r, "the error map version is a 2-byte value of 1 or more");
+        return ENGINE_SUCCESS;
+    }
+    send_json(c, r, ST_SUCCESS, cluster_error_map_json(version > 2 ? 2 : version));
     return ENGINE_SUCCESS;
 }
 
@@ -704,44 +892,97 @@ static engine_errc do_collections(conn *c, req *r)
 
 /* ---- SASL ---- */
 
+/* Failed logins a connection may make before it is closed. */
+#define AUTH_FAILURES_MAX 3
+
+static void sasl_refused(conn *c, const req *r)
+{
+    atomic_fetch_add(&host.auth_failures, 1);
+    auth_scram_clear(&c->scram);
+    c->authed = host.users == NULL;
+    c->admin = false;
+    send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
+    if (++c->auth_failures >= AUTH_FAILURES_MAX)
+        c->closing = true; /* answered, then closed */
+}
+
+static void sasl_accepted(conn *c, const req *r, const auth_user *u, const char *value)
+{
+    c->authed = true;
+    c->admin = u == NULL || u->admin; /* no users file: loopback, open */
+    c->auth_failures = 0;
+    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, value, (uint32_t)strlen(value), 0,
+                  0);
+}
+
+/* PLAIN: [authzid] NUL user NUL password. */
+static const auth_user *sasl_plain(const req *r)
+{
+    const char *v = (const char *)r->value, *end = v + r->valuelen;
+    const char *nul1 = memchr(v, 0, r->valuelen);
+    const char *nul2 = nul1 ? memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1)) : NULL;
+    if (nul2 == NULL)
+        return NULL;
+    return auth_check_plain(host.users, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
+                            (size_t)(end - nul2 - 1));
+}
+
+/* SASL_LIST_MECHS, SASL_AUTH and SASL_STEP. Without a users file (loopback
+ * only) every login succeeds at once, whatever the mechanism. One exchange
+ * at a time per connection: a new SASL_AUTH forgets an unfinished one. A
+ * failure says only "auth error", whatever was wrong. */
 static engine_errc do_sasl(conn *c, req *r)
 {
     if (r->opcode == OP_SASL_LIST_MECHS) {
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, "PLAIN", 5, 0, 0);
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, AUTH_MECHANISMS,
+                      (uint32_t)strlen(AUTH_MECHANISMS), 0, 0);
         return ENGINE_SUCCESS;
     }
-    bool ok = false;
+    auth_mech mech = auth_mech_named((const char *)r->key, r->keylen);
+    if (mech == AUTH_UNKNOWN || r->valuelen > AUTH_MAX_PAYLOAD) {
+        sasl_refused(c, r);
+        return ENGINE_SUCCESS;
+    }
+    if (host.users == NULL) {
+        auth_scram_clear(&c->scram);
+        sasl_accepted(c, r, NULL, "Authenticated");
+        return ENGINE_SUCCESS;
+    }
+    char reply[512];
     const auth_user *u = NULL;
-    if (r->opcode == OP_SASL_AUTH && host.users != NULL && r->keylen == 5 &&
-        memcmp(r->key, "PLAIN", 5) == 0) {
-        /* PLAIN: [authzid] NUL user NUL password */
-        const char *v = (const char *)r->value, *end = v + r->valuelen;
-        const char *nul1 = memchr(v, 0, r->valuelen);
-        const char *nul2 = nul1 ? memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1)) : NULL;
-        if (nul2 != NULL) {
-            u = auth_check(host.users, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
-                           (size_t)(end - nul2 - 1));
-            ok = u != NULL;
-        }
+    if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN) {
+        auth_scram_clear(&c->scram);
+        u = sasl_plain(r);
+        if (u == NULL)
+            sasl_refused(c, r);
+        else
+            sasl_accepted(c, r, u, "Authenticated");
+    } else if (r->opcode == OP_SASL_AUTH) {
+        if (auth_scram_start(host.users, &c->scram, mech, (const char *)r->value,
+                             r->valuelen, reply, sizeof(reply)) != 0)
+            sasl_refused(c, r);
+        else
+            send_response(c, r, ST_AUTH_CONTINUE, NULL, 0, NULL, 0, reply,
+                          (uint32_t)strlen(reply), 0, 0);
+    } else if (!c->scram.active || c->scram.mech != mech ||
+               auth_scram_finish(&c->scram, (const char *)r->value, r->valuelen, reply,
+                                 sizeof(reply), &u) != 0) {
+        sasl_refused(c, r);
+    } else {
+        sasl_accepted(c, r, u, reply);
     }
-    if (!ok) {
-        atomic_fetch_add(&host.auth_failures, 1);
-        c->authed = host.users == NULL;
-        c->admin = false;
-        send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
-        return ENGINE_SUCCESS;
-    }
-    c->authed = true;
-    c->admin = u->admin;
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, "Authenticated", 13, 0, 0);
     return ENGINE_SUCCESS;
 }
 
 /* ---- dispatch ---- */
 
+/* Extras lengths a command takes besides one fixed length. */
+#define EXT_0_OR_4 (-1)
+#define EXT_0_OR_1 (-2)
+
 typedef struct command {
     handler fn;
-    int extlen;    /* required extras length, -1 = any of allowed */
+    int extlen;    /* required extras length, or EXT_0_OR_4 / EXT_0_OR_1 */
     bool key;      /* needs a key (decoded for collections) */
     bool value_ok; /* may carry a value */
 } command;
@@ -786,7 +1027,8 @@ static const command *command_of(uint8_t op)
     static const command del = {do_delete, 0, true, false};
     static const command arith = {do_arith, 20, true, false};
     static const command quit = {do_quit, 0, false, false};
-    static const command flush = {do_flush, -1, false, false};
+    static const command flush = {do_flush, EXT_0_OR_4, false, false};
+    static const command get_meta = {do_get_meta, EXT_0_OR_1, true, false};
     static const command noop = {do_noop, 0, false, false};
     static const command version = {do_version, 0, false, false};
     static const command stat = {do_stat, 0, false, false};
@@ -797,6 +1039,9 @@ static const command *command_of(uint8_t op)
     static const command get_manifest = {do_collections, 0, false, false};
     static const command ids = {do_collections, 0, false, true};
     static const command sasl = {do_sasl, 0, false, true};
+    static const command select_bucket = {do_select_bucket, 0, false, false};
+    static const command cluster_config = {do_cluster_config, 0, false, false};
+    static const command error_map = {do_error_map, 0, false, true};
     switch (op) {
     case OP_GET:
     case OP_GETQ:
@@ -853,6 +1098,14 @@ static const command *command_of(uint8_t op)
     case OP_SASL_AUTH:
     case OP_SASL_STEP:
         return &sasl;
+    case OP_SELECT_BUCKET:
+        return &select_bucket;
+    case OP_GET_META:
+        return &get_meta;
+    case OP_GET_CLUSTER_CONFIG:
+        return &cluster_config;
+    case OP_GET_ERROR_MAP:
+        return &error_map;
     default:
         return NULL;
     }
@@ -862,6 +1115,8 @@ static const command *command_of(uint8_t op)
 static bool parse_frame(conn *c, req *r)
 {
     r->durability = ENGINE_DURABILITY_NONE;
+    r->durability_timeout_ms = 0;
+    r->preserve_expiry = false;
     for (uint8_t i = 0; i < r->framelen;) {
         uint8_t id = r->frame[i] >> 4, len = r->frame[i] & 0x0f;
         i++;
@@ -882,6 +1137,20 @@ static bool parse_frame(conn *c, req *r)
             /* One node: majority is memory; the persist levels mean the disk. */
             r->durability =
                 level >= 2 ? ENGINE_DURABILITY_PERSIST : ENGINE_DURABILITY_NONE;
+            if (len == 3) {
+                uint16_t t = (uint16_t)(r->frame[i + 1] << 8 | r->frame[i + 2]);
+                if (t == 0 || t == 0xffff) {
+                    invalid(c, r, "a durability timeout of 0 or 0xffff is not valid");
+                    return false;
+                }
+                r->durability_timeout_ms = t;
+            }
+        } else if (id == 5) { /* preserve expiry */
+            if (len != 0) {
+                invalid(c, r, "the preserve-expiry frame info has no value");
+                return false;
+            }
+            r->preserve_expiry = true;
         }
         i = (uint8_t)(i + len);
     }
@@ -899,10 +1168,12 @@ static bool execute(conn *c, req *r)
         send_response(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
-    bool ext_ok = cmd->extlen < 0 ? (r->extlen == 0 || r->extlen == 4)
-                                  : r->extlen == cmd->extlen ||
-                                        (cmd->fn == do_store && r->opcode >= OP_APPEND &&
-                                         r->extlen == 0);
+    bool ext_ok =
+        cmd->extlen == EXT_0_OR_1 ? r->extlen <= 1
+        : cmd->extlen == EXT_0_OR_4
+            ? (r->extlen == 0 || r->extlen == 4)
+            : r->extlen == cmd->extlen ||
+                  (cmd->fn == do_store && r->opcode >= OP_APPEND && r->extlen == 0);
     if (!ext_ok || (cmd->key && r->keylen == 0) ||
         (!cmd->value_ok && r->valuelen != 0 && r->opcode != OP_STAT)) {
         invalid(c, r, "wrong extras, key or value for this command");
@@ -925,8 +1196,10 @@ static bool execute(conn *c, req *r)
     if (cmd->key && !decode_key(c, r))
         return true;
     engine_errc rc = cmd->fn(c, r);
-    if (rc == ENGINE_WOULD_BLOCK)
+    if (rc == ENGINE_WOULD_BLOCK) {
+        arm_durable_timeout(c, r);
         return false;
+    }
     conn_drop_parked_item(c); /* a store finished: its item is released already */
     if (rc != ENGINE_SUCCESS) {
         bool silent =
@@ -961,6 +1234,8 @@ static int parse(conn *c, req *r, uint8_t **pkt)
         r->keylen = (uint16_t)(h[2] << 8 | h[3]);
     }
     r->durability = ENGINE_DURABILITY_NONE; /* flexible framing may ask for more */
+    r->durability_timeout_ms = 0;
+    r->preserve_expiry = false;
     r->extlen = h[4];
     r->datatype = h[5];
     r->vbucket = (uint16_t)(h[6] << 8 | h[7]);
@@ -1019,14 +1294,27 @@ void protocol_resume(conn *c, engine_errc status)
         return;
     }
     c->parked = false;
-    if (status == ENGINE_SUCCESS) {
+    if (c->durable_timer != NULL)
+        evtimer_del(c->durable_timer);
+    if (c->answered_early) {
+        /* Answered at its durability timeout: the outcome goes unsaid (a
+         * success stays with the engine until another request, rule 7). */
+        c->answered_early = false;
+        conn_drop_parked_item(c);
+        conn_clear_error(c);
+    } else if (status == ENGINE_SUCCESS) {
         if (!execute(c, &r)) {
             c->parked = true;
             return;
         }
     } else {
         conn_drop_parked_item(c); /* no re-call: the status is the answer */
-        send_error(c, &r, status);
+        if (r.magic == MAGIC_ALT_REQ)
+            parse_frame(c, &r); /* checked when the command first ran */
+        if (r.durability != ENGINE_DURABILITY_NONE && status == ENGINE_TEMPORARY_FAILURE)
+            send_error_status(c, &r, ST_SYNC_WRITE_AMBIGUOUS);
+        else
+            send_error(c, &r, status);
     }
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
     protocol_read(c); /* what the client sent meanwhile */

@@ -1,8 +1,9 @@
 # deps.sh - sourced by the scripts: installs what building ep-engine needs on
 # Debian when it is missing (as root, with apt-get), or says what to install.
 # Packages: the build (meson, ninja, pkg-config, a C compiler), check
-# (conformance and unit tests), libevent and jansson (kvhost). Callers may ask
-# for more by name (the host tests' real clients).
+# (conformance and unit tests), jansson (the engine and kvhost), libevent and
+# libcrypto (kvhost). Callers may ask for more by name (the host tests' real
+# clients).
 
 ep_need_packages() {
     local missing=()
@@ -13,11 +14,12 @@ ep_need_packages() {
     pkg-config --exists check 2>/dev/null || missing+=(check)
     pkg-config --exists libevent_pthreads 2>/dev/null || missing+=(libevent-dev)
     pkg-config --exists jansson 2>/dev/null || missing+=(libjansson-dev)
+    pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
     missing+=("$@")
     local really=()
     for p in "${missing[@]}"; do
         case "$p" in
-        meson | ninja-build | pkg-config | gcc | check | libevent-dev | libjansson-dev)
+        meson | ninja-build | pkg-config | gcc | check | libevent-dev | libjansson-dev | libssl-dev)
             really+=("$p") ;;
         *) dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
             really+=("$p") ;;

@@ -8,6 +8,9 @@ every command, the LEB128 collection keys of PROTOCOL.md (exact bytes), the
 error mappings and bodies, malformed input, durable writes across a restart,
 and the real clients from libmemcached-tools. Ends with "N passed, N failed".
 """
+import base64
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -776,12 +779,18 @@ def sasl_plain(srv):
                 break
             except OSError:
                 time.sleep(0.01)
-        check(c.call(0x20)["value"] == b"PLAIN", "list mechs")
+        check(c.call(0x20)["value"] == b"SCRAM-SHA512 SCRAM-SHA256 SCRAM-SHA1 PLAIN",
+              "list mechs")
         check(c.call(0x0A)["status"] == SUCCESS, "noop before auth")
         check(c.call(0x00, key=b"k")["status"] == 0x20, "get before auth refused")
         check(c.call(0x21, key=b"PLAIN", value=b"\0bob\0wrong")["status"] == 0x20, "bad password")
         check(c.call(0x21, key=b"PLAIN", value=b"\0nobody\0builder")["status"] == 0x20, "unknown user")
-        check(c.call(0x21, key=b"PLAIN", value=b"garbage")["status"] == 0x20, "malformed PLAIN")
+        # A third failure on one connection closes it after the answer.
+        m = Client(s.port)
+        for what in (b"garbage", b"\0bob\0x", b"\0bob\0y"):
+            check(m.call(0x21, key=b"PLAIN", value=what)["status"] == 0x20, "refused")
+        check(m.s.recv(1) == b"", "closed after three failed logins")
+        m.close()
         check(c.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"] == SUCCESS, "bob")
         while c.get(b"k")[0] == 0x86:
             time.sleep(0.01)  # warmup
@@ -797,6 +806,92 @@ def sasl_plain(srv):
         check(r.returncode != 0, "memcping with a wrong password fails")
         c.close()
         a.close()
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def scram_login(c, mech, user, password, nonce="f3 Kx! q~9", tamper=False):
+    """A SCRAM client (RFC 5802/7677) over kvhost's SASL commands; returns the
+    final status and whether the server's signature checked out."""
+    algo = {"SCRAM-SHA512": "sha512", "SCRAM-SHA256": "sha256", "SCRAM-SHA1": "sha1"}[mech]
+    bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"), nonce)
+    r = c.call(0x21, key=mech.encode(), value=("n,," + bare).encode())
+    if r["status"] != 0x21:
+        return r["status"], False
+    first = r["value"].decode()
+    fields = dict(f.split("=", 1) for f in first.split(","))
+    check(fields["r"].startswith(nonce) and len(fields["r"]) > len(nonce), "server nonce")
+    salted = hashlib.pbkdf2_hmac(algo, password.encode(), base64.b64decode(fields["s"]),
+                                 int(fields["i"]))
+    client_key = hmac.new(salted, b"Client Key", algo).digest()
+    stored = hashlib.new(algo, client_key).digest()
+    without = "c=biws,r=" + fields["r"]
+    auth_message = ",".join([bare, first, without]).encode()
+    signature = hmac.new(stored, auth_message, algo).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, signature))
+    if tamper:
+        proof = bytes([proof[0] ^ 1]) + proof[1:]
+    r = c.call(0x22, key=mech.encode(),
+               value=(without + ",p=" + base64.b64encode(proof).decode()).encode())
+    server_key = hmac.new(salted, b"Server Key", algo).digest()
+    want_v = b"v=" + base64.b64encode(hmac.new(server_key, auth_message, algo).digest())
+    return r["status"], r["value"] == want_v
+
+
+@test
+def sasl_scram(srv):
+    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                        "kvhost-user")
+    d = tempfile.mkdtemp(prefix="kvhost_scram.")
+    users = os.path.join(d, "users")
+    env = dict(os.environ, KVHOST_PASSWORD="p=a,ss wörd")
+    check(subprocess.run([sys.executable, tool, users, "carol", "--iterations", "20000"],
+                         env=env, capture_output=True).returncode == 0, "kvhost-user")
+    with open(users) as f:
+        line = f.read()
+    check("p=a,ss" not in line and "SHA512=20000," in line and "SHA1=20000," in line,
+          "stored keys only, iterations raised: %s" % line[:80])
+    s = Server(os.path.join(d, "data"))
+    os.mkdir(s.datadir)
+    s.proc = subprocess.Popen([KVHOST, "-e", ENGINE, "-p", str(s.port), "-d", s.datadir,
+                               "-U", users], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    try:
+        for _ in range(500):
+            try:
+                Client(s.port).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        for mech in ("SCRAM-SHA512", "SCRAM-SHA256", "SCRAM-SHA1"):
+            c = Client(s.port)
+            st, signed = scram_login(c, mech, "carol", "p=a,ss wörd")
+            check(st == SUCCESS and signed, "%s: 0x%x, server signature %s" % (mech, st, signed))
+            check(c.call(0x0A)["status"] == SUCCESS, "served")
+            c.close()
+            c = Client(s.port)
+            check(scram_login(c, mech, "carol", "wrong")[0] == 0x20, "%s wrong password" % mech)
+            check(scram_login(c, mech, "carol", "p=a,ss wörd", tamper=True)[0] == 0x20,
+                  "%s tampered proof" % mech)
+            c.close()
+        # An unknown user gets a salt and a count like a real one, then an auth error.
+        c = Client(s.port)
+        r = c.call(0x21, key=b"SCRAM-SHA512", value=b"n,,n=nobody,r=abc")
+        check(r["status"] == 0x21 and b",s=" in r["value"] and b",i=15000" in r["value"],
+              "unknown user: %r" % r)
+        check(c.call(0x22, key=b"SCRAM-SHA512", value=b"c=biws,r=x,p=AAAA")["status"] == 0x20,
+              "unknown user refused")
+        # A nonce with a comma, a step without a start, channel binding: refused.
+        check(c.call(0x21, key=b"SCRAM-SHA256", value=b"n,,n=carol,r=a,b,c")["status"] == 0x21,
+              "extensions after the nonce are allowed")
+        c.close()
+        c = Client(s.port)
+        check(c.call(0x22, key=b"SCRAM-SHA256", value=b"c=biws,r=x,p=AAAA")["status"] == 0x20,
+              "a step without a start")
+        check(c.call(0x21, key=b"SCRAM-SHA256", value=b"p=tls-unique,,n=carol,r=x")["status"]
+              == 0x20, "channel binding refused")
+        c.close()
     finally:
         s.stop()
         shutil.rmtree(d, ignore_errors=True)

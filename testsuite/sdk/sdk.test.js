@@ -1,0 +1,269 @@
+// sdk.test.js - the official Couchbase Node.js SDK (couchbase 4.7.1, its
+// stock connection string) against kvhost and ep_engine: bootstrap, SASL,
+// KV in the default and in a named collection, durability, and errors.
+//
+//   KVHOST=... ENGINE=... node --test testsuite/sdk/
+//
+// Every server runs on 127.0.0.1 on a free port with a fresh data directory,
+// and is stopped at the end.
+'use strict'
+
+const test = require('node:test')
+const assert = require('node:assert')
+const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const couchbase = require('couchbase')
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const KVHOST = process.env.KVHOST
+const ENGINE = process.env.ENGINE
+const PASSWORD = 'sdk password'
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const port = s.address().port
+      s.close(() => resolve(port))
+    })
+    s.on('error', reject)
+  })
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+// A kvhost on loopback; users: a users file path or null (open, loopback).
+class Server {
+  constructor(opts) {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvhost_sdk.'))
+    this.data = opts.data === false ? null : path.join(this.dir, 'data')
+    this.users = opts.users ? path.join(this.dir, 'users') : null
+    this.config = opts.config || ''
+  }
+
+  async start() {
+    if (this.users && !fs.existsSync(this.users)) {
+      for (const [name, admin] of [['alice', true], ['bob', false]]) {
+        const r = spawnSync('python3', [path.join(ROOT, 'scripts', 'kvhost-user'),
+          this.users, name].concat(admin ? ['--admin'] : []),
+        { env: { ...process.env, KVHOST_PASSWORD: PASSWORD } })
+        assert.strictEqual(r.status, 0, String(r.stderr))
+      }
+    }
+    this.port = this.port || (await freePort())
+    const args = ['-e', ENGINE, '-p', String(this.port), '-t', '2']
+    if (this.data) args.push('-d', this.data)
+    if (this.users) args.push('-U', this.users)
+    if (this.config) args.push('-c', this.config)
+    this.proc = spawn(KVHOST, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+    this.stderr = ''
+    this.proc.stderr.on('data', (d) => { this.stderr += d })
+    for (let i = 0; i < 500; i++) {
+      if (await this.accepting()) return this
+      await sleep(10)
+    }
+    throw new Error('kvhost did not start: ' + this.stderr)
+  }
+
+  accepting() {
+    return new Promise((resolve) => {
+      const s = net.connect(this.port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+      s.on('error', () => resolve(false))
+    })
+  }
+
+  url(query) {
+    return `couchbase://127.0.0.1:${this.port}` + (query ? '?' + query : '')
+  }
+
+  collections(...args) {
+    const cred = this.users ? ['-u', 'alice', '-p', PASSWORD] : []
+    const r = spawnSync('python3', [path.join(ROOT, 'scripts', 'ep-collections'), '-s',
+      `127.0.0.1:${this.port}`, ...cred, ...args])
+    assert.strictEqual(r.status, 0, String(r.stderr) + String(r.stdout))
+  }
+
+  async kill9() {
+    const exited = new Promise((r) => this.proc.on('exit', r))
+    this.proc.kill('SIGKILL')
+    await exited
+  }
+
+  async stop() {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((r) => this.proc.on('exit', r))
+      this.proc.kill('SIGTERM')
+      await exited
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}
+
+const TIMEOUTS = { kvTimeout: 5000, kvDurableTimeout: 5000, connectTimeout: 10000 }
+
+async function connect(server, opts = {}) {
+  return couchbase.connect(server.url(opts.query), {
+    username: opts.username || 'alice',
+    password: opts.password || PASSWORD,
+    timeouts: TIMEOUTS,
+  })
+}
+
+test('with a users file', async (t) => {
+  const server = await new Server({ users: true }).start()
+  t.after(() => server.stop())
+
+  for (const mech of [null, 'PLAIN', 'SCRAM-SHA512', 'SCRAM-SHA256', 'SCRAM-SHA1']) {
+    await t.test(`connect with ${mech || 'the default (SCRAM-SHA512)'}`, async () => {
+      const cluster = await connect(server, {
+        query: mech && `allowed_sasl_mechanisms=${mech}`, username: 'bob',
+      })
+      const coll = cluster.bucket('default').defaultCollection()
+      await coll.upsert('login-' + (mech || 'default'), { by: mech })
+      const r = await coll.get('login-' + (mech || 'default'))
+      assert.deepStrictEqual(r.content, { by: mech })
+      await cluster.close()
+    })
+  }
+
+  await t.test('a wrong password is an authentication failure', async () => {
+    await assert.rejects(connect(server, { password: 'wrong' }),
+      couchbase.AuthenticationFailureError)
+    await assert.rejects(connect(server, { username: 'nobody' }),
+      couchbase.AuthenticationFailureError)
+  })
+
+  await t.test('a missing bucket is BucketNotFound', async () => {
+    const cluster = await connect(server)
+    const coll = cluster.bucket('nosuchbucket').defaultCollection()
+    let err
+    for (let i = 0; i < 20; i++) {
+      try {
+        await coll.get('x', { timeout: 500 })
+      } catch (e) {
+        err = e
+        if (e instanceof couchbase.BucketNotFoundError) break
+      }
+    }
+    assert.ok(err instanceof couchbase.BucketNotFoundError, String(err))
+    await cluster.close()
+  })
+
+  server.collections('create', 'app')
+  server.collections('create', 'app.users')
+  const cluster = await connect(server)
+  t.after(() => cluster.close())
+  const bucket = cluster.bucket('default')
+
+  for (const [name, coll] of [['_default._default', bucket.defaultCollection()],
+    ['app.users', bucket.scope('app').collection('users')]]) {
+    await t.test(`KV in ${name}`, async () => {
+      const up = await coll.upsert('doc', { name: 'ann', n: 1 })
+      assert.ok(up.cas)
+      const got = await coll.get('doc')
+      assert.deepStrictEqual(got.content, { name: 'ann', n: 1 })
+      assert.strictEqual(String(got.cas), String(up.cas))
+      await assert.rejects(coll.insert('doc', {}), couchbase.DocumentExistsError)
+      await coll.insert('fresh', 'new')
+      const rep = await coll.replace('doc', { name: 'ann', n: 2 }, { cas: got.cas })
+      await assert.rejects(coll.replace('doc', { n: 3 }, { cas: got.cas }),
+        couchbase.CasMismatchError)
+      assert.deepStrictEqual((await coll.get('doc')).content, { name: 'ann', n: 2 })
+      assert.ok(rep.cas)
+
+      const ex = await coll.exists('doc')
+      assert.strictEqual(ex.exists, true)
+      assert.strictEqual((await coll.exists('never')).exists, false)
+
+      await coll.touch('doc', 3600)
+      const gat = await coll.getAndTouch('doc', 7200)
+      assert.deepStrictEqual(gat.content, { name: 'ann', n: 2 })
+
+      await coll.upsert('counter', '10')
+      const inc = await coll.binary().increment('counter', 5)
+      assert.strictEqual(Number(inc.value), 15)
+      const created = await coll.binary().increment('made', 1, { initial: 7 })
+      assert.strictEqual(Number(created.value), 7)
+      await coll.upsert('text', 'abc', { transcoder: new couchbase.RawStringTranscoder() })
+      await coll.binary().append('text', 'def')
+      const text = await coll.get('text', { transcoder: new couchbase.RawStringTranscoder() })
+      assert.strictEqual(text.content, 'abcdef')
+
+      await coll.remove('doc')
+      await assert.rejects(coll.get('doc'), couchbase.DocumentNotFoundError)
+      await assert.rejects(coll.remove('doc'), couchbase.DocumentNotFoundError)
+    })
+  }
+
+  await t.test('preserve expiry keeps the document\'s expiry', async () => {
+    const coll = bucket.defaultCollection()
+    await coll.upsert('kept', 'v1', { expiry: 2 })
+    await coll.upsert('kept', 'v2', { preserveExpiry: true })
+    await coll.upsert('reset', 'v1', { expiry: 2 })
+    await coll.upsert('reset', 'v2')
+    assert.strictEqual((await coll.get('kept')).content, 'v2')
+    await sleep(3100)
+    await assert.rejects(coll.get('kept'), couchbase.DocumentNotFoundError)
+    assert.strictEqual((await coll.get('reset')).content, 'v2')
+  })
+
+  await t.test('1,000 upserts and gets from concurrent promises', async () => {
+    const coll = bucket.scope('app').collection('users')
+    const keys = Array.from({ length: 1000 }, (_, i) => `many-${i}`)
+    await Promise.all(keys.map((k, i) => coll.upsert(k, { i })))
+    const got = await Promise.all(keys.map((k) => coll.get(k)))
+    got.forEach((r, i) => assert.deepStrictEqual(r.content, { i }))
+  })
+
+  await t.test('a dropped collection is not found', async () => {
+    server.collections('create', 'app.temp')
+    const coll = bucket.scope('app').collection('temp')
+    await coll.upsert('x', 1)
+    server.collections('drop', 'app.temp')
+    const err = await coll.get('x', { timeout: 2000 }).catch((e) => e)
+    assert.ok(err instanceof couchbase.CollectionNotFoundError, String(err))
+  })
+})
+
+test('durable writes are on disk when acknowledged', async (t) => {
+  const server = await new Server({ users: true }).start()
+  t.after(() => server.stop())
+  server.collections('create', 'app')
+  server.collections('create', 'app.orders')
+  let cluster = await connect(server)
+  let coll = cluster.bucket('default').scope('app').collection('orders')
+  const levels = [couchbase.DurabilityLevel.PersistToMajority,
+    couchbase.DurabilityLevel.MajorityAndPersistOnMaster]
+  for (const [i, level] of levels.entries()) {
+    await coll.upsert(`durable-${i}`, { level: i }, { durabilityLevel: level })
+  }
+  await coll.remove('durable-0', { durabilityLevel: levels[0] })
+  await coll.upsert('durable-0', { level: 'again' }, { durabilityLevel: levels[0] })
+  await server.kill9() // right after the acknowledgements
+  await cluster.close().catch(() => {})
+  await server.start()
+  cluster = await connect(server)
+  coll = cluster.bucket('default').scope('app').collection('orders')
+  assert.deepStrictEqual((await coll.get('durable-0')).content, { level: 'again' })
+  assert.deepStrictEqual((await coll.get('durable-1')).content, { level: 1 })
+  await cluster.close()
+})
+
+test('without a users file: loopback, any login, no durability without disk', async (t) => {
+  const server = await new Server({ users: false, data: false }).start()
+  t.after(() => server.stop())
+  const cluster = await connect(server, { username: 'anyone', password: 'anything' })
+  t.after(() => cluster.close())
+  const coll = cluster.bucket('default').defaultCollection()
+  await coll.upsert('open', 'door')
+  assert.strictEqual((await coll.get('open')).content, 'door')
+  await assert.rejects(
+    coll.upsert('durable', 'x', { durabilityLevel: couchbase.DurabilityLevel.PersistToMajority }),
+    couchbase.DurabilityLevelNotAvailableError)
+  await assert.rejects(coll.get('durable'), couchbase.DocumentNotFoundError)
+})
