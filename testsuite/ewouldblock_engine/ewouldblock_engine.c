@@ -13,8 +13,9 @@
  *                       (the host must not re-call); fail: return it directly
  *   ewb_every=N         status / never / fail: only every Nth call (default 1)
  *   ewb_only=N          only the Nth call (counting the calls of ewb_ops)
- *   ewb_ops=LIST        which calls: manifest,get,store,remove,allocate (default
- *                       manifest; allocate takes fail only)
+ *   ewb_ops=LIST        which calls: manifest,get,store,remove,allocate,durable
+ *                       (default manifest; allocate takes fail only; durable is
+ *                       store_durable and remove_durable, with ewb_version=2)
  *   ewb_version=N       the interface it offers: 1 (default: poses as an engine
  *                       without durable writes) or 2 (passes durable writes and
  *                       vbucket states through, not interposed). Set at
@@ -36,7 +37,14 @@
 #include <unistd.h>
 
 enum mode { M_PASS, M_DELAY, M_STATUS, M_NEVER, M_FAIL };
-enum { OP_MANIFEST = 1, OP_GET = 2, OP_STORE = 4, OP_REMOVE = 8, OP_ALLOCATE = 16 };
+enum {
+    OP_MANIFEST = 1,
+    OP_GET = 2,
+    OP_STORE = 4,
+    OP_REMOVE = 8,
+    OP_ALLOCATE = 16,
+    OP_DURABLE = 32
+};
 
 typedef struct ewb {
     engine_handle vt; /* first */
@@ -181,14 +189,15 @@ static engine_errc w_allocate(engine_handle *h, const void *cookie, engine_item 
 static engine_errc w_store_durable(engine_handle *h, const void *cookie, engine_item *it,
                                    uint64_t *cas, engine_store_op op, engine_durability d)
 {
-    return E(h)->real->store_durable(E(h)->real, cookie, it, cas, op, d);
+    PASS(OP_DURABLE, E(h)->real->store_durable(E(h)->real, cookie, it, cas, op, d));
 }
 
 static engine_errc w_remove_durable(engine_handle *h, const void *cookie,
                                     const engine_doc_key *key, uint64_t cas, uint16_t vb,
                                     uint64_t *cas_out, engine_durability d)
 {
-    return E(h)->real->remove_durable(E(h)->real, cookie, key, cas, vb, cas_out, d);
+    PASS(OP_DURABLE,
+         E(h)->real->remove_durable(E(h)->real, cookie, key, cas, vb, cas_out, d));
 }
 
 static engine_errc w_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vb,
@@ -322,7 +331,8 @@ static int parse_config(ewb *e, const char *config, char *path, size_t pathlen,
                      (strstr(v, "get") ? OP_GET : 0) |
                      (strstr(v, "store") ? OP_STORE : 0) |
                      (strstr(v, "remove") ? OP_REMOVE : 0) |
-                     (strstr(v, "allocate") ? OP_ALLOCATE : 0);
+                     (strstr(v, "allocate") ? OP_ALLOCATE : 0) |
+                     (strstr(v, "durable") ? OP_DURABLE : 0);
         } else {
             size_t used = strlen(rest);
             snprintf(rest + used, restlen - used, "%s%s", used ? ";" : "", kv);

@@ -621,6 +621,12 @@ def departed_durable_clients(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
+def durable_set_frame(c, key, value, frame):
+    c.send(0x01, key=key, value=value, extras=struct.pack(">II", 0, 0), magic=0x08,
+           frame=frame)
+    return c.recv()
+
+
 def host_stat(port, name):
     c = Client(port)
     c.send(0x10)
@@ -892,6 +898,112 @@ def sasl_scram(srv):
         check(c.call(0x21, key=b"SCRAM-SHA256", value=b"p=tls-unique,,n=carol,r=x")["status"]
               == 0x20, "channel binding refused")
         c.close()
+    finally:
+        s.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@test
+def sdk_bootstrap_commands(srv):
+    c = Client(srv.port)
+    got = c.hello(0x07, 0x0B, 0x08, 0x10, 0x11, 0x12, 0x14, 0x06, 0x0C)
+    check(sorted(got) == [0x07, 0x08, 0x0B, 0x10, 0x11, 0x12, 0x14],
+          "granted only what is true: %r" % got)
+    # The error map, versions 1 and 2 (a higher one gets 2).
+    for version, want in ((1, 1), (2, 2), (9, 2)):
+        r = c.call(0xFE, value=struct.pack(">H", version))
+        check(r["status"] == SUCCESS and r["datatype"] & 1, "error map v%d" % version)
+        m = json.loads(r["value"])
+        check(m["version"] == want and m["revision"] >= 1, "version %r" % m["version"])
+        for code in ("0", "1", "7", "86", "88", "a0", "a3"):
+            check(code in m["errors"] and m["errors"][code]["name"], "status %s listed" % code)
+        check("retry-later" in m["errors"]["86"]["attrs"], "a temporary failure is retried")
+        check("fetch-config" in m["errors"]["7"]["attrs"], "not my vbucket fetches a config")
+    check(c.call(0xFE)["status"] == EINVAL, "an error map without a version")
+    # The cluster config before a bucket is selected: no name, no vbucket map.
+    r = c.call(0xB5)
+    cluster = json.loads(r["value"])
+    check(r["status"] == SUCCESS and "name" not in cluster and
+          "vBucketServerMap" not in cluster, "cluster-level config: %r" % cluster)
+    check(cluster["nodesExt"][0]["services"]["kv"] == srv.port, "this node's port")
+    check(c.call(0x89, key=b"other")["status"] == 0x24, "another bucket is no_access")
+    check(c.call(0x89, key=b"default")["status"] == SUCCESS, "select the bucket")
+    r = c.call(0xB5)
+    bucket = json.loads(r["value"])
+    check(bucket["name"] == "default" and len(bucket["uuid"]) == 32, "bucket config")
+    vbmap = bucket["vBucketServerMap"]
+    check(len(vbmap["vBucketMap"]) == 1024 and all(v == [0] for v in vbmap["vBucketMap"]),
+          "every vbucket on this node")
+    check(vbmap["serverList"] == ["$HOST:%d" % srv.port], "server list")
+    check("durableWrite" in bucket["bucketCapabilities"], "durable writes with a data dir")
+    # A manifest change makes the config newer.
+    st, _ = set_manifest(c, manifest(0x90, [0x90]))
+    check(st == SUCCESS, "manifest")
+    newer = json.loads(c.call(0xB5)["value"])
+    check(newer["rev"] > bucket["rev"] and newer["collectionsManifestUid"] == "90",
+          "rev grows with the manifest: %r -> %r" % (bucket["rev"], newer["rev"]))
+    # Not my vbucket carries the config for a client that reads JSON.
+    r = c.call(0x00, key=leb128(0) + b"k", vb=5000)
+    check(r["status"] == 0x07 and r["datatype"] & 1 and
+          json.loads(r["value"])["name"] == "default", "config with not_my_vbucket")
+    # GET_META: the metadata of a live document; not found otherwise.
+    check(c.set(b"meta", b"v", flags=0x1234, exp=3600)[0] == SUCCESS, "set")
+    r = c.call(0xA0, key=leb128(0) + b"meta", extras=b"\x02")
+    deleted, flags, exp, seqno = struct.unpack(">IIIQ", r["extras"][:20])
+    check(r["status"] == SUCCESS and len(r["extras"]) == 21 and deleted == 0 and
+          flags == 0x1234 and abs(exp - time.time() - 3600) < 5 and r["cas"] != 0,
+          "get_meta %r" % r)
+    check(len(c.call(0xA0, key=leb128(0) + b"meta")["extras"]) == 20, "version 1: 20 bytes")
+    check(c.call(0xA0, key=leb128(0) + b"nothing")["status"] == KEY_ENOENT, "missing")
+    c.close()
+    # revEpoch grows at every start; the uuid stays.
+    srv.stop()
+    srv.start()
+    c = Client(srv.port)
+    c.hello(0x08)
+    c.call(0x89, key=b"default")
+    again = json.loads(c.call(0xB5)["value"])
+    check(again["revEpoch"] == bucket["revEpoch"] + 1 and again["uuid"] == bucket["uuid"],
+          "after a restart: %r %r" % (again["revEpoch"], again["uuid"]))
+    c.close()
+
+
+@test
+def durability_frames(srv):
+    c = Client(srv.port)
+    c.hello(0x07)
+    for timeout in (0, 0xFFFF):
+        r = durable_set_frame(c, b"t", b"v", bytes([0x13, 0x03]) + struct.pack(">H", timeout))
+        check(r["status"] == EINVAL, "timeout %d refused: %r" % (timeout, r))
+    r = durable_set_frame(c, b"t", b"v", bytes([0x13, 0x03]) + struct.pack(">H", 5000))
+    check(r["status"] == SUCCESS, "a durable write within its timeout")
+    # preserve-expiry (frame 5): the document keeps its expiry.
+    c.set(b"p", b"v1", exp=3600)
+    r = durable_set_frame(c, b"p", b"v2", bytes([0x50]))
+    check(r["status"] == SUCCESS, "preserve expiry")
+    exp = struct.unpack(">IIIQ", c.call(0xA0, key=b"p")["extras"][:20])[2]
+    check(abs(exp - time.time() - 3600) < 5, "kept its expiry: %d" % exp)
+    c.set(b"p", b"v3")
+    check(struct.unpack(">IIIQ", c.call(0xA0, key=b"p")["extras"][:20])[2] == 0,
+          "a plain set clears it")
+    c.close()
+    # A durable write slower than its timeout: sync-write-ambiguous at the
+    # timeout (the interposer notifies 600 ms later), and the connection goes on.
+    s, d = interposed("ewb_version=2;ewb_mode=delay;ewb_ms=600;ewb_ops=durable")
+    s.start()
+    try:
+        c = Client(s.port)
+        c.hello(0x07)
+        t0 = time.time()
+        r = durable_set_frame(c, b"slow", b"v", bytes([0x13, 0x03]) + struct.pack(">H", 100))
+        took = time.time() - t0
+        check(r["status"] == 0xA3 and 0.09 < took < 0.5, "ambiguous at the timeout: %r %.3f"
+              % (r["status"], took))
+        check(b"may still" in r["value"], "with a reason")
+        check(c.call(0x0A)["status"] == SUCCESS, "the next command after the notify")
+        check(int(host_stat(s.port, b"durable_timeouts")) == 1, "counted")
+        c.close()
+        check(s.stop() == 0, "clean exit")
     finally:
         s.stop()
         shutil.rmtree(d, ignore_errors=True)
