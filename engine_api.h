@@ -79,7 +79,8 @@ extern "C" {
 /** Interface versions. ENGINE_API_VERSION is the newest one this header declares. */
 #define ENGINE_API_VERSION_1 UINT64_C(1)
 #define ENGINE_API_VERSION_2 UINT64_C(2) /**< adds durable writes and vbucket states */
-#define ENGINE_API_VERSION   ENGINE_API_VERSION_2
+#define ENGINE_API_VERSION_3 UINT64_C(3) /**< adds item locks */
+#define ENGINE_API_VERSION   ENGINE_API_VERSION_3
 
 /** Version of engine_server_api declared here. */
 #define ENGINE_SERVER_API_VERSION UINT64_C(1)
@@ -103,12 +104,15 @@ typedef enum engine_errc {
     ENGINE_TEMPORARY_FAILURE = 0x0d, /**< try again later (e.g. shutting down) */
     ENGINE_OUT_OF_RANGE = 0x0e,      /**< a numeric argument is out of range */
     ENGINE_DELTA_BADVAL = 0x13,      /**< arithmetic on a non-numeric value */
+    ENGINE_LOCKED = 0x14,            /**< the item is locked (get_locked, v3) */
     ENGINE_TOO_BUSY = 0x11,          /**< another request holds the resource */
     ENGINE_UNKNOWN_COLLECTION =
         0x16, /**< the collection id/path is not in the manifest */
     ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST =
         0x19,                    /**< not a successor, or not persisted */
     ENGINE_UNKNOWN_SCOPE = 0x1b, /**< the scope is not in the manifest */
+    ENGINE_NOT_LOCKED = 0x80,    /**< unlock of an item that is not locked (v3;
+                                      ep-engine's own number) */
     ENGINE_FAILED = 0xff         /**< an internal error */
 } engine_errc;
 
@@ -467,6 +471,33 @@ struct engine_handle {
      */
     engine_errc (*set_vbucket_state)(engine_handle *h, const void *cookie,
                                      uint16_t vbucket, engine_vbucket_state state);
+
+    /* ---- version 3 ---- */
+
+    /**
+     * get, and lock the item for `lock_timeout_s` seconds (0 = the engine's
+     * default, 15; more than the engine's maximum, 30, is cut to it). The lock
+     * is on this version of the item: until it ends, store, store_durable,
+     * remove and remove_durable of the key answer ENGINE_LOCKED unless their
+     * compare CAS is *lock_cas (that write then ends the lock), get_locked
+     * answers ENGINE_LOCKED, and get_item_info reports the item's CAS as
+     * UINT64_MAX (the lock's CAS is known only to the locker). It ends with
+     * unlock, with such a write, or at its timeout. Results and blocking as
+     * get (an evicted value may answer ENGINE_WOULD_BLOCK first; the re-call
+     * locks). *lock_cas receives the lock's CAS. Since v3.
+     */
+    engine_errc (*get_locked)(engine_handle *h, const void *cookie, engine_item **out,
+                              const engine_doc_key *key, uint16_t vbucket,
+                              uint32_t lock_timeout_s, uint64_t *lock_cas);
+
+    /**
+     * Ends the lock of get_locked with its CAS. ENGINE_SUCCESS; ENGINE_LOCKED
+     * for another CAS; ENGINE_NOT_LOCKED if the item is not locked;
+     * ENGINE_NO_SUCH_KEY if there is no item; the key/vbucket/collection errors
+     * of get. Since v3.
+     */
+    engine_errc (*unlock)(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                          uint16_t vbucket, uint64_t lock_cas);
 };
 
 /**

@@ -304,6 +304,7 @@ static void ep_destroy(engine_handle *h, bool force)
     e->pager = e->resizer = e->purger = NULL;
     coll_manager_destroy(e->coll);
     e->coll = NULL;
+    ep_locks_free(e);
     ht_destroy(e->ht, ep_item_free, e);
     e->ht = NULL;
     io_destroy(e->io);
@@ -529,8 +530,9 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
 
     engine_handle *v = &e->iface;
     /* The newest version we offer that the host knows. */
-    v->interface =
-        interface >= ENGINE_API_VERSION_2 ? ENGINE_API_VERSION_2 : ENGINE_API_VERSION_1;
+    v->interface = interface >= ENGINE_API_VERSION_3   ? ENGINE_API_VERSION_3
+                   : interface >= ENGINE_API_VERSION_2 ? ENGINE_API_VERSION_2
+                                                       : ENGINE_API_VERSION_1;
     v->get_info = ep_get_info;
     v->initialize = ep_initialize;
     v->destroy = ep_destroy;
@@ -552,6 +554,8 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     v->store_durable = ep_store_durable;
     v->remove_durable = ep_remove_durable;
     v->set_vbucket_state = ep_set_vbucket_state;
+    v->get_locked = ep_get_locked;
+    v->unlock = ep_unlock;
     *handle = v;
     return ENGINE_SUCCESS;
 }

@@ -107,6 +107,7 @@ typedef struct ep_engine {
     _Atomic uint64_t purger_runs;
     _Atomic uint64_t flushes;
     _Atomic uint64_t items_allocated;
+    _Atomic uint64_t locks_held; /* item locks in the stripes (kv.c); 0: no look */
 
     /* The writer gate (testing.c's "hold_writer"): one task per writer
      * thread, each blocking its thread until released or destroy. */
@@ -248,6 +249,13 @@ engine_errc ep_remove_durable(engine_handle *h, const void *cookie,
                               uint64_t *cas_out, engine_durability d);
 engine_errc ep_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,
                                  engine_vbucket_state state);
+engine_errc ep_get_locked(engine_handle *h, const void *cookie, engine_item **out,
+                          const engine_doc_key *key, uint16_t vbucket,
+                          uint32_t lock_timeout_s, uint64_t *lock_cas);
+engine_errc ep_unlock(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                      uint16_t vbucket, uint64_t lock_cas);
+/* Frees every stripe's item locks (destroy, before the table goes). */
+void ep_locks_free(ep_engine *e);
 engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
                              engine_item_info *info);
 void ep_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas);

@@ -330,6 +330,91 @@ static engine_errc find_live(ep_engine *e, const void *cookie, const engine_doc_
     return ENGINE_SUCCESS;
 }
 
+/* ---- item locks (get_locked and unlock, ABI v3) ----
+ * A lock is an entry in its key's stripe (under the stripe lock), naming the
+ * version it locks by CAS: it holds while that version is the live item and
+ * its time has not run out. Evicting or reading back a value keeps the CAS,
+ * so the lock too; any other replacement ends it. Locks are rare: while the
+ * engine holds none, no operation looks (one relaxed load). */
+
+#define LOCK_DEFAULT_S 15
+#define LOCK_MAX_S     30
+
+typedef struct ep_lock {
+    struct ep_lock *next;
+    uint64_t item_cas; /* the locked version */
+    uint64_t lock_cas;
+    engine_rel_time until;
+    uint32_t collection;
+    uint16_t vbucket, nkey;
+    char key[];
+} ep_lock;
+
+/* Under the stripe lock: the link to a key's lock entry, or NULL. */
+static ep_lock **lock_link(ht_stripe *s, uint16_t vbucket, uint32_t collection,
+                           const void *key, size_t nkey)
+{
+    for (ep_lock **l = (ep_lock **)&s->locks; *l != NULL; l = &(*l)->next)
+        if ((*l)->vbucket == vbucket && (*l)->collection == collection &&
+            (*l)->nkey == nkey && memcmp((*l)->key, key, nkey) == 0)
+            return l;
+    return NULL;
+}
+
+static void lock_drop(ep_engine *e, ep_lock **l)
+{
+    ep_lock *gone = *l;
+    *l = gone->next;
+    free(gone);
+    atomic_fetch_sub_explicit(&e->locks_held, 1, memory_order_relaxed);
+}
+
+static engine_rel_time now(ep_engine *e);
+
+/* Under the stripe lock: the lock holding `it` now, or NULL (an entry whose
+ * lock has ended is dropped on the way). */
+static ep_lock *lock_of(ep_engine *e, ht_stripe *s, const ep_item *it)
+{
+    if (it == NULL || atomic_load_explicit(&e->locks_held, memory_order_relaxed) == 0)
+        return NULL;
+    ep_lock **l = lock_link(s, it->vbucket, it->collection, it->data, it->nkey);
+    if (l == NULL)
+        return NULL;
+    if ((*l)->item_cas == it->cas && (*l)->until > now(e))
+        return *l;
+    lock_drop(e, l);
+    return NULL;
+}
+
+/* Under the stripe lock: ends the lock of the key of `it`, if any. */
+static void lock_end(ep_engine *e, ht_stripe *s, const ep_item *it)
+{
+    ep_lock **l = lock_link(s, it->vbucket, it->collection, it->data, it->nkey);
+    if (l != NULL)
+        lock_drop(e, l);
+}
+
+static void free_stripe_locks(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    (void)ht;
+    ep_engine *e = ctx;
+    while (s->locks != NULL)
+        lock_drop(e, (ep_lock **)&s->locks);
+}
+
+void ep_locks_free(ep_engine *e)
+{
+    if (e->ht != NULL && atomic_load(&e->locks_held) > 0)
+        ht_for_each_stripe(e->ht, free_stripe_locks, e);
+}
+
+static engine_errc locked(ep_engine *e, const void *cookie)
+{
+    return ep_fail(e, cookie, ENGINE_LOCKED,
+                   "the document is locked: write with its lock CAS, unlock it, or "
+                   "wait for the lock to time out");
+}
+
 /* ---- allocate / release / info ---- */
 
 static engine_errc check_out_and_key(ep_engine *e, const void *cookie, engine_item **out,
@@ -389,6 +474,17 @@ engine_errc ep_get_item_info(engine_handle *h, const engine_item *item,
     if (it == NULL || info == NULL)
         return ENGINE_INVALID_ARGUMENTS;
     info->cas = item_stored(it) ? it->cas : 0;
+    if (info->cas != 0 &&
+        atomic_load_explicit(&e->locks_held, memory_order_relaxed) > 0) {
+        /* A locked item's CAS is the locker's to know. */
+        uint64_t hash = ht_hash(it->vbucket, it->collection, it->data, it->nkey);
+        ht_stripe *s = ht_lock(e->ht, hash);
+        ep_item **link =
+            ht_find(e->ht, s, hash, it->vbucket, it->collection, it->data, it->nkey);
+        if (*link != NULL && (*link)->cas == it->cas && lock_of(e, s, *link) != NULL)
+            info->cas = UINT64_MAX;
+        ht_unlock(s);
+    }
     info->exptime = it->exptime ? e->sapi->core.abstime(it->exptime) : 0;
     info->flags = it->flags;
     info->datatype = item_datatype(it);
@@ -457,6 +553,97 @@ engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
             continue;
         }
         return got(p.s, p.c, p.it, out, e->evictor != NULL);
+    }
+}
+
+engine_errc ep_get_locked(engine_handle *h, const void *cookie, engine_item **out,
+                          const engine_doc_key *key, uint16_t vbucket,
+                          uint32_t lock_timeout_s, uint64_t *lock_cas)
+{
+    ep_engine *e = eng(h);
+    engine_errc rc = check_out_and_key(e, cookie, out, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    if (lock_cas == NULL)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                       "lock CAS out-parameter is NULL");
+    uint32_t secs = lock_timeout_s == 0           ? LOCK_DEFAULT_S
+                    : lock_timeout_s > LOCK_MAX_S ? LOCK_MAX_S
+                                                  : lock_timeout_s;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
+    for (int fetches = 0;; fetches++) {
+        key_place p;
+        rc = find_live(e, cookie, key, vbucket, hash, &p);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        if (p.it != NULL && item_evicted(p.it)) {
+            ht_unlock(p.s);
+            if (fetches == 3)
+                return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                               "the value was evicted again as soon as it was read; "
+                               "memory is short, retry");
+            rc = ep_bg_fetch(e, cookie, vbucket, key->collection, key->bytes, key->len);
+            if (rc != ENGINE_SUCCESS)
+                return rc;
+            continue;
+        }
+        if (p.it != NULL && lock_of(e, p.s, p.it) != NULL) {
+            ht_unlock(p.s);
+            return ep_fail(e, cookie, ENGINE_LOCKED, "the document is locked already");
+        }
+        if (p.it != NULL) {
+            ep_lock *lk = malloc(sizeof(*lk) + key->len);
+            if (lk == NULL) {
+                ht_unlock(p.s);
+                return ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory for a lock");
+            }
+            *lk = (ep_lock){.next = p.s->locks,
+                            .item_cas = p.it->cas,
+                            .lock_cas = atomic_fetch_add(&e->cas_seq, 1) + 1,
+                            .until = now(e) + secs,
+                            .collection = key->collection,
+                            .vbucket = vbucket,
+                            .nkey = key->len};
+            memcpy(lk->key, key->bytes, key->len);
+            p.s->locks = lk;
+            atomic_fetch_add_explicit(&e->locks_held, 1, memory_order_relaxed);
+            *lock_cas = lk->lock_cas;
+        }
+        return got(p.s, p.c, p.it, out, e->evictor != NULL);
+    }
+}
+
+engine_errc ep_unlock(engine_handle *h, const void *cookie, const engine_doc_key *key,
+                      uint16_t vbucket, uint64_t lock_cas)
+{
+    ep_engine *e = eng(h);
+    engine_errc rc = check_key(e, cookie, key, vbucket);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
+    key_place p;
+    rc = find_live(e, cookie, key, vbucket, hash, &p);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    ep_lock *lock = lock_of(e, p.s, p.it);
+    if (p.it == NULL)
+        rc = ENGINE_NO_SUCH_KEY;
+    else if (lock == NULL)
+        rc = ENGINE_NOT_LOCKED;
+    else if (lock->lock_cas != lock_cas)
+        rc = ENGINE_LOCKED;
+    else
+        lock_end(e, p.s, p.it);
+    ht_unlock(p.s);
+    switch (rc) {
+    case ENGINE_NO_SUCH_KEY:
+        return ep_fail(e, cookie, rc, "key does not exist");
+    case ENGINE_NOT_LOCKED:
+        return ep_fail(e, cookie, rc, "the document is not locked");
+    case ENGINE_LOCKED:
+        return ep_fail(e, cookie, rc, "the document is locked with another CAS");
+    default:
+        return rc;
     }
 }
 
@@ -533,6 +720,8 @@ static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc r
         return ep_fail(e, cookie, rc, "key does not exist");
     case ENGINE_NO_SUCH_KEY:
         return ep_fail(e, cookie, rc, "key does not exist (CAS given)");
+    case ENGINE_LOCKED:
+        return locked(e, cookie);
     default:
         return rc; /* the reason is already set */
     }
@@ -576,7 +765,11 @@ again:;
     ep_item **link =
         ht_find(e->ht, s, hash, it->vbucket, it->collection, it->data, it->nkey);
     ep_item *cur = live_item(e, s, link, c);
-    rc = store_allowed(s, op, cur, cmp_cas);
+    ep_lock *lock = op == ENGINE_STORE_ADD ? NULL : lock_of(e, s, cur);
+    /* The lock's CAS stands for the version it locks. */
+    rc = lock != NULL && cmp_cas != lock->lock_cas
+             ? ENGINE_LOCKED
+             : store_allowed(s, op, cur, lock != NULL ? cur->cas : cmp_cas);
     ep_item *put = it;
     bool concat = op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND;
     if (rc == ENGINE_SUCCESS && concat && item_evicted(cur)) {
@@ -612,6 +805,8 @@ again:;
         }
     }
     if (rc == ENGINE_SUCCESS) {
+        if (lock != NULL)
+            lock_end(e, s, cur); /* the write with the lock's CAS ends it */
         old = ep_link_item(e, s, link, put, cur != NULL, NULL);
         atomic_fetch_add_explicit(&c->state->ops_store, 1, memory_order_relaxed);
         s->stat[ST_STORES]++;
@@ -659,9 +854,14 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
     ht_stripe *s = p.s;
     const coll_collection *c = p.c;
     ep_item **link = p.link, *cur = p.it;
+    ep_lock *lock = lock_of(e, s, cur);
+    if (lock != NULL && cas == lock->lock_cas)
+        cas = cur->cas; /* the lock's CAS stands for the version it locks */
     if (cur == NULL) {
         rc = ENGINE_NO_SUCH_KEY;
         s->stat[ST_DELETE_MISSES]++;
+    } else if (lock != NULL && cas != cur->cas) {
+        rc = ENGINE_LOCKED;
     } else if (cas != 0 && cur->cas != cas) {
         rc = ENGINE_KEY_EXISTS;
         s->stat[ST_CAS_BADVAL]++;
@@ -674,6 +874,8 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
             !flusher_enqueue_delete(e->flusher, cur, del_cas, waiter)) {
             rc = ENGINE_NO_MEMORY;
         } else {
+            if (lock != NULL)
+                lock_end(e, s, cur);
             gone = ep_unlink_item(e, s, link, NULL);
             atomic_fetch_add_explicit(&c->state->ops_delete, 1, memory_order_relaxed);
             s->stat[ST_DELETE_HITS]++;
@@ -686,6 +888,8 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
         ep_item_put(e, gone);
     if (rc == ENGINE_KEY_EXISTS)
         return ep_fail(e, cookie, rc, "CAS mismatch");
+    if (rc == ENGINE_LOCKED)
+        return locked(e, cookie);
     if (rc == ENGINE_NO_MEMORY)
         return ep_fail(e, cookie, rc,
                        "out of memory queueing the deletion for disk; nothing was "

@@ -219,6 +219,8 @@ static const error_entry errors[] = {
     {0x06, "DELTA_BADVAL", "Not a number", {"invalid-input"}},
     {0x07, "NOT_MY_VBUCKET", "Not my vbucket", {"fetch-config", "retry-later"}},
     {0x08, "NO_BUCKET", "No bucket selected", {"conn-state-invalidated"}},
+    {0x09, "LOCKED", "The document is locked", {"item-locked", "item-only"}},
+    {0x0e, "NOT_LOCKED", "The document is not locked", {"item-only"}},
     {0x20, "AUTH_ERROR", "Authentication failed", {"auth"}},
     {0x21, "AUTH_CONTINUE", "Authentication continues", {"auth", "special-handling"}},
     {0x24, "EACCESS", "No access", {"support"}},

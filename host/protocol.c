@@ -64,6 +64,8 @@ enum {
     OP_SASL_AUTH = 0x21,
     OP_SASL_STEP = 0x22,
     OP_SELECT_BUCKET = 0x89,
+    OP_GET_LOCKED = 0x94,
+    OP_UNLOCK_KEY = 0x95,
     OP_GET_META = 0xa0,
     OP_GET_CLUSTER_CONFIG = 0xb5,
     OP_GET_ERROR_MAP = 0xfe,
@@ -83,6 +85,8 @@ enum {
     ST_DELTA_BADVAL = 0x06,
     ST_NOT_MY_VBUCKET = 0x07,
     ST_NO_BUCKET = 0x08,
+    ST_LOCKED = 0x09,
+    ST_NOT_LOCKED = 0x0e,
     ST_AUTH_ERROR = 0x20,
     ST_AUTH_CONTINUE = 0x21,
     ST_EACCESS = 0x24,
@@ -177,6 +181,10 @@ static uint16_t status_of(const conn *c, engine_errc rc)
         return ST_NOT_STORED;
     case ENGINE_DELTA_BADVAL:
         return ST_DELTA_BADVAL;
+    case ENGINE_LOCKED:
+        return ST_LOCKED;
+    case ENGINE_NOT_LOCKED:
+        return ST_NOT_LOCKED;
     case ENGINE_NOT_MY_VBUCKET:
         return ST_NOT_MY_VBUCKET;
     case ENGINE_NO_MEMORY:
@@ -486,6 +494,40 @@ static engine_errc do_get(conn *c, req *r)
                   (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, info.cas);
     h->release(h, it);
     return ENGINE_SUCCESS;
+}
+
+/* GET_LOCKED (getAndLock): extras, if any, the lock time in seconds; the
+ * answer is a get's, with the lock's CAS. */
+static engine_errc do_get_locked(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    if (h->interface < ENGINE_API_VERSION_3)
+        return ENGINE_NOT_SUPPORTED;
+    engine_item *it = NULL;
+    uint64_t lock_cas = 0;
+    uint32_t secs = r->extlen == 4 ? be32(r->extras) : 0;
+    engine_errc rc = h->get_locked(h, c, &it, &r->dk, r->vbucket, secs, &lock_cas);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    uint32_t flags = htonl(info.flags);
+    send_response(c, r, ST_SUCCESS, &flags, 4, NULL, 0, info.value.iov_base,
+                  (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, lock_cas);
+    h->release(h, it);
+    return ENGINE_SUCCESS;
+}
+
+/* UNLOCK_KEY: the CAS of the request is the lock's. */
+static engine_errc do_unlock(conn *c, req *r)
+{
+    engine_handle *h = host.engine;
+    if (h->interface < ENGINE_API_VERSION_3)
+        return ENGINE_NOT_SUPPORTED;
+    engine_errc rc = h->unlock(h, c, &r->dk, r->vbucket, r->cas);
+    if (rc == ENGINE_SUCCESS)
+        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    return rc;
 }
 
 /* GET_META (the SDK's exists): the metadata of a live document. Extras:
@@ -1029,6 +1071,8 @@ static const command *command_of(uint8_t op)
     static const command quit = {do_quit, 0, false, false};
     static const command flush = {do_flush, EXT_0_OR_4, false, false};
     static const command get_meta = {do_get_meta, EXT_0_OR_1, true, false};
+    static const command get_locked = {do_get_locked, EXT_0_OR_4, true, false};
+    static const command unlock = {do_unlock, 0, true, false};
     static const command noop = {do_noop, 0, false, false};
     static const command version = {do_version, 0, false, false};
     static const command stat = {do_stat, 0, false, false};
@@ -1102,6 +1146,10 @@ static const command *command_of(uint8_t op)
         return &select_bucket;
     case OP_GET_META:
         return &get_meta;
+    case OP_GET_LOCKED:
+        return &get_locked;
+    case OP_UNLOCK_KEY:
+        return &unlock;
     case OP_GET_CLUSTER_CONFIG:
         return &cluster_config;
     case OP_GET_ERROR_MAP:

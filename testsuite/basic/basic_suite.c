@@ -547,6 +547,59 @@ static void *incr(void *arg)
     return NULL;
 }
 
+/* Item locks (ABI v3): skipped for an engine of an older interface. */
+static test_result test_locks(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_3)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    uint64_t cas = 0, lock_cas = 0, other = 0, after = 0;
+    engine_doc_key k = doc_key(0, "locked"), missing = doc_key(0, "nothing");
+    engine_item *it = NULL;
+    engine_item_info info;
+    CHECK_RC(kv_store(h, c, "locked", "v1", SET, 0, &cas), ENGINE_SUCCESS);
+    CHECK_RC(h->get_locked(h, c, &it, &missing, 0, 10, &lock_cas), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &lock_cas), ENGINE_SUCCESS);
+    CHECK(lock_cas != 0 && lock_cas != cas);
+    h->release(h, it);
+    /* Locked: writes without the lock's CAS, and other locks, are refused. */
+    CHECK_RC(kv_store(h, c, "locked", "v2", SET, 0, NULL), ENGINE_LOCKED);
+    CHECK_RC(kv_store(h, c, "locked", "v2", CASOP, cas, NULL), ENGINE_LOCKED);
+    CHECK_RC(kv_store(h, c, "locked", "+", APPEND, 0, NULL), ENGINE_LOCKED);
+    CHECK_RC(kv_remove(h, c, "locked", 0), ENGINE_LOCKED);
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &other), ENGINE_LOCKED);
+    /* A get still reads it, its CAS hidden. */
+    char buf[16];
+    CHECK_RC(kv_get_full(h, c, 0, 0, "locked", buf, sizeof(buf), &info), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "v1") == 0 && info.cas == UINT64_MAX);
+    /* Unlock: another CAS is refused; the lock's ends it; then it is not locked. */
+    CHECK_RC(h->unlock(h, c, &k, 0, lock_cas + 1), ENGINE_LOCKED);
+    CHECK_RC(h->unlock(h, c, &k, 0, lock_cas), ENGINE_SUCCESS);
+    CHECK_RC(h->unlock(h, c, &k, 0, lock_cas), ENGINE_NOT_LOCKED);
+    CHECK_RC(h->unlock(h, c, &missing, 0, lock_cas), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "locked", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.cas == cas);
+    /* A write with the lock's CAS is taken and ends the lock. */
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &lock_cas), ENGINE_SUCCESS);
+    h->release(h, it);
+    CHECK_RC(kv_store(h, c, "locked", "v3", CASOP, lock_cas, &after), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "locked", "v4", SET, 0, NULL), ENGINE_SUCCESS);
+    /* So is a remove with it. */
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &lock_cas), ENGINE_SUCCESS);
+    h->release(h, it);
+    CHECK_RC(kv_remove(h, c, "locked", lock_cas), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "locked", NULL, 0), ENGINE_NO_SUCH_KEY);
+    /* A lock ends at its time (the longest the engine gives, at the most). */
+    CHECK_RC(kv_store(h, c, "locked", "v5", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 3600, &lock_cas), ENGINE_SUCCESS);
+    h->release(h, it);
+    CHECK_RC(kv_store(h, c, "locked", "v6", SET, 0, NULL), ENGINE_LOCKED);
+    th->time_travel(31);
+    CHECK_RC(kv_store(h, c, "locked", "v6", SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(h->unlock(h, c, &k, 0, lock_cas), ENGINE_NOT_LOCKED);
+    return TEST_PASS;
+}
+
 static const engine_test tests[] = {
     {"get missing key", test_get_missing, NULL, NULL, NULL, false},
     {"set then get", test_set_get, NULL, NULL, NULL, false},
@@ -555,6 +608,7 @@ static const engine_test tests[] = {
     {"append and prepend", test_append_prepend, NULL, NULL, NULL, false},
     {"cas semantics", test_cas, NULL, NULL, NULL, false},
     {"cas in item info", test_cas_in_item_info, NULL, NULL, NULL, false},
+    {"item locks (v3)", test_locks, NULL, NULL, NULL, false},
     {"remove", test_remove, NULL, NULL, NULL, false},
     {"expiry relative (mock clock)", test_expiry_relative, NULL, NULL, NULL, false},
     {"expiry absolute (mock clock)", test_expiry_absolute, NULL, NULL, NULL, false},

@@ -136,10 +136,12 @@ START_TEST(mandatory_members_present)
     void (*const *members)(void) =
         (void (*const *)(void))((const char *)h + sizeof(uint64_t));
     /* Every member is a function pointer after the version field: 18 in v1, 21
-     * in v2. Only those of the version the engine reported are read. */
+     * in v2, 23 in v3. Only those of the version the engine reported are read. */
     ck_assert_uint_eq((sizeof(engine_handle) - sizeof(uint64_t)) / sizeof(void (*)(void)),
-                      21);
-    size_t n = h->interface >= ENGINE_API_VERSION_2 ? 21 : 18;
+                      23);
+    size_t n = h->interface >= ENGINE_API_VERSION_3   ? 23
+               : h->interface >= ENGINE_API_VERSION_2 ? 21
+                                                      : 18;
     for (size_t i = 0; i < n; i++)
         ck_assert_msg(members[i] != NULL, "vtable member %zu is NULL", i);
     h->destroy(h, true);
@@ -346,6 +348,43 @@ START_TEST(no_recall_after_success_notify)
 }
 END_TEST
 
+/* v3: a lock refuses other writers and locks until unlock with its CAS. */
+START_TEST(v3_item_locks)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION_3, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_int_eq(h->initialize(h, ""), ENGINE_SUCCESS);
+    if (h->interface < ENGINE_API_VERSION_3) {
+        h->destroy(h, true);
+        return; /* an engine of an older interface has no locks */
+    }
+    ck_assert_ptr_nonnull(h->get_locked);
+    ck_assert_ptr_nonnull(h->unlock);
+    const void *c = mock_cookie_create();
+    ck_assert_int_eq(store_kv(h, c, "k", "v"), ENGINE_SUCCESS);
+    engine_doc_key k = {0, 1, "k"};
+    engine_item *it = NULL;
+    uint64_t lock_cas = 0, again = 0;
+    mock_call_begin(c);
+    engine_errc rc = h->get_locked(h, c, &it, &k, 0, 5, &lock_cas);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_SUCCESS);
+    h->release(h, it);
+    ck_assert_int_eq(store_kv(h, c, "k", "w"), ENGINE_LOCKED);
+    mock_call_begin(c);
+    rc = h->get_locked(h, c, &it, &k, 0, 5, &again);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_LOCKED);
+    mock_call_begin(c);
+    rc = h->unlock(h, c, &k, 0, lock_cas);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_SUCCESS);
+    ck_assert_int_eq(store_kv(h, c, "k", "w"), ENGINE_SUCCESS);
+    finish_engine(h, c);
+}
+END_TEST
+
 typedef struct hammer {
     engine_handle *h;
     int id;
@@ -426,6 +465,7 @@ static Suite *conformance_suite(void)
     tcase_add_test(tc, error_codes_have_stable_values);
     tcase_add_test(tc, incomplete_server_api_refused);
     tcase_add_test(tc, no_recall_after_success_notify);
+    tcase_add_test(tc, v3_item_locks);
     suite_add_tcase(s, tc);
     return s;
 }

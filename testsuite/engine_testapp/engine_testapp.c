@@ -177,6 +177,21 @@ static engine_errc w_set_vbucket_state(engine_handle *h, const void *cookie,
     TRACKED(cookie, real_of(h)->set_vbucket_state(real_of(h), cookie, vbucket, state));
 }
 
+static engine_errc w_get_locked(engine_handle *h, const void *cookie, engine_item **out,
+                                const engine_doc_key *key, uint16_t vbucket,
+                                uint32_t secs, uint64_t *lock_cas)
+{
+    TRACKED(cookie, real_of(h)->get_locked(real_of(h), cookie, out, key, vbucket, secs,
+                                           lock_cas));
+}
+
+static engine_errc w_unlock(engine_handle *h, const void *cookie,
+                            const engine_doc_key *key, uint16_t vbucket,
+                            uint64_t lock_cas)
+{
+    TRACKED(cookie, real_of(h)->unlock(real_of(h), cookie, key, vbucket, lock_cas));
+}
+
 static engine_handle *wrap(engine_handle *real)
 {
     wrapped *w = calloc(1, sizeof(*w));
@@ -207,6 +222,10 @@ static engine_handle *wrap(engine_handle *real)
         v->store_durable = w_store_durable;
         v->remove_durable = w_remove_durable;
         v->set_vbucket_state = w_set_vbucket_state;
+    }
+    if (real->interface >= ENGINE_API_VERSION_3) {
+        v->get_locked = w_get_locked;
+        v->unlock = w_unlock;
     }
     return v;
 }

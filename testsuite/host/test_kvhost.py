@@ -955,6 +955,19 @@ def sdk_bootstrap_commands(srv):
           "get_meta %r" % r)
     check(len(c.call(0xA0, key=leb128(0) + b"meta")["extras"]) == 20, "version 1: 20 bytes")
     check(c.call(0xA0, key=leb128(0) + b"nothing")["status"] == KEY_ENOENT, "missing")
+    # GET_LOCKED / UNLOCK_KEY: the lock's CAS; locked 0x09, not locked 0x0e.
+    k = leb128(0) + b"meta"
+    r = c.call(0x94, key=k, extras=struct.pack(">I", 10))
+    lock_cas = r["cas"]
+    check(r["status"] == SUCCESS and r["value"] == b"v" and lock_cas not in (0, 2**64 - 1),
+          "get_locked %r" % r)
+    check(c.call(0x94, key=k)["status"] == 0x09, "locked again")
+    check(c.set(b"meta", b"w", coll=0)[0] == 0x09, "a write is refused")
+    check(c.get(b"meta", coll=0)[1]["cas"] == 2**64 - 1, "a get shows CAS -1")
+    check(c.call(0x95, key=k, cas=lock_cas + 1)["status"] == 0x09, "unlock with another CAS")
+    check(c.call(0x95, key=k, cas=lock_cas)["status"] == SUCCESS, "unlock")
+    check(c.call(0x95, key=k, cas=lock_cas)["status"] == 0x0E, "not locked")
+    check(c.set(b"meta", b"w", coll=0)[0] == SUCCESS, "written after the unlock")
     c.close()
     # revEpoch grows at every start; the uuid stays.
     srv.stop()

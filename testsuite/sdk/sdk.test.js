@@ -194,6 +194,21 @@ test('with a users file', async (t) => {
       const text = await coll.get('text', { transcoder: new couchbase.RawStringTranscoder() })
       assert.strictEqual(text.content, 'abcdef')
 
+      // getAndLock: a locked key refuses writes (the SDK retries a locked
+      // answer until its timeout) and other locks, until unlock with its CAS.
+      const locked = await coll.getAndLock('doc', 10)
+      assert.deepStrictEqual(locked.content, { name: 'ann', n: 2 })
+      const refused = await coll.upsert('doc', { n: 9 }, { timeout: 500 }).catch((e) => e)
+      assert.ok(refused instanceof couchbase.AmbiguousTimeoutError, String(refused))
+      assert.deepStrictEqual(refused.context.retry_reasons, ['key_value_locked'])
+      const relock = await coll.getAndLock('doc', 10, { timeout: 500 }).catch((e) => e)
+      assert.ok(relock instanceof couchbase.TimeoutError, String(relock))
+      await coll.unlock('doc', locked.cas)
+      await assert.rejects(coll.unlock('doc', locked.cas), couchbase.DocumentNotLockedError)
+      const again = await coll.getAndLock('doc', 10)
+      await coll.replace('doc', { name: 'ann', n: 3 }, { cas: again.cas })
+      assert.deepStrictEqual((await coll.get('doc')).content, { name: 'ann', n: 3 })
+
       await coll.remove('doc')
       await assert.rejects(coll.get('doc'), couchbase.DocumentNotFoundError)
       await assert.rejects(coll.remove('doc'), couchbase.DocumentNotFoundError)
