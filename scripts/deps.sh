@@ -41,6 +41,21 @@ ep_need_packages() {
     fi
 }
 
+# ep_need_node: Node.js and npm (the Couchbase SDK's tests and benchmark),
+# then the SDK itself in testsuite/sdk, pinned by its package-lock.json and
+# installed with npm ci from the npm registry (its native binary included).
+ep_need_node() {
+    local missing=()
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    ep_need_packages "${missing[@]}" || return 1
+    if [ ! -d testsuite/sdk/node_modules/couchbase ] ||
+        [ testsuite/sdk/package-lock.json -nt testsuite/sdk/node_modules ]; then
+        echo "== npm ci (testsuite/sdk)"
+        (cd testsuite/sdk && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+}
+
 # ep_build DIR [meson options...]: configures (once) and builds DIR.
 ep_build() {
     local dir=$1
