@@ -855,14 +855,12 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
     const coll_collection *c = p.c;
     ep_item **link = p.link, *cur = p.it;
     ep_lock *lock = lock_of(e, s, cur);
-    if (lock != NULL && cas == lock->lock_cas)
-        cas = cur->cas; /* the lock's CAS stands for the version it locks */
     if (cur == NULL) {
         rc = ENGINE_NO_SUCH_KEY;
         s->stat[ST_DELETE_MISSES]++;
-    } else if (lock != NULL && cas != cur->cas) {
-        rc = ENGINE_LOCKED;
-    } else if (cas != 0 && cur->cas != cas) {
+    } else if (lock != NULL && cas != lock->lock_cas) {
+        rc = ENGINE_LOCKED; /* only the lock's CAS gets past a lock */
+    } else if (lock == NULL && cas != 0 && cur->cas != cas) {
         rc = ENGINE_KEY_EXISTS;
         s->stat[ST_CAS_BADVAL]++;
     } else {
@@ -1099,6 +1097,13 @@ static bool select_expired(const sweep *w, const ep_item *it)
 static void expire_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
 {
     sweep *w = ctx;
+    /* Locks that timed out on keys nobody touched since. */
+    for (ep_lock **l = (ep_lock **)&s->locks; *l != NULL;) {
+        if ((*l)->until <= w->now)
+            lock_drop(w->e, l);
+        else
+            l = &(*l)->next;
+    }
     w->dropped = 0;
     sweep_stripe(ht, s, w);
     s->stat[ST_EXPIRED_PAGER] += w->dropped;

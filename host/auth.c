@@ -83,7 +83,9 @@ static void fake_secret(const auth_db *db, auth_mech m, const char *name, size_t
     HMAC(EVP_sha512(), db->fake_seed, sizeof(db->fake_seed), (const unsigned char *)name,
          len, h, &n);
     memset(s, 0, sizeof(*s));
-    s->iterations = default_iterations[m];
+    /* The count the users file uses (its first user's), so the answer does
+     * not tell a real user from a made-up one. */
+    s->iterations = db->n > 0 ? db->users[0].secret[m].iterations : default_iterations[m];
     s->salt_len = 16;
     memcpy(s->salt, h, 16);
     memcpy(s->stored_key, h + 16, 48);
@@ -403,8 +405,13 @@ int auth_scram_finish(auth_scram *s, const char *msg, size_t len, char *out, siz
     char *am = malloc(alen + 1);
     if (am == NULL)
         goto out;
-    snprintf(am, alen + 1, "%s,%s,%.*s", s->first_bare, s->server_first, (int)without,
-             msg);
+    /* Built with memcpy: the client's bytes may hold a NUL. */
+    size_t fb = strlen(s->first_bare), sf = strlen(s->server_first);
+    memcpy(am, s->first_bare, fb);
+    am[fb] = ',';
+    memcpy(am + fb + 1, s->server_first, sf);
+    am[fb + 1 + sf] = ',';
+    memcpy(am + fb + 2 + sf, msg, without);
     unsigned got = 0;
     bool ok = hmac(s->mech, sec->stored_key, dl, am, alen, sig);
     for (size_t i = 0; i < dl; i++)

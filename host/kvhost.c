@@ -291,6 +291,12 @@ static engine_handle *load_engine(const char *path, const char *config)
     return h;
 }
 
+static int bound_port(const struct sockaddr_storage *a)
+{
+    return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
+                                          : ((const struct sockaddr_in *)a)->sin_port);
+}
+
 static bool is_loopback(const char *addr)
 {
     struct in_addr a;
@@ -399,12 +405,12 @@ int main(int argc, char **argv)
         host.engine->destroy(host.engine, true);
         return 1;
     }
-    struct sockaddr_in bound;
+    struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
     char why[512] = "cannot read the listening socket's address";
     if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&bound, &blen) !=
             0 ||
-        cluster_init(host.engine, bucket, ntohs(bound.sin_port), datadir, why,
+        cluster_init(host.engine, bucket, bound_port(&bound), datadir, why,
                      sizeof(why)) != 0) {
         fprintf(stderr, "kvhost: %s\n", why);
         evconnlistener_free(listener);

@@ -293,18 +293,6 @@ static bool durability_refused(conn *c, const req *r, engine_errc rc)
     return false;
 }
 
-/* A durable write's outcome is unknown (its batch failed and is retried, or
- * the engine shut down): sync-write-ambiguous, never temporary_failure, which
- * clients retry as if nothing had happened. */
-static engine_errc durable_result(conn *c, const req *r, engine_errc rc)
-{
-    if (r->durability != ENGINE_DURABILITY_NONE && rc == ENGINE_TEMPORARY_FAILURE) {
-        send_error_status(c, r, ST_SYNC_WRITE_AMBIGUOUS);
-        return ENGINE_SUCCESS;
-    }
-    return rc;
-}
-
 /* The durability timeout of a parked durable write ran out: answer
  * sync-write-ambiguous now (the write stays queued and may still reach the
  * disk); the engine's notify, when it comes, ends the park without a second
@@ -338,6 +326,8 @@ static void arm_durable_timeout(conn *c, const req *r)
         return;
     if (c->durable_timer == NULL)
         c->durable_timer = evtimer_new(c->w->base, durable_timeout, c);
+    else if (evtimer_pending(c->durable_timer, NULL))
+        return; /* parked again by the same command: its deadline stands */
     struct timeval tv = {r->durability_timeout_ms / 1000,
                          (r->durability_timeout_ms % 1000) * 1000};
     if (c->durable_timer != NULL)
@@ -645,7 +635,7 @@ static engine_errc do_store(conn *c, req *r)
         h->item_set_cas(h, it, compare);
     }
     if (r->durability != ENGINE_DURABILITY_NONE)
-        rc = durable_result(c, r, h->store_durable(h, c, it, &cas, op, r->durability));
+        rc = h->store_durable(h, c, it, &cas, op, r->durability);
     else
         rc = h->store(h, c, it, &cas, op);
     if (rc == ENGINE_WOULD_BLOCK) {
@@ -676,9 +666,7 @@ static engine_errc do_delete(conn *c, req *r)
     if (durability_refused(c, r, ENGINE_SUCCESS))
         return ENGINE_SUCCESS;
     if (r->durability != ENGINE_DURABILITY_NONE)
-        rc = durable_result(
-            c, r,
-            h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability));
+        rc = h->remove_durable(h, c, &r->dk, r->cas, r->vbucket, &cas, r->durability);
     else
         rc = h->remove(h, c, &r->dk, r->cas, r->vbucket, &cas);
     if (durability_refused(c, r, rc))
@@ -1359,6 +1347,10 @@ void protocol_resume(conn *c, engine_errc status)
         conn_drop_parked_item(c); /* no re-call: the status is the answer */
         if (r.magic == MAGIC_ALT_REQ)
             parse_frame(c, &r); /* checked when the command first ran */
+        /* A durable write that waited and failed may or may not be on disk
+         * (its batch is retried): sync-write-ambiguous, never
+         * temporary_failure, which clients retry as if nothing happened. A
+         * refusal before any wait says what it says (nothing was written). */
         if (r.durability != ENGINE_DURABILITY_NONE && status == ENGINE_TEMPORARY_FAILURE)
             send_error_status(c, &r, ST_SYNC_WRITE_AMBIGUOUS);
         else

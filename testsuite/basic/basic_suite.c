@@ -567,6 +567,7 @@ static test_result test_locks(engine_handle *h, const test_harness *th)
     CHECK_RC(kv_store(h, c, "locked", "v2", CASOP, cas, NULL), ENGINE_LOCKED);
     CHECK_RC(kv_store(h, c, "locked", "+", APPEND, 0, NULL), ENGINE_LOCKED);
     CHECK_RC(kv_remove(h, c, "locked", 0), ENGINE_LOCKED);
+    CHECK_RC(kv_remove(h, c, "locked", cas), ENGINE_LOCKED); /* the real CAS too */
     CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &other), ENGINE_LOCKED);
     /* A get still reads it, its CAS hidden. */
     char buf[16];

@@ -436,6 +436,9 @@ START_TEST(error_codes_have_stable_values)
     ck_assert_int_eq(ENGINE_TEMPORARY_FAILURE, 0x0d);
     ck_assert_int_eq(ENGINE_OUT_OF_RANGE, 0x0e);
     ck_assert_int_eq(ENGINE_TOO_BUSY, 0x11);
+    ck_assert_int_eq(ENGINE_DELTA_BADVAL, 0x13);
+    ck_assert_int_eq(ENGINE_LOCKED, 0x14);
+    ck_assert_int_eq(ENGINE_NOT_LOCKED, 0x80);
     ck_assert_int_eq(ENGINE_UNKNOWN_COLLECTION, 0x16);
     ck_assert_int_eq(ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, 0x19);
     ck_assert_int_eq(ENGINE_UNKNOWN_SCOPE, 0x1b);

@@ -817,7 +817,8 @@ def sasl_plain(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def scram_login(c, mech, user, password, nonce="f3 Kx! q~9", tamper=False):
+def scram_login(c, mech, user, password, nonce="f3 Kx! q~9", tamper=False, c_attr="biws",
+                final_nonce=None):
     """A SCRAM client (RFC 5802/7677) over kvhost's SASL commands; returns the
     final status and whether the server's signature checked out."""
     algo = {"SCRAM-SHA512": "sha512", "SCRAM-SHA256": "sha256", "SCRAM-SHA1": "sha1"}[mech]
@@ -832,7 +833,7 @@ def scram_login(c, mech, user, password, nonce="f3 Kx! q~9", tamper=False):
                                  int(fields["i"]))
     client_key = hmac.new(salted, b"Client Key", algo).digest()
     stored = hashlib.new(algo, client_key).digest()
-    without = "c=biws,r=" + fields["r"]
+    without = "c=%s,r=%s" % (c_attr, final_nonce or fields["r"])
     auth_message = ",".join([bare, first, without]).encode()
     signature = hmac.new(stored, auth_message, algo).digest()
     proof = bytes(a ^ b for a, b in zip(client_key, signature))
@@ -881,16 +882,35 @@ def sasl_scram(srv):
             check(scram_login(c, mech, "carol", "p=a,ss wörd", tamper=True)[0] == 0x20,
                   "%s tampered proof" % mech)
             c.close()
-        # An unknown user gets a salt and a count like a real one, then an auth error.
+        # An unknown user gets a salt and the file's count like a real one, and a
+        # well-formed proof is refused.
         c = Client(s.port)
         r = c.call(0x21, key=b"SCRAM-SHA512", value=b"n,,n=nobody,r=abc")
-        check(r["status"] == 0x21 and b",s=" in r["value"] and b",i=15000" in r["value"],
+        check(r["status"] == 0x21 and b",s=" in r["value"] and b",i=20000" in r["value"],
               "unknown user: %r" % r)
-        check(c.call(0x22, key=b"SCRAM-SHA512", value=b"c=biws,r=x,p=AAAA")["status"] == 0x20,
+        c.close()
+        c = Client(s.port)
+        check(scram_login(c, "SCRAM-SHA512", "nobody", "p=a,ss wörd")[0] == 0x20,
               "unknown user refused")
-        # A nonce with a comma, a step without a start, channel binding: refused.
+        # A right proof over a wrong channel-binding attribute or nonce: refused.
+        check(scram_login(c, "SCRAM-SHA256", "carol", "p=a,ss wörd", c_attr="eSws")[0] == 0x20,
+              "c= must be the client's GS2 header")
+        c.close()
+        c = Client(s.port)
+        check(scram_login(c, "SCRAM-SHA256", "carol", "p=a,ss wörd",
+                          final_nonce="f3 Kx! q~9someoneelse")[0] == 0x20, "nonce must match")
+        # Attributes after the nonce are extensions; a new SASL_AUTH replaces an
+        # exchange under way.
         check(c.call(0x21, key=b"SCRAM-SHA256", value=b"n,,n=carol,r=a,b,c")["status"] == 0x21,
               "extensions after the nonce are allowed")
+        st, signed = scram_login(c, "SCRAM-SHA1", "carol", "p=a,ss wörd")
+        check(st == SUCCESS and signed, "a second start replaces the first")
+        c.close()
+        # Three failed SCRAM logins close the connection.
+        c = Client(s.port)
+        for _ in range(3):
+            check(scram_login(c, "SCRAM-SHA512", "carol", "bad")[0] == 0x20, "refused")
+        check(c.s.recv(1) == b"", "closed after three failed logins")
         c.close()
         c = Client(s.port)
         check(c.call(0x22, key=b"SCRAM-SHA256", value=b"c=biws,r=x,p=AAAA")["status"] == 0x20,
@@ -1020,6 +1040,23 @@ def durability_frames(srv):
     finally:
         s.stop()
         shutil.rmtree(d, ignore_errors=True)
+    # A durable write refused before any wait (nothing written): 0x86, one
+    # answer; one that waited and failed (it may be on disk): 0xa3.
+    for config, want in (("ewb_mode=fail;ewb_status=0d", 0x86),
+                         ("ewb_mode=status;ewb_status=0d;ewb_ms=20", 0xA3)):
+        s, d = interposed("ewb_version=2;ewb_ops=durable;" + config)
+        s.start()
+        try:
+            c = Client(s.port)
+            c.hello(0x07)
+            r = durable_set_frame(c, b"f", b"v", bytes([0x11, 0x03]))
+            check(r["status"] == want, "%s: 0x%x" % (config, r["status"]))
+            c.send(0x0A, opaque=77)
+            check(c.recv()["opaque"] == 77, "exactly one answer to the write")
+            c.close()
+        finally:
+            s.stop()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 @test

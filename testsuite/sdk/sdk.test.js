@@ -221,10 +221,16 @@ test('with a users file', async (t) => {
     await coll.upsert('kept', 'v2', { preserveExpiry: true })
     await coll.upsert('reset', 'v1', { expiry: 2 })
     await coll.upsert('reset', 'v2')
+    await coll.upsert('touched', 'v')
+    await coll.touch('touched', 2)
+    await coll.upsert('gat', 'v')
+    await coll.getAndTouch('gat', 2)
     assert.strictEqual((await coll.get('kept')).content, 'v2')
     await sleep(3100)
     await assert.rejects(coll.get('kept'), couchbase.DocumentNotFoundError)
     assert.strictEqual((await coll.get('reset')).content, 'v2')
+    await assert.rejects(coll.get('touched'), couchbase.DocumentNotFoundError)
+    await assert.rejects(coll.get('gat'), couchbase.DocumentNotFoundError)
   })
 
   await t.test('1,000 upserts and gets from concurrent promises', async () => {
@@ -246,7 +252,10 @@ test('with a users file', async (t) => {
 })
 
 test('durable writes are on disk when acknowledged', async (t) => {
-  const server = await new Server({ users: true }).start()
+  // Plain writes wait a second for their batch: only a durable write's own
+  // fsync can have put these on disk before the kill.
+  const server = await new Server({ users: true, config: 'flusher_batch_delay_ms=1000' })
+    .start()
   t.after(() => server.stop())
   server.collections('create', 'app')
   server.collections('create', 'app.orders')
@@ -272,6 +281,13 @@ test('durable writes are on disk when acknowledged', async (t) => {
 test('without a users file: loopback, any login, no durability without disk', async (t) => {
   const server = await new Server({ users: false, data: false }).start()
   t.after(() => server.stop())
+  for (const mech of ['PLAIN', 'SCRAM-SHA256', 'SCRAM-SHA1']) {
+    const other = await connect(server, {
+      query: `allowed_sasl_mechanisms=${mech}`, username: 'someone', password: 'x',
+    })
+    await other.bucket('default').defaultCollection().upsert(`by-${mech}`, mech)
+    await other.close()
+  }
   const cluster = await connect(server, { username: 'anyone', password: 'anything' })
   t.after(() => cluster.close())
   const coll = cluster.bucket('default').defaultCollection()
