@@ -5,6 +5,8 @@
  */
 #include "io.h"
 
+#include "crash.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +29,11 @@ typedef struct io_fault {
 } io_fault;
 
 struct ep_io {
+    /* Held across each file call while the power-loss model is armed (the
+     * model's journal must see the calls one at a time, and a cut must not
+     * race a call in flight); guards crash. */
+    pthread_mutex_t crash_lock;
+    io_crash *crash;
     pthread_mutex_t lock; /* guards faults, paused, resumed */
     pthread_cond_t cond;  /* pause / resume / paused changes */
     io_fault faults[IO_NOPS];
@@ -44,6 +51,7 @@ ep_io *io_create(void)
     if (io == NULL)
         return NULL;
     pthread_mutex_init(&io->lock, NULL);
+    pthread_mutex_init(&io->crash_lock, NULL);
     pthread_cond_init(&io->cond, NULL);
     return io;
 }
@@ -59,6 +67,8 @@ void io_destroy(ep_io *io)
     while (io->paused > 0)
         pthread_cond_wait(&io->cond, &io->lock);
     pthread_mutex_unlock(&io->lock);
+    crash_free(io->crash);
+    pthread_mutex_destroy(&io->crash_lock);
     pthread_mutex_destroy(&io->lock);
     pthread_cond_destroy(&io->cond);
     free(io);
@@ -129,8 +139,48 @@ static int wait_paused(ep_io *io)
     return ok ? 0 : -1;
 }
 
+/* The power-loss model's commands (io.h). */
+static int crash_control(ep_io *io, const char *cmd, char *why, size_t whylen)
+{
+    pthread_mutex_lock(&io->crash_lock);
+    int rc = 0;
+    if (strcmp(cmd, "crash_state") == 0) {
+        snprintf(why, whylen, "%s",
+                 io->crash == NULL         ? "off"
+                 : crash_is_cut(io->crash) ? "cut"
+                                           : "on");
+    } else if (strncmp(cmd, "break=", 6) == 0) {
+        bool fs = strcmp(cmd + 6, "fsync") == 0;
+        bool ds = strcmp(cmd + 6, "dirsync_after_rename") == 0;
+        if (io->crash == NULL || (!fs && !ds)) {
+            snprintf(why, whylen, "break=fsync|dirsync_after_rename, after crash=...");
+            rc = -1;
+        } else {
+            crash_break(io->crash, fs, ds);
+        }
+    } else {
+        char mode[16] = "";
+        unsigned long long cut = 0;
+        unsigned seed = 1;
+        if (sscanf(cmd, "crash=%15[a-z];cut_after=%llu;seed=%u", mode, &cut, &seed) < 2 ||
+            (strcmp(mode, "drop") != 0 && strcmp(mode, "torn") != 0) ||
+            io->crash != NULL) {
+            snprintf(why, whylen,
+                     "crash=drop|torn;cut_after=N[;seed=S] (once per engine)");
+            rc = -1;
+        } else {
+            io->crash = crash_create(mode[0] == 'd' ? CRASH_DROP : CRASH_TORN, cut, seed);
+            rc = io->crash ? 0 : -1;
+        }
+    }
+    pthread_mutex_unlock(&io->crash_lock);
+    return rc;
+}
+
 int io_control(ep_io *io, const char *cmd, char *why, size_t whylen)
 {
+    if (strncmp(cmd, "crash", 5) == 0 || strncmp(cmd, "break=", 6) == 0)
+        return crash_control(io, cmd, why, whylen);
     if (strcmp(cmd, "resume") == 0 || strcmp(cmd, "clear") == 0) {
         pthread_mutex_lock(&io->lock);
         if (cmd[0] == 'c')
@@ -205,7 +255,28 @@ int io_control(ep_io *io, const char *cmd, char *why, size_t whylen)
 
 /* ---- the calls ---- */
 
-int io_open(ep_io *io, const char *path, int flags, mode_t mode)
+/* Around a file call: with the power-loss model armed, holds the crash lock
+ * and returns the model (NULL: not armed, no lock held); *rc is -EIO once the
+ * power is off. */
+static io_crash *crash_enter(ep_io *io, int *rc)
+{
+    *rc = 0;
+    pthread_mutex_lock(&io->crash_lock);
+    if (io->crash == NULL) {
+        pthread_mutex_unlock(&io->crash_lock);
+        return NULL;
+    }
+    *rc = crash_before_call(io->crash);
+    return io->crash;
+}
+
+static void crash_leave(ep_io *io, io_crash *c)
+{
+    if (c != NULL)
+        pthread_mutex_unlock(&io->crash_lock);
+}
+
+static int raw_open(ep_io *io, const char *path, int flags, mode_t mode)
 {
     bool sw = false;
     int rc = fault_check(io, IO_OPEN, &sw);
@@ -249,17 +320,17 @@ static int write_all_at(ep_io *io, int fd, const void *buf, size_t len, int64_t 
     return short_write ? rc : 0;
 }
 
-int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
+static int raw_write_all(ep_io *io, int fd, const void *buf, size_t len)
 {
     return write_all_at(io, fd, buf, len, -1);
 }
 
-int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off)
+static int raw_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off)
 {
     return write_all_at(io, fd, buf, len, (int64_t)off);
 }
 
-int io_truncate(ep_io *io, int fd, uint64_t len)
+static int raw_truncate(ep_io *io, int fd, uint64_t len)
 {
     (void)io;
     return ftruncate(fd, (off_t)len) == 0 ? 0 : -errno;
@@ -283,7 +354,7 @@ void io_advise_sequential(ep_io *io, int fd)
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 }
 
-int io_fsync(ep_io *io, int fd)
+static int raw_fsync(ep_io *io, int fd)
 {
     bool sw = false;
     int rc = fault_check(io, IO_FSYNC, &sw);
@@ -292,7 +363,7 @@ int io_fsync(ep_io *io, int fd)
     return fdatasync(fd) == 0 ? 0 : -errno;
 }
 
-int io_rename(ep_io *io, const char *from, const char *to)
+static int raw_rename(ep_io *io, const char *from, const char *to)
 {
     bool sw = false;
     int rc = fault_check(io, IO_RENAME, &sw);
@@ -301,7 +372,7 @@ int io_rename(ep_io *io, const char *from, const char *to)
     return rename(from, to) == 0 ? 0 : -errno;
 }
 
-int io_fsync_dir(ep_io *io, const char *dir)
+static int raw_fsync_dir(ep_io *io, const char *dir)
 {
     bool sw = false;
     int rc = fault_check(io, IO_DIRSYNC, &sw);
@@ -315,7 +386,7 @@ int io_fsync_dir(ep_io *io, const char *dir)
     return rc;
 }
 
-int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len)
+static int raw_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len)
 {
     bool sw = false;
     int rc = fault_check(io, IO_READ, &sw);
@@ -362,7 +433,7 @@ int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *le
     return 0;
 }
 
-int io_unlink(ep_io *io, const char *path)
+static int raw_unlink(ep_io *io, const char *path)
 {
     bool sw = false;
     int rc = fault_check(io, IO_UNLINK, &sw);
@@ -371,7 +442,7 @@ int io_unlink(ep_io *io, const char *path)
     return unlink(path) == 0 ? 0 : -errno;
 }
 
-int io_mkdir(ep_io *io, const char *path, mode_t mode)
+static int raw_mkdir(ep_io *io, const char *path, mode_t mode)
 {
     bool sw = false;
     int rc = fault_check(io, IO_MKDIR, &sw);
@@ -380,7 +451,7 @@ int io_mkdir(ep_io *io, const char *path, mode_t mode)
     return mkdir(path, mode) == 0 ? 0 : -errno;
 }
 
-ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
+static ssize_t raw_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
 {
     bool sw = false;
     int rc = fault_check(io, IO_READ, &sw);
@@ -395,15 +466,15 @@ ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
     return n < 0 ? -errno : n;
 }
 
-int64_t io_file_size(ep_io *io, int fd)
+static int64_t raw_file_size(ep_io *io, int fd)
 {
     (void)io;
     struct stat st;
     return fstat(fd, &st) == 0 ? (int64_t)st.st_size : -errno;
 }
 
-int io_list_dir(ep_io *io, const char *dir, int (*cb)(const char *name, void *ctx),
-                void *ctx)
+static int raw_list_dir(ep_io *io, const char *dir,
+                        int (*cb)(const char *name, void *ctx), void *ctx)
 {
     bool sw = false;
     int rc = fault_check(io, IO_READ, &sw);
@@ -501,4 +572,205 @@ uint32_t io_crc32c_portable(uint32_t crc, const void *buf, size_t len)
 {
     pthread_once(&crc_once, crc_init);
     return ~crc_sw_update(~crc, buf, len);
+}
+
+/* ---- the calls, through the power-loss model when it is armed ---- */
+
+int io_open(ep_io *io, const char *path, int flags, mode_t mode)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_open(c, path, flags);
+        rc = raw_open(io, path, flags, mode);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_write_all(ep_io *io, int fd, const void *buf, size_t len)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_write(c, fd, -1, len);
+        rc = raw_write_all(io, fd, buf, len);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_pwrite_all(ep_io *io, int fd, const void *buf, size_t len, uint64_t off)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_write(c, fd, (int64_t)off, len);
+        rc = raw_pwrite_all(io, fd, buf, len, off);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_truncate(ep_io *io, int fd, uint64_t len)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_truncate(c, fd, len);
+        rc = raw_truncate(io, fd, len);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_fsync(ep_io *io, int fd)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_fsync(io, fd);
+        if (c != NULL && rc == 0)
+            crash_on_fsync(c, fd);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_rename(ep_io *io, const char *from, const char *to)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_rename(c, from, to);
+        rc = raw_rename(io, from, to);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_fsync_dir(ep_io *io, const char *dir)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_fsync_dir(io, dir);
+        if (c != NULL && rc == 0)
+            crash_on_dirsync(c, dir);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_read_file(ep_io *io, const char *path, size_t max, char **buf, size_t *len)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_read_file(io, path, max, buf, len);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_unlink(ep_io *io, const char *path)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        if (c != NULL)
+            crash_on_unlink(c, path);
+        rc = raw_unlink(io, path);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_mkdir(ep_io *io, const char *path, mode_t mode)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_mkdir(io, path, mode);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    ssize_t rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_pread(io, fd, buf, len, off);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int64_t io_file_size(ep_io *io, int fd)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int64_t rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_file_size(io, fd);
+    }
+    crash_leave(io, c);
+    return rc;
+}
+
+int io_list_dir(ep_io *io, const char *dir, int (*cb)(const char *name, void *ctx),
+                void *ctx)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    int rc;
+    if (cut < 0) {
+        rc = cut;
+    } else {
+        rc = raw_list_dir(io, dir, cb, ctx);
+    }
+    crash_leave(io, c);
+    return rc;
 }

@@ -44,6 +44,16 @@ void io_destroy(ep_io *io);
  *   "resume"                            lets paused calls go on
  *   "wait_paused"                       waits (up to 10 s) until a call is paused
  *   "clear"                             removes every fault
+ *   "crash=drop;cut_after=N[;seed=S]"   arms the power-loss model (crash.h):
+ *                                       the Nth file call from now cuts the
+ *                                       power (unsynced writes and names undone;
+ *                                       "torn" keeps whole sectors and tears
+ *                                       one); every call after fails with EIO.
+ *                                       N = 0: never cut. Once per ep_io.
+ *   "break=fsync" / "break=dirsync_after_rename"
+ *                                       with the model armed: that fsync keeps
+ *                                       nothing (to prove a test catches it)
+ *   "crash_state"                       why gets "off", "on" or "cut"
  * ops: open write fsync rename dirsync read unlink mkdir. Returns 0, or -1 with a
  * reason in why.
  */

@@ -10,6 +10,8 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,6 +75,191 @@ START_TEST(fault_commands)
 }
 END_TEST
 
+/* ---- the power-loss model ---- */
+
+static char dir[] = "/tmp/io_crash.XXXXXX";
+
+static void path_in(char *buf, size_t cap, const char *name)
+{
+    snprintf(buf, cap, "%s/%s", dir, name);
+}
+
+/* The whole content of a file (NULL if it does not exist); its length. */
+static char *slurp(const char *name, size_t *len)
+{
+    char p[256];
+    path_in(p, sizeof(p), name);
+    FILE *f = fopen(p, "rb");
+    if (f == NULL)
+        return NULL;
+    static char buf[65536];
+    *len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return buf;
+}
+
+static void put(const char *name, const char *text)
+{
+    char p[256];
+    path_in(p, sizeof(p), name);
+    FILE *f = fopen(p, "wb");
+    fputs(text, f);
+    fclose(f);
+}
+
+static ep_io *armed(const char *spec)
+{
+    char why[128];
+    ck_assert_ptr_nonnull(mkdtemp(strcpy(dir, "/tmp/io_crash.XXXXXX")));
+    ep_io *io = io_create();
+    ck_assert_int_eq(io_control(io, spec, why, sizeof(why)), 0);
+    return io;
+}
+
+static void cut_now(ep_io *io)
+{
+    char why[64];
+    /* Any call after the chosen one finds the power off. */
+    ck_assert_int_eq(io_unlink(io, "/nonexistent/x"), -EIO);
+    ck_assert_int_eq(io_control(io, "crash_state", why, sizeof(why)), 0);
+    ck_assert_str_eq(why, "cut");
+}
+
+static void done(ep_io *io)
+{
+    char cmd[300];
+    io_destroy(io);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(power_cut_drops_what_was_not_synced)
+{
+    /* Calls: open, write, fsync, dirsync, pwrite, open, write, rename, unlink,
+     * then the cut at the 10th. */
+    ep_io *io = armed("crash=drop;cut_after=10");
+    char p[256], q[256], r[256];
+    put("old", "OLD");
+    put("gone", "GONE");
+    path_in(p, sizeof(p), "a");
+    int fd = io_open(io, p, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(io_write_all(io, fd, "synced", 6), 0);
+    ck_assert_int_eq(io_fsync(io, fd), 0);
+    ck_assert_int_eq(io_fsync_dir(io, dir), 0);
+    ck_assert_int_eq(io_pwrite_all(io, fd, "LOST!!-and-more", 15, 3), 0);
+    close(fd);
+    path_in(q, sizeof(q), "new");
+    fd = io_open(io, q, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_eq(io_write_all(io, fd, "NEW", 3), 0);
+    close(fd);
+    path_in(r, sizeof(r), "old");
+    ck_assert_int_eq(io_rename(io, q, r), 0);
+    path_in(q, sizeof(q), "gone");
+    ck_assert_int_eq(io_unlink(io, q), 0);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("a", &len);
+    ck_assert(got != NULL && len == 6 && memcmp(got, "synced", 6) == 0);
+    got = slurp("old", &len); /* the rename was not made durable */
+    ck_assert(got != NULL && len == 3 && memcmp(got, "OLD", 3) == 0);
+    ck_assert_ptr_null(slurp("new", &len)); /* nor the create */
+    got = slurp("gone", &len);              /* nor the unlink */
+    ck_assert(got != NULL && len == 4 && memcmp(got, "GONE", 4) == 0);
+    done(io);
+}
+END_TEST
+
+START_TEST(synced_names_and_data_survive)
+{
+    ep_io *io = armed("crash=drop;cut_after=6");
+    char p[256], q[256];
+    put("target", "T");
+    path_in(p, sizeof(p), "tmp");
+    int fd = io_open(io, p, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_eq(io_write_all(io, fd, "manifest", 8), 0);
+    ck_assert_int_eq(io_fsync(io, fd), 0);
+    close(fd);
+    path_in(q, sizeof(q), "target");
+    ck_assert_int_eq(io_rename(io, p, q), 0);
+    ck_assert_int_eq(io_fsync_dir(io, dir), 0);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("target", &len);
+    ck_assert(got != NULL && len == 8 && memcmp(got, "manifest", 8) == 0);
+    ck_assert_ptr_null(slurp("tmp", &len));
+    done(io);
+}
+END_TEST
+
+START_TEST(torn_write_keeps_sectors_and_tears_one)
+{
+    /* Over many seeds: the file is never the whole new write; it is the old
+     * one with a prefix of whole new sectors, then one torn sector. */
+    int torn_seen = 0;
+    for (unsigned seed = 1; seed <= 40; seed++) {
+        char spec[64], p[256], old[4097], fresh[4096];
+        snprintf(spec, sizeof(spec), "crash=torn;cut_after=3;seed=%u", seed);
+        ep_io *io = armed(spec);
+        memset(old, 'o', sizeof(old) - 1);
+        old[sizeof(old) - 1] = '\0';
+        put("seg", old); /* on disk before the model was armed */
+        memset(fresh, 'n', sizeof(fresh));
+        path_in(p, sizeof(p), "seg");
+        int fd = io_open(io, p, O_RDWR, 0);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(io_pwrite_all(io, fd, fresh, sizeof(fresh), 0), 0);
+        close(fd);
+        cut_now(io);
+        size_t len;
+        char *got = slurp("seg", &len);
+        ck_assert(got != NULL && len == 4096);
+        size_t k = 0;
+        while (k < len && got[k] == 'n')
+            k++;
+        ck_assert_msg(k < len, "seed %u: the whole write stayed", seed);
+        size_t start = k - k % 512, tail = start + 512;
+        for (size_t i = tail; i < len; i++)
+            ck_assert_msg(got[i] == 'o', "seed %u: byte %zu after the torn sector", seed,
+                          i);
+        int junk = 0;
+        for (size_t i = start; i < tail; i++)
+            junk += got[i] != 'o' && got[i] != 'n';
+        torn_seen += junk > 0;
+        done(io);
+    }
+    ck_assert_int_gt(torn_seen, 30);
+}
+END_TEST
+
+START_TEST(broken_fsync_and_dirsync_keep_nothing)
+{
+    ep_io *io = armed("crash=drop;cut_after=8");
+    char why[64], p[256], q[256];
+    ck_assert_int_eq(io_control(io, "break=fsync", why, sizeof(why)), 0);
+    ck_assert_int_eq(io_control(io, "break=dirsync_after_rename", why, sizeof(why)), 0);
+    put("m", "v1");
+    path_in(p, sizeof(p), "m.tmp");
+    int fd = io_open(io, p, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_eq(io_write_all(io, fd, "v2", 2), 0);
+    ck_assert_int_eq(io_fsync(io, fd), 0); /* keeps nothing */
+    close(fd);
+    path_in(q, sizeof(q), "m");
+    ck_assert_int_eq(io_rename(io, p, q), 0);
+    ck_assert_int_eq(io_fsync_dir(io, dir), 0); /* after a rename: keeps nothing */
+    path_in(p, sizeof(p), "d");
+    fd = io_open(io, p, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_eq(io_write_all(io, fd, "x", 1), 0);
+    close(fd);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("m", &len);
+    ck_assert(got != NULL && len == 2 && memcmp(got, "v1", 2) == 0);
+    ck_assert_ptr_null(slurp("m.tmp", &len)); /* its data was never durable */
+    done(io);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("io");
@@ -80,6 +267,10 @@ int main(void)
     tcase_add_test(tc, crc32c_known_vector);
     tcase_add_test(tc, crc32c_hardware_matches_software);
     tcase_add_test(tc, fault_commands);
+    tcase_add_test(tc, power_cut_drops_what_was_not_synced);
+    tcase_add_test(tc, synced_names_and_data_survive);
+    tcase_add_test(tc, torn_write_keeps_sectors_and_tears_one);
+    tcase_add_test(tc, broken_fsync_and_dirsync_keep_nothing);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
