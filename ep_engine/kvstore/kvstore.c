@@ -158,6 +158,10 @@ static int add_segment(shard *sh, uint64_t seg)
 typedef struct found {
     kvs *s;
     int err;
+    /* Every base file seen ("shard" * 2^32 + number, numbers < 2^32 here):
+     * all but each shard's newest are removed once the listing is done. */
+    uint64_t *bases;
+    size_t nbases, cap;
 } found;
 
 static int found_file(const char *name, void *ctx)
@@ -173,6 +177,15 @@ static int found_file(const char *name, void *ctx)
     if (strcmp(tail, "seg") == 0) {
         f->err = add_segment(sh, seg);
     } else if (strcmp(tail, "base") == 0) {
+        if (f->nbases == f->cap) {
+            size_t cap = f->cap ? f->cap * 2 : 16;
+            uint64_t *b = realloc(f->bases, cap * sizeof(uint64_t));
+            if (b == NULL)
+                return f->err = -ENOMEM;
+            f->bases = b;
+            f->cap = cap;
+        }
+        f->bases[f->nbases++] = (uint64_t)shard_no << 32 | (seg & 0xffffffffu);
         if (seg > sh->base)
             sh->base = seg;
         if (seg > sh->seg_no)
@@ -186,21 +199,31 @@ static int found_file(const char *name, void *ctx)
     return f->err;
 }
 
-/* Drops the files a base replaced (left behind by a crash after the install). */
-static void remove_replaced(kvs *s, unsigned shard_no)
+/* Drops the files the newest base supersedes: segments up to it and older
+ * bases (a crash after an install, or before the unlink of the previous base
+ * was made durable, leaves them). How many it removed. */
+static size_t remove_replaced(kvs *s, unsigned shard_no, const found *f)
 {
     shard *sh = &s->shards[shard_no];
     char path[1100];
-    size_t keep = 0;
+    size_t keep = 0, removed = 0;
     for (size_t i = 0; i < sh->nsegs; i++) {
         if (sh->segs[i] <= sh->base) {
             seg_path(s, shard_no, sh->segs[i], path, sizeof(path));
-            io_unlink(s->io, path);
+            removed += io_unlink(s->io, path) == 0;
         } else {
             sh->segs[keep++] = sh->segs[i];
         }
     }
     sh->nsegs = keep;
+    for (size_t i = 0; i < f->nbases; i++) {
+        uint64_t number = f->bases[i] & 0xffffffffu;
+        if (f->bases[i] >> 32 == shard_no && number < sh->base) {
+            base_path(s, shard_no, number, false, path, sizeof(path));
+            removed += io_unlink(s->io, path) == 0;
+        }
+    }
+    return removed;
 }
 
 kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max_bytes,
@@ -222,18 +245,26 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
         s->shards[i].fd = -1;
         s->shards[i].start_new = true;
     }
-    found f = {s, 0};
+    found f = {s, 0, NULL, 0, 0};
     int rc = io_list_dir(io, dir, found_file, &f);
     if (rc < 0 || f.err < 0) {
         snprintf(why, whylen, "cannot list %s: %s", dir, strerror(rc < 0 ? -rc : -f.err));
+        free(f.bases);
         kvs_close(s);
         return NULL;
     }
-    /* Old bases and replaced segments go; then sizes, for stats and compaction. */
+    /* Old bases and replaced segments go, and the removals are made durable
+     * (kvstore.h: at most one base per shard); then sizes, for stats and
+     * compaction. */
     char path[1100];
+    size_t removed = 0;
+    for (unsigned i = 0; i < nshards; i++)
+        removed += remove_replaced(s, i, &f);
+    free(f.bases);
+    if (removed > 0)
+        io_fsync_dir(io, dir);
     for (unsigned i = 0; i < nshards; i++) {
         shard *sh = &s->shards[i];
-        remove_replaced(s, i);
         if (sh->base != 0) {
             base_path(s, i, sh->base, false, path, sizeof(path));
             add_file_bytes(s, sh, path);

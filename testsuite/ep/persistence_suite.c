@@ -1812,6 +1812,59 @@ static test_result test_fault_mkdir(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* Counts the base files of shard 0 and finds the newest's number. */
+static int bases_of_shard0(const char *dir, unsigned *newest)
+{
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    int n = 0;
+    *newest = 0;
+    while (d != NULL && (ent = readdir(d)) != NULL) {
+        unsigned no;
+        char tail[8];
+        if (sscanf(ent->d_name, "shard0.%u.%7s", &no, tail) == 2 &&
+            strcmp(tail, "base") == 0) {
+            n++;
+            if (no > *newest)
+                *newest = no;
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* kvstore.h promises one base per shard: a start removes every base the
+ * newest supersedes (a power cut can bring back one whose unlink was not
+ * made durable), and the data is the newest base's. */
+static test_result test_old_bases_removed(engine_handle *h, const test_harness *th)
+{
+    const void *c = th->create_cookie();
+    for (int round = 0; round < 2; round++) {
+        char key[16], val[32];
+        for (int i = 0; i < 20; i++) {
+            snprintf(key, sizeof(key), "k%d", i);
+            snprintf(val, sizeof(val), "v%d-%d", i, round);
+            CHECK_RC(kv_store(h, c, key, val, ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+        }
+        CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+        CHECK(engine_control(h, th, "compact"));
+    }
+    unsigned newest;
+    CHECK(bases_of_shard0(th->data_dir, &newest) == 1 && newest > 1);
+    /* An older base comes back, as after a cut. */
+    char from[1200], to[1200], cmd[2600];
+    snprintf(from, sizeof(from), "%s/shard0.%u.base", th->data_dir, newest);
+    snprintf(to, sizeof(to), "%s/shard0.%u.base", th->data_dir, newest - 1);
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    CHECK(system(cmd) == 0);
+    CHECK(bases_of_shard0(th->data_dir, &newest) == 2);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(bases_of_shard0(th->data_dir, &newest) == 1);
+    CHECK(value_eq(h, "k7", "v7-1"));
+    return TEST_PASS;
+}
+
 static const engine_test tests[] = {
     {"restart keeps data, deletes and CAS", test_restart_keeps_data, setup_wait_ready,
      NULL, CFG, false},
@@ -1912,6 +1965,8 @@ static const engine_test tests[] = {
     {"a background fetch does not wait for a batch's fsync", test_fetch_not_behind_fsync,
      setup_wait_ready, NULL, CFG, false},
     {"fault: creating the data directory", test_fault_mkdir, NULL, NULL, CFG, true},
+    {"a start removes the bases the newest supersedes", test_old_bases_removed,
+     setup_wait_ready, NULL, CFG ";num_shards=1", false},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 
