@@ -1,24 +1,35 @@
 /*
  * crashtest - the two halves of the crash-safety test (scripts/crash-test).
  *
- *   crashtest write  ENGINE.so DIR LOG SEED   durable sets, deletes and manifest
- *                                             updates until killed
+ *   crashtest write  ENGINE.so DIR LOG SEED   durable sets, appends, deletes and
+ *                                             manifest updates until killed
+ *   crashtest power  ENGINE.so DIR LOG SEED MODE [BREAK]
+ *                                             the same, with the I/O layer's
+ *                                             power-loss model (MODE drop or
+ *                                             torn) cutting the power at a random
+ *                                             file call; BREAK (fsync or
+ *                                             dirsync_after_rename) breaks the
+ *                                             engine's durability on purpose
  *   crashtest verify ENGINE.so DIR LOG        restart on DIR and check
  *
  * The engine compacts every few milliseconds, so kills also land in the middle
  * of compactions; the writer evicts every clean value every 64 operations and the
  * verifier once at the start, so values are read back from disk (half of them
  * through a parked get) while records move. The writer appends to LOG, before each
- * operation, "A <seq> <op> <coll> <key> <value>" and, once the engine acknowledged it, "K
- * <seq>". Lines reach the kernel with write(2), so a SIGKILL loses none that were
- * written. The verifier replays LOG: for every key, the value found must be the result of
- * its last acknowledged operation or of an operation attempted after it (which may or may
- * not have reached the disk before the kill); a key never written must not appear; every
- * value carries a check field so a corrupt one is seen.
+ * operation, "A <seq> <op> <coll> <key> <value>" (op S set, P append, D delete) and, once
+ * the engine acknowledged it, "K <seq>"; an append of a missing key is acknowledged as
+ * the no-op it is. Lines reach the kernel with write(2), so a SIGKILL loses none that
+ * were written. The verifier replays LOG: for every key, the value found must be the
+ * result of its last acknowledged operation or of an operation attempted after it (which
+ * may or may not have reached the disk before the kill), each replayed on the key's
+ * previous state; a key never written must not appear; a value is "key:seq:check"
+ * followed by one
+ * "+seq:check" per append, so a corrupt or misplaced piece is seen.
  */
 #include "../../engine_api.h"
 #include "../mock_server/mock_server.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <jansson.h>
 #include <fcntl.h>
@@ -26,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -158,7 +170,18 @@ static void resume_point(const char *log, unsigned long *seq, unsigned long *uid
         fclose(f);
 }
 
-static int run_writer(const char *so, const char *dir, const char *log, unsigned seed)
+/* The power-loss model's state ("off", "on", "cut"). */
+static bool power_is_cut(void)
+{
+    char state[16] = "";
+    return control != NULL && control(h, "crash_state", state, sizeof(state)) == 0 &&
+           strcmp(state, "cut") == 0;
+}
+
+/* With `mode` (power mode): arms the model after the first manifest, at a
+ * random call among the next few thousand, and stops once the power is cut. */
+static int run_writer(const char *so, const char *dir, const char *log, unsigned seed,
+                      const char *mode, const char *broken)
 {
     mock_reset();
     h = start(so, dir);
@@ -176,7 +199,24 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
         fprintf(stderr, "crashtest: initial manifest failed: 0x%x\n", rc);
         return 2;
     }
-    for (;;) {
+    if (mode != NULL) {
+        char spec[128], why[128];
+        snprintf(spec, sizeof(spec), "crash=%s;cut_after=%d;seed=%u", mode,
+                 1 + rand() % 2500, seed);
+        if (control == NULL || control(h, spec, why, sizeof(why)) != 0 ||
+            (broken != NULL && (snprintf(spec, sizeof(spec), "break=%s", broken) < 0 ||
+                                control(h, spec, why, sizeof(why)) != 0))) {
+            fprintf(stderr, "crashtest: cannot arm the power-loss model: %s\n", why);
+            return 2;
+        }
+    }
+    for (unsigned long ops = 0;; ops++) {
+        if (mode != NULL && (power_is_cut() || ops == 100000)) {
+            /* The machine is off: nothing more reaches the disk. */
+            h->destroy(h, true);
+            close(fd);
+            return 0;
+        }
         seq++;
         int r = rand() % 100;
         if (r < 3) {
@@ -198,17 +238,27 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
                 if (rc == ENGINE_NO_SUCH_KEY)
                     rc = ENGINE_SUCCESS; /* deleted either way */
             } else {
-                snprintf(val, sizeof(val), "%s:%lu:%u", key, seq, check_of(key, seq));
-                logf_line(fd, "A %lu S %u %s %s\n", seq, coll, key, val);
+                /* About one write in seven appends "+seq:check" to the value. */
+                bool append = r < 35;
+                if (append)
+                    snprintf(val, sizeof(val), "+%lu:%u", seq, check_of(key, seq));
+                else
+                    snprintf(val, sizeof(val), "%s:%lu:%u", key, seq, check_of(key, seq));
+                logf_line(fd, "A %lu %c %u %s %s\n", seq, append ? 'P' : 'S', coll, key,
+                          val);
                 engine_item *it = NULL;
                 rc = h->allocate(h, cookie, &it, &k, strlen(val), 0, 0, 0, vb);
                 if (rc == ENGINE_SUCCESS) {
                     engine_item_info info;
                     h->get_item_info(h, it, &info);
                     memcpy(info.value.iov_base, val, strlen(val));
-                    HOST(rc, h->store_durable(h, cookie, it, NULL, ENGINE_STORE_SET,
-                                              ENGINE_DURABILITY_PERSIST));
+                    HOST(rc,
+                         h->store_durable(h, cookie, it, NULL,
+                                          append ? ENGINE_STORE_APPEND : ENGINE_STORE_SET,
+                                          ENGINE_DURABILITY_PERSIST));
                     h->release(h, it);
+                    if (append && rc == ENGINE_NOT_STORED)
+                        rc = ENGINE_SUCCESS; /* the key is absent: nothing to append to */
                 }
             }
         }
@@ -221,16 +271,28 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
 
 /* ---- verify ---- */
 
-static void fetched_stat(const char *k, uint16_t kl, const char *v, uint32_t vl,
-                         void *ctx)
+typedef struct wanted_stat {
+    const char *name;
+    char value[32];
+} wanted_stat;
+
+static void find_stat(const char *k, uint16_t kl, const char *v, uint32_t vl, void *ctx)
 {
-    if (kl == strlen("ep_bg_fetched") && memcmp(k, "ep_bg_fetched", kl) == 0)
-        snprintf(ctx, 32, "%.*s", (int)vl, v);
+    wanted_stat *w = ctx;
+    if (kl == strlen(w->name) && memcmp(k, w->name, kl) == 0)
+        snprintf(w->value, sizeof(w->value), "%.*s", (int)vl, v);
+}
+
+static const char *stat_of(const char *group, const char *name, wanted_stat *w)
+{
+    *w = (wanted_stat){name, "0"};
+    h->get_stats(h, NULL, group, find_stat, w);
+    return w->value;
 }
 
 typedef struct attempt {
     unsigned long seq;
-    char op; /* S, D */
+    char op; /* S set, P append, D delete */
     char value[64];
     bool acked;
 } attempt;
@@ -241,6 +303,82 @@ typedef struct keylog {
 } keylog;
 
 static keylog keys[COLLECTIONS][NKEYS];
+
+/* The possible states of one key (NULL: absent), without repeats. */
+#define MAX_STATES 64
+typedef struct states {
+    char *v[MAX_STATES];
+    int n;
+} states;
+
+static char *apply_op(const attempt *a, const char *state)
+{
+    if (a->op == 'S')
+        return strdup(a->value);
+    if (a->op == 'D' || state == NULL)
+        return NULL;
+    char *out = malloc(strlen(state) + strlen(a->value) + 1);
+    strcpy(out, state);
+    strcat(out, a->value);
+    return out;
+}
+
+static bool states_has(const states *st, const char *v)
+{
+    for (int i = 0; i < st->n; i++)
+        if (st->v[i] == v || (st->v[i] != NULL && v != NULL && strcmp(st->v[i], v) == 0))
+            return true;
+    return false;
+}
+
+/* Acknowledged: every state becomes the op's result. Not: either may hold. */
+static bool states_apply(states *st, const attempt *a)
+{
+    states next = {.n = 0};
+    bool fits = true;
+    for (int pass = a->acked ? 1 : 0; pass < 2; pass++) {
+        for (int i = 0; i < st->n; i++) {
+            char *v =
+                pass == 0 ? (st->v[i] ? strdup(st->v[i]) : NULL) : apply_op(a, st->v[i]);
+            if (states_has(&next, v) || next.n == MAX_STATES) {
+                fits = fits && states_has(&next, v);
+                free(v);
+            } else {
+                next.v[next.n++] = v;
+            }
+        }
+    }
+    for (int i = 0; i < st->n; i++)
+        free(st->v[i]);
+    *st = next;
+    return fits;
+}
+
+static void states_free(states *st)
+{
+    for (int i = 0; i < st->n; i++)
+        free(st->v[i]);
+}
+
+/* "key:seq:check" then "+seq:check" per append, every check right. */
+static bool well_formed(const char *key, const char *v)
+{
+    size_t kl = strlen(key);
+    if (strncmp(v, key, kl) != 0 || v[kl] != ':')
+        return false;
+    const char *p = v + kl;
+    while (*p != '\0') {
+        unsigned long s;
+        unsigned chk;
+        int used = 0;
+        if ((*p != ':' && *p != '+') || (*p == ':' && p != v + kl) ||
+            sscanf(p + 1, "%lu:%u%n", &s, &chk, &used) != 2 || used == 0 ||
+            chk != check_of(key, s))
+            return false;
+        p += 1 + used;
+    }
+    return true;
+}
 
 static int coll_index(unsigned coll)
 {
@@ -284,6 +422,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
         }
         if (sscanf(line, "A %lu M %lu", &seq, &uid) == 2) {
             uid_of_seq[seq] = uid;
+            n_attempts++;
             if (uid > tried_uid)
                 tried_uid = uid;
             continue;
@@ -322,6 +461,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
     cookie = mock_cookie_create();
     evict_all(); /* every value below is read back from disk */
     int errors = 0;
+    uint64_t live_bytes = 0; /* records of the values found: header, key, value */
     /* The manifest: at least the last acknowledged one, at most the last tried. */
     uint64_t uid = 0;
     uint32_t sid;
@@ -334,7 +474,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
     for (int c = 0; c < COLLECTIONS; c++) {
         for (int k = 0; k < NKEYS; k++) {
             keylog *kl = &keys[c][k];
-            char key[32], got[128] = "";
+            char key[32], *got = NULL;
             snprintf(key, sizeof(key), "key%d", k);
             engine_doc_key dk = {c ? 8u : 0u, (uint16_t)strlen(key), key};
             bool found = false;
@@ -348,55 +488,93 @@ static int run_verify(const char *so, const char *dir, const char *log)
                 if (rc == ENGINE_SUCCESS) {
                     engine_item_info info;
                     h->get_item_info(h, it, &info);
-                    snprintf(got, sizeof(got), "%.*s", (int)info.value.iov_len,
-                             (const char *)info.value.iov_base);
+                    got = strndup(info.value.iov_base, info.value.iov_len);
+                    live_bytes += 40 + strlen(key) + info.value.iov_len;
                     h->release(h, it);
                     found = true;
                 }
             }
-            /* Allowed: the state after the last acked attempt, or after any later. */
+            /* The states the key may be in: replay its attempts from absent. An
+             * acknowledged one was applied to whatever state the key was in; one
+             * never acknowledged (in flight at a kill or cut) may or may not have
+             * been. An append extends the value; of an absent key it is a no-op. */
+            states st = {.n = 1}; /* {absent} */
             size_t from = 0;
             bool any_acked = false;
-            for (size_t i = 0; i < kl->n; i++)
+            for (size_t i = 0; i < kl->n; i++) {
                 if (kl->v[i].acked) {
                     from = i;
                     any_acked = true;
                 }
-            bool ok = !any_acked && !found; /* never (durably) written: absent is fine */
-            for (size_t i = any_acked ? from : 0; i < kl->n && !ok; i++) {
-                if (kl->v[i].op == 'D')
-                    ok = !found;
-                else
-                    ok = found && strcmp(got, kl->v[i].value) == 0;
-            }
-            if (found) {
-                unsigned long s;
-                unsigned chk;
-                char kname[32];
-                if (sscanf(got, "%31[^:]:%lu:%u", kname, &s, &chk) != 3 ||
-                    strcmp(kname, key) != 0 || chk != check_of(key, s)) {
-                    fprintf(stderr, "%u/%s: corrupt value '%s'\n", c ? 8u : 0u, key, got);
+                if (!states_apply(&st, &kl->v[i])) {
+                    fprintf(stderr, "%u/%s: more than %d possible states\n", c ? 8u : 0u,
+                            key, MAX_STATES);
                     errors++;
-                    continue;
                 }
+            }
+            bool ok = false;
+            for (int i = 0; i < st.n && !ok; i++)
+                ok = st.v[i] == NULL ? !found : found && strcmp(got, st.v[i]) == 0;
+            states_free(&st);
+            if (found && !well_formed(key, got)) {
+                fprintf(stderr, "%u/%s: corrupt value '%s'\n", c ? 8u : 0u, key, got);
+                errors++;
+                free(got);
+                continue;
             }
             if (!ok) {
                 fprintf(stderr,
                         "%u/%s: found %s'%s'; %zu attempts, last acked #%zu (%c %s)\n",
-                        c ? 8u : 0u, key, found ? "" : "nothing ", got, kl->n, from,
-                        any_acked ? kl->v[from].op : '-',
+                        c ? 8u : 0u, key, found ? "" : "nothing ", found ? got : "",
+                        kl->n, from, any_acked ? kl->v[from].op : '-',
                         any_acked ? kl->v[from].value : "");
                 errors++;
             }
+            free(got);
         }
     }
-    char fetched[32] = "0";
-    h->get_stats(h, NULL, "", fetched_stat, fetched);
+    /* kvstore.h: one base per shard, and after a compaction the files hold
+     * little more than the live records (a cut must not leave files behind). */
+    char why[64];
+    if (control != NULL && control(h, "compact", why, sizeof(why)) != 0)
+        fprintf(stderr, "crashtest: compact: %s\n", why);
+    uint64_t disk = 0;
+    unsigned bases[8] = {0};
+    DIR *dh = opendir(dir);
+    struct dirent *ent;
+    while (dh != NULL && (ent = readdir(dh)) != NULL) {
+        unsigned shard, no;
+        char tail[8], path[4400];
+        struct stat st;
+        if (sscanf(ent->d_name, "shard%u.%u.%7s", &shard, &no, tail) != 3)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
+        if (stat(path, &st) == 0)
+            disk += (uint64_t)st.st_size;
+        if (strcmp(tail, "base") == 0 && shard < 8 && ++bases[shard] > 1) {
+            fprintf(stderr, "shard %u has %u bases\n", shard, bases[shard]);
+            errors++;
+        }
+    }
+    if (dh != NULL)
+        closedir(dh);
+    if (live_bytes > 0 && (double)disk > 1.3 * (double)live_bytes + 256) {
+        fprintf(stderr, "%llu bytes of files for %llu live bytes after a compaction\n",
+                (unsigned long long)disk, (unsigned long long)live_bytes);
+        errors++;
+    }
+    wanted_stat fetched, torn, torn_bytes;
+    stat_of("", "ep_bg_fetched", &fetched);
+    stat_of("warmup", "ep_warmup_torn_segments", &torn);
+    stat_of("warmup", "ep_warmup_torn_bytes", &torn_bytes);
     h->destroy(h, true);
     printf(
         "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %s values read back "
-        "from disk: %s\n",
-        n_attempts, n_acked, (unsigned long long)uid, fetched, errors ? "FAILED" : "ok");
+        "from disk, %s torn tails (%s bytes) dropped at warmup, files %.2fx the live "
+        "records: %s\n",
+        n_attempts, n_acked, (unsigned long long)uid, fetched.value, torn.value,
+        torn_bytes.value, live_bytes ? (double)disk / (double)live_bytes : 0.0,
+        errors ? "FAILED" : "ok");
     free(by_seq);
     free(uid_of_seq);
     return errors ? 1 : 0;
@@ -405,10 +583,14 @@ static int run_verify(const char *so, const char *dir, const char *log)
 int main(int argc, char **argv)
 {
     if (argc >= 6 && strcmp(argv[1], "write") == 0)
-        return run_writer(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]));
+        return run_writer(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]), NULL, NULL);
+    if (argc >= 7 && strcmp(argv[1], "power") == 0)
+        return run_writer(argv[2], argv[3], argv[4], (unsigned)atoi(argv[5]), argv[6],
+                          argc >= 8 ? argv[7] : NULL);
     if (argc >= 5 && strcmp(argv[1], "verify") == 0)
         return run_verify(argv[2], argv[3], argv[4]);
     fprintf(stderr,
-            "usage: crashtest write ENGINE DIR LOG SEED | verify ENGINE DIR LOG\n");
+            "usage: crashtest write ENGINE DIR LOG SEED | power ENGINE DIR LOG SEED "
+            "drop|torn [fsync|dirsync_after_rename] | verify ENGINE DIR LOG\n");
     return 2;
 }
