@@ -12,6 +12,7 @@
  */
 #include "crash.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -199,8 +200,23 @@ void crash_on_write(io_crash *c, int fd, int64_t off, size_t len)
 void crash_on_truncate(io_crash *c, int fd, uint64_t len)
 {
     struct stat st;
-    if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > len)
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size == len)
+        return;
+    if ((uint64_t)st.st_size > len) /* shrinks: keep the bytes cut off */
         record_data(c, fd, EV_TRUNC, len, (size_t)((uint64_t)st.st_size - len), 0);
+    else /* grows: only the size to put back */
+        record_data(c, fd, EV_TRUNC, (uint64_t)st.st_size, 0, 0);
+}
+
+size_t crash_mark(const io_crash *c)
+{
+    return c->n;
+}
+
+void crash_forget_since(io_crash *c, size_t mark)
+{
+    while (c->n > mark)
+        ev_free(&c->v[--c->n]);
 }
 
 void crash_on_open(io_crash *c, const char *path, int flags)
@@ -297,24 +313,60 @@ void crash_on_dirsync(io_crash *c, const char *dir)
 /* Puts a data event's old bytes and size back: all of them (drop), or in the
  * torn mode only past a random sector of the new bytes, with that sector
  * garbage. */
-static void undo_data(io_crash *c, ev *e)
+static int open_by_inode(const ev *e)
 {
     int fd = open(e->path, O_WRONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || st.st_dev != e->dev || st.st_ino != e->ino) {
-        if (fd >= 0)
-            close(fd);
-        return; /* the file is gone (or another under the name): nothing to undo */
+    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == e->dev && st.st_ino == e->ino)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    /* Renamed since, by a rename made durable (the journal holds no undo for
+     * it): the same inode under another name of the directory. */
+    char dir[4096];
+    const char *slash = strrchr(e->path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - e->path) : 1,
+             slash ? e->path : ".");
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    fd = -1;
+    while (d != NULL && fd < 0 && (ent = readdir(d)) != NULL) {
+        char path[8192];
+        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_dev == e->dev &&
+            st.st_ino == e->ino)
+            fd = open(path, O_WRONLY | O_CLOEXEC);
     }
+    if (d != NULL)
+        closedir(d);
+    return fd;
+}
+
+static void undo_data(io_crash *c, ev *e)
+{
+    int fd = open_by_inode(e);
+    if (fd < 0)
+        return; /* the file is gone for good: nothing to undo */
+    /* Torn: the new bytes stay up to a sector boundary of the file (a random
+     * one within the write, or its start), and the write's part of the next
+     * sector is garbage. */
+    bool tear = c->mode == CRASH_TORN && e->kind == EV_WRITE && e->new_len > 0;
     uint64_t keep_new = 0; /* bytes of the new data that stay */
-    size_t sectors = (e->new_len + SECTOR - 1) / SECTOR;
-    if (c->mode == CRASH_TORN && e->kind == EV_WRITE && sectors > 0)
-        keep_new = (uint64_t)(next_rand(c) % sectors) * SECTOR;
+    if (tear) {
+        uint64_t first = (SECTOR - e->off % SECTOR) % SECTOR; /* to the first boundary */
+        uint64_t choices =
+            (first > 0) +
+            (first < e->new_len ? (e->new_len - first + SECTOR - 1) / SECTOR : 0);
+        uint64_t i = next_rand(c) % choices;
+        keep_new = first > 0 ? (i == 0 ? 0 : first + (i - 1) * SECTOR) : i * SECTOR;
+    }
     uint64_t restore_from = keep_new;
-    if (c->mode == CRASH_TORN && e->kind == EV_WRITE && sectors > 0) {
+    if (tear) {
         /* One torn sector after what stays: garbage, neither old nor new. */
         uint8_t junk[SECTOR];
-        size_t n = e->new_len - keep_new < SECTOR ? e->new_len - keep_new : SECTOR;
+        uint64_t to_boundary = SECTOR - (e->off + keep_new) % SECTOR;
+        size_t n = (size_t)(e->new_len - keep_new < to_boundary ? e->new_len - keep_new
+                                                                : to_boundary);
         for (size_t i = 0; i < n; i++)
             junk[i] = (uint8_t)next_rand(c);
         if (pwrite(fd, junk, n, (off_t)(e->off + keep_new)) == (ssize_t)n)
@@ -326,7 +378,7 @@ static void undo_data(io_crash *c, ev *e)
                (off_t)(e->off + restore_from)) < 0)
         perror("crash: undo");
     uint64_t size = e->size;
-    if (c->mode == CRASH_TORN && e->kind == EV_WRITE && e->off + restore_from > size)
+    if (tear && e->off + restore_from > size)
         size = e->off + restore_from; /* the torn tail stays in the file */
     if (ftruncate(fd, (off_t)size) != 0)
         perror("crash: truncate");

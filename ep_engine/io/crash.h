@@ -34,6 +34,11 @@ void crash_free(io_crash *c);
 int crash_before_call(io_crash *c);
 bool crash_is_cut(const io_crash *c);
 
+/** Where the journal ends now; crash_forget_since drops what was recorded
+ * after it (a call that failed did not change anything). */
+size_t crash_mark(const io_crash *c);
+void crash_forget_since(io_crash *c, size_t mark);
+
 /** Deliberate breakage for the power-loss test's own test: fsync that keeps
  * nothing, and a directory fsync after a rename that keeps nothing. */
 void crash_break(io_crash *c, bool fsync, bool dirsync_after_rename);

@@ -1,7 +1,8 @@
 /*
- * io.c - file calls with fault injection. It must never hold its lock across a
- * real system call, and a paused call must always be released by
- * io_destroy, so shutdown cannot hang on a test's forgotten pause.
+ * io.c - file calls with fault injection. It must never hold its fault lock
+ * across a real system call (the power-loss model's lock is held across each
+ * call, but only while a test has armed it), and a paused call must always be
+ * released by io_destroy, so shutdown cannot hang on a test's forgotten pause.
  */
 #include "io.h"
 
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,9 +33,12 @@ typedef struct io_fault {
 struct ep_io {
     /* Held across each file call while the power-loss model is armed (the
      * model's journal must see the calls one at a time, and a cut must not
-     * race a call in flight); guards crash. */
+     * race a call in flight); guards crash. Recursive: io_list_dir's callback
+     * may make file calls. Unarmed (always, in the shipped engine), a call
+     * only reads `armed` and never takes it. */
     pthread_mutex_t crash_lock;
     io_crash *crash;
+    _Atomic bool armed;
     pthread_mutex_t lock; /* guards faults, paused, resumed */
     pthread_cond_t cond;  /* pause / resume / paused changes */
     io_fault faults[IO_NOPS];
@@ -51,7 +56,11 @@ ep_io *io_create(void)
     if (io == NULL)
         return NULL;
     pthread_mutex_init(&io->lock, NULL);
-    pthread_mutex_init(&io->crash_lock, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&io->crash_lock, &attr);
+    pthread_mutexattr_destroy(&attr);
     pthread_cond_init(&io->cond, NULL);
     return io;
 }
@@ -171,6 +180,7 @@ static int crash_control(ep_io *io, const char *cmd, char *why, size_t whylen)
         } else {
             io->crash = crash_create(mode[0] == 'd' ? CRASH_DROP : CRASH_TORN, cut, seed);
             rc = io->crash ? 0 : -1;
+            atomic_store_explicit(&io->armed, io->crash != NULL, memory_order_release);
         }
     }
     pthread_mutex_unlock(&io->crash_lock);
@@ -261,6 +271,8 @@ int io_control(ep_io *io, const char *cmd, char *why, size_t whylen)
 static io_crash *crash_enter(ep_io *io, int *rc)
 {
     *rc = 0;
+    if (!atomic_load_explicit(&io->armed, memory_order_acquire))
+        return NULL;
     pthread_mutex_lock(&io->crash_lock);
     if (io->crash == NULL) {
         pthread_mutex_unlock(&io->crash_lock);
@@ -584,9 +596,12 @@ int io_open(ep_io *io, const char *path, int flags, mode_t mode)
     if (cut < 0) {
         rc = cut;
     } else {
+        size_t mark = c != NULL ? crash_mark(c) : 0;
         if (c != NULL)
             crash_on_open(c, path, flags);
         rc = raw_open(io, path, flags, mode);
+        if (c != NULL && rc < 0)
+            crash_forget_since(c, mark); /* it did not happen */
     }
     crash_leave(io, c);
     return rc;
@@ -664,9 +679,12 @@ int io_rename(ep_io *io, const char *from, const char *to)
     if (cut < 0) {
         rc = cut;
     } else {
+        size_t mark = c != NULL ? crash_mark(c) : 0;
         if (c != NULL)
             crash_on_rename(c, from, to);
         rc = raw_rename(io, from, to);
+        if (c != NULL && rc < 0)
+            crash_forget_since(c, mark); /* it did not happen */
     }
     crash_leave(io, c);
     return rc;
@@ -710,9 +728,12 @@ int io_unlink(ep_io *io, const char *path)
     if (cut < 0) {
         rc = cut;
     } else {
+        size_t mark = c != NULL ? crash_mark(c) : 0;
         if (c != NULL)
             crash_on_unlink(c, path);
         rc = raw_unlink(io, path);
+        if (c != NULL && rc < 0)
+            crash_forget_since(c, mark); /* it did not happen */
     }
     crash_leave(io, c);
     return rc;

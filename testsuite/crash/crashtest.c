@@ -57,7 +57,8 @@ static void evict_all(void)
         fprintf(stderr, "crashtest: evict: %s\n", why);
 }
 
-static engine_handle *start(const char *so, const char *dir)
+/* compaction_ms: how often the engine looks for shards to compact. */
+static engine_handle *start(const char *so, const char *dir, unsigned compaction_ms)
 {
     void *dl = dlopen(so, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
@@ -68,11 +69,10 @@ static engine_handle *start(const char *so, const char *dir)
     *(void **)&create = dlsym(dl, "create_instance");
     *(void **)&control = dlsym(dl, "ep_testing_control");
     char config[1200];
-    /* Compaction runs every few ms, so kills land in compactions too. */
     snprintf(config, sizeof(config),
-             "dbname=%s;num_shards=2;compaction_interval_ms=5;compaction_min_bytes=0;"
+             "dbname=%s;num_shards=2;compaction_interval_ms=%u;compaction_min_bytes=0;"
              "compaction_threshold_pct=30",
-             dir);
+             dir, compaction_ms);
     engine_handle *e = NULL;
     if (create(ENGINE_API_VERSION, mock_get_server_api, &e) != ENGINE_SUCCESS ||
         e->interface < ENGINE_API_VERSION_2 ||
@@ -184,7 +184,7 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
                       const char *mode, const char *broken)
 {
     mock_reset();
-    h = start(so, dir);
+    h = start(so, dir, 5); /* compactions every few ms: kills land in them too */
     cookie = mock_cookie_create();
     int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
     unsigned long seq, uid;
@@ -385,6 +385,33 @@ static int coll_index(unsigned coll)
     return coll == 8 ? 1 : 0;
 }
 
+/* The bytes of the data files in dir; a shard with more than one base is an
+ * error. */
+static uint64_t data_files(const char *dir, const char *when, int *errors)
+{
+    uint64_t disk = 0;
+    unsigned bases[8] = {0};
+    DIR *dh = opendir(dir);
+    struct dirent *ent;
+    while (dh != NULL && (ent = readdir(dh)) != NULL) {
+        unsigned shard, no;
+        char tail[8], path[4400];
+        struct stat st;
+        if (sscanf(ent->d_name, "shard%u.%u.%7s", &shard, &no, tail) != 3)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
+        if (stat(path, &st) == 0)
+            disk += (uint64_t)st.st_size;
+        if (strcmp(tail, "base") == 0 && shard < 8 && ++bases[shard] > 1) {
+            fprintf(stderr, "shard %u has %u bases %s\n", shard, bases[shard], when);
+            (*errors)++;
+        }
+    }
+    if (dh != NULL)
+        closedir(dh);
+    return disk;
+}
+
 static int run_verify(const char *so, const char *dir, const char *log)
 {
     FILE *f = fopen(log, "r");
@@ -420,7 +447,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
             n_acked++;
             continue;
         }
-        if (sscanf(line, "A %lu M %lu", &seq, &uid) == 2) {
+        if (sscanf(line, "A %lu M %lu", &seq, &uid) == 2 && seq <= max_seq) {
             uid_of_seq[seq] = uid;
             n_attempts++;
             if (uid > tried_uid)
@@ -428,8 +455,9 @@ static int run_verify(const char *so, const char *dir, const char *log)
             continue;
         }
         if (sscanf(line, "A %lu %c %u key%d %63s", &seq, &op, &coll, &keyno, val) != 5 ||
-            keyno < 0 || keyno >= NKEYS) {
-            /* A line cut by the kill can only be the last one: ignore it. */
+            keyno < 0 || keyno >= NKEYS || seq > max_seq) {
+            /* A line cut by the kill can only be the last one: ignore it (and
+             * the log must not grow while it is read: the writer is dead). */
             continue;
         }
         keylog *kl = &keys[coll_index(coll)][keyno];
@@ -457,7 +485,8 @@ static int run_verify(const char *so, const char *dir, const char *log)
     fclose(f);
 
     mock_reset();
-    h = start(so, dir);
+    /* No compaction of its own: the files are looked at as the start left them. */
+    h = start(so, dir, 3600000);
     cookie = mock_cookie_create();
     evict_all(); /* every value below is read back from disk */
     int errors = 0;
@@ -533,31 +562,14 @@ static int run_verify(const char *so, const char *dir, const char *log)
             free(got);
         }
     }
-    /* kvstore.h: one base per shard, and after a compaction the files hold
-     * little more than the live records (a cut must not leave files behind). */
+    /* kvstore.h: one base per shard as the start left the files (a cut must
+     * not bring superseded ones back), and after a compaction the files hold
+     * little more than the live records. */
+    uint64_t disk_at_start = data_files(dir, "at the start", &errors);
     char why[64];
     if (control != NULL && control(h, "compact", why, sizeof(why)) != 0)
         fprintf(stderr, "crashtest: compact: %s\n", why);
-    uint64_t disk = 0;
-    unsigned bases[8] = {0};
-    DIR *dh = opendir(dir);
-    struct dirent *ent;
-    while (dh != NULL && (ent = readdir(dh)) != NULL) {
-        unsigned shard, no;
-        char tail[8], path[4400];
-        struct stat st;
-        if (sscanf(ent->d_name, "shard%u.%u.%7s", &shard, &no, tail) != 3)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", dir, ent->d_name);
-        if (stat(path, &st) == 0)
-            disk += (uint64_t)st.st_size;
-        if (strcmp(tail, "base") == 0 && shard < 8 && ++bases[shard] > 1) {
-            fprintf(stderr, "shard %u has %u bases\n", shard, bases[shard]);
-            errors++;
-        }
-    }
-    if (dh != NULL)
-        closedir(dh);
+    uint64_t disk = data_files(dir, "after a compaction", &errors);
     if (live_bytes > 0 && (double)disk > 1.3 * (double)live_bytes + 256) {
         fprintf(stderr, "%llu bytes of files for %llu live bytes after a compaction\n",
                 (unsigned long long)disk, (unsigned long long)live_bytes);
@@ -571,9 +583,10 @@ static int run_verify(const char *so, const char *dir, const char *log)
     printf(
         "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %s values read back "
         "from disk, %s torn tails (%s bytes) dropped at warmup, files %.2fx the live "
-        "records: %s\n",
+        "records (%.2fx before a compaction): %s\n",
         n_attempts, n_acked, (unsigned long long)uid, fetched.value, torn.value,
         torn_bytes.value, live_bytes ? (double)disk / (double)live_bytes : 0.0,
+        live_bytes ? (double)disk_at_start / (double)live_bytes : 0.0,
         errors ? "FAILED" : "ok");
     free(by_seq);
     free(uid_of_seq);

@@ -1231,6 +1231,9 @@ static test_result test_evict_and_fetch(engine_handle *h, const test_harness *th
             continue;
         CHECK(value_is(h, th, c, i, cas));
     }
+    /* The flusher holds e4's stub (its deletion) until the deletion is on
+     * disk, and a stub counts as non-resident while it exists. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
     CHECK(stat_u64(h, NULL, "ep_num_non_resident") == 0);
     CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
     CHECK(stat_u64(h, NULL, "mem_used") <= before);

@@ -260,6 +260,71 @@ START_TEST(broken_fsync_and_dirsync_keep_nothing)
 }
 END_TEST
 
+START_TEST(unsynced_data_of_a_renamed_file_is_dropped)
+{
+    /* write tmp (no fsync), rename it into place, sync the directory: the
+     * name is durable, the data is not. Calls: open, write, rename, dirsync,
+     * then the cut. */
+    ep_io *io = armed("crash=drop;cut_after=5");
+    char p[256], q[256];
+    path_in(p, sizeof(p), "m.tmp");
+    int fd = io_open(io, p, O_WRONLY | O_CREAT, 0644);
+    ck_assert_int_eq(io_write_all(io, fd, "never synced", 12), 0);
+    close(fd);
+    path_in(q, sizeof(q), "m");
+    ck_assert_int_eq(io_rename(io, p, q), 0);
+    ck_assert_int_eq(io_fsync_dir(io, dir), 0);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("m", &len);
+    ck_assert_msg(got != NULL && len == 0, "the renamed file kept %zu unsynced bytes",
+                  got ? len : 0);
+    done(io);
+}
+END_TEST
+
+START_TEST(failed_calls_change_nothing_at_the_cut)
+{
+    /* A rename that fails (no source) over an existing target, an unlink of a
+     * missing file and an exclusive create of an existing one: none of them
+     * happened, so the cut has nothing of theirs to undo. Calls: rename,
+     * unlink, open, then the cut. */
+    ep_io *io = armed("crash=drop;cut_after=4");
+    char p[256], q[256];
+    put("target", "T");
+    path_in(p, sizeof(p), "missing");
+    path_in(q, sizeof(q), "target");
+    ck_assert_int_lt(io_rename(io, p, q), 0);
+    ck_assert_int_lt(io_unlink(io, p), 0);
+    ck_assert_int_lt(io_open(io, q, O_WRONLY | O_CREAT | O_EXCL, 0644), 0);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("target", &len);
+    ck_assert(got != NULL && len == 1 && got[0] == 'T');
+    ck_assert_ptr_null(slurp("missing", &len));
+    done(io);
+}
+END_TEST
+
+START_TEST(unsynced_growth_is_undone)
+{
+    /* A truncation that grows a file, not synced. Calls: open, truncate, cut. */
+    ep_io *io = armed("crash=drop;cut_after=3");
+    char p[256];
+    put("f", "abc");
+    path_in(p, sizeof(p), "f");
+    int fd = io_open(io, p, O_WRONLY, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(io_truncate(io, fd, 4096), 0);
+    close(fd);
+    cut_now(io);
+    size_t len;
+    char *got = slurp("f", &len);
+    ck_assert(got != NULL && len == 3 && memcmp(got, "abc", 3) == 0);
+    done(io);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("io");
@@ -271,6 +336,9 @@ int main(void)
     tcase_add_test(tc, synced_names_and_data_survive);
     tcase_add_test(tc, torn_write_keeps_sectors_and_tears_one);
     tcase_add_test(tc, broken_fsync_and_dirsync_keep_nothing);
+    tcase_add_test(tc, unsynced_data_of_a_renamed_file_is_dropped);
+    tcase_add_test(tc, failed_calls_change_nothing_at_the_cut);
+    tcase_add_test(tc, unsynced_growth_is_undone);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
