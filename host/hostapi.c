@@ -84,8 +84,16 @@ static void notify_io_complete(const void *cookie, engine_errc status)
 {
     conn *c = as_conn(cookie);
     worker *w = c->w;
-    conn_ref(c); /* held until the worker has handled the notify */
     pthread_mutex_lock(&w->lock);
+    if (c->notify_queued) {
+        /* A second notify before the worker took the first: an engine that
+         * breaks the contract. Queuing it again would make the list a loop. */
+        pthread_mutex_unlock(&w->lock);
+        atomic_fetch_add(&host.notifies_duplicate, 1);
+        return;
+    }
+    conn_ref(c); /* held until the worker has handled the notify */
+    c->notify_queued = true;
     c->notify_status = status;
     c->notify_next = w->notify_head;
     w->notify_head = c;

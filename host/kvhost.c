@@ -2,7 +2,8 @@
  * kvhost - a memcached-binary-protocol server that loads a storage engine.
  *
  *   kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT] [-t THREADS]
- *          [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U USERS] [-v]
+ *          [-m MAX_CONNS] [-b MAX_PACKET] [-O MAX_OUTPUT] [-i IDLE_S] [-R REQUEST_S]
+ *          [-A AUTH_S] [-U USERS] [-B BUCKET] [-v]
  *
  * The main thread accepts connections and hands each to one of the worker
  * threads, which own their connections (libevent base per worker). Engine
@@ -10,9 +11,16 @@
  * connection on its worker. SIGTERM / SIGINT stop the server cleanly: workers
  * stop, connections close (the engine's disconnect runs for each), and the
  * engine's destroy flushes its data.
+ *
+ * What one client can hold is bounded: its unread answers (-O; reading stops
+ * past it), the input behind a parked command, packets before authentication
+ * (small ones only), and its time: a started request must arrive whole within
+ * -R seconds, a login within -A, and with -i a connection that completes no
+ * request for that long is closed. Accepting pauses when descriptors run out.
  */
 #include "kvhost.h"
 
+#include "authq.h"
 #include "cluster.h"
 
 #include <dlfcn.h>
@@ -21,11 +29,15 @@
 #include <event2/thread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -35,17 +47,58 @@ static worker *workers;
 static int nworkers;
 static struct event_base *main_base;
 static _Atomic unsigned next_worker;
+static struct evconnlistener *listener;
+static struct event *accept_resume_ev;
+
+/* Bytes read from a socket per readable event at most (then the others). */
+#define READ_CHUNK     (16 * 1024)
+#define READ_PER_EVENT (256 * 1024)
+/* Input a parked command lets pile up behind it before reading stops. */
+#define PARKED_INPUT_MAX (64 * 1024)
+
+uint64_t host_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec;
+}
+
+static void conn_link(conn *c)
+{
+    worker *w = c->w;
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+}
+
+static void conn_unlink(conn *c)
+{
+    worker *w = c->w;
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else if (w->conns == c)
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
 
 void kvhost_close(conn *c)
 {
     if (c->closed)
         return;
     c->closed = true;
+    conn_unlink(c);
     conn_drop_parked_item(c);
     auth_scram_clear(&c->scram);
     if (c->durable_timer != NULL)
         event_free(c->durable_timer);
     c->durable_timer = NULL;
+    if (c->sasl_timer != NULL)
+        event_free(c->sasl_timer);
+    c->sasl_timer = NULL;
     host.engine->disconnect(host.engine, c);
     event_free(c->rev);
     event_free(c->wev);
@@ -81,44 +134,89 @@ void kvhost_flush(conn *c)
         kvhost_close(c);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+/* Reading stops while answers pile up unread, while a parked command holds
+ * the input (it must not grow behind it without bound), and after FIN. */
+static bool may_read(const conn *c)
 {
-    conn *c = arg;
-    if (what & EV_TIMEOUT) {
-        kvhost_close(c); /* idle */
+    return !c->closed && !c->closing && !c->eof &&
+           evbuffer_get_length(c->out) < host.max_output &&
+           !(c->parked && evbuffer_get_length(c->in) >= PARKED_INPUT_MAX);
+}
+
+static void update_reading(conn *c)
+{
+    bool want = may_read(c);
+    if (c->closed || want == c->reading)
+        return;
+    if (want ? event_add(c->rev, NULL) : event_del(c->rev)) {
+        fprintf(stderr, "kvhost: cannot change a connection's read event; closing it\n");
+        kvhost_close(c);
         return;
     }
-    conn_ref(c); /* protocol_read may close the connection: keep c until done */
+    c->reading = want;
+}
+
+void kvhost_pump(conn *c)
+{
+    for (;;) {
+        bool held = protocol_read(c);
+        kvhost_flush(c);
+        if (c->closed)
+            return;
+        if (!held || c->parked || evbuffer_get_length(c->out) >= host.max_output)
+            break;
+    }
+    /* After FIN: every whole packet ran (none is held) and none is parked. */
+    if (c->eof && !c->parked && !c->closing &&
+        evbuffer_get_length(c->out) < host.max_output) {
+        c->closing = true;
+        kvhost_flush(c);
+        if (c->closed)
+            return;
+    }
+    update_reading(c);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    conn *c = arg;
+    conn_ref(c); /* the protocol may close the connection: keep c until done */
+    bool was_empty = evbuffer_get_length(c->in) == 0;
     /* Straight into the input buffer with read(2): one system call when the
      * socket holds less than the space offered (evbuffer_read would first ask
      * the kernel how much there is, and then read again to see EAGAIN). */
-    for (;;) {
+    for (size_t total = 0; may_read(c) && total < READ_PER_EVENT;) {
         struct evbuffer_iovec v;
-        const size_t want = 16 * 1024;
-        if (evbuffer_reserve_space(c->in, (ev_ssize_t)want, &v, 1) < 1) {
+        if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
             kvhost_close(c); /* out of memory */
             break;
         }
-        ssize_t n = read(fd, v.iov_base, v.iov_len < want ? v.iov_len : want);
+        ssize_t n = read(fd, v.iov_base, v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK);
         if (n > 0) {
             v.iov_len = (size_t)n;
             evbuffer_commit_space(c->in, &v, 1);
-            if ((size_t)n == want)
+            total += (size_t)n;
+            if ((size_t)n == READ_CHUNK)
                 continue; /* there may be more */
             break;
         }
         evbuffer_commit_space(c->in, &v, 0);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
-            kvhost_close(c); /* the client left */
+        if (n == 0) {
+            c->eof = true; /* the client is done sending: answer it all, then close */
+            c->eof_at = host_now_s();
             break;
         }
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            kvhost_close(c); /* the connection broke */
         break;
     }
     if (!c->closed) {
-        protocol_read(c);
-        kvhost_flush(c);
+        if (was_empty && evbuffer_get_length(c->in) > 0)
+            c->req_started = host_now_s();
+        kvhost_pump(c);
     }
     conn_unref(c);
 }
@@ -130,7 +228,55 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     conn *c = arg;
     conn_ref(c);
     kvhost_flush(c);
+    /* Room again: run what was held back and read on. */
+    if (!c->closed && evbuffer_get_length(c->out) < host.max_output)
+        kvhost_pump(c);
     conn_unref(c);
+}
+
+/* Why a connection's time is up, or NULL. A parked command is the engine's
+ * (its own timeouts answer it); a closing one gets the request deadline to
+ * have its last answers read. */
+static const char *deadline_passed(conn *c, uint64_t now)
+{
+    if (c->closing) {
+        if (c->closing_since == 0)
+            c->closing_since = now;
+        return now - c->closing_since >= (uint64_t)host.request_timeout_s
+                   ? "its last answers were not read in time"
+                   : NULL;
+    }
+    if (c->eof && now - c->eof_at >= (uint64_t)host.request_timeout_s)
+        return "the client left and its last request did not finish in time";
+    if (c->parked)
+        return NULL;
+    if (host.users != NULL && !c->authed &&
+        now - c->accepted_at >= (uint64_t)host.auth_timeout_s)
+        return "it did not authenticate in time";
+    if (evbuffer_get_length(c->in) > 0 && c->req_started != 0 &&
+        now - c->req_started >= (uint64_t)host.request_timeout_s)
+        return "a request did not arrive whole in time";
+    if (host.idle_timeout_s > 0 && now - c->last_done >= (uint64_t)host.idle_timeout_s)
+        return "it completed no request in the idle timeout";
+    return NULL;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker *w = arg;
+    uint64_t now = host_now_s();
+    for (conn *c = w->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        const char *why = deadline_passed(c, now);
+        if (why == NULL)
+            continue;
+        atomic_fetch_add(&host.deadline_closes, 1);
+        if (host.verbose)
+            fprintf(stderr, "kvhost: closing a connection from %s: %s\n", c->peer, why);
+        kvhost_close(c);
+    }
 }
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
@@ -141,12 +287,16 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->lock);
     conn *list = w->notify_head;
     w->notify_head = NULL;
+    for (conn *c = list; c != NULL; c = c->notify_next)
+        c->notify_queued = false; /* a notify from now on queues it again */
     pthread_mutex_unlock(&w->lock);
     while (list != NULL) {
         conn *c = list;
         list = c->notify_next;
         if (c->closed)
             atomic_fetch_add(&host.notifies_dropped, 1); /* the client is gone */
+        else if (!c->parked)
+            atomic_fetch_add(&host.notifies_duplicate, 1); /* nothing waits for it */
         else
             protocol_resume(c, c->notify_status);
         conn_unref(c); /* taken by notify_io_complete */
@@ -158,22 +308,25 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    int fds[256], n;
+    int n;
     pthread_mutex_lock(&w->lock);
     n = w->nnew;
-    memcpy(fds, w->new_fds, (size_t)n * sizeof(int));
+    new_conn fresh[sizeof(w->new_fds) / sizeof(w->new_fds[0])];
+    memcpy(fresh, w->new_fds, (size_t)n * sizeof(fresh[0]));
     w->nnew = 0;
     pthread_mutex_unlock(&w->lock);
+    uint64_t now = host_now_s();
     for (int i = 0; i < n; i++) {
-        evutil_make_socket_nonblocking(fds[i]);
+        int fd = fresh[i].fd;
+        evutil_make_socket_nonblocking(fd);
         int one = 1;
-        setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        conn *c = conn_new(w, fds[i]);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn *c = conn_new(w, fd);
         if (c != NULL) {
             c->in = evbuffer_new();
             c->out = evbuffer_new();
-            c->rev = event_new(w->base, fds[i], EV_READ | EV_PERSIST, on_readable, c);
-            c->wev = event_new(w->base, fds[i], EV_WRITE, on_writable, c);
+            c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+            c->wev = event_new(w->base, fd, EV_WRITE, on_writable, c);
         }
         if (c == NULL || c->in == NULL || c->out == NULL || c->rev == NULL ||
             c->wev == NULL) {
@@ -189,13 +342,15 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
                     evbuffer_free(c->out);
                 conn_unref(c);
             }
-            close(fds[i]);
+            close(fd);
             atomic_fetch_sub(&host.conns, 1);
             continue;
         }
         c->authed = host.users == NULL;
-        struct timeval tv = {host.idle_timeout_s, 0};
-        event_add(c->rev, host.idle_timeout_s > 0 ? &tv : NULL);
+        c->accepted_at = c->last_done = now;
+        snprintf(c->peer, sizeof(c->peer), "%s", fresh[i].peer);
+        conn_link(c);
+        update_reading(c);
     }
 }
 
@@ -203,9 +358,14 @@ static void on_listen(struct evconnlistener *l, evutil_socket_t fd, struct socka
                       int len, void *arg)
 {
     (void)l;
-    (void)addr;
     (void)len;
     (void)arg;
+    char peer[INET6_ADDRSTRLEN] = "?";
+    if (addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, peer, sizeof(peer));
+    else if (addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)addr)->sin6_addr, peer,
+                  sizeof(peer));
     if (atomic_fetch_add(&host.conns, 1) >= host.max_conns) {
         atomic_fetch_sub(&host.conns, 1);
         atomic_fetch_add(&host.rejected_conns, 1);
@@ -215,9 +375,12 @@ static void on_listen(struct evconnlistener *l, evutil_socket_t fd, struct socka
     atomic_fetch_add(&host.total_conns, 1);
     worker *w = &workers[atomic_fetch_add(&next_worker, 1) % (unsigned)nworkers];
     pthread_mutex_lock(&w->lock);
-    bool queued = w->nnew < (int)(sizeof(w->new_fds) / sizeof(int));
-    if (queued)
-        w->new_fds[w->nnew++] = fd;
+    bool queued = w->nnew < (int)(sizeof(w->new_fds) / sizeof(w->new_fds[0]));
+    if (queued) {
+        w->new_fds[w->nnew].fd = fd;
+        memcpy(w->new_fds[w->nnew].peer, peer, sizeof(peer));
+        w->nnew++;
+    }
     pthread_mutex_unlock(&w->lock);
     if (!queued) {
         atomic_fetch_sub(&host.conns, 1);
@@ -225,6 +388,43 @@ static void on_listen(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     event_active(w->accept_ev, EV_READ, 0);
+}
+
+/* accept failed: out of descriptors (or memory), accepting pauses for a
+ * second instead of failing again at once, with one log line per 10 s. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    (void)arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    static time_t last_said;
+    static uint64_t unsaid;
+    time_t now = time(NULL);
+    bool pause = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
+    if (pause) {
+        evconnlistener_disable(l);
+        atomic_fetch_add(&host.accept_pauses, 1);
+        struct timeval tv = {1, 0};
+        event_add(accept_resume_ev, &tv);
+    }
+    if (now - last_said >= 10) {
+        fprintf(stderr,
+                "kvhost: cannot accept a connection: %s%s (%llu more since the last "
+                "line)\n",
+                strerror(err), pause ? "; accepting again in 1 s" : "",
+                (unsigned long long)unsaid);
+        last_said = now;
+        unsaid = 0;
+    } else {
+        unsaid++;
+    }
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    evconnlistener_enable(listener);
 }
 
 static void *worker_main(void *arg)
@@ -247,20 +447,28 @@ static void usage(void)
     fprintf(
         stderr,
         "usage: kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT]\n"
-        "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-i IDLE_S] [-U "
-        "USERS]\n"
-        "              [-B BUCKET] [-v]\n"
+        "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-O MAX_OUTPUT]\n"
+        "              [-i IDLE_S] [-R REQUEST_S] [-A AUTH_S] [-U USERS] [-B BUCKET] "
+        "[-v]\n"
         "  -e  engine shared object (create_instance)\n"
         "  -c  engine configuration string key=value;...\n"
         "  -d  data directory (passed to the engine as dbname)\n"
-        "  -l  listen address (default 127.0.0.1; only loopback without SASL users)\n"
+        "  -l  listen address or host name (default 127.0.0.1; only loopback without\n"
+        "      SASL users)\n"
         "  -p  port (default 11210)\n"
         "  -t  worker threads (default 2)\n"
         "  -m  maximum connections (default 1024)\n"
         "  -b  maximum packet body in bytes (default 21 MiB)\n"
-        "  -i  idle timeout in seconds (default 0: none)\n"
-        "  -U  users file (scripts/kvhost-user): SASL (SCRAM-SHA512/256/1, PLAIN) is\n"
-        "      required, and any address may be used\n"
+        "  -O  unread answers per connection, in bytes, before its reading stops\n"
+        "      (default 4 MiB)\n"
+        "  -i  close a connection that completes no request for this many seconds\n"
+        "      (default 0: never)\n"
+        "  -R  a started request must arrive whole within this many seconds (default "
+        "60)\n"
+        "  -A  with -U: a connection must authenticate within this many seconds\n"
+        "      (default 30)\n"
+        "  -U  users file (scripts/kvhost-user, readable by its owner only): SASL\n"
+        "      (SCRAM-SHA512/256/1, PLAIN) is required, and any address may be used\n"
         "  -B  the bucket's name for Couchbase clients (default 'default')\n");
     exit(2);
 }
@@ -297,10 +505,84 @@ static int bound_port(const struct sockaddr_storage *a)
                                           : ((const struct sockaddr_in *)a)->sin_port);
 }
 
-static bool is_loopback(const char *addr)
+static bool is_loopback(const struct sockaddr *a)
 {
-    struct in_addr a;
-    return inet_pton(AF_INET, addr, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
+    if (a->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+    return false;
+}
+
+/* The address to listen on: a numeric address or a host name (its first
+ * address). 0, or -1 with a reason. */
+static int resolve(const char *addr, int port, struct sockaddr_storage *out,
+                   socklen_t *len, char *why, size_t whylen)
+{
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    int rc = getaddrinfo(addr, service, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        snprintf(why, whylen, "cannot listen on '%s': %s", addr,
+                 rc != 0 ? gai_strerror(rc) : "no address");
+        return -1;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static const char *address_text(const struct sockaddr_storage *a, char *buf, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (a->ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)a)->sin6_addr, ip, sizeof(ip));
+        snprintf(buf, cap, "[%s]:%d", ip, bound_port(a));
+    } else {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, ip, sizeof(ip));
+        snprintf(buf, cap, "%s:%d", ip, bound_port(a));
+    }
+    return buf;
+}
+
+/* Descriptors: the soft limit is raised to the hard one; max_conns is lowered
+ * to what is left after those kept for the engine's files, the listener,
+ * the event loops and stdio. */
+static void fit_descriptors(void)
+{
+    const rlim_t kept = 128;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit raised = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl = raised;
+    }
+    if ((rlim_t)host.max_conns + kept <= rl.rlim_cur)
+        return;
+    unsigned was = host.max_conns;
+    host.max_conns =
+        (unsigned)(rl.rlim_cur > 2 * kept ? rl.rlim_cur - kept : rl.rlim_cur / 2);
+    fprintf(
+        stderr,
+        "kvhost: max_conns lowered from %u to %u: the descriptor limit (ulimit -n) is "
+        "%llu and %llu are kept for the engine's files and the server\n",
+        was, host.max_conns, (unsigned long long)rl.rlim_cur, (unsigned long long)kept);
+}
+
+static int positive(const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    if (*arg == '\0' || *end != '\0' || v < 0 || v > 1000000000)
+        usage();
+    return (int)v;
 }
 
 int main(int argc, char **argv)
@@ -310,8 +592,11 @@ int main(int argc, char **argv)
     int port = 11210, threads = 2, opt;
     host.max_conns = 1024;
     host.max_packet = 21u << 20;
+    host.max_output = 4u << 20;
+    host.request_timeout_s = 60;
+    host.auth_timeout_s = 30;
     const char *bucket = "default";
-    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:i:U:B:v")) != -1) {
+    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:O:i:R:A:U:B:v")) != -1) {
         switch (opt) {
         case 'e':
             engine_path = optarg;
@@ -332,13 +617,22 @@ int main(int argc, char **argv)
             threads = atoi(optarg);
             break;
         case 'm':
-            host.max_conns = (unsigned)atoi(optarg);
+            host.max_conns = (unsigned)positive(optarg);
             break;
         case 'b':
             host.max_packet = (uint32_t)strtoul(optarg, NULL, 10);
             break;
+        case 'O':
+            host.max_output = (size_t)positive(optarg);
+            break;
         case 'i':
-            host.idle_timeout_s = atoi(optarg);
+            host.idle_timeout_s = positive(optarg);
+            break;
+        case 'R':
+            host.request_timeout_s = positive(optarg);
+            break;
+        case 'A':
+            host.auth_timeout_s = positive(optarg);
             break;
         case 'U':
             users = optarg;
@@ -353,23 +647,45 @@ int main(int argc, char **argv)
             usage();
         }
     }
-    if (engine_path == NULL || port <= 0 || port > 65535 || threads < 1 || threads > 64)
+    if (engine_path == NULL || port <= 0 || port > 65535 || threads < 1 || threads > 64 ||
+        host.max_conns == 0 || host.max_output == 0 || host.request_timeout_s == 0 ||
+        host.auth_timeout_s == 0)
         usage();
     static auth_db db;
     if (users != NULL) {
         char why[512];
+        struct stat st;
+        if (stat(users, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+            fprintf(stderr,
+                    "kvhost: refusing the users file %s: it is readable or writable by "
+                    "others (mode %03o); chmod 600 it\n",
+                    users, (unsigned)(st.st_mode & 0777));
+            return 2;
+        }
         if (auth_load(&db, users, why, sizeof(why)) != 0) {
             fprintf(stderr, "kvhost: %s\n", why);
             return 2;
         }
         host.users = &db;
     }
-    if (host.users == NULL && !is_loopback(addr)) {
+    struct sockaddr_storage sa;
+    socklen_t salen = 0;
+    char why[512];
+    if (resolve(addr, port, &sa, &salen, why, sizeof(why)) != 0) {
+        fprintf(stderr, "kvhost: %s\n", why);
+        return 2;
+    }
+    if (host.users == NULL && !is_loopback((struct sockaddr *)&sa)) {
         fprintf(stderr,
                 "kvhost: refusing to listen on %s: without SASL users only loopback "
                 "addresses are allowed\n",
                 addr);
         return 2;
+    }
+    fit_descriptors();
+    if (host.users != NULL && authq_start(2, 64) != 0) {
+        fprintf(stderr, "kvhost: cannot start the authentication threads\n");
+        return 1;
     }
     char full_config[4096];
     snprintf(full_config, sizeof(full_config), "%s%s%s%s", config,
@@ -388,27 +704,34 @@ int main(int argc, char **argv)
         w->base = event_base_new();
         w->notify_ev = event_new(w->base, -1, 0, on_notify, w);
         w->accept_ev = event_new(w->base, -1, 0, on_accepted, w);
+        w->sweep_ev = event_new(w->base, -1, EV_PERSIST, on_sweep, w);
+        struct timeval second = {1, 0};
+        if (w->base == NULL || w->notify_ev == NULL || w->accept_ev == NULL ||
+            w->sweep_ev == NULL || event_add(w->sweep_ev, &second) != 0) {
+            fprintf(stderr, "kvhost: cannot set up worker %d\n", i);
+            host.engine->destroy(host.engine, true);
+            return 1;
+        }
         pthread_create(&w->tid, NULL, worker_main, w);
     }
 
     main_base = event_base_new();
-    struct sockaddr_in sin = {0};
-    sin.sin_family = AF_INET;
-    sin.sin_port = htons((uint16_t)port);
-    inet_pton(AF_INET, addr, &sin.sin_addr);
-    struct evconnlistener *listener = evconnlistener_new_bind(
-        main_base, on_listen, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-        (struct sockaddr *)&sin, sizeof(sin));
+    listener = evconnlistener_new_bind(main_base, on_listen, NULL,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                       (struct sockaddr *)&sa, (int)salen);
     if (listener == NULL) {
         fprintf(stderr, "kvhost: cannot listen on %s:%d: %s\n", addr, port,
                 strerror(errno));
         host.engine->destroy(host.engine, true);
         return 1;
     }
+    evconnlistener_set_error_cb(listener, on_accept_error);
+    accept_resume_ev = evtimer_new(main_base, on_accept_resume, NULL);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof(bound);
-    char why[512] = "cannot read the listening socket's address";
-    if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&bound, &blen) !=
+    snprintf(why, sizeof(why), "cannot read the listening socket's address");
+    if (accept_resume_ev == NULL ||
+        getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&bound, &blen) !=
             0 ||
         cluster_init(host.engine, bucket, bound_port(&bound), datadir, why,
                      sizeof(why)) != 0) {
@@ -421,20 +744,31 @@ int main(int argc, char **argv)
     struct event *sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    fprintf(stderr, "kvhost %s: %s on %s:%d, %d worker threads%s%s\n", KVHOST_VERSION,
-            host.info->description, addr, port, threads, datadir ? ", data in " : "",
-            datadir ? datadir : "");
+    char where[80];
+    fprintf(stderr,
+            "kvhost %s: %s on %s, %d worker threads, at most %u connections%s%s\n",
+            KVHOST_VERSION, host.info->description,
+            address_text(&bound, where, sizeof(where)), threads, host.max_conns,
+            datadir ? ", data in " : "", datadir ? datadir : "");
     event_base_dispatch(main_base);
 
-    /* Shutdown: stop accepting, stop the workers, then the engine (its destroy
-     * answers any parked command and flushes the data). */
+    /* Shutdown: stop accepting, stop the workers, close every connection (the
+     * engine's disconnect runs for each), then the engine (its destroy answers
+     * any parked command and flushes the data). */
     evconnlistener_free(listener);
     for (int i = 0; i < threads; i++)
         event_base_loopbreak(workers[i].base);
     for (int i = 0; i < threads; i++)
         pthread_join(workers[i].tid, NULL);
+    unsigned closed = 0;
+    for (int i = 0; i < threads; i++)
+        for (; workers[i].conns != NULL; closed++)
+            kvhost_close(workers[i].conns);
+    fprintf(stderr, "kvhost: closed %u client connections\n", closed);
+    authq_stop();
     host.engine->destroy(host.engine, false);
     fprintf(stderr, "kvhost: stopped\n");
+    event_free(accept_resume_ev);
     event_free(sigterm);
     event_free(sigint);
     event_base_free(main_base);

@@ -10,6 +10,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,6 +19,14 @@
 #define KVHOST_VERSION "1.0.0"
 
 typedef struct worker worker;
+
+/* Where a SASL command parked off the worker thread stands. */
+typedef enum sasl_wait {
+    SASL_NONE,     /* nothing parked */
+    SASL_CHECKING, /* a PLAIN check is on the auth threads (authq.h) */
+    SASL_CHECKED,  /* its result is in sasl_user */
+    SASL_DELAYING, /* a refusal held back: failed logins from this address */
+} sasl_wait;
 
 /* One client connection; its address is the engine's cookie. */
 typedef struct conn {
@@ -44,6 +53,15 @@ typedef struct conn {
     bool answered_early;         /* it ran out: answered, the notify says nothing */
     bool closing;                /* QUIT: close once the output is written */
     bool closed;                 /* the client is gone */
+    bool eof;                    /* the client sent FIN: answer what came, then close */
+    bool reading;                /* the read event is armed */
+    /* Deadlines (host_now_s() seconds): the sweep closes a connection that
+     * stays too long unauthenticated, in the middle of a request, or idle. */
+    uint64_t accepted_at, last_done, req_started, closing_since, eof_at;
+    char peer[INET6_ADDRSTRLEN]; /* the client's address */
+    sasl_wait sasl_wait;
+    const struct auth_user *sasl_user; /* SASL_CHECKED: the user, or NULL */
+    struct event *sasl_timer;          /* SASL_DELAYING */
     bool xerror, collections, json, tcp_nodelay;
     bool bucket_selected;     /* SELECT_BUCKET named the bucket */
     bool authed;              /* SASL done (or no users file) */
@@ -51,9 +69,17 @@ typedef struct conn {
     auth_scram scram;         /* a SCRAM exchange between its two messages */
     unsigned auth_failures;   /* failed logins; the connection closes at a few */
     struct conn *notify_next; /* in the worker's notify list */
+    bool notify_queued;       /* in it (under the worker's lock) */
     engine_errc notify_status;
+    struct conn *prev, *next; /* the worker's connections */
     uint64_t commands;
 } conn;
+
+/* An accepted socket on its way to its worker. */
+typedef struct new_conn {
+    int fd;
+    char peer[INET6_ADDRSTRLEN];
+} new_conn;
 
 struct worker {
     pthread_t tid;
@@ -62,8 +88,10 @@ struct worker {
     struct event *accept_ev;
     pthread_mutex_t lock; /* guards notify_head, new_fds */
     conn *notify_head;
-    int new_fds[256];
+    new_conn new_fds[256];
     int nnew;
+    conn *conns;            /* every open connection (worker thread only) */
+    struct event *sweep_ev; /* once a second: deadlines */
 };
 
 typedef struct kvhost {
@@ -73,7 +101,11 @@ typedef struct kvhost {
     unsigned max_conns;
     _Atomic unsigned conns;
     _Atomic uint64_t total_conns, rejected_conns, notifies_dropped, durable_timeouts;
-    int idle_timeout_s;
+    _Atomic uint64_t notifies_duplicate, deadline_closes, accept_pauses;
+    size_t max_output;     /* pending output that stops reading a connection */
+    int idle_timeout_s;    /* no request completed for this long: closed (0: never) */
+    int request_timeout_s; /* a started request must arrive whole within this */
+    int auth_timeout_s;    /* with users: authenticate within this */
     bool verbose;
     auth_db *users; /* NULL: no authentication (loopback only) */
     _Atomic uint64_t auth_failures;
@@ -94,11 +126,20 @@ void conn_clear_error(conn *c);
  * needed) and closes one. */
 void kvhost_flush(conn *c);
 void kvhost_close(conn *c);
+/* Runs the commands the input holds and writes their answers, as far as the
+ * output limit lets; closes a connection whose client sent FIN once all it
+ * sent is answered; arms or stops reading. */
+void kvhost_pump(conn *c);
+/* Seconds on a monotonic clock (coarse: deadlines only). */
+uint64_t host_now_s(void);
 /* Lets go of the item of a parked store, if any. */
 void conn_drop_parked_item(conn *c);
 
-/* protocol.c: consumes whole packets from the input; stops when parked. */
-void protocol_read(conn *c);
+/* protocol.c: consumes whole packets from the input; stops when parked, when
+ * the output passes host.max_output, or at a malformed packet (answers of the
+ * packets before it are kept; the connection closes once they are written).
+ * True if a whole packet is left unconsumed (parked or output full). */
+bool protocol_read(conn *c);
 /* A parked command's notify arrived (on the worker thread). */
 void protocol_resume(conn *c, engine_errc status);
 

@@ -11,6 +11,7 @@
 #include "kvhost.h"
 
 #include "../common/utf8.h"
+#include "authq.h"
 #include "cluster.h"
 
 #include <jansson.h>
@@ -115,6 +116,9 @@ enum {
 };
 
 #define HEADER_BYTES 24
+/* The largest body taken before authentication: a SASL message and its
+ * mechanism name, a HELLO with its agent name and features. */
+#define UNAUTHENTICATED_MAX_BODY (AUTH_MAX_PAYLOAD + 1024)
 
 typedef struct req {
     uint8_t magic, opcode, extlen, datatype, framelen;
@@ -155,13 +159,17 @@ static void send_response(conn *c, const req *r, uint16_t status, const void *ex
     uint64_t ncas = ((uint64_t)htonl((uint32_t)cas) << 32) | htonl((uint32_t)(cas >> 32));
     memcpy(h + 16, &ncas, 8);
     struct evbuffer *out = c->out;
-    evbuffer_add(out, h, sizeof(h));
-    if (extlen)
-        evbuffer_add(out, extras, extlen);
-    if (keylen)
-        evbuffer_add(out, key, keylen);
-    if (valuelen)
-        evbuffer_add(out, value, valuelen);
+    /* Room for the whole answer first: a half-written answer would garble
+     * every one after it. Without memory the connection ends after the
+     * answers already queued. */
+    if (evbuffer_expand(out, sizeof(h) + (size_t)body) != 0 ||
+        evbuffer_add(out, h, sizeof(h)) != 0 ||
+        (extlen && evbuffer_add(out, extras, extlen) != 0) ||
+        (keylen && evbuffer_add(out, key, keylen) != 0) ||
+        (valuelen && evbuffer_add(out, value, valuelen) != 0)) {
+        fprintf(stderr, "kvhost: out of memory for an answer; closing the connection\n");
+        c->closing = true;
+    }
 }
 
 static uint16_t status_of(const conn *c, engine_errc rc)
@@ -789,6 +797,11 @@ static engine_errc do_stat(conn *c, req *r)
                   atomic_load(&host.notifies_dropped));
         host_stat(&s, "durable_timeouts", "%" PRIu64,
                   atomic_load(&host.durable_timeouts));
+        host_stat(&s, "notifies_duplicate", "%" PRIu64,
+                  atomic_load(&host.notifies_duplicate));
+        host_stat(&s, "deadline_closes", "%" PRIu64, atomic_load(&host.deadline_closes));
+        host_stat(&s, "accept_pauses", "%" PRIu64, atomic_load(&host.accept_pauses));
+        host_stat(&s, "auth_failures", "%" PRIu64, atomic_load(&host.auth_failures));
         const char *v = KVHOST_VERSION;
         add_stat("version", 7, v, (uint32_t)strlen(v), &s);
     }
@@ -945,16 +958,65 @@ static void sasl_accepted(conn *c, const req *r, const auth_user *u, const char 
                   0);
 }
 
-/* PLAIN: [authzid] NUL user NUL password. */
-static const auth_user *sasl_plain(const req *r)
+/* Failed logins an address may make in a minute before its refusals are
+ * answered late, and how late. */
+#define FAILURES_FREE    3
+#define FAILURE_DELAY_MS 500
+
+static void sasl_delay_over(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
+    (void)what;
+    kvhost_server_api()->cookie.notify_io_complete(arg, ENGINE_SUCCESS);
+}
+
+/* A login failed. Past FAILURES_FREE failures from its address in a minute
+ * the refusal waits FAILURE_DELAY_MS (the connection parked, the worker
+ * serving others); the re-call after the wait answers. */
+static engine_errc sasl_failed(conn *c, const req *r)
+{
+    if (c->sasl_wait == SASL_DELAYING) {
+        c->sasl_wait = SASL_NONE;
+        sasl_refused(c, r);
+        return ENGINE_SUCCESS;
+    }
+    if (authq_failed(c->peer) > FAILURES_FREE) {
+        if (c->sasl_timer == NULL)
+            c->sasl_timer = evtimer_new(c->w->base, sasl_delay_over, c);
+        struct timeval tv = {0, FAILURE_DELAY_MS * 1000};
+        if (c->sasl_timer != NULL && evtimer_add(c->sasl_timer, &tv) == 0) {
+            c->sasl_wait = SASL_DELAYING;
+            auth_scram_clear(&c->scram);
+            return ENGINE_WOULD_BLOCK;
+        }
+    }
+    sasl_refused(c, r);
+    return ENGINE_SUCCESS;
+}
+
+/* PLAIN: [authzid] NUL user NUL password, checked on the auth threads. */
+static engine_errc sasl_plain(conn *c, const req *r)
+{
+    if (c->sasl_wait == SASL_CHECKED) {
+        const auth_user *u = c->sasl_user;
+        c->sasl_wait = SASL_NONE;
+        c->sasl_user = NULL;
+        if (u == NULL)
+            return sasl_failed(c, r);
+        sasl_accepted(c, r, u, "Authenticated");
+        return ENGINE_SUCCESS;
+    }
     const char *v = (const char *)r->value, *end = v + r->valuelen;
     const char *nul1 = memchr(v, 0, r->valuelen);
     const char *nul2 = nul1 ? memchr(nul1 + 1, 0, (size_t)(end - nul1 - 1)) : NULL;
     if (nul2 == NULL)
-        return NULL;
-    return auth_check_plain(host.users, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
-                            (size_t)(end - nul2 - 1));
+        return sasl_failed(c, r);
+    if (!authq_check_plain(c, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
+                           (size_t)(end - nul2 - 1))) {
+        send_error_status(c, r, ST_ETMPFAIL); /* too many logins at once: retry */
+        return ENGINE_SUCCESS;
+    }
+    return ENGINE_WOULD_BLOCK; /* SASL_CHECKING until the notify */
 }
 
 /* SASL_LIST_MECHS, SASL_AUTH and SASL_STEP. Without a users file (loopback
@@ -968,11 +1030,11 @@ static engine_errc do_sasl(conn *c, req *r)
                       (uint32_t)strlen(AUTH_MECHANISMS), 0, 0);
         return ENGINE_SUCCESS;
     }
+    if (c->sasl_wait == SASL_DELAYING)
+        return sasl_failed(c, r); /* the wait is over: refuse */
     auth_mech mech = auth_mech_named((const char *)r->key, r->keylen);
-    if (mech == AUTH_UNKNOWN || r->valuelen > AUTH_MAX_PAYLOAD) {
-        sasl_refused(c, r);
-        return ENGINE_SUCCESS;
-    }
+    if (mech == AUTH_UNKNOWN || r->valuelen > AUTH_MAX_PAYLOAD)
+        return sasl_failed(c, r);
     if (host.users == NULL) {
         auth_scram_clear(&c->scram);
         sasl_accepted(c, r, NULL, "Authenticated");
@@ -982,22 +1044,18 @@ static engine_errc do_sasl(conn *c, req *r)
     const auth_user *u = NULL;
     if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN) {
         auth_scram_clear(&c->scram);
-        u = sasl_plain(r);
-        if (u == NULL)
-            sasl_refused(c, r);
-        else
-            sasl_accepted(c, r, u, "Authenticated");
-    } else if (r->opcode == OP_SASL_AUTH) {
+        return sasl_plain(c, r);
+    }
+    if (r->opcode == OP_SASL_AUTH) {
         if (auth_scram_start(host.users, &c->scram, mech, (const char *)r->value,
                              r->valuelen, reply, sizeof(reply)) != 0)
-            sasl_refused(c, r);
-        else
-            send_response(c, r, ST_AUTH_CONTINUE, NULL, 0, NULL, 0, reply,
-                          (uint32_t)strlen(reply), 0, 0);
+            return sasl_failed(c, r);
+        send_response(c, r, ST_AUTH_CONTINUE, NULL, 0, NULL, 0, reply,
+                      (uint32_t)strlen(reply), 0, 0);
     } else if (!c->scram.active || c->scram.mech != mech ||
                auth_scram_finish(&c->scram, (const char *)r->value, r->valuelen, reply,
                                  sizeof(reply), &u) != 0) {
-        sasl_refused(c, r);
+        return sasl_failed(c, r);
     } else {
         sasl_accepted(c, r, u, reply);
     }
@@ -1015,6 +1073,8 @@ typedef struct command {
     int extlen;    /* required extras length, or EXT_0_OR_4 / EXT_0_OR_1 */
     bool key;      /* needs a key (decoded for collections) */
     bool value_ok; /* may carry a value */
+    bool no_key;   /* must not carry a key */
+    bool admin;    /* with a users file: the admin role only (bucket-wide) */
 } command;
 
 static engine_errc do_noop(conn *c, req *r)
@@ -1051,29 +1111,32 @@ static engine_errc do_flush(conn *c, req *r)
 
 static const command *command_of(uint8_t op)
 {
-    static const command get = {do_get, 0, true, false};
-    static const command store = {do_store, 8, true, true};
-    static const command concat = {do_store, 0, true, true};
-    static const command del = {do_delete, 0, true, false};
-    static const command arith = {do_arith, 20, true, false};
-    static const command quit = {do_quit, 0, false, false};
-    static const command flush = {do_flush, EXT_0_OR_4, false, false};
-    static const command get_meta = {do_get_meta, EXT_0_OR_1, true, false};
-    static const command get_locked = {do_get_locked, EXT_0_OR_4, true, false};
-    static const command unlock = {do_unlock, 0, true, false};
-    static const command noop = {do_noop, 0, false, false};
-    static const command version = {do_version, 0, false, false};
-    static const command stat = {do_stat, 0, false, false};
-    static const command touch = {do_touch, 4, true, false};
-    static const command gat = {do_get, 4, true, false};
-    static const command hello = {do_hello, 0, false, true};
-    static const command set_manifest = {do_collections, 0, false, true};
-    static const command get_manifest = {do_collections, 0, false, false};
-    static const command ids = {do_collections, 0, false, true};
-    static const command sasl = {do_sasl, 0, false, true};
-    static const command select_bucket = {do_select_bucket, 0, false, false};
-    static const command cluster_config = {do_cluster_config, 0, false, false};
-    static const command error_map = {do_error_map, 0, false, true};
+    static const command get = {do_get, 0, true, false, false, false};
+    static const command store = {do_store, 8, true, true, false, false};
+    static const command concat = {do_store, 0, true, true, false, false};
+    static const command del = {do_delete, 0, true, false, false, false};
+    static const command arith = {do_arith, 20, true, false, false, false};
+    static const command quit = {do_quit, 0, false, false, true, false};
+    static const command flush = {do_flush, EXT_0_OR_4, false, false, true, true};
+    static const command get_meta = {do_get_meta, EXT_0_OR_1, true, false, false, false};
+    static const command get_locked = {do_get_locked, EXT_0_OR_4, true,
+                                       false,         false,      false};
+    static const command unlock = {do_unlock, 0, true, false, false, false};
+    static const command noop = {do_noop, 0, false, false, true, false};
+    static const command version = {do_version, 0, false, false, true, false};
+    static const command stat = {do_stat, 0, false, false, false, false};
+    static const command touch = {do_touch, 4, true, false, false, false};
+    static const command gat = {do_get, 4, true, false, false, false};
+    static const command hello = {do_hello, 0, false, true, false, false};
+    static const command set_manifest = {do_collections, 0, false, true, true, true};
+    static const command get_manifest = {do_collections, 0, false, false, true, false};
+    static const command ids = {do_collections, 0, false, true, false, false};
+    static const command sasl = {do_sasl, 0, false, true, false, false};
+    static const command select_bucket = {
+        do_select_bucket, 0, false, false, false, false};
+    static const command cluster_config = {
+        do_cluster_config, 0, false, false, true, false};
+    static const command error_map = {do_error_map, 0, false, true, true, false};
     switch (op) {
     case OP_GET:
     case OP_GETQ:
@@ -1204,13 +1267,10 @@ static bool execute(conn *c, req *r)
         send_response(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
-    bool ext_ok =
-        cmd->extlen == EXT_0_OR_1 ? r->extlen <= 1
-        : cmd->extlen == EXT_0_OR_4
-            ? (r->extlen == 0 || r->extlen == 4)
-            : r->extlen == cmd->extlen ||
-                  (cmd->fn == do_store && r->opcode >= OP_APPEND && r->extlen == 0);
-    if (!ext_ok || (cmd->key && r->keylen == 0) ||
+    bool ext_ok = cmd->extlen == EXT_0_OR_1   ? r->extlen <= 1
+                  : cmd->extlen == EXT_0_OR_4 ? (r->extlen == 0 || r->extlen == 4)
+                                              : r->extlen == cmd->extlen;
+    if (!ext_ok || (cmd->key && r->keylen == 0) || (cmd->no_key && r->keylen != 0) ||
         (!cmd->value_ok && r->valuelen != 0 && r->opcode != OP_STAT)) {
         invalid(c, r, "wrong extras, key or value for this command");
         return true;
@@ -1222,7 +1282,7 @@ static bool execute(conn *c, req *r)
         send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
-    if (r->opcode == OP_SET_MANIFEST && host.users != NULL && !c->admin) {
+    if (cmd->admin && host.users != NULL && !c->admin) {
         conn_clear_error(c);
         send_response(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
@@ -1258,6 +1318,8 @@ static int parse(conn *c, req *r, uint8_t **pkt)
     if (avail < HEADER_BYTES)
         return 0;
     uint8_t *h = evbuffer_pullup(in, HEADER_BYTES);
+    if (h == NULL)
+        return -1; /* out of memory */
     r->magic = h[0];
     if (r->magic != MAGIC_REQ && r->magic != MAGIC_ALT_REQ)
         return -1;
@@ -1281,9 +1343,14 @@ static int parse(conn *c, req *r, uint8_t **pkt)
     if (r->bodylen > host.max_packet ||
         (uint64_t)r->framelen + r->extlen + r->keylen > r->bodylen)
         return -1;
+    /* Before SASL succeeds only the small packets of a login are taken. */
+    if (host.users != NULL && !c->authed && r->bodylen > UNAUTHENTICATED_MAX_BODY)
+        return -1;
     if (avail < HEADER_BYTES + (size_t)r->bodylen)
         return 0;
     *pkt = evbuffer_pullup(in, HEADER_BYTES + (ssize_t)r->bodylen);
+    if (*pkt == NULL)
+        return -1; /* out of memory */
     r->frame = *pkt + HEADER_BYTES;
     r->extras = r->frame + r->framelen;
     r->key = r->extras + r->extlen;
@@ -1292,31 +1359,34 @@ static int parse(conn *c, req *r, uint8_t **pkt)
     return 1;
 }
 
-static void close_conn(conn *c);
-
-void protocol_read(conn *c)
+bool protocol_read(conn *c)
 {
+    uint64_t now = host_now_s();
     while (!c->parked && !c->closed && !c->closing) {
         req r;
         uint8_t *pkt = NULL;
         int got = parse(c, &r, &pkt);
         if (got == 0)
-            return;
+            return false;
         if (got < 0) {
+            /* The answers of the packets before it go out, then the close. */
             if (host.verbose)
                 fprintf(stderr, "kvhost: malformed packet; closing the connection\n");
-            close_conn(c);
-            return;
+            evbuffer_drain(c->in, evbuffer_get_length(c->in));
+            c->closing = true;
+            return false;
         }
+        if (evbuffer_get_length(c->out) >= host.max_output)
+            return true; /* the client is not reading its answers: wait */
         if (!execute(c, &r)) {
-            /* Parked: reading goes on (protocol_read returns at once while
-             * parked) so that a client leaving is noticed even if the engine
-             * takes long, or never notifies. */
             c->parked = true;
-            return;
+            return true;
         }
         evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
+        c->last_done = now;
+        c->req_started = evbuffer_get_length(c->in) > 0 ? now : 0;
     }
+    return false;
 }
 
 void protocol_resume(conn *c, engine_errc status)
@@ -1326,7 +1396,7 @@ void protocol_resume(conn *c, engine_errc status)
     req r;
     uint8_t *pkt = NULL;
     if (parse(c, &r, &pkt) != 1) {
-        close_conn(c);
+        kvhost_close(c);
         return;
     }
     c->parked = false;
@@ -1357,11 +1427,7 @@ void protocol_resume(conn *c, engine_errc status)
             send_error(c, &r, status);
     }
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
-    protocol_read(c); /* what the client sent meanwhile */
-    kvhost_flush(c);
-}
-
-static void close_conn(conn *c)
-{
-    kvhost_close(c);
+    c->last_done = host_now_s();
+    c->req_started = evbuffer_get_length(c->in) > 0 ? c->last_done : 0;
+    kvhost_pump(c); /* what the client sent meanwhile */
 }

@@ -22,6 +22,8 @@
  *                       initialize, so only for a host that reads the version
  *                       after it (kvhost reads it per command), and only when
  *                       the host asked for 2 or more.
+ *   ewb_double=1        delay / status: notify twice (a broken engine)
+ *   ewb_log_disconnect=1  logs "ewb: disconnect" (info) for each disconnect
  * "never" answers would_block and never notifies: a broken engine, for testing
  * that a host survives one (its client can only disconnect).
  */
@@ -55,6 +57,7 @@ typedef struct ewb {
     uint64_t version; /* ewb_version: applied at initialize */
     uint64_t asked;   /* the version the host asked for */
     engine_errc status;
+    bool twice, log_disconnect;
     _Atomic unsigned calls;
 } ewb;
 
@@ -80,6 +83,7 @@ typedef struct later {
     const void *cookie;
     engine_errc status;
     unsigned ms;
+    bool twice;
 } later;
 
 static void *notify_later(void *arg)
@@ -88,6 +92,8 @@ static void *notify_later(void *arg)
     struct timespec ts = {l->ms / 1000, (long)(l->ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
     l->sapi->cookie.notify_io_complete(l->cookie, l->status);
+    if (l->twice)
+        l->sapi->cookie.notify_io_complete(l->cookie, l->status);
     l->sapi->cookie.release(l->cookie);
     free(l);
     return NULL;
@@ -100,7 +106,7 @@ static void notify_from_thread(ewb *e, const void *cookie, engine_errc status,
     pthread_t t;
     if (l == NULL)
         abort();
-    *l = (later){e->sapi, cookie, status, ms};
+    *l = (later){e->sapi, cookie, status, ms, e->twice};
     e->sapi->cookie.reserve(cookie);
     if (pthread_create(&t, NULL, notify_later, l) != 0)
         abort();
@@ -286,6 +292,8 @@ static void w_disconnect(engine_handle *h, const void *cookie)
     ewb *e = E(h);
     if (e->real == NULL)
         return;
+    if (e->log_disconnect)
+        e->sapi->log(ENGINE_LOG_INFO, "ewb: disconnect");
     pending *p = e->sapi->cookie.get_engine_specific(cookie);
     if (p != NULL && p->magic == PENDING_MAGIC) {
         e->sapi->cookie.store_engine_specific(cookie, p->real_specific);
@@ -324,6 +332,10 @@ static int parse_config(ewb *e, const char *config, char *path, size_t pathlen,
             e->only = (unsigned)atoi(v);
         } else if (strncmp(kv, "ewb_version=", 12) == 0) {
             e->version = atoi(v) == 2 ? ENGINE_API_VERSION_2 : ENGINE_API_VERSION_1;
+        } else if (strncmp(kv, "ewb_double=", 11) == 0) {
+            e->twice = atoi(v) != 0;
+        } else if (strncmp(kv, "ewb_log_disconnect=", 19) == 0) {
+            e->log_disconnect = atoi(v) != 0;
         } else if (strncmp(kv, "ewb_every=", 10) == 0) {
             e->every = (unsigned)atoi(v) ? (unsigned)atoi(v) : 1;
         } else if (strncmp(kv, "ewb_ops=", 8) == 0) {
