@@ -140,7 +140,7 @@ bool authq_check_plain(conn *c, const char *user, size_t ulen, const char *passw
 /* ---- failed logins per address ---- */
 
 #define FAIL_SLOTS  1024
-#define FAIL_WINDOW 60 /* seconds */
+#define FAIL_WINDOW 60000 /* ms */
 
 static struct {
     pthread_mutex_t lock;
@@ -153,7 +153,7 @@ static struct {
 
 unsigned authq_failed(const char *peer)
 {
-    uint64_t now = host_now_s();
+    uint64_t now = host_now_ms();
     unsigned h = 2166136261u;
     for (const char *p = peer; *p; p++)
         h = (h ^ (unsigned char)*p) * 16777619u;

@@ -55,12 +55,16 @@ static struct event *accept_resume_ev;
 #define READ_PER_EVENT (256 * 1024)
 /* Input a parked command lets pile up behind it before reading stops. */
 #define PARKED_INPUT_MAX (64 * 1024)
+/* Unread answers an unauthenticated connection may hold. */
+#define UNAUTHENTICATED_OUTPUT_MAX (64 * 1024)
+/* How long a finished connection reads (and discards) before its close. */
+#define DRAIN_MS 2000
 
-uint64_t host_now_s(void)
+uint64_t host_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static void conn_link(conn *c)
@@ -111,6 +115,23 @@ void kvhost_close(conn *c)
     conn_unref(c); /* the socket's reference; engine reserves keep the rest */
 }
 
+static void update_reading(conn *c);
+
+/* A closing connection's answers are all written: shut the write side and
+ * read until the client closes (for DRAIN_MS at most), so that bytes it sent
+ * after the last command do not make the close a reset that could destroy
+ * answers still in flight. A client that already sent FIN is closed now. */
+static void finish(conn *c)
+{
+    if (c->eof || shutdown(c->fd, SHUT_WR) != 0) {
+        kvhost_close(c);
+        return;
+    }
+    c->draining = true;
+    c->closing_since = host_now_ms();
+    update_reading(c);
+}
+
 /* Writes what is queued; arms the write event if the socket takes less, and
  * closes a quitting connection once all is written. */
 void kvhost_flush(conn *c)
@@ -130,16 +151,27 @@ void kvhost_flush(conn *c)
     }
     if (evbuffer_get_length(c->out) > 0)
         event_add(c->wev, NULL);
-    else if (c->closing)
-        kvhost_close(c);
+    else if (c->closing && !c->draining)
+        finish(c);
+}
+
+size_t conn_output_limit(const conn *c)
+{
+    return host.users != NULL && !c->authed &&
+                   host.max_output > UNAUTHENTICATED_OUTPUT_MAX
+               ? UNAUTHENTICATED_OUTPUT_MAX
+               : host.max_output;
 }
 
 /* Reading stops while answers pile up unread, while a parked command holds
- * the input (it must not grow behind it without bound), and after FIN. */
+ * the input (it must not grow behind it without bound), and after FIN; a
+ * closing connection whose answers are all written reads only to discard. */
 static bool may_read(const conn *c)
 {
+    if (c->draining)
+        return !c->closed;
     return !c->closed && !c->closing && !c->eof &&
-           evbuffer_get_length(c->out) < host.max_output &&
+           evbuffer_get_length(c->out) < conn_output_limit(c) &&
            !(c->parked && evbuffer_get_length(c->in) >= PARKED_INPUT_MAX);
 }
 
@@ -163,12 +195,12 @@ void kvhost_pump(conn *c)
         kvhost_flush(c);
         if (c->closed)
             return;
-        if (!held || c->parked || evbuffer_get_length(c->out) >= host.max_output)
+        if (!held || c->parked || evbuffer_get_length(c->out) >= conn_output_limit(c))
             break;
     }
     /* After FIN: every whole packet ran (none is held) and none is parked. */
     if (c->eof && !c->parked && !c->closing &&
-        evbuffer_get_length(c->out) < host.max_output) {
+        evbuffer_get_length(c->out) < conn_output_limit(c)) {
         c->closing = true;
         kvhost_flush(c);
         if (c->closed)
@@ -182,6 +214,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     conn_ref(c); /* the protocol may close the connection: keep c until done */
+    if (c->draining) {
+        char sink[4096];
+        ssize_t n;
+        while ((n = read(fd, sink, sizeof(sink))) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            kvhost_close(c);
+        conn_unref(c);
+        return;
+    }
     bool was_empty = evbuffer_get_length(c->in) == 0;
     /* Straight into the input buffer with read(2): one system call when the
      * socket holds less than the space offered (evbuffer_read would first ask
@@ -206,7 +248,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             continue;
         if (n == 0) {
             c->eof = true; /* the client is done sending: answer it all, then close */
-            c->eof_at = host_now_s();
+            c->eof_at = host_now_ms();
             break;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -215,7 +257,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     }
     if (!c->closed) {
         if (was_empty && evbuffer_get_length(c->in) > 0)
-            c->req_started = host_now_s();
+            c->req_started = host_now_ms();
         kvhost_pump(c);
     }
     conn_unref(c);
@@ -229,7 +271,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     conn_ref(c);
     kvhost_flush(c);
     /* Room again: run what was held back and read on. */
-    if (!c->closed && evbuffer_get_length(c->out) < host.max_output)
+    if (!c->closed && !c->draining && evbuffer_get_length(c->out) < conn_output_limit(c))
         kvhost_pump(c);
     conn_unref(c);
 }
@@ -242,21 +284,24 @@ static const char *deadline_passed(conn *c, uint64_t now)
     if (c->closing) {
         if (c->closing_since == 0)
             c->closing_since = now;
-        return now - c->closing_since >= (uint64_t)host.request_timeout_s
-                   ? "its last answers were not read in time"
-                   : NULL;
+        /* Answers written and the write side shut: the client has a moment
+         * to read them; the request deadline to read them at all. */
+        uint64_t limit = c->draining ? DRAIN_MS : (uint64_t)host.request_timeout_s * 1000;
+        return now - c->closing_since >= limit ? "its last answers were not read in time"
+                                               : NULL;
     }
-    if (c->eof && now - c->eof_at >= (uint64_t)host.request_timeout_s)
+    if (c->eof && now - c->eof_at >= (uint64_t)host.request_timeout_s * 1000)
         return "the client left and its last request did not finish in time";
     if (c->parked)
         return NULL;
     if (host.users != NULL && !c->authed &&
-        now - c->accepted_at >= (uint64_t)host.auth_timeout_s)
+        now - c->accepted_at >= (uint64_t)host.auth_timeout_s * 1000)
         return "it did not authenticate in time";
     if (evbuffer_get_length(c->in) > 0 && c->req_started != 0 &&
-        now - c->req_started >= (uint64_t)host.request_timeout_s)
+        now - c->req_started >= (uint64_t)host.request_timeout_s * 1000)
         return "a request did not arrive whole in time";
-    if (host.idle_timeout_s > 0 && now - c->last_done >= (uint64_t)host.idle_timeout_s)
+    if (host.idle_timeout_s > 0 &&
+        now - c->last_done >= (uint64_t)host.idle_timeout_s * 1000)
         return "it completed no request in the idle timeout";
     return NULL;
 }
@@ -266,7 +311,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     worker *w = arg;
-    uint64_t now = host_now_s();
+    uint64_t now = host_now_ms();
     for (conn *c = w->conns, *next; c != NULL; c = next) {
         next = c->next;
         const char *why = deadline_passed(c, now);
@@ -287,18 +332,23 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_lock(&w->lock);
     conn *list = w->notify_head;
     w->notify_head = NULL;
-    for (conn *c = list; c != NULL; c = c->notify_next)
-        c->notify_queued = false; /* a notify from now on queues it again */
     pthread_mutex_unlock(&w->lock);
     while (list != NULL) {
+        /* One at a time under the lock: a connection leaves the list (and may
+         * be queued again) only once its link has been read. */
+        pthread_mutex_lock(&w->lock);
         conn *c = list;
         list = c->notify_next;
+        c->notify_next = NULL;
+        c->notify_queued = false;
+        engine_errc status = c->notify_status;
+        pthread_mutex_unlock(&w->lock);
         if (c->closed)
             atomic_fetch_add(&host.notifies_dropped, 1); /* the client is gone */
         else if (!c->parked)
             atomic_fetch_add(&host.notifies_duplicate, 1); /* nothing waits for it */
         else
-            protocol_resume(c, c->notify_status);
+            protocol_resume(c, status);
         conn_unref(c); /* taken by notify_io_complete */
     }
 }
@@ -315,7 +365,7 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
     memcpy(fresh, w->new_fds, (size_t)n * sizeof(fresh[0]));
     w->nnew = 0;
     pthread_mutex_unlock(&w->lock);
-    uint64_t now = host_now_s();
+    uint64_t now = host_now_ms();
     for (int i = 0; i < n; i++) {
         int fd = fresh[i].fd;
         evutil_make_socket_nonblocking(fd);

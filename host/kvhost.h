@@ -55,8 +55,9 @@ typedef struct conn {
     bool closed;                 /* the client is gone */
     bool eof;                    /* the client sent FIN: answer what came, then close */
     bool reading;                /* the read event is armed */
-    /* Deadlines (host_now_s() seconds): the sweep closes a connection that
-     * stays too long unauthenticated, in the middle of a request, or idle. */
+    bool draining;               /* closing: answers written, write side shut */
+    /* Deadlines (host_now_ms()): the sweep closes a connection that stays
+     * too long unauthenticated, in the middle of a request, or idle. */
     uint64_t accepted_at, last_done, req_started, closing_since, eof_at;
     char peer[INET6_ADDRSTRLEN]; /* the client's address */
     sasl_wait sasl_wait;
@@ -130,8 +131,11 @@ void kvhost_close(conn *c);
  * output limit lets; closes a connection whose client sent FIN once all it
  * sent is answered; arms or stops reading. */
 void kvhost_pump(conn *c);
-/* Seconds on a monotonic clock (coarse: deadlines only). */
-uint64_t host_now_s(void);
+/* Milliseconds on a monotonic clock (coarse: deadlines only). */
+uint64_t host_now_ms(void);
+/* The unread answers a connection may hold before it stops being read (less
+ * before authentication). */
+size_t conn_output_limit(const conn *c);
 /* Lets go of the item of a parked store, if any. */
 void conn_drop_parked_item(conn *c);
 

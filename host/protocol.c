@@ -942,6 +942,8 @@ static void sasl_refused(conn *c, const req *r)
 {
     atomic_fetch_add(&host.auth_failures, 1);
     auth_scram_clear(&c->scram);
+    if (c->authed && host.users != NULL)
+        c->accepted_at = host_now_ms(); /* logged out: the login deadline starts now */
     c->authed = host.users == NULL;
     c->admin = false;
     send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
@@ -1289,6 +1291,11 @@ static bool execute(conn *c, req *r)
     }
     if (r->magic == MAGIC_ALT_REQ && !parse_frame(c, r))
         return true;
+    if (r->durability != ENGINE_DURABILITY_NONE && cmd->fn != do_store &&
+        cmd->fn != do_delete && cmd->fn != do_arith) {
+        invalid(c, r, "a durability requirement on a command that writes nothing");
+        return true;
+    }
     if (cmd->key && !decode_key(c, r))
         return true;
     engine_errc rc = cmd->fn(c, r);
@@ -1361,7 +1368,7 @@ static int parse(conn *c, req *r, uint8_t **pkt)
 
 bool protocol_read(conn *c)
 {
-    uint64_t now = host_now_s();
+    uint64_t now = host_now_ms();
     while (!c->parked && !c->closed && !c->closing) {
         req r;
         uint8_t *pkt = NULL;
@@ -1376,7 +1383,7 @@ bool protocol_read(conn *c)
             c->closing = true;
             return false;
         }
-        if (evbuffer_get_length(c->out) >= host.max_output)
+        if (evbuffer_get_length(c->out) >= conn_output_limit(c))
             return true; /* the client is not reading its answers: wait */
         if (!execute(c, &r)) {
             c->parked = true;
@@ -1406,6 +1413,8 @@ void protocol_resume(conn *c, engine_errc status)
         /* Answered at its durability timeout: the outcome goes unsaid (a
          * success stays with the engine until another request, rule 7). */
         c->answered_early = false;
+        c->sasl_wait = SASL_NONE;
+        c->sasl_user = NULL;
         conn_drop_parked_item(c);
         conn_clear_error(c);
     } else if (status == ENGINE_SUCCESS) {
@@ -1427,7 +1436,7 @@ void protocol_resume(conn *c, engine_errc status)
             send_error(c, &r, status);
     }
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
-    c->last_done = host_now_s();
+    c->last_done = host_now_ms();
     c->req_started = evbuffer_get_length(c->in) > 0 ? c->last_done : 0;
     kvhost_pump(c); /* what the client sent meanwhile */
 }

@@ -176,7 +176,7 @@ def output_backpressure():
         pkt = raw(0x00, key=b"big")
         sent = 0
         t_end = time.time() + 3
-        while sent < 400 and time.time() < t_end:  # as far as the server reads
+        while sent < 100 and time.time() < t_end:  # as far as the server reads
             try:
                 hostile.send(pkt)
                 sent += 1
@@ -190,6 +190,21 @@ def output_backpressure():
         st, r = c.get(b"big")
         check(st == SUCCESS and len(r["value"]) == 1 << 20, "another client is served")
         check(time.time() - t0 < 2, "served at once")
+        # Reading resumes as the client reads: every answer arrives, whole.
+        hostile.setblocking(True)
+        hostile.settimeout(30)
+        got, buf = 0, b""
+        while got < sent:
+            chunk = hostile.recv(1 << 20)
+            check(chunk, "the connection ended after %d of %d answers" % (got, sent))
+            buf += chunk
+            while len(buf) >= 24:
+                blen = struct.unpack(">I", buf[8:12])[0]
+                if len(buf) < 24 + blen:
+                    break
+                check(buf[6:8] == b"\0\0" and blen == (1 << 20) + 4, "a whole GET answer")
+                buf = buf[24 + blen:]
+                got += 1
         hostile.close()
     finally:
         h.stop()
@@ -374,7 +389,7 @@ def logins_do_not_stall_other_clients():
             t.join()
         print("  4 clients logging in (400k iterations each): slowest get %.0f ms"
               % (worst * 1000))
-        check(worst < 0.25, "a get waited %.0f ms behind logins" % (worst * 1000))
+        check(worst < 0.5, "a get waited %.0f ms behind logins" % (worst * 1000))
         # A huge password is refused (or the connection closed) before any
         # derivation.
         x = Client(h.port)
@@ -396,21 +411,24 @@ def unknown_users_cost_the_same():
     h = Host(users=[("bob", "builder", False)])
     try:
         def timed(user, source):
-            # Three failures from one address: under the count that delays.
-            ts = []
-            for _ in range(3):
-                x = Client.__new__(Client)
-                x.s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
-                                               source_address=(source, 0))
-                x.coll = None
-                t0 = time.time()
-                st = x.call(0x21, key=b"PLAIN", value=b"\0" + user + b"\0wrong")["status"]
-                ts.append(time.time() - t0)
-                check(st == AUTH_ERROR, "refused")
-                x.close()
-            return sorted(ts)[1]
+            # One failure per source address: under the count that delays.
+            x = Client.__new__(Client)
+            x.s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
+                                           source_address=(source, 0))
+            x.coll = None
+            t0 = time.time()
+            st = x.call(0x21, key=b"PLAIN", value=b"\0" + user + b"\0wrong")["status"]
+            spent = time.time() - t0
+            check(st == AUTH_ERROR, "refused")
+            x.close()
+            return spent
 
-        known, unknown = timed(b"bob", "127.0.0.2"), timed(b"nobody", "127.0.0.3")
+        # Interleaved, so that load on the machine falls on both alike.
+        known, unknown = [], []
+        for i in range(9):
+            known.append(timed(b"bob", "127.0.1.%d" % (i + 1)))
+            unknown.append(timed(b"nobody", "127.0.2.%d" % (i + 1)))
+        known, unknown = sorted(known)[4], sorted(unknown)[4]
         print("  PLAIN refusal, median: known user %.1f ms, unknown %.1f ms"
               % (known * 1000, unknown * 1000))
         check(unknown > known * 0.5, "an unknown user is refused faster")
@@ -580,6 +598,10 @@ def command_shapes():
             ("DELETE with a value", dict(op=0x04, key=b"x", value=b"v")),
             ("INCR without extras", dict(op=0x05, key=b"x")),
             ("APPEND with extras", dict(op=0x0E, key=b"keep", value=b"v", extras=b"\0" * 8)),
+            ("SASL with a durability requirement",
+             dict(op=0x21, key=b"PLAIN", value=b"\0a\0b", magic=0x08, frame=b"\x11\x02")),
+            ("GET with a durability requirement",
+             dict(op=0x00, key=b"keep", magic=0x08, frame=b"\x11\x02")),
         ]
         for what, kw in cases:
             op = kw.pop("op")
@@ -605,6 +627,30 @@ def duplicate_notify():
             st, r = c.get(b"k")
             check(st == SUCCESS and r["value"] == b"v", "get")
         check(c.call(0x0A)["status"] == SUCCESS, "one answer per get, in order")
+        # Many connections notified twice at once: the worker's list holds
+        # several of them while duplicates arrive.
+        errors = []
+
+        def getter():
+            try:
+                g = Client(h.port)
+                g.s.settimeout(10)
+                for _ in range(20):
+                    st, r = g.get(b"k")
+                    if st != SUCCESS or r["value"] != b"v":
+                        errors.append(st)
+                if g.call(0x0A)["status"] != SUCCESS:
+                    errors.append("noop")
+                g.close()
+            except Exception as e:  # noqa: BLE001 (reported below)
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=getter) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errors, "8 clients with doubled notifies: %r" % errors[:3])
         check(int(kv.host_stat(h.port, b"notifies_duplicate") or b"0") >= 1,
               "duplicates counted")
     finally:
