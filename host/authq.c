@@ -9,9 +9,15 @@
 #include <string.h>
 #include <time.h>
 
+/* Checks one client address may have queued or running at once: a single
+ * address cannot fill the queue in front of everyone else's logins. */
+#define PER_ADDRESS_MAX 4
+#define ADDRESS_SLOTS   1024
+
 typedef struct job {
     struct job *next;
     conn *c;
+    unsigned slot; /* its address's slot in q.per_address */
     char user[64];
     size_t ulen;
     char *password;
@@ -25,18 +31,23 @@ static struct {
     unsigned waiting, max_waiting, nthreads;
     bool stopping;
     pthread_t threads[8];
-} q = {PTHREAD_MUTEX_INITIALIZER,
-       PTHREAD_COND_INITIALIZER,
-       NULL,
-       &q.head,
-       0,
-       0,
-       0,
-       false,
-       {0}};
+    unsigned per_address[ADDRESS_SLOTS]; /* checks queued or running, by address hash */
+} q = {
+    .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .tail = &q.head};
+
+static unsigned address_hash(const char *peer)
+{
+    unsigned h = 2166136261u;
+    for (const char *p = peer; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h;
+}
 
 static void finish(job *j, const auth_user *u)
 {
+    pthread_mutex_lock(&q.lock);
+    q.per_address[j->slot]--;
+    pthread_mutex_unlock(&q.lock);
     j->c->sasl_user = u;
     j->c->sasl_wait = SASL_CHECKED;
     /* The notify publishes the result: the worker reads it after taking the
@@ -118,9 +129,12 @@ bool authq_check_plain(conn *c, const char *user, size_t ulen, const char *passw
     memcpy(j->password, password, plen);
     j->plen = plen;
     j->c = c;
+    j->slot = address_hash(c->peer) % ADDRESS_SLOTS;
     pthread_mutex_lock(&q.lock);
-    bool queued = !q.stopping && q.nthreads > 0 && q.waiting < q.max_waiting;
+    bool queued = !q.stopping && q.nthreads > 0 && q.waiting < q.max_waiting &&
+                  q.per_address[j->slot] < PER_ADDRESS_MAX;
     if (queued) {
+        q.per_address[j->slot]++;
         conn_ref(c);
         c->sasl_wait = SASL_CHECKING;
         *q.tail = j;
@@ -154,9 +168,7 @@ static struct {
 unsigned authq_failed(const char *peer)
 {
     uint64_t now = host_now_ms();
-    unsigned h = 2166136261u;
-    for (const char *p = peer; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
+    unsigned h = address_hash(peer);
     pthread_mutex_lock(&fails.lock);
     /* One slot per address hash: a collision shares a count (a stricter
      * delay for both, never a looser one). */

@@ -28,7 +28,8 @@ void authq_stop(void);
  * Queues the check of a PLAIN user and password (copied) for c, which is
  * referenced until its result is in c->sasl_user (c->sasl_wait becomes
  * SASL_CHECKED) and c is notified with ENGINE_SUCCESS. false if the queue is
- * full (nothing queued: answer "try again").
+ * full, or c's address already has a few checks queued or running (nothing
+ * queued: answer "try again").
  */
 bool authq_check_plain(conn *c, const char *user, size_t ulen, const char *password,
                        size_t plen);

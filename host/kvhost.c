@@ -564,10 +564,10 @@ static bool is_loopback(const struct sockaddr *a)
     return false;
 }
 
-/* The address to listen on: a numeric address or a host name (its first
- * address). 0, or -1 with a reason. */
-static int resolve(const char *addr, int port, struct sockaddr_storage *out,
-                   socklen_t *len, char *why, size_t whylen)
+/* The addresses to listen on: a numeric address, or a host name's addresses
+ * in getaddrinfo's order (the first that binds is used). The list, or NULL
+ * with a reason. */
+static struct addrinfo *resolve(const char *addr, int port, char *why, size_t whylen)
 {
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_family = AF_UNSPEC;
@@ -579,12 +579,9 @@ static int resolve(const char *addr, int port, struct sockaddr_storage *out,
     if (rc != 0 || res == NULL) {
         snprintf(why, whylen, "cannot listen on '%s': %s", addr,
                  rc != 0 ? gai_strerror(rc) : "no address");
-        return -1;
+        return NULL;
     }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
+    return res;
 }
 
 static const char *address_text(const struct sockaddr_storage *a, char *buf, size_t cap)
@@ -718,23 +715,26 @@ int main(int argc, char **argv)
         }
         host.users = &db;
     }
-    struct sockaddr_storage sa;
-    socklen_t salen = 0;
     char why[512];
-    if (resolve(addr, port, &sa, &salen, why, sizeof(why)) != 0) {
+    struct addrinfo *addrs = resolve(addr, port, why, sizeof(why));
+    if (addrs == NULL) {
         fprintf(stderr, "kvhost: %s\n", why);
         return 2;
     }
-    if (host.users == NULL && !is_loopback((struct sockaddr *)&sa)) {
-        fprintf(stderr,
-                "kvhost: refusing to listen on %s: without SASL users only loopback "
-                "addresses are allowed\n",
-                addr);
-        return 2;
+    for (struct addrinfo *a = addrs; a != NULL && host.users == NULL; a = a->ai_next) {
+        if (!is_loopback(a->ai_addr)) {
+            fprintf(stderr,
+                    "kvhost: refusing to listen on %s: without SASL users only loopback "
+                    "addresses are allowed\n",
+                    addr);
+            freeaddrinfo(addrs);
+            return 2;
+        }
     }
     fit_descriptors();
     if (host.users != NULL && authq_start(2, 64) != 0) {
         fprintf(stderr, "kvhost: cannot start the authentication threads\n");
+        freeaddrinfo(addrs);
         return 1;
     }
     char full_config[4096];
@@ -760,16 +760,23 @@ int main(int argc, char **argv)
             w->sweep_ev == NULL || event_add(w->sweep_ev, &second) != 0) {
             fprintf(stderr, "kvhost: cannot set up worker %d\n", i);
             host.engine->destroy(host.engine, true);
+            freeaddrinfo(addrs);
             return 1;
         }
         pthread_create(&w->tid, NULL, worker_main, w);
     }
 
     main_base = event_base_new();
-    listener = evconnlistener_new_bind(main_base, on_listen, NULL,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-                                       (struct sockaddr *)&sa, (int)salen);
+    int bind_errno = 0;
+    for (struct addrinfo *a = addrs; a != NULL && listener == NULL; a = a->ai_next) {
+        listener = evconnlistener_new_bind(main_base, on_listen, NULL,
+                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                           a->ai_addr, (int)a->ai_addrlen);
+        bind_errno = errno;
+    }
+    freeaddrinfo(addrs);
     if (listener == NULL) {
+        errno = bind_errno;
         fprintf(stderr, "kvhost: cannot listen on %s:%d: %s\n", addr, port,
                 strerror(errno));
         host.engine->destroy(host.engine, true);

@@ -404,6 +404,44 @@ def logins_do_not_stall_other_clients():
         h.stop()
 
 
+@test
+def one_address_cannot_fill_the_login_queue():
+    """40 logins sent at once from one address, then one from another: the
+    other is checked at once, not behind the 40."""
+    h = Host(users=[("bob", "builder", False)], iterations=200000)
+    try:
+        flood = []
+        for i in range(40):
+            s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
+                                         source_address=("127.0.3.1", 0))
+            s.sendall(raw(0x21, key=b"PLAIN", value=b"\0bob\0wrong%d" % i))
+            flood.append(s)
+        time.sleep(0.05)
+        x = Client.__new__(Client)
+        x.s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
+                                       source_address=("127.0.3.2", 0))
+        x.coll = None
+        t0 = time.time()
+        st = x.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"]
+        spent = time.time() - t0
+        told = 0
+        for s in flood:
+            s.settimeout(10)
+            head = b""
+            while len(head) < 24:
+                chunk = s.recv(24 - len(head))
+                check(chunk, "every flood login is answered")
+                head += chunk
+            told += struct.unpack(HDR, head)[5] == 0x86
+            s.close()
+        print("  40 logins at once from one address: %d told to retry; another address's "
+              "login took %.2f s" % (told, spent))
+        check(st == SUCCESS and spent < 1.5, "the other address waited %.2f s" % spent)
+        check(told >= 30, "the flood was limited: %d told to retry" % told)
+    finally:
+        h.stop()
+
+
 # ---- authentication ----
 
 @test
