@@ -409,7 +409,20 @@ def one_address_cannot_fill_the_login_queue():
     """40 logins sent at once from one address, then one from another: the
     other is checked at once, not behind the 40."""
     h = Host(users=[("bob", "builder", False)], iterations=200000)
+
+    def login(source):
+        x = Client.__new__(Client)
+        x.s = socket.create_connection(("127.0.0.1", h.port), timeout=30,
+                                       source_address=(source, 0))
+        x.coll = None
+        t0 = time.time()
+        st = x.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"]
+        x.close()
+        return st, time.time() - t0
+
     try:
+        # The baseline, on this machine now: one login alone.
+        solo = sorted(login("127.0.3.3")[1] for _ in range(3))[1]
         flood = []
         for i in range(40):
             s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
@@ -417,13 +430,7 @@ def one_address_cannot_fill_the_login_queue():
             s.sendall(raw(0x21, key=b"PLAIN", value=b"\0bob\0wrong%d" % i))
             flood.append(s)
         time.sleep(0.05)
-        x = Client.__new__(Client)
-        x.s = socket.create_connection(("127.0.0.1", h.port), timeout=10,
-                                       source_address=("127.0.3.2", 0))
-        x.coll = None
-        t0 = time.time()
-        st = x.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"]
-        spent = time.time() - t0
+        st, spent = login("127.0.3.2")
         told = 0
         for s in flood:
             s.settimeout(10)
@@ -435,8 +442,11 @@ def one_address_cannot_fill_the_login_queue():
             told += struct.unpack(HDR, head)[5] == 0x86
             s.close()
         print("  40 logins at once from one address: %d told to retry; another address's "
-              "login took %.2f s" % (told, spent))
-        check(st == SUCCESS and spent < 1.5, "the other address waited %.2f s" % spent)
+              "login took %.2f s (%.1fx one login alone)" % (told, spent, spent / solo))
+        # Behind 4 checks on 2 threads it waits about 3 logins' time; behind
+        # all 40, about 21.
+        check(st == SUCCESS and spent < 8 * solo,
+              "the other address waited %.2f s, %.1fx one login" % (spent, spent / solo))
         check(told >= 30, "the flood was limited: %d told to retry" % told)
     finally:
         h.stop()
