@@ -115,9 +115,9 @@ static void coll_dropped(void *ctx)
  * A clean (not forced) shutdown leaves the number of items in
  * <dbname>/ep_items.hint; the next start reads it, removes it (a crash later
  * leaves none to go stale) and sizes the hash table for that many, so warmup
- * does not grow it step by step (growth was a third of warmup's time). Only a
- * hint: missing, unreadable or too big to allocate, the table starts at
- * ht_size and grows as usual. */
+ * does not grow it step by step (growing is a large part of warmup's time,
+ * BENCHMARKS.md). Only a hint: missing, unreadable or too big to allocate,
+ * the table starts at ht_size and grows as usual. */
 
 #define ITEMS_HINT "ep_items.hint"
 

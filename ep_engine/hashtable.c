@@ -84,7 +84,7 @@ static inline uint64_t fmix64(uint64_t k)
 /* The last n < 8 bytes as one word, as memcpy into a zeroed word gives them
  * (little-endian), from whole 4-, 2- and 1-byte loads: a word read back from
  * bytes copied one by one waits for them to reach the cache (a store-forwarding
- * stall that was 40% of the hash). */
+ * stall; BENCHMARKS.md has its cost). */
 static inline uint64_t load_tail(const unsigned char *p, size_t n)
 {
     uint64_t w = 0;

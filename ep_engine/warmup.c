@@ -214,14 +214,13 @@ static void drain(warm_ctx *w, bool link)
 
 /* glibc grows a thread's arena one page (one mprotect call) at a time as
  * small blocks are carved from its end, and warmup allocates hundreds of MB of
- * items in a row: 1M items of 100 B made 42,886 mprotect calls, a third of
- * warmup's time. So every WARM_GROW_EVERY bytes of items, one block of
- * WARM_GROW_BLOCK (under the 128 KiB at which glibc maps a block of its own) is
- * allocated, its pages are made present in one call (rather than a fault per
- * page as the items land on them), and it is freed: the arena grows by it in
- * one call and the next items are carved from that space (2,789 mprotect
- * calls for the same load; one reader: 3.5-3.9 -> 4.3-4.5 M items/s, same
- * resident memory after). Elsewhere it is one cheap malloc and free. */
+ * items in a row: one system call per page. So every WARM_GROW_EVERY bytes of
+ * items, one block of WARM_GROW_BLOCK (under the 128 KiB at which glibc maps a
+ * block of its own) is allocated, its pages are made present in one call
+ * (rather than a fault per page as the items land on them), and it is freed:
+ * the arena grows by it in one call and the next items are carved from that
+ * space (the figures: BENCHMARKS.md). Elsewhere it is one cheap malloc and
+ * free. */
 #define WARM_GROW_EVERY (64u << 10)
 #define WARM_GROW_BLOCK (120u << 10)
 

@@ -590,11 +590,10 @@ static int scan_file(kvs *s, reader *r, const char *path,
         return r->fd;
     }
     /* The kernel's own read-ahead keeps the disk ahead of the scan. Asking for
-     * each 8 MiB with WILLNEED instead made the reader fill the page cache
-     * itself, and stall at each range's end where the kernel's asynchronous
-     * read-ahead had not been started: warmup of 1M records took 97 ms against
-     * 84 ms with this hint (medians of alternating rounds), 106 ms against 72 ms
-     * with a 128 KiB device read-ahead. */
+     * each range with WILLNEED instead makes the reader fill the page cache
+     * itself and stall at each range's end, where the kernel's asynchronous
+     * read-ahead has not been started (BENCHMARKS.md, "Figures behind choices
+     * in the code"). */
     io_advise_sequential(s->io, r->fd);
     int64_t size = io_file_size(s->io, r->fd);
     r->file_size = size > 0 ? (uint64_t)size : 0;
