@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     engine_handle *h = NULL;
     if (create == NULL || create(ENGINE_API_VERSION, server, &h) != ENGINE_SUCCESS ||
         h->initialize(h, "max_size=67108864") != ENGINE_SUCCESS)
-        return fprintf(stderr, "cannot load the engine: %s\n", dlerror()), 1;
+        return fprintf(stderr, "cannot load or start the engine\n"), 1;
     engine_doc_key key = {0, 5, "hello"}; /* collection 0 (_default), the key */
     engine_item *it;
     engine_item_info info;
