@@ -527,6 +527,28 @@ static engine_errc got(ht_stripe *s, const coll_collection *c, ep_item *it,
     return ENGINE_SUCCESS;
 }
 
+/* find_live, with a value that is on disk only read back first: success
+ * with p's stripe locked and p->it resident (or NULL), else the error or
+ * would_block of the read (nothing locked). */
+static engine_errc find_resident(ep_engine *e, const void *cookie,
+                                 const engine_doc_key *key, uint16_t vbucket,
+                                 uint64_t hash, key_place *p)
+{
+    for (int fetches = 0;; fetches++) {
+        engine_errc rc = find_live(e, cookie, key, vbucket, hash, p);
+        if (rc != ENGINE_SUCCESS || p->it == NULL || !item_evicted(p->it))
+            return rc;
+        ht_unlock(p->s);
+        if (fetches == 3)
+            return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
+                           "the value was evicted again as soon as it was read; "
+                           "memory is short, retry");
+        rc = ep_bg_fetch(e, cookie, vbucket, key->collection, key->bytes, key->len);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+    }
+}
+
 engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
                    const engine_doc_key *key, uint16_t vbucket)
 {
@@ -535,25 +557,11 @@ engine_errc ep_get(engine_handle *h, const void *cookie, engine_item **out,
     if (rc != ENGINE_SUCCESS)
         return rc;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
-    for (int fetches = 0;; fetches++) {
-        key_place p;
-        rc = find_live(e, cookie, key, vbucket, hash, &p);
-        if (rc != ENGINE_SUCCESS)
-            return rc;
-        if (p.it != NULL && item_evicted(p.it)) {
-            /* The value is on disk only. */
-            ht_unlock(p.s);
-            if (fetches == 3)
-                return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
-                               "the value was evicted again as soon as it was read; "
-                               "memory is short, retry");
-            rc = ep_bg_fetch(e, cookie, vbucket, key->collection, key->bytes, key->len);
-            if (rc != ENGINE_SUCCESS)
-                return rc;
-            continue;
-        }
-        return got(p.s, p.c, p.it, out, e->evictor != NULL);
-    }
+    key_place p;
+    rc = find_resident(e, cookie, key, vbucket, hash, &p);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    return got(p.s, p.c, p.it, out, e->evictor != NULL);
 }
 
 engine_errc ep_get_locked(engine_handle *h, const void *cookie, engine_item **out,
@@ -571,46 +579,33 @@ engine_errc ep_get_locked(engine_handle *h, const void *cookie, engine_item **ou
                     : lock_timeout_s > LOCK_MAX_S ? LOCK_MAX_S
                                                   : lock_timeout_s;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
-    for (int fetches = 0;; fetches++) {
-        key_place p;
-        rc = find_live(e, cookie, key, vbucket, hash, &p);
-        if (rc != ENGINE_SUCCESS)
-            return rc;
-        if (p.it != NULL && item_evicted(p.it)) {
-            ht_unlock(p.s);
-            if (fetches == 3)
-                return ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
-                               "the value was evicted again as soon as it was read; "
-                               "memory is short, retry");
-            rc = ep_bg_fetch(e, cookie, vbucket, key->collection, key->bytes, key->len);
-            if (rc != ENGINE_SUCCESS)
-                return rc;
-            continue;
-        }
-        if (p.it != NULL && lock_of(e, p.s, p.it) != NULL) {
-            ht_unlock(p.s);
-            return ep_fail(e, cookie, ENGINE_LOCKED, "the document is locked already");
-        }
-        if (p.it != NULL) {
-            ep_lock *lk = malloc(sizeof(*lk) + key->len);
-            if (lk == NULL) {
-                ht_unlock(p.s);
-                return ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory for a lock");
-            }
-            *lk = (ep_lock){.next = p.s->locks,
-                            .item_cas = p.it->cas,
-                            .lock_cas = atomic_fetch_add(&e->cas_seq, 1) + 1,
-                            .until = now(e) + secs,
-                            .collection = key->collection,
-                            .vbucket = vbucket,
-                            .nkey = key->len};
-            memcpy(lk->key, key->bytes, key->len);
-            p.s->locks = lk;
-            atomic_fetch_add_explicit(&e->locks_held, 1, memory_order_relaxed);
-            *lock_cas = lk->lock_cas;
-        }
-        return got(p.s, p.c, p.it, out, e->evictor != NULL);
+    key_place p;
+    rc = find_resident(e, cookie, key, vbucket, hash, &p);
+    if (rc != ENGINE_SUCCESS)
+        return rc;
+    if (p.it != NULL && lock_of(e, p.s, p.it) != NULL) {
+        ht_unlock(p.s);
+        return ep_fail(e, cookie, ENGINE_LOCKED, "the document is locked already");
     }
+    if (p.it != NULL) {
+        ep_lock *lk = malloc(sizeof(*lk) + key->len);
+        if (lk == NULL) {
+            ht_unlock(p.s);
+            return ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory for a lock");
+        }
+        *lk = (ep_lock){.next = p.s->locks,
+                        .item_cas = p.it->cas,
+                        .lock_cas = atomic_fetch_add(&e->cas_seq, 1) + 1,
+                        .until = now(e) + secs,
+                        .collection = key->collection,
+                        .vbucket = vbucket,
+                        .nkey = key->len};
+        memcpy(lk->key, key->bytes, key->len);
+        p.s->locks = lk;
+        atomic_fetch_add_explicit(&e->locks_held, 1, memory_order_relaxed);
+        *lock_cas = lk->lock_cas;
+    }
+    return got(p.s, p.c, p.it, out, e->evictor != NULL);
 }
 
 engine_errc ep_unlock(engine_handle *h, const void *cookie, const engine_doc_key *key,
