@@ -43,7 +43,11 @@ ep_need_packages() {
 
 # ep_need_node: Node.js and npm (the Couchbase SDK's tests and benchmark),
 # then the SDK itself in testsuite/sdk, pinned by its package-lock.json and
-# installed with npm ci from the npm registry (its native binary included).
+# installed from the npm registry (its native binary included). npm install
+# --no-save, not npm ci: the registry has no Windows binary for the pinned
+# release, so the lock cannot list it, and npm ci refuses a lock that lacks
+# an optional package; npm install takes the lock's versions and integrity
+# as they are and leaves the lock untouched.
 ep_need_node() {
     local missing=()
     command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -51,8 +55,8 @@ ep_need_node() {
     ep_need_packages "${missing[@]}" || return 1
     if [ ! -d testsuite/sdk/node_modules/couchbase ] ||
         [ testsuite/sdk/package-lock.json -nt testsuite/sdk/node_modules ]; then
-        echo "== npm ci (testsuite/sdk)"
-        (cd testsuite/sdk && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "== npm install (testsuite/sdk, pinned by package-lock.json)"
+        (cd testsuite/sdk && npm install --no-save --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 }
 

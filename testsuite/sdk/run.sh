@@ -1,10 +1,10 @@
 #!/bin/sh
 # run.sh KVHOST ENGINE - the Couchbase SDK tests (node --test) against one
-# build's kvhost and engine. Needs `npm ci` in this folder first (scripts/test
+# build's kvhost and engine. Needs `npm install --no-save` in this folder first (scripts/test
 # runs it). Ends with the harness's line "N passed, N failed".
 cd "$(dirname "$0")" || exit 2
 if [ ! -d node_modules/couchbase ]; then
-    echo "testsuite/sdk: the SDK is not installed: run 'npm ci' in testsuite/sdk"
+    echo "testsuite/sdk: the SDK is not installed: run 'npm install --no-save' in testsuite/sdk"
     echo "0 passed, 1 failed"
     exit 1
 fi
