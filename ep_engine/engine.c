@@ -1,49 +1,28 @@
 /*
  * engine.c - ep_engine's entry point: create_instance, the vtable, initialize
  * and destroy, and the collections calls (which hand over to the collections
- * manager). Data operations are in kv.c, stats in stats.c.
+ * manager). It composes the subsystems (README.md in this folder); none of
+ * them calls back into it. Data operations are in kv/, stats in stats.c.
  *
  * Every vtable function checks its input at the boundary and answers bad input
  * with an error code and a reason (error context); it never trusts the host's
  * pointers, lengths or ids further than the header's contract allows.
  */
-#include "ep_engine.h"
+#include "compactor/compactor.h"
+#include "core/core.h"
+#include "evict/evict.h"
+#include "flusher/flusher.h"
+#include "gate.h"
+#include "kv/kv.h"
+#include "kv/locks.h"
+#include "stats.h"
+#include "warmup/warmup.h"
 
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-engine_errc ep_fail(ep_engine *e, const void *cookie, engine_errc rc, const char *fmt,
-                    ...)
-{
-    if (cookie == NULL)
-        return rc;
-    char reason[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof(reason), fmt, ap);
-    va_end(ap);
-    cookie_set_reason(e->sapi, cookie, reason);
-    return rc;
-}
-
-void ep_engine_unref(ep_engine *e)
-{
-    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    pthread_mutex_destroy(&e->gate.lock);
-    pthread_cond_destroy(&e->gate.cond);
-    arena_destroy(e->arena); /* the last item held the last reference */
-    free(e);
-}
-
-engine_errc ep_not_initialized(ep_engine *e, const void *cookie)
-{
-    return ep_fail(e, cookie, ENGINE_FAILED, "engine is not initialized");
-}
 
 /* ---- info and lifecycle ---- */
 
@@ -237,22 +216,25 @@ static engine_errc ep_initialize(engine_handle *h, const char *config)
                             cfg.segment_max_bytes, err, sizeof(err));
         if (e->store == NULL)
             goto err;
+        e->compacting = calloc(kvs_shards(e->store), sizeof(*e->compacting));
         e->flusher = flusher_create(e);
-        e->compactor = exec_task_new(e->pool, "compactor", EXEC_AUXIO, 20,
-                                     ep_compactor_run, NULL, e);
-        if (e->flusher == NULL || e->compactor == NULL)
+        e->compactor = compactor_create(e);
+        e->evictor = evict_create(e);
+        e->warmup = warmup_create(e);
+        if (e->compacting == NULL || e->flusher == NULL || e->compactor == NULL ||
+            e->evictor == NULL || e->warmup == NULL)
             goto err_oom;
         /* Before warmup: its items count against the quota and may be evicted. */
-        if (!ep_evict_start(e) || !flusher_start(e->flusher) || !ep_warmup_start(e) ||
-            !exec_schedule(e->compactor, (int64_t)cfg.compaction_interval_ms))
+        if (!evict_start(e->evictor) || !flusher_start(e->flusher) ||
+            !warmup_start(e->warmup) || !compactor_start(e->compactor))
             goto err_oom;
     } else {
         atomic_store(&e->warm_state, EP_WARM_DONE);
     }
 
-    if (!start_task(e, &e->pager, "expiry_pager", 10, ep_pager_run,
+    if (!start_task(e, &e->pager, "expiry_pager", 10, kv_pager_run,
                     (int64_t)cfg.exp_pager_interval_ms) ||
-        !start_task(e, &e->purger, "collection_purger", 8, ep_purger_run, EXEC_FOREVER))
+        !start_task(e, &e->purger, "collection_purger", 8, kv_purger_run, EXEC_FOREVER))
         goto err_oom;
     e->initialized = true;
     return ENGINE_SUCCESS;
@@ -281,7 +263,7 @@ static void ep_destroy(engine_handle *h, bool force)
         io_control(e->io, "clear", ignored, sizeof(ignored));
     }
     exec_pool_stop(e->pool);
-    ep_release_writers(e);
+    gate_release(e->gate);
     exec_pool_destroy(e->pool);
     e->pool = NULL;
     flusher_destroy(e->flusher);
@@ -289,22 +271,25 @@ static void ep_destroy(engine_handle *h, bool force)
     if (!force && e->store != NULL && e->ht != NULL &&
         atomic_load(&e->warm_state) == EP_WARM_DONE)
         write_items_hint(e);
-    ep_evict_shutdown(e);
-    ep_warmup_free(e);
+    evict_destroy(e->evictor);
+    e->evictor = NULL;
+    warmup_free(e->warmup);
+    e->warmup = NULL;
+    compactor_free(e->compactor);
+    e->compactor = NULL;
     kvs_close(e->store);
     e->store = NULL;
-    exec_task_put(e->compactor);
-    e->compactor = NULL;
+    free((void *)e->compacting);
+    e->compacting = NULL;
     exec_task_put(e->pager);
     exec_task_put(e->resizer);
     exec_task_put(e->purger);
-    for (unsigned i = 0; i < e->gate.ntasks; i++)
-        exec_task_put(e->gate.tasks[i]);
-    e->gate.ntasks = 0;
     e->pager = e->resizer = e->purger = NULL;
+    gate_destroy(e->gate);
+    e->gate = NULL;
     coll_manager_destroy(e->coll);
     e->coll = NULL;
-    ep_locks_free(e);
+    kv_locks_free(e);
     ht_destroy(e->ht, ep_item_free, e);
     e->ht = NULL;
     io_destroy(e->io);
@@ -401,58 +386,6 @@ static void ep_disconnect(engine_handle *h, const void *cookie)
     waiter_disconnect(e->waiters, cookie);
 }
 
-/* ---- the writer gate (a test hook's; see testing.c) ---- */
-
-static int64_t gate_run(exec_task *task, void *arg)
-{
-    (void)task;
-    ep_engine *e = arg;
-    pthread_mutex_lock(&e->gate.lock);
-    e->gate.parked++;
-    pthread_cond_broadcast(&e->gate.cond);
-    while (!e->gate.released)
-        pthread_cond_wait(&e->gate.cond, &e->gate.lock);
-    pthread_mutex_unlock(&e->gate.lock);
-    return EXEC_DONE;
-}
-
-/* Occupies every writer thread with a gate task, and waits until they all
- * hold one. */
-int ep_hold_writers(ep_engine *e, char *why, size_t whylen)
-{
-    if (e->gate.ntasks > 0) {
-        snprintf(why, whylen, "the writer pool is already held once");
-        return -1;
-    }
-    unsigned want = (unsigned)e->cfg.num_writer_threads;
-    for (unsigned i = 0; i < want; i++) {
-        exec_task *t =
-            exec_task_new(e->pool, "test_gate", EXEC_WRITER, -100, gate_run, NULL, e);
-        if (t == NULL) {
-            snprintf(why, whylen, "cannot create the gate tasks");
-            return -1;
-        }
-        e->gate.tasks[e->gate.ntasks++] = t;
-        if (!exec_schedule(t, 0)) {
-            snprintf(why, whylen, "cannot schedule the gate tasks");
-            return -1;
-        }
-    }
-    pthread_mutex_lock(&e->gate.lock);
-    while (e->gate.parked < want && !e->gate.released)
-        pthread_cond_wait(&e->gate.cond, &e->gate.lock);
-    pthread_mutex_unlock(&e->gate.lock);
-    return 0;
-}
-
-void ep_release_writers(ep_engine *e)
-{
-    pthread_mutex_lock(&e->gate.lock);
-    e->gate.released = true;
-    pthread_cond_broadcast(&e->gate.cond);
-    pthread_mutex_unlock(&e->gate.lock);
-}
-
 /* ---- entry point ---- */
 
 /* The first member of the server API that a v1 host must fill in and did not
@@ -512,16 +445,16 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
      * what initialize does (creating the data directory, reading the files). */
     e->io = io_create();
     e->waiters = waiters_create(sapi);
-    if (e->io == NULL || e->waiters == NULL) {
+    e->gate = gate_create();
+    if (e->io == NULL || e->waiters == NULL || e->gate == NULL) {
         io_destroy(e->io);
         waiters_destroy(e->waiters);
+        gate_destroy(e->gate);
         free(e);
         return ENGINE_NO_MEMORY;
     }
     e->sapi = sapi;
     atomic_init(&e->refs, 1);
-    pthread_mutex_init(&e->gate.lock, NULL);
-    pthread_cond_init(&e->gate.cond, NULL);
     ep_config_defaults(&e->cfg);
     e->info.description = "ep_engine " EP_VERSION;
     e->info.features =
@@ -536,26 +469,26 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     v->get_info = ep_get_info;
     v->initialize = ep_initialize;
     v->destroy = ep_destroy;
-    v->allocate = ep_allocate;
-    v->release = ep_release;
-    v->get = ep_get;
-    v->store = ep_store;
-    v->remove = ep_remove;
-    v->flush = ep_flush;
-    v->get_stats = ep_get_stats;
-    v->reset_stats = ep_reset_stats;
-    v->get_item_info = ep_get_item_info;
-    v->item_set_cas = ep_item_set_cas;
+    v->allocate = kv_allocate;
+    v->release = kv_release;
+    v->get = kv_get;
+    v->store = kv_store;
+    v->remove = kv_remove;
+    v->flush = kv_flush;
+    v->get_stats = stats_get;
+    v->reset_stats = stats_reset;
+    v->get_item_info = kv_get_item_info;
+    v->item_set_cas = kv_item_set_cas;
     v->set_collection_manifest = ep_set_collection_manifest;
     v->get_collection_manifest = ep_get_collection_manifest;
     v->get_collection_id = ep_get_collection_id;
     v->get_scope_id = ep_get_scope_id;
     v->disconnect = ep_disconnect;
-    v->store_durable = ep_store_durable;
-    v->remove_durable = ep_remove_durable;
-    v->set_vbucket_state = ep_set_vbucket_state;
-    v->get_locked = ep_get_locked;
-    v->unlock = ep_unlock;
+    v->store_durable = kv_store_durable;
+    v->remove_durable = kv_remove_durable;
+    v->set_vbucket_state = kv_set_vbucket_state;
+    v->get_locked = kv_get_locked;
+    v->unlock = kv_unlock;
     *handle = v;
     return ENGINE_SUCCESS;
 }

@@ -9,6 +9,8 @@
  */
 #include "hashtable.h"
 
+#include "../common/mix.h"
+
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,16 +73,6 @@ static inline uint64_t rotl64(uint64_t x, int r)
     return (x << r) | (x >> (64 - r));
 }
 
-static inline uint64_t fmix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= UINT64_C(0xff51afd7ed558ccd);
-    k ^= k >> 33;
-    k *= UINT64_C(0xc4ceb9fe1a85ec53);
-    k ^= k >> 33;
-    return k;
-}
-
 /* The last n < 8 bytes as one word, as memcpy into a zeroed word gives them
  * (little-endian), from whole 4-, 2- and 1-byte loads: a word read back from
  * bytes copied one by one waits for them to reach the cache (a store-forwarding
@@ -119,7 +111,7 @@ uint64_t ht_hash(uint16_t vbucket, uint32_t collection, const void *key, size_t 
         nkey -= 8;
     }
     h = rotl64(h ^ (load_tail(p, nkey) * m), 29) * UINT64_C(0xbf58476d1ce4e5b9);
-    return fmix64(h);
+    return mix64(h);
 }
 
 ep_ht *ht_create(size_t buckets, size_t stripes, ht_grow_fn need_grow, void *ctx)

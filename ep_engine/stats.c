@@ -3,7 +3,12 @@
  * vbucket, collections, scopes, manifest. Reporting takes locks one stripe at a
  * time and never blocks the data path for longer than that.
  */
-#include "ep_engine.h"
+#include "stats.h"
+#include "compactor/compactor.h"
+#include "core/core.h"
+#include "evict/evict.h"
+#include "flusher/flusher.h"
+#include "warmup/warmup.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -53,36 +58,37 @@ static const char *warm_state_name(ep_engine *e)
 
 static void stats_warmup(ep_engine *e, stat_sink *k)
 {
+    warmup_figures w;
+    warmup_figures_get(e->warmup, &w);
     add_str("ep_warmup_state", warm_state_name(e), k);
     add_u64(k, "ep_warmup_shards", e->store ? kvs_shards(e->store) : 0);
-    add_u64(k, "ep_warmup_shards_done", ep_load(&e->warm_stats.shards_done));
-    add_u64(k, "ep_warmup_records", ep_load(&e->warm_stats.records));
-    add_u64(k, "ep_warmup_bytes", ep_load(&e->warm_stats.bytes));
-    add_u64(k, "ep_warmup_items_loaded", ep_load(&e->warm_stats.loaded));
-    add_u64(k, "ep_warmup_tombstones", ep_load(&e->warm_stats.tombstones));
-    add_u64(k, "ep_warmup_skipped_dropped", ep_load(&e->warm_stats.skipped_dropped));
-    add_u64(k, "ep_warmup_skipped_expired", ep_load(&e->warm_stats.skipped_expired));
-    add_u64(k, "ep_warmup_skipped_older", ep_load(&e->warm_stats.skipped_older));
-    add_u64(k, "ep_warmup_skipped_invalid", ep_load(&e->warm_stats.skipped_invalid));
-    add_u64(k, "ep_warmup_torn_segments", ep_load(&e->warm_stats.torn_segments));
-    add_u64(k, "ep_warmup_torn_bytes", ep_load(&e->warm_stats.torn_bytes));
-    uint64_t us = ep_load(&e->warm_stats.duration_us);
+    add_u64(k, "ep_warmup_shards_done", w.shards_done);
+    add_u64(k, "ep_warmup_records", w.records);
+    add_u64(k, "ep_warmup_bytes", w.bytes);
+    add_u64(k, "ep_warmup_items_loaded", w.loaded);
+    add_u64(k, "ep_warmup_tombstones", w.tombstones);
+    add_u64(k, "ep_warmup_skipped_dropped", w.skipped_dropped);
+    add_u64(k, "ep_warmup_skipped_expired", w.skipped_expired);
+    add_u64(k, "ep_warmup_skipped_older", w.skipped_older);
+    add_u64(k, "ep_warmup_skipped_invalid", w.skipped_invalid);
+    add_u64(k, "ep_warmup_torn_segments", w.torn_segments);
+    add_u64(k, "ep_warmup_torn_bytes", w.torn_bytes);
+    uint64_t us = w.duration_us;
     add_u64(k, "ep_warmup_duration_us", us);
-    add_u64(k, "ep_warmup_items_per_sec",
-            us ? ep_load(&e->warm_stats.records) * 1000000u / us : 0);
+    add_u64(k, "ep_warmup_items_per_sec", us ? w.records * 1000000u / us : 0);
 }
 
 /* Value eviction and background fetches (zero without a data directory). */
 static void add_eviction(ep_engine *e, stat_sink *k)
 {
-    uint64_t fetched = ep_load(&e->evict_stats.fetched);
-    uint64_t failed = ep_load(&e->evict_stats.fetch_failed);
-    uint64_t us = ep_load(&e->evict_stats.fetch_us);
+    evict_figures v;
+    evict_figures_get(e->evictor, &v);
+    uint64_t fetched = v.fetched, failed = v.fetch_failed, us = v.fetch_us;
     add_u64(k, "ep_mem_high_wat", e->cfg.max_size * e->cfg.mem_high_wat_pct / 100);
     add_u64(k, "ep_mem_low_wat", e->cfg.max_size * e->cfg.mem_low_wat_pct / 100);
-    add_u64(k, "ep_item_pager_runs", ep_load(&e->evict_stats.runs));
-    add_u64(k, "ep_num_value_ejects", ep_load(&e->evict_stats.ejects));
-    add_u64(k, "ep_num_non_resident", ep_load(&e->evict_stats.non_resident));
+    add_u64(k, "ep_item_pager_runs", v.runs);
+    add_u64(k, "ep_num_value_ejects", v.ejects);
+    add_u64(k, "ep_num_non_resident", ep_load(&e->non_resident));
     add_u64(k, "ep_bg_fetched", fetched);
     add_u64(k, "ep_bg_fetch_failed", failed);
     add_u64(k, "ep_bg_fetch_avg_us", fetched + failed ? us / (fetched + failed) : 0);
@@ -124,11 +130,13 @@ static void stats_default(ep_engine *e, stat_sink *k)
     if (e->flusher != NULL)
         flusher_stats(e->flusher, add_u64_cb, k);
     add_str("ep_warmup_state", warm_state_name(e), k);
-    add_u64(k, "ep_compactions", ep_load(&e->compact_stats.runs));
-    add_u64(k, "ep_compaction_failures", ep_load(&e->compact_stats.failures));
-    add_u64(k, "ep_compaction_last_bytes_before", ep_load(&e->compact_stats.last_before));
-    add_u64(k, "ep_compaction_last_bytes_after", ep_load(&e->compact_stats.last_after));
-    add_u64(k, "ep_compaction_last_us", ep_load(&e->compact_stats.last_us));
+    compactor_figures c;
+    compactor_figures_get(e->compactor, &c);
+    add_u64(k, "ep_compactions", c.runs);
+    add_u64(k, "ep_compaction_failures", c.failures);
+    add_u64(k, "ep_compaction_last_bytes_before", c.last_before);
+    add_u64(k, "ep_compaction_last_bytes_after", c.last_after);
+    add_u64(k, "ep_compaction_last_us", c.last_us);
     add_eviction(e, k);
 }
 
@@ -285,8 +293,8 @@ static const struct {
     {"warmup", stats_warmup},
 };
 
-engine_errc ep_get_stats(engine_handle *h, const void *cookie, const char *group,
-                         engine_add_stat_fn add_stat, void *ctx)
+engine_errc stats_get(engine_handle *h, const void *cookie, const char *group,
+                      engine_add_stat_fn add_stat, void *ctx)
 {
     ep_engine *e = eng(h);
     if (!e->initialized)
@@ -309,7 +317,7 @@ engine_errc ep_get_stats(engine_handle *h, const void *cookie, const char *group
         group);
 }
 
-void ep_reset_stats(engine_handle *h, const void *cookie)
+void stats_reset(engine_handle *h, const void *cookie)
 {
     (void)cookie;
     ep_engine *e = eng(h);

@@ -3,7 +3,11 @@
  * ep_engine_testing.so (meson), never into the shipped ep_engine.so, whose one
  * exported symbol is create_instance. The hook is not part of the ABI.
  */
-#include "ep_engine.h"
+#include "compactor/compactor.h"
+#include "core/core.h"
+#include "evict/evict.h"
+#include "flusher/flusher.h"
+#include "gate.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,9 +58,10 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
         return -1;
     }
     if (strcmp(cmd, "hold_writer") == 0)
-        return ep_hold_writers(e, why, whylen);
+        return gate_hold(e->gate, e->pool, (unsigned)e->cfg.num_writer_threads, why,
+                         whylen);
     if (strcmp(cmd, "release_writer") == 0) {
-        ep_release_writers(e);
+        gate_release(e->gate);
         return 0;
     }
     if (strncmp(cmd, "fail_enqueue=", 13) == 0)
@@ -66,7 +71,7 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
             snprintf(why, whylen, "no data directory");
             return -1;
         }
-        ep_compact_now(e, true);
+        compactor_now(e->compactor, true);
         return 0;
     }
     bool all = strcmp(cmd, "evict") == 0;
@@ -75,7 +80,8 @@ ep_testing_control(engine_handle *h, const char *cmd, char *why, size_t whylen)
             snprintf(why, whylen, "no data directory");
             return -1;
         }
-        snprintf(why, whylen, "%" PRIu64, all ? ep_evict_all(e) : ep_evict_pass(e));
+        snprintf(why, whylen, "%" PRIu64,
+                 all ? evict_all(e->evictor) : evict_pass(e->evictor));
         return 0;
     }
     return io_control(e->io, cmd, why, whylen);

@@ -257,7 +257,7 @@ static pending take_pending(coll_manager *m)
 
 /* The one way an update ends after would_block: clear, then notify and
  * release (waiter_finish). */
-static void finish(coll_manager *m, engine_errc status, const char *why)
+static void update_finish(coll_manager *m, engine_errc status, const char *why)
 {
     pending p = take_pending(m);
     coll_manifest_unref(p.next);
@@ -272,7 +272,7 @@ static int64_t persist_run(exec_task *task, void *arg)
     char why[512] = "";
     bool renamed = false;
     uint64_t t0 = exec_now_ns();
-    /* The task owns the pending update until finish(): read it without racing. */
+    /* The task owns the pending update until update_finish(): read it without racing. */
     pthread_mutex_lock(&m->lock);
     pending p = m->pend;
     pthread_mutex_unlock(&m->lock);
@@ -299,7 +299,7 @@ static int64_t persist_run(exec_task *task, void *arg)
         pthread_mutex_lock(&m->lock);
         m->stats.persist_failures++;
         pthread_mutex_unlock(&m->lock);
-        finish(m, ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, why);
+        update_finish(m, ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, why);
         return EXEC_DONE;
     }
 
@@ -313,10 +313,10 @@ static int64_t persist_run(exec_task *task, void *arg)
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
     if (m->env.closing(m->env.ctx))
-        finish(m, ENGINE_TEMPORARY_FAILURE,
+        update_finish(m, ENGINE_TEMPORARY_FAILURE,
                "the engine shut down; the manifest was persisted and applied first");
     else
-        finish(m, ENGINE_SUCCESS, NULL);
+        update_finish(m, ENGINE_SUCCESS, NULL);
     /* Clean-up the client need not wait for: no operation can reach the old
      * manifest any more, and the purge of dropped collections is background work
      * anyway. (Freeing a 100,000-collection manifest costs tens of ms.) */
@@ -333,7 +333,7 @@ static void persist_cancel(exec_task *task, void *arg)
     pthread_mutex_lock(&m->lock);
     m->stats.cancelled++;
     pthread_mutex_unlock(&m->lock);
-    finish(m, ENGINE_TEMPORARY_FAILURE,
+    update_finish(m, ENGINE_TEMPORARY_FAILURE,
            "the engine is shutting down; the manifest was not applied");
 }
 

@@ -7,6 +7,8 @@
  */
 #include "manifest.h"
 
+#include "../../common/mix.h"
+
 #include <jansson.h>
 
 #include <inttypes.h>
@@ -20,16 +22,6 @@ static const char default_name[] = "_default";
 #define SHOWN       48 /* bytes of a name quoted in a reason */
 
 /* ---- hashing for the lookup indexes ---- */
-
-static uint64_t mix64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= UINT64_C(0xff51afd7ed558ccd);
-    k ^= k >> 33;
-    k *= UINT64_C(0xc4ceb9fe1a85ec53);
-    k ^= k >> 33;
-    return k;
-}
 
 static uint64_t hash_name(uint64_t seed, const char *s, size_t len)
 {

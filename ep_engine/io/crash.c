@@ -106,7 +106,7 @@ static unsigned next_rand(io_crash *c)
     return c->seed >> 8;
 }
 
-static ev *push(io_crash *c, enum ev_kind kind)
+static ev *ev_push(io_crash *c, enum ev_kind kind)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 64;
@@ -173,7 +173,7 @@ static void record_data(io_crash *c, int fd, enum ev_kind kind, uint64_t off, si
     }
     uint64_t size = (uint64_t)st.st_size;
     size_t want = off < size ? (size_t)(size - off < len ? size - off : len) : 0;
-    ev *e = push(c, kind);
+    ev *e = ev_push(c, kind);
     if (e == NULL) {
         free(path);
         return;
@@ -224,7 +224,7 @@ void crash_on_open(io_crash *c, const char *path, int flags)
     struct stat st;
     bool exists = stat(path, &st) == 0;
     if ((flags & O_CREAT) && !exists) {
-        ev *e = push(c, EV_CREATE);
+        ev *e = ev_push(c, EV_CREATE);
         if (e != NULL)
             e->path = dup_str(path);
         c->last_rename = false;
@@ -257,7 +257,7 @@ void crash_on_fsync(io_crash *c, int fd)
 void crash_on_rename(io_crash *c, const char *from, const char *to)
 {
     struct stat st;
-    ev *e = push(c, EV_RENAME);
+    ev *e = ev_push(c, EV_RENAME);
     if (e == NULL)
         return;
     e->from = dup_str(from);
@@ -272,7 +272,7 @@ void crash_on_unlink(io_crash *c, const char *path)
     struct stat st;
     if (stat(path, &st) != 0)
         return;
-    ev *e = push(c, EV_UNLINK);
+    ev *e = ev_push(c, EV_UNLINK);
     if (e == NULL)
         return;
     e->path = dup_str(path);

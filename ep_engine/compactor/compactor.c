@@ -16,14 +16,21 @@
  * every key stays in force, and a crash at any step leaves either the old
  * segments or the new base in force, never a mix.
  */
-#include "ep_engine.h"
-#include "kvstore/kvstore.h"
+#include "compactor.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct ep_compactor {
+    ep_engine *e;
+    exec_task *task; /* the periodic run, auxio */
+    struct {
+        _Atomic uint64_t runs, failures, last_before, last_after, last_us;
+    } stats;
+};
 
 typedef struct collect {
     ep_engine *e;
@@ -45,7 +52,7 @@ static bool is_live(const collect *c, const ep_item *it)
     return col != NULL && it->cas > col->state->start_cas;
 }
 
-static size_t record_bytes(const ep_item *it)
+static size_t item_record_bytes(const ep_item *it)
 {
     kvs_record r = {.nkey = it->nkey, .nvalue = it->nvalue};
     return kvs_record_size(&r);
@@ -59,7 +66,7 @@ static bool visit(ep_item *it, void *ctx)
         return false;
     unsigned shard = kvs_shard_of(c->nshards, it->vbucket);
     if (c->live != NULL) {
-        c->live[shard] += record_bytes(it);
+        c->live[shard] += item_record_bytes(it);
         return false;
     }
     if (shard != c->shard)
@@ -214,10 +221,10 @@ static int compact_shard(ep_engine *e, unsigned shard)
     kvs_compact_finish(k);
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
-    atomic_fetch_add(&e->compact_stats.runs, 1);
-    atomic_store(&e->compact_stats.last_before, before);
-    atomic_store(&e->compact_stats.last_after, kvs_shard_bytes(e->store, shard));
-    atomic_store(&e->compact_stats.last_us, (exec_now_ns() - t0) / 1000);
+    atomic_fetch_add(&e->compactor->stats.runs, 1);
+    atomic_store(&e->compactor->stats.last_before, before);
+    atomic_store(&e->compactor->stats.last_after, kvs_shard_bytes(e->store, shard));
+    atomic_store(&e->compactor->stats.last_us, (exec_now_ns() - t0) / 1000);
     e->sapi->log(ENGINE_LOG_INFO,
                  "ep_engine: compacted shard %u: %" PRIu64 " -> %" PRIu64
                  " bytes (%" PRIu64 " written) in %" PRIu64 " ms",
@@ -227,14 +234,15 @@ static int compact_shard(ep_engine *e, unsigned shard)
 err:
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
-    atomic_fetch_add(&e->compact_stats.failures, 1);
+    atomic_fetch_add(&e->compactor->stats.failures, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: compaction of shard %u failed: %s",
                  shard, why);
     return -1;
 }
 
-void ep_compact_now(ep_engine *e, bool force)
+void compactor_now(ep_compactor *cp, bool force)
 {
+    ep_engine *e = cp->e;
     unsigned n = kvs_shards(e->store);
     uint64_t *live = calloc(n, sizeof(uint64_t));
     if (live == NULL)
@@ -251,11 +259,51 @@ void ep_compact_now(ep_engine *e, bool force)
     free(live);
 }
 
-int64_t ep_compactor_run(exec_task *task, void *arg)
+static int64_t compactor_run(exec_task *task, void *arg)
 {
     (void)task;
-    ep_engine *e = arg;
-    if (atomic_load(&e->warm_state) == EP_WARM_DONE)
-        ep_compact_now(e, false);
-    return (int64_t)e->cfg.compaction_interval_ms;
+    ep_compactor *cp = arg;
+    if (atomic_load(&cp->e->warm_state) == EP_WARM_DONE)
+        compactor_now(cp, false);
+    return (int64_t)cp->e->cfg.compaction_interval_ms;
+}
+
+ep_compactor *compactor_create(ep_engine *e)
+{
+    ep_compactor *cp = calloc(1, sizeof(*cp));
+    if (cp == NULL)
+        return NULL;
+    cp->e = e;
+    cp->task =
+        exec_task_new(e->pool, "compactor", EXEC_AUXIO, 20, compactor_run, NULL, cp);
+    if (cp->task == NULL) {
+        free(cp);
+        return NULL;
+    }
+    return cp;
+}
+
+bool compactor_start(ep_compactor *cp)
+{
+    return exec_schedule(cp->task, (int64_t)cp->e->cfg.compaction_interval_ms);
+}
+
+void compactor_free(ep_compactor *cp)
+{
+    if (cp == NULL)
+        return;
+    exec_task_put(cp->task);
+    free(cp);
+}
+
+void compactor_figures_get(ep_compactor *cp, compactor_figures *f)
+{
+    *f = (compactor_figures){0};
+    if (cp == NULL)
+        return;
+    f->runs = ep_load(&cp->stats.runs);
+    f->failures = ep_load(&cp->stats.failures);
+    f->last_before = ep_load(&cp->stats.last_before);
+    f->last_after = ep_load(&cp->stats.last_after);
+    f->last_us = ep_load(&cp->stats.last_us);
 }

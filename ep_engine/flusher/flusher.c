@@ -10,8 +10,8 @@
  */
 #include "flusher.h"
 
-#include "ep_engine.h"
-#include "kvstore/kvstore.h"
+#include "../core/core.h"
+#include "../kvstore/kvstore.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -56,7 +56,7 @@ struct ep_flusher {
     _Atomic unsigned fail_enqueues; /* test hook: insertions still to refuse */
 };
 
-static bool push(dqueue *q, dirty d)
+static bool dq_push(dqueue *q, dirty d)
 {
     if (q->n == q->cap) {
         if (q->cap >= SIZE_MAX / 2 / sizeof(dirty))
@@ -93,7 +93,7 @@ static bool enqueue(ep_flusher *f, dirty d, bool dup)
         return false;
     pthread_mutex_lock(&sh->lock);
     bool was_empty = sh->q.n == 0;
-    bool ok = push(&sh->q, d);
+    bool ok = dq_push(&sh->q, d);
     sh->maybe_dups |= ok && dup;
     /* A durable waiter is written at once; other writes join the next batch. */
     bool wake = ok && (d.waiter != NULL || (was_empty && !sh->timed));
@@ -150,7 +150,7 @@ typedef struct slot {
 #define DEDUPE_AHEAD 8 /* slots fetched ahead of their probe */
 
 /* Bytes of the record an entry becomes. */
-static size_t record_bytes(const dirty *d)
+static size_t dirty_bytes(const dirty *d)
 {
     const ep_item *it = key_of(d);
     return kvs_record_size(
@@ -173,7 +173,7 @@ static size_t newest_per_key(const dqueue *b, bool dups, uint64_t *want, uint64_
          * versions of a key are written in order, the newest last). */
         for (size_t i = 0; i < n; i++) {
             want[i] = 1;
-            *total += record_bytes(&b->v[i]);
+            *total += dirty_bytes(&b->v[i]);
         }
         return n;
     }
@@ -202,7 +202,7 @@ static size_t newest_per_key(const dqueue *b, bool dups, uint64_t *want, uint64_
         want[i] = !seen;
         if (!seen) {
             slots[s] = (slot){(uint32_t)i + 1, tag};
-            *total += record_bytes(&b->v[i]);
+            *total += dirty_bytes(&b->v[i]);
             kept++;
         }
     }
@@ -318,7 +318,7 @@ static void requeue(fshard *sh, dqueue *b)
     sh->maybe_dups = true; /* the batch and what came after may share keys */
     size_t lost = 0;
     for (size_t i = 0; i < later.n; i++) {
-        if (!push(&sh->q, later.v[i])) {
+        if (!dq_push(&sh->q, later.v[i])) {
             if (later.v[i].waiter != NULL)
                 answer(sh->f, &later.v[i], ENGINE_TEMPORARY_FAILURE,
                        "out of memory queueing the write; it is in memory only");

@@ -9,8 +9,8 @@
  * torn tail is dropped and reported. It never links an item that is not the
  * newest version on disk.
  */
-#include "ep_engine.h"
-#include "kvstore/kvstore.h"
+#include "warmup.h"
+#include "../evict/evict.h"
 
 #include <inttypes.h>
 #include <stdint.h>
@@ -43,6 +43,28 @@ typedef struct warm_filter {
     size_t bytes;
     unsigned shift; /* a hash's bit is hash >> shift */
 } warm_filter;
+
+/* One reader task per shard. */
+
+/* One shard's warmup task. */
+typedef struct warm_shard {
+    ep_engine *e;
+    unsigned shard;
+    exec_task *task;
+} warm_shard;
+
+struct ep_warmup {
+    ep_engine *e;
+    warm_shard *shards;  /* kvs_shards of them */
+    warm_filter *filter; /* keys seen so far; freed by the last shard to finish */
+    uint64_t t0;         /* when warmup began (exec_now_ns) */
+    _Atomic bool failed; /* a shard failed */
+    struct {
+        _Atomic uint64_t shards_done, records, bytes, loaded, tombstones, skipped_dropped,
+            skipped_expired, skipped_older, skipped_invalid, torn_segments, torn_bytes,
+            duration_us;
+    } stats;
+};
 
 /* Bytes of every shard's files: what warmup will read. */
 static uint64_t disk_bytes(ep_engine *e)
@@ -144,9 +166,9 @@ static void publish(warm_ctx *w)
 {
     ep_engine *e = w->e;
     _Atomic uint64_t *to[W_NCOUNTS] = {
-        &e->warm_stats.loaded,          &e->warm_stats.tombstones,
-        &e->warm_stats.skipped_dropped, &e->warm_stats.skipped_expired,
-        &e->warm_stats.skipped_older,   &e->warm_stats.skipped_invalid};
+        &e->warmup->stats.loaded,          &e->warmup->stats.tombstones,
+        &e->warmup->stats.skipped_dropped, &e->warmup->stats.skipped_expired,
+        &e->warmup->stats.skipped_older,   &e->warmup->stats.skipped_invalid};
     for (int i = 0; i < W_NCOUNTS; i++) {
         if (w->counts[i] != 0)
             atomic_fetch_add(to[i], w->counts[i]);
@@ -169,7 +191,7 @@ static void link_pending(warm_ctx *w, pending *p)
     ht_stripe *s = ht_lock(e->ht, p->hash);
     const coll_collection *c = coll_find_collection(s->view, p->collection);
     ep_item **link, *cur;
-    if (filter_seen(e->warm_filter, p->hash, p->it != NULL)) {
+    if (filter_seen(e->warmup->filter, p->hash, p->it != NULL)) {
         link = ht_find(e->ht, s, p->hash, p->vbucket, p->collection, key, p->nkey);
         cur = *link;
     } else {
@@ -275,7 +297,7 @@ static int apply(const kvs_record *r, void *ctx)
             ep_coll_tally_flush(&w->tally); /* the pass takes from these counters */
             /* Another shard's pass may have made the room: try again after
              * each pass; give up when a pass finds nothing left to evict. */
-            evicted = ep_evict_pass(e) > 0;
+            evicted = evict_pass(e->evictor) > 0;
             it = ep_item_alloc(e, NULL, &key, r->nvalue, &rc);
         }
         if (it == NULL) {
@@ -311,38 +333,32 @@ static int apply(const kvs_record *r, void *ctx)
     if (it == NULL)
         memcpy(p->key, r->key, r->nkey);
     ht_prefetch(e->ht, p->hash);
-    filter_prefetch(e->warm_filter, p->hash);
+    filter_prefetch(e->warmup->filter, p->hash);
     return 0;
 }
-
-/* One shard's warmup task. */
-typedef struct warm_shard {
-    ep_engine *e;
-    unsigned shard;
-    exec_task *task;
-} warm_shard;
 
 /* The last shard to finish declares the engine warm (or failed). */
 static void shard_finished(ep_engine *e, bool failed)
 {
     if (failed)
-        atomic_store(&e->warm_failed, true);
+        atomic_store(&e->warmup->failed, true);
     unsigned n = kvs_shards(e->store);
-    if (atomic_fetch_add(&e->warm_stats.shards_done, 1) + 1 != n)
+    if (atomic_fetch_add(&e->warmup->stats.shards_done, 1) + 1 != n)
         return;
-    filter_free(e->warm_filter); /* the other shards are done with it */
-    e->warm_filter = NULL;
-    atomic_store(&e->warm_stats.duration_us, (exec_now_ns() - e->warm_t0) / 1000);
-    if (atomic_load(&e->warm_failed)) {
+    filter_free(e->warmup->filter); /* the other shards are done with it */
+    e->warmup->filter = NULL;
+    atomic_store(&e->warmup->stats.duration_us, (exec_now_ns() - e->warmup->t0) / 1000);
+    if (atomic_load(&e->warmup->failed)) {
         atomic_store(&e->warm_state, EP_WARM_FAILED);
         return;
     }
     e->sapi->log(ENGINE_LOG_INFO,
                  "ep_engine: warmup done: %" PRIu64 " records, %" PRIu64
                  " items loaded in %" PRIu64 " ms; %" PRIu64 " torn bytes dropped",
-                 atomic_load(&e->warm_stats.records), atomic_load(&e->warm_stats.loaded),
-                 atomic_load(&e->warm_stats.duration_us) / 1000,
-                 atomic_load(&e->warm_stats.torn_bytes));
+                 atomic_load(&e->warmup->stats.records),
+                 atomic_load(&e->warmup->stats.loaded),
+                 atomic_load(&e->warmup->stats.duration_us) / 1000,
+                 atomic_load(&e->warmup->stats.torn_bytes));
     atomic_store(&e->warm_state, EP_WARM_DONE);
 }
 
@@ -368,10 +384,10 @@ static int64_t warm_shard_run(exec_task *task, void *arg)
         if (e->arena != NULL)
             arena_cursor_close(e->arena, &w->cursor);
     }
-    atomic_fetch_add(&e->warm_stats.records, st.records);
-    atomic_fetch_add(&e->warm_stats.bytes, st.bytes);
-    atomic_fetch_add(&e->warm_stats.torn_segments, st.torn_segments);
-    atomic_fetch_add(&e->warm_stats.torn_bytes, st.torn_bytes);
+    atomic_fetch_add(&e->warmup->stats.records, st.records);
+    atomic_fetch_add(&e->warmup->stats.bytes, st.bytes);
+    atomic_fetch_add(&e->warmup->stats.torn_segments, st.torn_segments);
+    atomic_fetch_add(&e->warmup->stats.torn_bytes, st.torn_bytes);
     if (rc != 0)
         e->sapi->log(ENGINE_LOG_ERROR, "ep_engine: warmup of shard %u failed: %s",
                      ws->shard, w != NULL && w->error[0] ? w->error : why);
@@ -405,15 +421,27 @@ static ep_arena *arena_for(ep_engine *e)
                      (kvs_shards(e->store) + 1) * (uint64_t)ARENA_BLOCK_BYTES);
 }
 
-bool ep_warmup_start(ep_engine *e)
+ep_warmup *warmup_create(ep_engine *e)
 {
+    ep_warmup *wu = calloc(1, sizeof(*wu));
+    if (wu == NULL)
+        return NULL;
+    wu->e = e;
+    wu->shards = calloc(kvs_shards(e->store), sizeof(*wu->shards));
+    if (wu->shards == NULL) {
+        free(wu);
+        return NULL;
+    }
+    return wu;
+}
+
+bool warmup_start(ep_warmup *wu)
+{
+    ep_engine *e = wu->e;
     unsigned n = kvs_shards(e->store);
-    warm_shard *ws = calloc(n, sizeof(*ws));
-    if (ws == NULL)
-        return false;
-    e->warm_shards = ws;
-    e->warm_t0 = exec_now_ns();
-    e->warm_filter = filter_new(e);
+    warm_shard *ws = wu->shards;
+    wu->t0 = exec_now_ns();
+    wu->filter = filter_new(e);
     e->arena = arena_for(e); /* NULL: malloc, as everywhere else */
     for (unsigned i = 0; i < n; i++) {
         ws[i] = (warm_shard){e, i, NULL};
@@ -425,13 +453,32 @@ bool ep_warmup_start(ep_engine *e)
     return true;
 }
 
-void ep_warmup_free(ep_engine *e)
+void warmup_free(ep_warmup *wu)
 {
-    warm_shard *ws = e->warm_shards;
-    for (unsigned i = 0; ws != NULL && e->store != NULL && i < kvs_shards(e->store); i++)
-        exec_task_put(ws[i].task);
-    free(ws);
-    e->warm_shards = NULL;
-    filter_free(e->warm_filter);
-    e->warm_filter = NULL;
+    if (wu == NULL)
+        return;
+    for (unsigned i = 0; i < kvs_shards(wu->e->store); i++)
+        exec_task_put(wu->shards[i].task);
+    free(wu->shards);
+    filter_free(wu->filter);
+    free(wu);
+}
+
+void warmup_figures_get(ep_warmup *wu, warmup_figures *f)
+{
+    *f = (warmup_figures){0};
+    if (wu == NULL)
+        return;
+    f->shards_done = ep_load(&wu->stats.shards_done);
+    f->records = ep_load(&wu->stats.records);
+    f->bytes = ep_load(&wu->stats.bytes);
+    f->loaded = ep_load(&wu->stats.loaded);
+    f->tombstones = ep_load(&wu->stats.tombstones);
+    f->skipped_dropped = ep_load(&wu->stats.skipped_dropped);
+    f->skipped_expired = ep_load(&wu->stats.skipped_expired);
+    f->skipped_older = ep_load(&wu->stats.skipped_older);
+    f->skipped_invalid = ep_load(&wu->stats.skipped_invalid);
+    f->torn_segments = ep_load(&wu->stats.torn_segments);
+    f->torn_bytes = ep_load(&wu->stats.torn_bytes);
+    f->duration_us = ep_load(&wu->stats.duration_us);
 }

@@ -23,8 +23,7 @@
  * deletes the old files, so a read that lost that race (the file is gone) looks
  * at the item's location again and retries.
  */
-#include "ep_engine.h"
-#include "kvstore/kvstore.h"
+#include "evict.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -46,42 +45,19 @@ typedef struct bg_req {
     char key[];
 } bg_req;
 
-typedef struct ep_bg_queue {
-    pthread_mutex_t evict_lock; /* one eviction pass at a time (it owns the cursor) */
+struct ep_evictor {
+    ep_engine *e;
+    pthread_mutex_t evict_lock; /* one eviction pass at a time; guards cursor */
+    uint64_t cursor;            /* the stripe the next pass starts from */
+    _Atomic bool asked;         /* a wake-up is pending or a pass runs */
+    exec_task *pager;           /* the item pager: evicts values, nonio */
     pthread_mutex_t lock;       /* guards head and tail */
-    bg_req *head, **tail;
-    exec_task *task; /* reader */
-} ep_bg_queue;
-
-bool ep_record_is(const kvs_record *r, const ep_item *it)
-{
-    return r->type == KVS_SET && r->cas == it->cas && r->vbucket == it->vbucket &&
-           r->collection == it->collection && r->nkey == it->nkey &&
-           r->nvalue == it->nvalue && memcmp(r->key, it->data, it->nkey) == 0;
-}
-
-/* An item the engine makes itself (a stub or a fetched item), counted like
- * ep_item_alloc's but never refused by the quota: it replaces what was there. */
-static ep_item *raw_item(ep_engine *e, const ep_item *like, size_t bytes)
-{
-    ep_item *it = malloc(bytes);
-    if (it == NULL)
-        return NULL;
-    atomic_fetch_add_explicit(&e->mem_used, bytes, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->items_allocated, 1, memory_order_relaxed);
-    memset(it, 0, sizeof(*it));
-    atomic_init(&it->refs, 1);
-    it->cas = like->cas;
-    it->flags = like->flags;
-    it->exptime = like->exptime;
-    it->collection = like->collection;
-    it->nvalue = like->nvalue;
-    it->vbucket = like->vbucket;
-    it->nkey = like->nkey;
-    memcpy(it->data, like->data, like->nkey);
-    return it;
-}
+    bg_req *head, **tail;       /* background fetches waiting for the reader */
+    exec_task *reader;          /* the background fetcher, reader */
+    struct {
+        _Atomic uint64_t runs, ejects, fetched, fetch_failed, fetch_us;
+    } stats;
+};
 
 /* max_size <= 2^46 and pct <= 100: no overflow. */
 static uint64_t pct_of(uint64_t v, uint64_t pct)
@@ -118,7 +94,7 @@ static bool evict_one(ep_item **link, void *ctx)
     /* Read since the last pass: a second chance (the clock algorithm). */
     if (v->low != 0 && item_untouch(it))
         return true;
-    ep_item *stub = raw_item(e, it, sizeof(ep_item) + it->nkey);
+    ep_item *stub = ep_item_copy_meta(e, it, sizeof(ep_item) + it->nkey);
     if (stub == NULL) {
         v->stop = true;
         return false;
@@ -128,7 +104,7 @@ static bool evict_one(ep_item **link, void *ctx)
     ep_item *old = ep_link_item(e, v->s, link, stub, true, NULL);
     ep_item_put(e, stub); /* the table holds it */
     ep_item_put(e, old);
-    atomic_fetch_add_explicit(&e->evict_stats.non_resident, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&e->non_resident, 1, memory_order_relaxed);
     v->ejected++;
     return true;
 }
@@ -140,22 +116,23 @@ static void evict_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
     ht_stripe_walk(ht, s, evict_one, v);
 }
 
-uint64_t ep_evict_pass(ep_engine *e)
+uint64_t evict_pass(ep_evictor *ev)
 {
-    pthread_mutex_lock(&e->bg->evict_lock);
+    ep_engine *e = ev->e;
+    pthread_mutex_lock(&ev->evict_lock);
     evicting v = {e, NULL, pct_of(e->cfg.max_size, e->cfg.mem_low_wat_pct), 0, false};
     if (v.low == 0)
         v.low = 1;
-    uint64_t n = ht_stripes(e->ht), i = e->evict_cursor % n;
+    uint64_t n = ht_stripes(e->ht), i = ev->cursor % n;
     for (uint64_t done = 0; done < n && !v.stop && !atomic_load(&e->closing); done++) {
         ht_visit_stripe(e->ht, i, evict_stripe, &v);
         if (!v.stop)
             i = (i + 1) % n;
     }
-    e->evict_cursor = i;
-    pthread_mutex_unlock(&e->bg->evict_lock);
-    atomic_fetch_add(&e->evict_stats.runs, 1);
-    atomic_fetch_add(&e->evict_stats.ejects, v.ejected);
+    ev->cursor = i;
+    pthread_mutex_unlock(&ev->evict_lock);
+    atomic_fetch_add(&ev->stats.runs, 1);
+    atomic_fetch_add(&ev->stats.ejects, v.ejected);
     return v.ejected;
 }
 
@@ -165,21 +142,25 @@ uint64_t ep_evict_pass(ep_engine *e)
 static int64_t evictor_run(exec_task *task, void *arg)
 {
     (void)task;
-    ep_engine *e = arg;
+    ep_evictor *ev = arg;
+    ep_engine *e = ev->e;
     uint64_t high = pct_of(e->cfg.max_size, e->cfg.mem_high_wat_pct);
     if (atomic_load(&e->mem_used) > high)
-        ep_evict_pass(e);
+        evict_pass(ev);
     if (atomic_load(&e->mem_used) > high && !atomic_load(&e->closing))
         return 5;
-    atomic_store(&e->evict_asked, false);
+    atomic_store(&ev->asked, false);
     return EXEC_FOREVER;
 }
 
-void ep_evict_wake(ep_engine *e, uint64_t used)
+/* The engine's memory-pressure hook (core.h): asks for a pass when `used` is
+ * over the high watermark. */
+static void evict_wake(void *ctx, uint64_t used)
 {
-    if (e->evictor != NULL && used > pct_of(e->cfg.max_size, e->cfg.mem_high_wat_pct) &&
-        !atomic_exchange(&e->evict_asked, true))
-        exec_wake(e->evictor);
+    ep_evictor *ev = ctx;
+    if (used > pct_of(ev->e->cfg.max_size, ev->e->cfg.mem_high_wat_pct) &&
+        !atomic_exchange(&ev->asked, true))
+        exec_wake(ev->pager);
 }
 
 static void evict_all_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
@@ -187,14 +168,13 @@ static void evict_all_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
     evict_stripe(ht, s, ctx);
 }
 
-uint64_t ep_evict_all(ep_engine *e)
+uint64_t evict_all(ep_evictor *ev)
 {
-    if (e->store == NULL)
-        return 0;
+    ep_engine *e = ev->e;
     evicting v = {e, NULL, 0, 0, false};
     ht_for_each_stripe(e->ht, evict_all_stripe, &v);
-    atomic_fetch_add(&e->evict_stats.runs, 1);
-    atomic_fetch_add(&e->evict_stats.ejects, v.ejected);
+    atomic_fetch_add(&ev->stats.runs, 1);
+    atomic_fetch_add(&ev->stats.ejects, v.ejected);
     return v.ejected;
 }
 
@@ -203,9 +183,10 @@ uint64_t ep_evict_all(ep_engine *e)
 /* Reads the value of the stub now linked for this key and links the whole
  * item in its place. ENGINE_SUCCESS also when there is no stub any more (the
  * caller looks again); else an error with the reason in why. */
-static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collection,
+static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collection,
                                const void *key, size_t nkey, char *why, size_t whylen)
 {
+    ep_engine *e = ev->e;
     uint64_t hash = ht_hash(vbucket, collection, key, nkey);
     unsigned shard = kvs_shard_of(kvs_shards(e->store), vbucket);
     int rc = 0;
@@ -231,7 +212,7 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
         }
         ep_item *whole = NULL;
         if (rc == 0) {
-            whole = raw_item(e, stub, item_footprint(stub->nkey, stub->nvalue));
+            whole = ep_item_copy_meta(e, stub, item_footprint(stub->nkey, stub->nvalue));
             if (whole == NULL) {
                 snprintf(why, whylen, "out of memory for a %" PRIu32 "-byte value",
                          stub->nvalue);
@@ -261,12 +242,12 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
             ep_item_put(e, whole);
             if (old != NULL)
                 ep_item_put(e, old);
-            ep_evict_wake(e, atomic_load(&e->mem_used));
+            evict_wake(ev, atomic_load(&e->mem_used));
         }
         bool moved = rc == -ENOENT && item_loc(stub) != loc;
         ep_item_put(e, stub);
         if (rc == 0) {
-            atomic_fetch_add(&e->evict_stats.fetched, 1);
+            atomic_fetch_add(&ev->stats.fetched, 1);
             return ENGINE_SUCCESS;
         }
         if (rc != -ENOENT)
@@ -278,13 +259,13 @@ static engine_errc fetch_value(ep_engine *e, uint16_t vbucket, uint32_t collecti
             nanosleep(&ts, NULL);
         }
     }
-    atomic_fetch_add(&e->evict_stats.fetch_failed, 1);
+    atomic_fetch_add(&ev->stats.fetch_failed, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: background fetch failed: %s", why);
     return rc == -EBADMSG ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
 }
 
 /* Takes the whole queue. */
-static bg_req *take_queue(ep_bg_queue *q)
+static bg_req *take_queue(ep_evictor *q)
 {
     pthread_mutex_lock(&q->lock);
     bg_req *r = q->head;
@@ -297,20 +278,21 @@ static bg_req *take_queue(ep_bg_queue *q)
 static int64_t bg_run(exec_task *task, void *arg)
 {
     (void)task;
-    ep_engine *e = arg;
-    bg_req *r = take_queue(e->bg);
+    ep_evictor *ev = arg;
+    ep_engine *e = ev->e;
+    bg_req *r = take_queue(ev);
     const engine_server_api *api = e->sapi;
     while (r != NULL) {
         bg_req *next = r->next;
         char why[768] = "";
         engine_errc rc =
-            fetch_value(e, r->vbucket, r->collection, r->key, r->nkey, why, sizeof(why));
+            fetch_value(ev, r->vbucket, r->collection, r->key, r->nkey, why, sizeof(why));
         if (rc == ENGINE_SUCCESS && atomic_load(&e->closing)) {
             /* A re-call would reach an engine being destroyed. */
             rc = ENGINE_TEMPORARY_FAILURE;
             snprintf(why, sizeof(why), "the engine is shutting down");
         }
-        atomic_fetch_add(&e->evict_stats.fetch_us, (exec_now_ns() - r->t0) / 1000);
+        atomic_fetch_add(&ev->stats.fetch_us, (exec_now_ns() - r->t0) / 1000);
         if (rc != ENGINE_SUCCESS) {
             char reason[900];
             snprintf(reason, sizeof(reason), "background fetch of the value failed: %s",
@@ -343,16 +325,18 @@ static void answer_unread(ep_engine *e, bg_req *r)
 static void bg_cancel(exec_task *task, void *arg)
 {
     (void)task;
-    ep_engine *e = arg;
-    answer_unread(e, take_queue(e->bg));
+    ep_evictor *ev = arg;
+    answer_unread(ev->e, take_queue(ev));
 }
 
-engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
-                        uint32_t collection, const void *key, size_t nkey)
+engine_errc evict_bg_fetch(ep_evictor *ev, const void *cookie, uint16_t vbucket,
+                           uint32_t collection, const void *key, size_t nkey)
 {
+    ep_engine *e = ev->e;
     if (cookie == NULL || e->iface.interface < ENGINE_API_VERSION_2) {
         char why[768] = "";
-        engine_errc rc = fetch_value(e, vbucket, collection, key, nkey, why, sizeof(why));
+        engine_errc rc =
+            fetch_value(ev, vbucket, collection, key, nkey, why, sizeof(why));
         if (rc != ENGINE_SUCCESS)
             return ep_fail(e, cookie, rc, "reading the evicted value failed: %s", why);
         return rc;
@@ -364,50 +348,69 @@ engine_errc ep_bg_fetch(ep_engine *e, const void *cookie, uint16_t vbucket,
     *r = (bg_req){NULL, cookie, exec_now_ns(), collection, vbucket, (uint16_t)nkey};
     memcpy(r->key, key, nkey);
     e->sapi->cookie.reserve(cookie);
-    ep_bg_queue *q = e->bg;
-    pthread_mutex_lock(&q->lock);
-    *q->tail = r;
-    q->tail = &r->next;
-    pthread_mutex_unlock(&q->lock);
-    exec_wake(q->task);
+    pthread_mutex_lock(&ev->lock);
+    *ev->tail = r;
+    ev->tail = &r->next;
+    pthread_mutex_unlock(&ev->lock);
+    exec_wake(ev->reader);
     return ENGINE_WOULD_BLOCK;
 }
 
 /* ---- lifecycle ---- */
 
-bool ep_evict_start(ep_engine *e)
+ep_evictor *evict_create(ep_engine *e)
 {
-    unsigned n = kvs_shards(e->store);
-    e->compacting = calloc(n, sizeof(*e->compacting));
-    e->bg = calloc(1, sizeof(*e->bg));
-    if (e->compacting == NULL || e->bg == NULL)
-        return false;
-    pthread_mutex_init(&e->bg->lock, NULL);
-    pthread_mutex_init(&e->bg->evict_lock, NULL);
-    e->bg->tail = &e->bg->head;
-    e->bg->task =
-        exec_task_new(e->pool, "bg_fetcher", EXEC_READER, 5, bg_run, bg_cancel, e);
-    e->evictor =
-        exec_task_new(e->pool, "item_pager", EXEC_NONIO, 10, evictor_run, NULL, e);
-    return e->bg->task != NULL && e->evictor != NULL &&
-           exec_schedule(e->bg->task, EXEC_FOREVER) &&
-           exec_schedule(e->evictor, EXEC_FOREVER);
+    ep_evictor *ev = calloc(1, sizeof(*ev));
+    if (ev == NULL)
+        return NULL;
+    ev->e = e;
+    pthread_mutex_init(&ev->lock, NULL);
+    pthread_mutex_init(&ev->evict_lock, NULL);
+    ev->tail = &ev->head;
+    ev->reader =
+        exec_task_new(e->pool, "bg_fetcher", EXEC_READER, 5, bg_run, bg_cancel, ev);
+    ev->pager =
+        exec_task_new(e->pool, "item_pager", EXEC_NONIO, 10, evictor_run, NULL, ev);
+    if (ev->reader == NULL || ev->pager == NULL) {
+        evict_destroy(ev);
+        return NULL;
+    }
+    return ev;
 }
 
-void ep_evict_shutdown(ep_engine *e)
+bool evict_start(ep_evictor *ev)
 {
-    ep_bg_queue *q = e->bg;
-    if (q != NULL) {
-        /* Empty: the task's cancel answered what was queued. */
-        answer_unread(e, take_queue(q));
-        exec_task_put(q->task);
-        pthread_mutex_destroy(&q->lock);
-        pthread_mutex_destroy(&q->evict_lock);
-        free(q);
-        e->bg = NULL;
-    }
-    exec_task_put(e->evictor);
-    e->evictor = NULL;
-    free((void *)e->compacting);
-    e->compacting = NULL;
+    if (!exec_schedule(ev->reader, EXEC_FOREVER) ||
+        !exec_schedule(ev->pager, EXEC_FOREVER))
+        return false;
+    ev->e->pressure = evict_wake;
+    ev->e->pressure_ctx = ev;
+    return true;
+}
+
+void evict_destroy(ep_evictor *ev)
+{
+    if (ev == NULL)
+        return;
+    /* Empty: the reader task's cancel answered what was queued. */
+    answer_unread(ev->e, take_queue(ev));
+    if (ev->e->pressure_ctx == ev)
+        ev->e->pressure = NULL;
+    exec_task_put(ev->reader);
+    exec_task_put(ev->pager);
+    pthread_mutex_destroy(&ev->lock);
+    pthread_mutex_destroy(&ev->evict_lock);
+    free(ev);
+}
+
+void evict_figures_get(ep_evictor *ev, evict_figures *f)
+{
+    *f = (evict_figures){0};
+    if (ev == NULL)
+        return;
+    f->runs = ep_load(&ev->stats.runs);
+    f->ejects = ep_load(&ev->stats.ejects);
+    f->fetched = ep_load(&ev->stats.fetched);
+    f->fetch_failed = ep_load(&ev->stats.fetch_failed);
+    f->fetch_us = ep_load(&ev->stats.fetch_us);
 }

@@ -9,8 +9,8 @@
 #ifndef EP_FLUSHER_H
 #define EP_FLUSHER_H
 
-#include "item.h"
-#include "waiter.h"
+#include "../item.h"
+#include "../waiter.h"
 
 #include <stdbool.h>
 #include <stdint.h>
