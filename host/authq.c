@@ -4,6 +4,9 @@
  */
 #include "authq.h"
 
+#include "clock.h"
+#include "hostapi.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>

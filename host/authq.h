@@ -12,7 +12,7 @@
 #ifndef KVHOST_AUTHQ_H
 #define KVHOST_AUTHQ_H
 
-#include "kvhost.h"
+#include "conn.h"
 
 #include <stdbool.h>
 #include <stddef.h>

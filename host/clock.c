@@ -60,3 +60,10 @@ void host_clock_advance(host_clock *c, int seconds)
 {
     atomic_fetch_add(&c->offset_s, seconds);
 }
+
+uint64_t host_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -38,4 +38,7 @@ time_t host_clock_abstime(host_clock *c, engine_rel_time t);
 /** Moves the clock forward (tests). */
 void host_clock_advance(host_clock *c, int seconds);
 
+/** Milliseconds on a monotonic clock (coarse: kvhost's deadlines only). */
+uint64_t host_now_ms(void);
+
 #endif

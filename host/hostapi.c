@@ -2,13 +2,10 @@
  * hostapi.c - kvhost's engine_server_api: the clock, logging, and the cookie
  * functions over connections.
  *
- * A connection is freed only when its last reference goes: the socket's (dropped
- * when the client leaves) and one per engine reserve(), so an engine thread may
- * still notify and release a cookie whose client is gone. A notify is handed to
- * the connection's worker thread, which resumes or answers the parked command;
- * for a closed connection it is dropped.
+ * A notify is handed to the connection's worker thread, which resumes or
+ * answers the parked command; for a closed connection it is dropped.
  */
-#include "kvhost.h"
+#include "hostapi.h"
 
 #include "clock.h"
 
@@ -17,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#define CONN_MAGIC 0x6b76636fu
 
 static host_clock clock_;
 
@@ -146,57 +141,4 @@ const engine_server_api *kvhost_server_api(void)
         started = true;
     }
     return &api;
-}
-
-conn *conn_new(worker *w, int fd)
-{
-    conn *c = calloc(1, sizeof(*c));
-    if (c == NULL)
-        return NULL;
-    c->magic = CONN_MAGIC;
-    c->w = w;
-    c->fd = fd;
-    atomic_init(&c->refs, 1);
-    pthread_mutex_init(&c->lock, NULL);
-    return c;
-}
-
-void conn_drop_parked_item(conn *c)
-{
-    if (c->parked_item != NULL)
-        host.engine->release(host.engine, c->parked_item);
-    c->parked_item = NULL;
-}
-
-void conn_ref(conn *c)
-{
-    atomic_fetch_add(&c->refs, 1);
-}
-
-void conn_unref(conn *c)
-{
-    if (atomic_fetch_sub(&c->refs, 1) != 1)
-        return;
-    c->magic = 0;
-    pthread_mutex_destroy(&c->lock);
-    free(c);
-}
-
-bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid)
-{
-    pthread_mutex_lock(&c->lock);
-    bool has = c->has_error_ctx;
-    snprintf(buf, cap, "%s", has ? c->error_ctx : "");
-    *uid = c->error_uid;
-    *has_uid = c->has_error_uid;
-    c->has_error_ctx = c->has_error_uid = false;
-    pthread_mutex_unlock(&c->lock);
-    return has;
-}
-
-void conn_clear_error(conn *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->has_error_ctx = c->has_error_uid = false;
-    pthread_mutex_unlock(&c->lock);
 }

@@ -18,10 +18,12 @@
  * -R seconds, a login within -A, and with -i a connection that completes no
  * request for that long is closed. Accepting pauses when descriptors run out.
  */
-#include "kvhost.h"
-
 #include "authq.h"
+#include "clock.h"
 #include "cluster.h"
+#include "conn.h"
+#include "hostapi.h"
+#include "protocol.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -41,8 +43,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-kvhost host;
-
 static worker *workers;
 static int nworkers;
 static struct event_base *main_base;
@@ -53,146 +53,14 @@ static struct event *accept_resume_ev;
 /* Bytes read from a socket per readable event at most (then the others). */
 #define READ_CHUNK     (16 * 1024)
 #define READ_PER_EVENT (256 * 1024)
-/* Input a parked command lets pile up behind it before reading stops. */
-#define PARKED_INPUT_MAX (64 * 1024)
-/* Unread answers an unauthenticated connection may hold. */
-#define UNAUTHENTICATED_OUTPUT_MAX (64 * 1024)
-/* How long a finished connection reads (and discards) before its close. */
-#define DRAIN_MS 2000
-
-uint64_t host_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void conn_link(conn *c)
-{
-    worker *w = c->w;
-    c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns != NULL)
-        w->conns->prev = c;
-    w->conns = c;
-}
-
-static void conn_unlink(conn *c)
-{
-    worker *w = c->w;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else if (w->conns == c)
-        w->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    c->prev = c->next = NULL;
-}
-
-void kvhost_close(conn *c)
-{
-    if (c->closed)
-        return;
-    c->closed = true;
-    conn_unlink(c);
-    conn_drop_parked_item(c);
-    auth_scram_clear(&c->scram);
-    if (c->durable_timer != NULL)
-        event_free(c->durable_timer);
-    c->durable_timer = NULL;
-    if (c->sasl_timer != NULL)
-        event_free(c->sasl_timer);
-    c->sasl_timer = NULL;
-    host.engine->disconnect(host.engine, c);
-    event_free(c->rev);
-    event_free(c->wev);
-    evbuffer_free(c->in);
-    evbuffer_free(c->out);
-    close(c->fd);
-    c->rev = c->wev = NULL;
-    c->in = c->out = NULL;
-    atomic_fetch_sub(&host.conns, 1);
-    conn_unref(c); /* the socket's reference; engine reserves keep the rest */
-}
-
-static void update_reading(conn *c);
-
-/* A closing connection's answers are all written: shut the write side and
- * read until the client closes (for DRAIN_MS at most), so that bytes it sent
- * after the last command do not make the close a reset that could destroy
- * answers still in flight. A client that already sent FIN is closed now. */
-static void finish(conn *c)
-{
-    if (c->eof || shutdown(c->fd, SHUT_WR) != 0) {
-        kvhost_close(c);
-        return;
-    }
-    c->draining = true;
-    c->closing_since = host_now_ms();
-    update_reading(c);
-}
-
-/* Writes what is queued; arms the write event if the socket takes less, and
- * closes a quitting connection once all is written. */
-void kvhost_flush(conn *c)
-{
-    if (c->closed)
-        return;
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-                break;
-            kvhost_close(c);
-            return;
-        }
-        if (n == 0)
-            break;
-    }
-    if (evbuffer_get_length(c->out) > 0)
-        event_add(c->wev, NULL);
-    else if (c->closing && !c->draining)
-        finish(c);
-}
-
-size_t conn_output_limit(const conn *c)
-{
-    return host.users != NULL && !c->authed &&
-                   host.max_output > UNAUTHENTICATED_OUTPUT_MAX
-               ? UNAUTHENTICATED_OUTPUT_MAX
-               : host.max_output;
-}
-
-/* Reading stops while answers pile up unread, while a parked command holds
- * the input (it must not grow behind it without bound), and after FIN; a
- * closing connection whose answers are all written reads only to discard. */
-static bool may_read(const conn *c)
-{
-    if (c->draining)
-        return !c->closed;
-    return !c->closed && !c->closing && !c->eof &&
-           evbuffer_get_length(c->out) < conn_output_limit(c) &&
-           !(c->parked && evbuffer_get_length(c->in) >= PARKED_INPUT_MAX);
-}
-
-static void update_reading(conn *c)
-{
-    bool want = may_read(c);
-    if (c->closed || want == c->reading)
-        return;
-    if (want ? event_add(c->rev, NULL) : event_del(c->rev)) {
-        fprintf(stderr, "kvhost: cannot change a connection's read event; closing it\n");
-        kvhost_close(c);
-        return;
-    }
-    c->reading = want;
-}
-
-void kvhost_pump(conn *c)
+/* Runs the commands the input holds and writes their answers, as far as the
+ * output limit lets; closes a connection whose client sent FIN once all it
+ * sent is answered; arms or stops reading. */
+static void kvhost_pump(conn *c)
 {
     for (;;) {
         bool held = protocol_read(c);
-        kvhost_flush(c);
+        conn_flush(c);
         if (c->closed)
             return;
         if (!held || c->parked || evbuffer_get_length(c->out) >= conn_output_limit(c))
@@ -202,11 +70,11 @@ void kvhost_pump(conn *c)
     if (c->eof && !c->parked && !c->closing &&
         evbuffer_get_length(c->out) < conn_output_limit(c)) {
         c->closing = true;
-        kvhost_flush(c);
+        conn_flush(c);
         if (c->closed)
             return;
     }
-    update_reading(c);
+    conn_update_reading(c);
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -220,7 +88,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         while ((n = read(fd, sink, sizeof(sink))) > 0)
             ;
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-            kvhost_close(c);
+            conn_close(c);
         conn_unref(c);
         return;
     }
@@ -228,10 +96,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
     /* Straight into the input buffer with read(2): one system call when the
      * socket holds less than the space offered (evbuffer_read would first ask
      * the kernel how much there is, and then read again to see EAGAIN). */
-    for (size_t total = 0; may_read(c) && total < READ_PER_EVENT;) {
+    for (size_t total = 0; conn_may_read(c) && total < READ_PER_EVENT;) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
-            kvhost_close(c); /* out of memory */
+            conn_close(c); /* out of memory */
             break;
         }
         ssize_t n = read(fd, v.iov_base, v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK);
@@ -252,7 +120,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             break;
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            kvhost_close(c); /* the connection broke */
+            conn_close(c); /* the connection broke */
         break;
     }
     if (!c->closed) {
@@ -269,7 +137,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     conn_ref(c);
-    kvhost_flush(c);
+    conn_flush(c);
     /* Room again: run what was held back and read on. */
     if (!c->closed && !c->draining && evbuffer_get_length(c->out) < conn_output_limit(c))
         kvhost_pump(c);
@@ -286,7 +154,8 @@ static const char *deadline_passed(conn *c, uint64_t now)
             c->closing_since = now;
         /* Answers written and the write side shut: the client has a moment
          * to read them; the request deadline to read them at all. */
-        uint64_t limit = c->draining ? DRAIN_MS : (uint64_t)host.request_timeout_s * 1000;
+        uint64_t limit =
+            c->draining ? CONN_DRAIN_MS : (uint64_t)host.request_timeout_s * 1000;
         return now - c->closing_since >= limit ? "its last answers were not read in time"
                                                : NULL;
     }
@@ -320,7 +189,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
         atomic_fetch_add(&host.deadline_closes, 1);
         if (host.verbose)
             fprintf(stderr, "kvhost: closing a connection from %s: %s\n", c->peer, why);
-        kvhost_close(c);
+        conn_close(c);
     }
 }
 
@@ -347,9 +216,9 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
             atomic_fetch_add(&host.notifies_dropped, 1); /* the client is gone */
         else if (!c->parked)
             atomic_fetch_add(&host.notifies_duplicate, 1); /* nothing waits for it */
-        else
-            protocol_resume(c, status);
-        conn_unref(c); /* taken by notify_io_complete */
+        else if (protocol_resume(c, status))
+            kvhost_pump(c); /* what the client sent meanwhile */
+        conn_unref(c);      /* taken by notify_io_complete */
     }
 }
 
@@ -400,7 +269,7 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
         c->accepted_at = c->last_done = now;
         snprintf(c->peer, sizeof(c->peer), "%s", fresh[i].peer);
         conn_link(c);
-        update_reading(c);
+        conn_update_reading(c);
     }
 }
 
@@ -820,7 +689,7 @@ int main(int argc, char **argv)
     unsigned closed = 0;
     for (int i = 0; i < threads; i++)
         for (; workers[i].conns != NULL; closed++)
-            kvhost_close(workers[i].conns);
+            conn_close(workers[i].conns);
     fprintf(stderr, "kvhost: closed %u client connections\n", closed);
     authq_stop();
     host.engine->destroy(host.engine, false);

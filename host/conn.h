@@ -1,9 +1,12 @@
 /*
- * kvhost.h - what the parts of kvhost share: the connection (which is also the
- * engine's cookie), the worker threads, and the protocol entry point.
+ * conn.h - the floor every part of kvhost stands on: the server's settings and
+ * counters (`host`), the worker threads, and the connection (which is also the
+ * engine's cookie) with what is done to it from any floor above: its
+ * references, its error context, writing its output, the state of its
+ * reading, and closing it.
  */
-#ifndef KVHOST_H
-#define KVHOST_H
+#ifndef KVHOST_CONN_H
+#define KVHOST_CONN_H
 
 #include "../engine_api.h"
 #include "auth.h"
@@ -18,6 +21,9 @@
 
 #define KVHOST_VERSION "1.0.0"
 
+/* How long a finished connection reads (and discards) before its close. */
+#define CONN_DRAIN_MS 2000
+
 typedef struct worker worker;
 
 /* Where a SASL command parked off the worker thread stands. */
@@ -27,6 +33,9 @@ typedef enum sasl_wait {
     SASL_CHECKED,  /* its result is in sasl_user */
     SASL_DELAYING, /* a refusal held back: failed logins from this address */
 } sasl_wait;
+
+/* A live connection's magic: the server API checks a cookie by it. */
+#define CONN_MAGIC 0x6b76636fu
 
 /* One client connection; its address is the engine's cookie. */
 typedef struct conn {
@@ -114,37 +123,31 @@ typedef struct kvhost {
 
 extern kvhost host;
 
-/* hostapi.c: the engine_server_api of kvhost. */
-const engine_server_api *kvhost_server_api(void);
+/* The connection's life: made with one reference (the socket's); the last
+ * unref frees it. */
 conn *conn_new(worker *w, int fd);
 void conn_ref(conn *c);
 void conn_unref(conn *c);
+/* Puts it in (takes it out of) its worker's list of open connections. */
+void conn_link(conn *c);
 /* The error context the engine left on the connection (copied), or "". */
 bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid);
 void conn_clear_error(conn *c);
-
-/* kvhost.c: writes a connection's queued output (arming the write event if
- * needed) and closes one. */
-void kvhost_flush(conn *c);
-void kvhost_close(conn *c);
-/* Runs the commands the input holds and writes their answers, as far as the
- * output limit lets; closes a connection whose client sent FIN once all it
- * sent is answered; arms or stops reading. */
-void kvhost_pump(conn *c);
-/* Milliseconds on a monotonic clock (coarse: deadlines only). */
-uint64_t host_now_ms(void);
-/* The unread answers a connection may hold before it stops being read (less
- * before authentication). */
-size_t conn_output_limit(const conn *c);
 /* Lets go of the item of a parked store, if any. */
 void conn_drop_parked_item(conn *c);
 
-/* protocol.c: consumes whole packets from the input; stops when parked, when
- * the output passes host.max_output, or at a malformed packet (answers of the
- * packets before it are kept; the connection closes once they are written).
- * True if a whole packet is left unconsumed (parked or output full). */
-bool protocol_read(conn *c);
-/* A parked command's notify arrived (on the worker thread). */
-void protocol_resume(conn *c, engine_errc status);
+/* Writes the queued output (arming the write event if the socket takes less);
+ * a quitting connection whose answers are all written is finished: its write
+ * side shut, it reads to discard until the client closes, then closes. */
+void conn_flush(conn *c);
+/* Closes now: the engine's disconnect, the socket, the events. */
+void conn_close(conn *c);
+/* Whether the connection is to be read now (conn.c says when). */
+bool conn_may_read(const conn *c);
+/* Arms or stops reading, as conn_may_read says. */
+void conn_update_reading(conn *c);
+/* The unread answers a connection may hold before it stops being read (less
+ * before authentication). */
+size_t conn_output_limit(const conn *c);
 
 #endif
