@@ -25,6 +25,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_kvhost as kv  # noqa: E402  (its helpers; it reads the same argv)
+import kvclient  # noqa: E402  (test_kvhost put scripts/ on the path)
 
 from test_kvhost import HDR, SUCCESS, EINVAL, Client, check, free_port  # noqa: E402
 
@@ -72,7 +73,7 @@ class Host:
     def client(self, user=None, password=None):
         c = Client(self.port)
         if user is not None:
-            r = c.call(0x21, key=b"PLAIN", value=b"\0" + user + b"\0" + password)
+            r = c.login_plain(user, password)
             check(r["status"] == SUCCESS, "login of %r: 0x%x" % (user, r["status"]))
         while c.get(b"probe")[0] == 0x86:
             time.sleep(0.01)  # warmup
@@ -137,8 +138,7 @@ def closed_within(sock, seconds):
 
 
 def raw(op, key=b"", extras=b"", value=b"", opaque=0):
-    body = extras + key + value
-    return struct.pack(HDR, 0x80, op, len(key), len(extras), 0, 0, len(body), opaque, 0) + body
+    return kvclient.packet(op, key=key, extras=extras, value=value, opaque=opaque)
 
 
 def read_answers(sock, timeout=5.0):

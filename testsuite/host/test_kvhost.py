@@ -24,9 +24,18 @@ import tempfile
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "scripts"))
+import kvclient  # noqa: E402  (the protocol client, shared with scripts/ep-collections)
+from kvclient import HDR, leb128  # noqa: E402
+
 KVHOST, ENGINE = sys.argv[1], sys.argv[2]
 EWB = sys.argv[3] if len(sys.argv) > 3 else None
-HDR = ">BBHBBHIIQ"
+
+
+class Client(kvclient.Client):
+    def __init__(self, port):
+        super().__init__(port, agent=b"test_kvhost")
 
 # Status codes
 SUCCESS, KEY_ENOENT, KEY_EEXISTS, EINVAL, NOT_STORED = 0, 1, 2, 4, 5
@@ -78,78 +87,6 @@ class Server:
 
     def alive(self):
         return self.proc.poll() is None
-
-
-def leb128(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-class Client:
-    def __init__(self, port):
-        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.coll = None  # collection id prefixed to keys once negotiated
-
-    def close(self):
-        self.s.close()
-
-    def send(self, op, key=b"", value=b"", extras=b"", cas=0, vb=0, opaque=0x1234,
-             datatype=0, magic=0x80, frame=b""):
-        body = frame + extras + key + value
-        if magic == 0x08:
-            hdr = struct.pack(">BBBBBBHIIQ", magic, op, len(frame), len(key), len(extras),
-                              datatype, vb, len(body), opaque, cas)
-        else:
-            hdr = struct.pack(HDR, magic, op, len(key), len(extras), datatype, vb, len(body),
-                              opaque, cas)
-        self.s.sendall(hdr + body)
-
-    def recv_exact(self, n):
-        data = b""
-        while len(data) < n:
-            chunk = self.s.recv(n - len(data))
-            if not chunk:
-                raise EOFError("connection closed")
-            data += chunk
-        return data
-
-    def recv(self):
-        magic, op, kl, el, dt, st, bl, opaque, cas = struct.unpack(HDR, self.recv_exact(24))
-        body = self.recv_exact(bl)
-        assert magic == 0x81, "bad response magic %x" % magic
-        return dict(op=op, status=st, cas=cas, opaque=opaque, datatype=dt,
-                    extras=body[:el], key=body[el:el + kl], value=body[el + kl:])
-
-    def call(self, op, **kw):
-        self.send(op, **kw)
-        return self.recv()
-
-    def k(self, key, coll=None):
-        coll = self.coll if coll is None else coll
-        return key if coll is None else leb128(coll) + key
-
-    def hello(self, *features):
-        r = self.call(0x1F, key=b"test_kvhost", value=b"".join(struct.pack(">H", f) for f in features))
-        got = [struct.unpack(">H", r["value"][i:i + 2])[0] for i in range(0, len(r["value"]), 2)]
-        if 0x12 in got:
-            self.coll = 0
-        return got
-
-    def set(self, key, value, flags=0, exp=0, cas=0, op=0x01, coll=None, vb=0):
-        r = self.call(op, key=self.k(key, coll), value=value, extras=struct.pack(">II", flags, exp),
-                      cas=cas, vb=vb)
-        return r["status"], r
-
-    def get(self, key, coll=None, op=0x00):
-        r = self.call(op, key=self.k(key, coll))
-        return r["status"], r
 
 
 # ---------------------------------------------------------------- the tests
