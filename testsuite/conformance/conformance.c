@@ -8,6 +8,7 @@
  */
 #include "../../engine_api.h"
 #include "../mock_server/mock_server.h"
+#include "../unit/run_suite.h"
 
 #include <check.h>
 #include <dlfcn.h>
@@ -480,9 +481,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: conformance /path/to/engine.so\n");
         return 2;
     }
-    SRunner *sr = srunner_create(conformance_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return run_suite(conformance_suite());
 }

@@ -413,13 +413,18 @@ static int run_case(const engine_test *t, const char *extra_config)
 
 typedef enum outcome { OUT_PASS, OUT_FAIL, OUT_SKIP, OUT_DIED, OUT_TIMEOUT } outcome;
 
+/* -a: results in TAP (meson reads them); a case's own output goes to stderr. */
+static bool tap;
+
 static void dump_file(int fd)
 {
     char buf[4096];
     ssize_t n;
     lseek(fd, 0, SEEK_SET);
+    fflush(stdout);
     while ((n = read(fd, buf, sizeof(buf))) > 0)
-        fwrite(buf, 1, (size_t)n, stdout);
+        fwrite(buf, 1, (size_t)n, tap ? stderr : stdout);
+    fflush(tap ? stderr : stdout);
 }
 
 static outcome run_isolated(const engine_test *t, const char *config, int timeout_s,
@@ -494,7 +499,8 @@ done:
 static void usage(void)
 {
     fprintf(stderr, "usage: engine_testapp -E engine.so -T suite.so [-e config] "
-                    "[-t timeout_s] [-n name-regex] [-q]\n");
+                    "[-t timeout_s] [-n name-regex] [-q] [-a]\n"
+                    "  -q  print only the cases that fail; -a  results in TAP\n");
     exit(2);
 }
 
@@ -503,7 +509,7 @@ int main(int argc, char **argv)
     const char *engine_path = NULL, *suite_path = NULL, *config = "", *filter = NULL;
     int timeout_s = 120, opt;
     bool quiet = false;
-    while ((opt = getopt(argc, argv, "E:T:e:t:n:q")) != -1) {
+    while ((opt = getopt(argc, argv, "E:T:e:t:n:qa")) != -1) {
         switch (opt) {
         case 'E':
             engine_path = optarg;
@@ -522,6 +528,9 @@ int main(int argc, char **argv)
             break;
         case 'q':
             quiet = true;
+            break;
+        case 'a':
+            tap = true;
             break;
         default:
             usage();
@@ -573,7 +582,20 @@ int main(int argc, char **argv)
             skipped++;
         else
             failed++;
-        if (!quiet || (o != OUT_PASS && o != OUT_SKIP)) {
+        if (tap) {
+            int n = passed + failed + skipped;
+            if (o == OUT_PASS || o == OUT_SKIP)
+                printf("ok %d - %s%s\n", n, t->name, o == OUT_SKIP ? " # SKIP" : "");
+            else if (o == OUT_DIED)
+                printf("not ok %d - %s: DIED (signal %d: %s)\n", n, t->name, detail,
+                       strsignal(detail));
+            else if (o == OUT_FAIL && detail != TEST_FAIL)
+                printf("not ok %d - %s: exit %d (sanitizer or harness error)\n", n,
+                       t->name, detail);
+            else
+                printf("not ok %d - %s: %s\n", n, t->name, names[o]);
+            fflush(stdout);
+        } else if (!quiet || (o != OUT_PASS && o != OUT_SKIP)) {
             printf("%-60s %s", t->name, names[o]);
             if (o == OUT_DIED)
                 printf(" (signal %d: %s)", detail, strsignal(detail));
@@ -584,6 +606,8 @@ int main(int argc, char **argv)
     }
     if (filter != NULL)
         regfree(&re);
+    if (tap)
+        printf("1..%d\n# ", passed + failed + skipped);
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed == 0 ? 0 : 1;
 }

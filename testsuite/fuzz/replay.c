@@ -5,7 +5,8 @@
  *
  *   fuzz_replay CORPUS_DIR
  *
- * Ends with the harness's line "N passed, N failed".
+ * Reports in TAP, one line per corpus file (a crash stops the run, and meson
+ * counts it failed).
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -48,15 +49,17 @@ int main(int argc, char **argv)
         size_t len;
         uint8_t *data = read_all(path, &len);
         if (data == NULL) {
-            fprintf(stderr, "%s: cannot read\n", path);
             failed++;
+            printf("not ok %d - %s: cannot read\n", passed + failed, ent->d_name);
             continue;
         }
+        fflush(stdout);
         LLVMFuzzerTestOneInput(data, len); /* aborts on a broken property */
         free(data);
         passed++;
+        printf("ok %d - %s\n", passed + failed, ent->d_name);
     }
     closedir(d);
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("1..%d\n# %d passed, %d failed\n", passed + failed, passed, failed);
     return failed == 0 && passed > 0 ? 0 : 1;
 }

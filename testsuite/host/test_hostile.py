@@ -7,8 +7,7 @@ Each case starts its own kvhost with the options it needs and checks one way a
 client could hurt the server or other clients: memory it could make the
 server hold, connection slots and descriptors it could take, threads it could
 keep busy, what failed logins reveal, and commands the protocol must refuse or
-answer. Counts and memory figures are printed per case. Ends with
-"N passed, N failed".
+answer. Counts and memory figures are printed per case. Reports in TAP.
 """
 import os
 import resource
@@ -184,7 +183,7 @@ def output_backpressure():
                 time.sleep(0.01)
         time.sleep(1)
         grown = h.rss() - before
-        print("  %d GETs of 1 MiB sent, never read: RSS %+.1f MiB" % (sent, grown / 2**20))
+        print("# %d GETs of 1 MiB sent, never read: RSS %+.1f MiB" % (sent, grown / 2**20))
         check(grown < (4 << 20) + (48 << 20), "RSS grew %.0f MiB" % (grown / 2**20))
         t0 = time.time()
         st, r = c.get(b"big")
@@ -229,7 +228,7 @@ def parked_input_is_bounded():
             except BlockingIOError:
                 time.sleep(0.01)
         grown = h.rss() - before
-        print("  %.1f MiB sent behind a parked command: RSS %+.1f MiB"
+        print("# %.1f MiB sent behind a parked command: RSS %+.1f MiB"
               % (sent / 2**20, grown / 2**20))
         check(sent < (64 << 20), "the server kept reading: %d MiB" % (sent >> 20))
         check(grown < (48 << 20), "RSS grew %.0f MiB" % (grown / 2**20))
@@ -250,7 +249,7 @@ def unauthenticated_packets_are_small():
             s.sendall(struct.pack(HDR, 0x80, 0x21, 5, 0, 0, 0, 21 << 20, 0, 0) + b"PLAIN")
             socks.append(s)
         closed = sum(closed_within(s, 2) for s in socks)
-        print("  8 unauthenticated 21 MiB bodies announced: %d closed, RSS %+.1f MiB"
+        print("# 8 unauthenticated 21 MiB bodies announced: %d closed, RSS %+.1f MiB"
               % (closed, (h.rss() - before) / 2**20))
         check(closed == 8, "closed %d of 8" % closed)
         c = Client(h.port)
@@ -281,7 +280,7 @@ def deadlines():
             if closed_within(s, 0.3):
                 closed = True
                 break
-        print("  a 1-byte-per-0.3 s client: closed after %.1f s" % (time.time() - t0))
+        print("# a 1-byte-per-0.3 s client: closed after %.1f s" % (time.time() - t0))
         check(closed and time.time() - t0 < 6, "the trickling client was closed")
         busy = h.client()
         for _ in range(6):  # requests that complete keep a connection
@@ -301,7 +300,7 @@ def deadlines():
         t0 = time.time()
         check(closed_within(half, 4), "a half-sent request is closed")
         check(closed_within(silent, 4), "an unauthenticated silent client is closed")
-        print("  half request and no login: both closed within %.1f s" % (time.time() - t0))
+        print("# half request and no login: both closed within %.1f s" % (time.time() - t0))
         time.sleep(1.5)
         check(idle.call(0x0A)["status"] == SUCCESS, "an authenticated idle client stays")
     finally:
@@ -331,7 +330,7 @@ def file_descriptors():
         time.sleep(2)
         spent = h.cpu() - cpu0
         lines = h.stderr().count("accept")
-        print("  %d connections over a 64-descriptor limit: %.2f s CPU in 2 s, %d log lines"
+        print("# %d connections over a 64-descriptor limit: %.2f s CPU in 2 s, %d log lines"
               % (len(socks), spent, lines))
         check(spent < 0.5, "CPU while out of descriptors: %.2f s" % spent)
         check(lines <= 5, "log lines: %d" % lines)
@@ -387,7 +386,7 @@ def logins_do_not_stall_other_clients():
         stop = True
         for t in threads:
             t.join()
-        print("  4 clients logging in (400k iterations each): slowest get %.0f ms"
+        print("# 4 clients logging in (400k iterations each): slowest get %.0f ms"
               % (worst * 1000))
         check(worst < 0.5, "a get waited %.0f ms behind logins" % (worst * 1000))
         # A huge password is refused (or the connection closed) before any
@@ -441,7 +440,7 @@ def one_address_cannot_fill_the_login_queue():
                 head += chunk
             told += struct.unpack(HDR, head)[5] == 0x86
             s.close()
-        print("  40 logins at once from one address: %d told to retry; another address's "
+        print("# 40 logins at once from one address: %d told to retry; another address's "
               "login took %.2f s (%.1fx one login alone)" % (told, spent, spent / solo))
         # Behind 4 checks on 2 threads it waits about 3 logins' time; behind
         # all 40, about 21.
@@ -477,7 +476,7 @@ def unknown_users_cost_the_same():
             known.append(timed(b"bob", "127.0.1.%d" % (i + 1)))
             unknown.append(timed(b"nobody", "127.0.2.%d" % (i + 1)))
         known, unknown = sorted(known)[4], sorted(unknown)[4]
-        print("  PLAIN refusal, median: known user %.1f ms, unknown %.1f ms"
+        print("# PLAIN refusal, median: known user %.1f ms, unknown %.1f ms"
               % (known * 1000, unknown * 1000))
         check(unknown > known * 0.5, "an unknown user is refused faster")
     finally:
@@ -495,7 +494,7 @@ def failed_logins_slow_down():
                   == AUTH_ERROR, "refused")
             x.close()
         spent = time.time() - t0
-        print("  12 failed logins from one address: %.1f s (%.0f/s)" % (spent, 12 / spent))
+        print("# 12 failed logins from one address: %.1f s (%.0f/s)" % (spent, 12 / spent))
         check(spent > 2.0, "12 guesses in %.2f s" % spent)
         good = Client(h.port)  # the right password is still accepted
         check(good.call(0x21, key=b"PLAIN", value=b"\0bob\0builder")["status"] == SUCCESS,
@@ -595,7 +594,7 @@ def fin_after_a_pipeline():
         s.sendall(b"".join(raw(0x00, key=b"key%05d" % i, opaque=i) for i in range(512)))
         s.shutdown(socket.SHUT_WR)
         got = read_answers(s)
-        print("  16 KiB pipeline then FIN: %d of 512 answered" % len(got))
+        print("# 16 KiB pipeline then FIN: %d of 512 answered" % len(got))
         check(len(got) == 512 and [g[2] for g in got] == list(range(512)), "all answered")
     finally:
         h.stop()
@@ -657,7 +656,7 @@ def command_shapes():
             check(r["status"] == EINVAL, "%s: status 0x%x" % (what, r["status"]))
         st, r = c.get(b"keep")
         check(st == SUCCESS and r["value"] == b"v", "nothing was flushed or changed")
-        print("  %d malformed shapes refused with EINVAL" % len(cases))
+        print("# %d malformed shapes refused with EINVAL" % len(cases))
     finally:
         h.stop()
 
@@ -722,19 +721,7 @@ def shutdown_closes_connections():
 
 
 def main():
-    passed = failed = 0
-    for t in TESTS:
-        t0 = time.time()
-        try:
-            t()
-            passed += 1
-            print("%-45s OK [%.2fs]" % (t.__name__, time.time() - t0))
-        except Exception:
-            failed += 1
-            print("%-45s FAIL" % t.__name__)
-            traceback.print_exc()
-    print("%d passed, %d failed" % (passed, failed))
-    return 0 if failed == 0 else 1
+    return 0 if kv.run_tests(TESTS, lambda t: t()) == 0 else 1
 
 
 if __name__ == "__main__":

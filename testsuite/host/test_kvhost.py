@@ -4,9 +4,9 @@
     test_kvhost.py KVHOST ENGINE_SO
 
 Starts kvhost on a free loopback port with a fresh data directory and checks
-every command, the LEB128 collection keys of PROTOCOL.md (exact bytes), the
-error mappings and bodies, malformed input, durable writes across a restart,
-and the real clients from libmemcached-tools. Ends with "N passed, N failed".
+every command, the LEB128 collection keys (exact bytes), the error mappings
+and bodies, malformed input, durable writes across a restart, and the real
+clients from libmemcached-tools. Reports in TAP.
 """
 import base64
 import hashlib
@@ -341,7 +341,7 @@ def malformed_input(srv):
         except OSError:
             pass  # closed by the server, or no more answers: both allowed
         r.close()
-    print("  random packets: %d sent, %d bytes of answers" % (sent, answered))
+    print("# random packets: %d sent, %d bytes of answers" % (sent, answered))
     check(sent >= 2000 and answered > 24 * 1000, "random packets answered: %d bytes" % answered)
     check(srv.alive(), "server survived")
     st, r = good.get(b"precious")
@@ -1074,30 +1074,43 @@ def real_clients(srv):
               "memcexist after memcrm")
 
 
+def run_tests(tests, run):
+    """Runs each test through run(t) and reports in TAP (meson counts the
+    cases): one line per case, its figures and time as comments, a failure's
+    traceback on stderr. Returns the number that failed."""
+    passed = failed = 0
+    for n, t in enumerate(tests, 1):
+        t0 = time.time()
+        try:
+            run(t)
+            passed += 1
+            print("ok %d - %s" % (n, t.__name__))
+        except Exception:
+            failed += 1
+            print("not ok %d - %s" % (n, t.__name__))
+            traceback.print_exc()
+        print("# %s: %.2f s" % (t.__name__, time.time() - t0), flush=True)
+    print("1..%d\n# %d passed, %d failed" % (len(tests), passed, failed))
+    return failed
+
+
 def main():
     datadir = tempfile.mkdtemp(prefix="kvhost_test.")
     srv = Server(datadir).start()
-    passed = failed = 0
+
+    def run(t):
+        if not srv.alive():
+            srv.start()
+        t(srv)
+
     try:
-        for t in TESTS:
-            t0 = time.time()
-            try:
-                if not srv.alive():
-                    srv.start()
-                t(srv)
-                passed += 1
-                print("%-45s OK [%.2fs]" % (t.__name__, time.time() - t0))
-            except Exception:
-                failed += 1
-                print("%-45s FAIL" % t.__name__)
-                traceback.print_exc()
+        failed = run_tests(TESTS, run)
     finally:
         srv.stop()
         err = srv.proc.stderr.read().decode() if srv.proc.stderr else ""
-        if failed:
-            print("kvhost stderr:\n" + err[-4000:])
         shutil.rmtree(datadir, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
+    if failed:
+        sys.stderr.write("kvhost stderr:\n" + err[-4000:] + "\n")
     return 0 if failed == 0 else 1
 
 
