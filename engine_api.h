@@ -253,7 +253,8 @@ typedef struct engine_server_api {
         void (*release)(const void *cookie);
         /**
          * Leaves a human-readable reason for the request's failure, copied by the
-         * host, which sends it back with the error status (PROTOCOL.md). NULL
+         * host, which sends it back with the error status (kvhost: in the body
+         * {"error":{"context":...}} of the error answer). NULL
          * clears it. The engine passes valid UTF-8 (it may quote a client's
          * bytes: those are made valid first); a host that sends it in JSON still
          * checks, since it need not trust the engine.

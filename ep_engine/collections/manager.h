@@ -2,7 +2,7 @@
  * manager.h - the collections manager: the current manifest, the one pending
  * update, its persistence on a writer task, and warmup of the manifest file.
  *
- * The state machine (DESIGN.md) in one place. Every exit path of an update -
+ * The state machine (docs/design.md) in one place. Every exit path of an update -
  * success, bad input, not a successor, identical, persistence failure, client
  * gone, engine shut down - leaves the manager with no pending update.
  */

@@ -89,7 +89,8 @@ typedef struct coll_limits {
 coll_manifest *coll_manifest_epoch(void);
 
 /**
- * Parses and validates a manifest (every rule in DESIGN.md). On success returns
+ * Parses and validates a manifest (every rule is in manifest.c, each with its
+ * reason). On success returns
  * ENGINE_SUCCESS and a new manifest (one reference, states not bound). Else
  * ENGINE_INVALID_ARGUMENTS (or ENGINE_NO_MEMORY) with a reason in why that names
  * the offending scope or collection.

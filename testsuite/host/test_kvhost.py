@@ -191,7 +191,7 @@ def hello_features(srv):
     c.close()
 
 
-# The examples of PROTOCOL.md: id -> exact LEB128 bytes.
+# Collection ids and their exact unsigned LEB128 bytes (the encoding the SDK uses).
 LEB_EXAMPLES = {0x00: "00", 0x7F: "7F", 0x80: "8001", 0x555: "D50A", 0x7FFF: "FFFF01",
                 0xFFFF: "FFFF03", 0x5555: "D5AA01", 0xCAFEF00: "80DEBF65",
                 0xCAFEF00D: "8DE0FBD70C", 0xFFFFFFFF: "FFFFFFFF0F"}
