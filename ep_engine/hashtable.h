@@ -30,7 +30,7 @@ typedef struct ht_stripe {
     const void *view;     /* the owner's per-stripe view (ep_engine: the collections
                              manifest), read and written under the lock */
     void *locks;          /* the owner's item locks of this stripe (ep_engine:
-                             kv.c), read and written under the lock */
+                             kv/locks.c), read and written under the lock */
     uint64_t count;       /* linked items in this stripe */
     uint64_t stat[HT_STAT_SLOTS];
 } __attribute__((aligned(64))) ht_stripe;

@@ -20,7 +20,7 @@ static void add_stat(const char *key, uint16_t klen, const char *val, uint32_t v
                      void *ctx)
 {
     stat_ctx *s = ctx;
-    send_response(s->c, s->r, ST_SUCCESS, NULL, 0, key, klen, val, vlen, 0, 0);
+    wire_send(s->c, s->r, ST_SUCCESS, NULL, 0, key, klen, val, vlen, 0, 0);
 }
 
 static void host_stat(stat_ctx *s, const char *key, const char *fmt, uint64_t v)
@@ -57,13 +57,13 @@ engine_errc cmd_stat(conn *c, req *r)
     }
     engine_errc rc = host.engine->get_stats(host.engine, c, group, add_stat, &s);
     if (rc == ENGINE_SUCCESS)
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     return rc;
 }
 
 engine_errc cmd_noop(conn *c, req *r)
 {
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     return ENGINE_SUCCESS;
 }
 
@@ -71,14 +71,14 @@ engine_errc cmd_version(conn *c, req *r)
 {
     char v[128];
     int n = snprintf(v, sizeof(v), "%s", KVHOST_VERSION);
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, v, (uint32_t)n, 0, 0);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, v, (uint32_t)n, 0, 0);
     return ENGINE_SUCCESS;
 }
 
 engine_errc cmd_quit(conn *c, req *r)
 {
     if (r->opcode == OP_QUIT)
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     c->closing = true;
     return ENGINE_SUCCESS;
 }

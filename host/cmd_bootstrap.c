@@ -52,7 +52,7 @@ engine_errc cmd_hello(conn *c, req *r)
         c->tcp_nodelay = c->tcp_nodelay || f == FEAT_TCPNODELAY;
         c->collections = c->collections || f == FEAT_COLLECTIONS;
     }
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, enabled, (uint32_t)(n * 2), 0, 0);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, enabled, (uint32_t)(n * 2), 0, 0);
     return ENGINE_SUCCESS;
 }
 
@@ -65,18 +65,18 @@ engine_errc cmd_select_bucket(conn *c, req *r)
     const char *b = cluster_bucket();
     if (r->keylen != strlen(b) || memcmp(r->key, b, r->keylen) != 0) {
         conn_clear_error(c);
-        send_response(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return ENGINE_SUCCESS;
     }
     c->bucket_selected = true;
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     return ENGINE_SUCCESS;
 }
 
 /* The bucket config once a bucket is selected, else the cluster's. */
 engine_errc cmd_cluster_config(conn *c, req *r)
 {
-    send_json(c, r, ST_SUCCESS, cluster_config_json(c->bucket_selected));
+    wire_send_json(c, r, ST_SUCCESS, cluster_config_json(c->bucket_selected));
     return ENGINE_SUCCESS;
 }
 
@@ -84,9 +84,9 @@ engine_errc cmd_error_map(conn *c, req *r)
 {
     uint16_t version = r->valuelen == 2 ? (uint16_t)(r->value[0] << 8 | r->value[1]) : 0;
     if (version == 0) {
-        invalid(c, r, "the error map version is a 2-byte value of 1 or more");
+        wire_invalid(c, r, "the error map version is a 2-byte value of 1 or more");
         return ENGINE_SUCCESS;
     }
-    send_json(c, r, ST_SUCCESS, cluster_error_map_json(version > 2 ? 2 : version));
+    wire_send_json(c, r, ST_SUCCESS, cluster_error_map_json(version > 2 ? 2 : version));
     return ENGINE_SUCCESS;
 }

@@ -17,7 +17,7 @@ typedef struct outbuf {
 static void send_manifest(const void *data, size_t len, void *ctx)
 {
     outbuf *o = ctx;
-    send_response(o->c, o->r, ST_SUCCESS, NULL, 0, NULL, 0, data, (uint32_t)len, 0x01, 0);
+    wire_send(o->c, o->r, ST_SUCCESS, NULL, 0, NULL, 0, data, (uint32_t)len, 0x01, 0);
 }
 
 engine_errc cmd_collections(conn *c, req *r)
@@ -27,7 +27,7 @@ engine_errc cmd_collections(conn *c, req *r)
     if (r->opcode == OP_SET_MANIFEST) {
         rc = h->set_collection_manifest(h, c, (const char *)r->value, r->valuelen);
         if (rc == ENGINE_SUCCESS)
-            send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+            wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return rc;
     }
     if (r->opcode == OP_GET_MANIFEST) {
@@ -48,7 +48,7 @@ engine_errc cmd_collections(conn *c, req *r)
         uint32_t bid = htonl(id);
         memcpy(ext, &be, 8);
         memcpy(ext + 8, &bid, 4);
-        send_response(c, r, ST_SUCCESS, ext, 12, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_SUCCESS, ext, 12, NULL, 0, NULL, 0, 0, 0);
     }
     return rc;
 }

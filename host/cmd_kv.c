@@ -23,17 +23,17 @@ static bool durability_refused(conn *c, const req *r, engine_errc rc)
     if (host.engine->interface < ENGINE_API_VERSION_2) {
         conn_clear_error(c);
         if (c->xerror)
-            send_error_body(c, r, ST_DURABILITY_INVALID_LEVEL,
-                            "the engine cannot make writes durable (engine interface "
-                            "v1): nothing was stored",
-                            NULL);
+            wire_send_error_body(
+                c, r, ST_DURABILITY_INVALID_LEVEL,
+                "the engine cannot make writes durable (engine interface "
+                "v1): nothing was stored",
+                NULL);
         else
-            send_response(c, r, ST_DURABILITY_INVALID_LEVEL, NULL, 0, NULL, 0, NULL, 0, 0,
-                          0);
+            wire_send(c, r, ST_DURABILITY_INVALID_LEVEL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
     if (rc == ENGINE_NOT_SUPPORTED) {
-        send_error_status(c, r, ST_DURABILITY_INVALID_LEVEL);
+        wire_send_error_status(c, r, ST_DURABILITY_INVALID_LEVEL);
         return true;
     }
     return false;
@@ -50,16 +50,18 @@ static void durable_timeout(evutil_socket_t fd, short what, void *arg)
     conn *c = arg;
     req r;
     uint8_t *pkt = NULL;
-    if (c->closed || !c->parked || c->answered_early || parse_packet(c, &r, &pkt) != 1)
+    if (c->closed || !c->parked || c->answered_early ||
+        wire_parse_packet(c, &r, &pkt) != 1)
         return;
     conn_clear_error(c);
     if (c->xerror)
-        send_error_body(c, &r, ST_SYNC_WRITE_AMBIGUOUS,
-                        "the durability timeout passed before the write was on disk; "
-                        "it stays queued and may still be made durable",
-                        NULL);
+        wire_send_error_body(
+            c, &r, ST_SYNC_WRITE_AMBIGUOUS,
+            "the durability timeout passed before the write was on disk; "
+            "it stays queued and may still be made durable",
+            NULL);
     else
-        send_response(c, &r, ST_SYNC_WRITE_AMBIGUOUS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, &r, ST_SYNC_WRITE_AMBIGUOUS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     c->answered_early = true;
     atomic_fetch_add(&host.durable_timeouts, 1);
     conn_flush(c);
@@ -119,7 +121,7 @@ engine_errc cmd_get(conn *c, req *r)
     engine_handle *h = host.engine;
     engine_item *it = NULL;
     engine_errc rc = r->opcode == OP_GAT || r->opcode == OP_GATQ
-                         ? touch_item(c, r, be32(r->extras), &it)
+                         ? touch_item(c, r, wire_be32(r->extras), &it)
                          : h->get(h, c, &it, &r->dk, r->vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
@@ -127,9 +129,9 @@ engine_errc cmd_get(conn *c, req *r)
     h->get_item_info(h, it, &info);
     uint32_t flags = htonl(info.flags);
     bool with_key = r->opcode == OP_GETK || r->opcode == OP_GETKQ;
-    send_response(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
-                  with_key ? r->keylen : 0, info.value.iov_base,
-                  (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, info.cas);
+    wire_send(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
+              with_key ? r->keylen : 0, info.value.iov_base, (uint32_t)info.value.iov_len,
+              c->json ? info.datatype : 0, info.cas);
     h->release(h, it);
     return ENGINE_SUCCESS;
 }
@@ -143,15 +145,15 @@ engine_errc cmd_get_locked(conn *c, req *r)
         return ENGINE_NOT_SUPPORTED;
     engine_item *it = NULL;
     uint64_t lock_cas = 0;
-    uint32_t secs = r->extlen == 4 ? be32(r->extras) : 0;
+    uint32_t secs = r->extlen == 4 ? wire_be32(r->extras) : 0;
     engine_errc rc = h->get_locked(h, c, &it, &r->dk, r->vbucket, secs, &lock_cas);
     if (rc != ENGINE_SUCCESS)
         return rc;
     engine_item_info info;
     h->get_item_info(h, it, &info);
     uint32_t flags = htonl(info.flags);
-    send_response(c, r, ST_SUCCESS, &flags, 4, NULL, 0, info.value.iov_base,
-                  (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, lock_cas);
+    wire_send(c, r, ST_SUCCESS, &flags, 4, NULL, 0, info.value.iov_base,
+              (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, lock_cas);
     h->release(h, it);
     return ENGINE_SUCCESS;
 }
@@ -164,7 +166,7 @@ engine_errc cmd_unlock(conn *c, req *r)
         return ENGINE_NOT_SUPPORTED;
     engine_errc rc = h->unlock(h, c, &r->dk, r->vbucket, r->cas);
     if (rc == ENGINE_SUCCESS)
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     return rc;
 }
 
@@ -191,7 +193,7 @@ engine_errc cmd_get_meta(conn *c, req *r)
     memcpy(ext + 12, &seqno, 8);
     ext[20] = c->json ? info.datatype : 0;
     bool v2 = r->extlen == 1 && r->extras[0] == 2;
-    send_response(c, r, ST_SUCCESS, ext, v2 ? 21 : 20, NULL, 0, NULL, 0, 0, info.cas);
+    wire_send(c, r, ST_SUCCESS, ext, v2 ? 21 : 20, NULL, 0, NULL, 0, 0, info.cas);
     h->release(h, it);
     return ENGINE_SUCCESS;
 }
@@ -199,12 +201,12 @@ engine_errc cmd_get_meta(conn *c, req *r)
 engine_errc cmd_touch(conn *c, req *r)
 {
     engine_item *it = NULL;
-    engine_errc rc = touch_item(c, r, be32(r->extras), &it);
+    engine_errc rc = touch_item(c, r, wire_be32(r->extras), &it);
     if (rc != ENGINE_SUCCESS)
         return rc;
     engine_item_info info;
     host.engine->get_item_info(host.engine, it, &info);
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, info.cas);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, info.cas);
     host.engine->release(host.engine, it);
     return ENGINE_SUCCESS;
 }
@@ -236,8 +238,8 @@ engine_errc cmd_store(conn *c, req *r)
         break;
     }
     if (r->extlen == 8) {
-        flags = be32(r->extras);
-        exptime = be32(r->extras + 4);
+        flags = wire_be32(r->extras);
+        exptime = wire_be32(r->extras + 4);
     }
     if (op == ENGINE_STORE_ADD && r->cas != 0)
         return ENGINE_INVALID_ARGUMENTS;
@@ -301,8 +303,8 @@ engine_errc cmd_store(conn *c, req *r)
         return ENGINE_SUCCESS;
     if (rc == ENGINE_NOT_STORED && (op == ENGINE_STORE_REPLACE))
         rc = ENGINE_NO_SUCH_KEY; /* memcached answers a replace of a missing key so */
-    if (rc == ENGINE_SUCCESS && !quiet(r->opcode))
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, cas);
+    if (rc == ENGINE_SUCCESS && !wire_quiet(r->opcode))
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, cas);
     return rc;
 }
 
@@ -321,9 +323,8 @@ engine_errc cmd_delete(conn *c, req *r)
         return ENGINE_SUCCESS;
     /* memcached answers a delete with CAS 0; clients of the Couchbase lineage
      * (they negotiate XERROR) get the deletion's CAS. */
-    if (rc == ENGINE_SUCCESS && !quiet(r->opcode))
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0,
-                      c->xerror ? cas : 0);
+    if (rc == ENGINE_SUCCESS && !wire_quiet(r->opcode))
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, c->xerror ? cas : 0);
     return rc;
 }
 
@@ -332,8 +333,8 @@ engine_errc cmd_arith(conn *c, req *r)
 {
     engine_handle *h = host.engine;
     bool incr = r->opcode == OP_INCR || r->opcode == OP_INCRQ;
-    uint64_t delta = be64(r->extras), initial = be64(r->extras + 8);
-    uint32_t exptime = be32(r->extras + 16);
+    uint64_t delta = wire_be64(r->extras), initial = wire_be64(r->extras + 8);
+    uint32_t exptime = wire_be32(r->extras + 16);
     for (int tries = 0; tries < 1000; tries++) {
         engine_item *it = NULL;
         engine_errc rc = h->get(h, c, &it, &r->dk, r->vbucket);
@@ -387,10 +388,10 @@ engine_errc cmd_arith(conn *c, req *r)
         rc = h->store(h, c, nit, &cas, op);
         h->release(h, nit);
         if (rc == ENGINE_SUCCESS) {
-            if (!quiet(r->opcode)) {
+            if (!wire_quiet(r->opcode)) {
                 uint64_t be = ((uint64_t)htonl((uint32_t)value) << 32) |
                               htonl((uint32_t)(value >> 32));
-                send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, &be, 8, 0, cas);
+                wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, &be, 8, 0, cas);
             }
             return rc;
         }
@@ -403,10 +404,10 @@ engine_errc cmd_arith(conn *c, req *r)
 
 engine_errc cmd_flush(conn *c, req *r)
 {
-    if (r->extlen == 4 && be32(r->extras) != 0)
+    if (r->extlen == 4 && wire_be32(r->extras) != 0)
         return ENGINE_NOT_SUPPORTED; /* delayed flush */
     engine_errc rc = host.engine->flush(host.engine, c);
     if (rc == ENGINE_SUCCESS && r->opcode == OP_FLUSH)
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     return rc;
 }

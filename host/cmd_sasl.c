@@ -26,7 +26,7 @@ static void sasl_refused(conn *c, const req *r)
         c->accepted_at = host_now_ms(); /* logged out: the login deadline starts now */
     c->authed = host.users == NULL;
     c->admin = false;
-    send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
+    wire_send(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, "Auth failure", 12, 0, 0);
     if (++c->auth_failures >= AUTH_FAILURES_MAX)
         c->closing = true; /* answered, then closed */
 }
@@ -36,8 +36,7 @@ static void sasl_accepted(conn *c, const req *r, const auth_user *u, const char 
     c->authed = true;
     c->admin = u == NULL || u->admin; /* no users file: loopback, open */
     c->auth_failures = 0;
-    send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, value, (uint32_t)strlen(value), 0,
-                  0);
+    wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, value, (uint32_t)strlen(value), 0, 0);
 }
 
 /* Failed logins an address may make in a minute before its refusals are
@@ -95,7 +94,7 @@ static engine_errc sasl_plain(conn *c, const req *r)
         return sasl_failed(c, r);
     if (!authq_check_plain(c, nul1 + 1, (size_t)(nul2 - nul1 - 1), nul2 + 1,
                            (size_t)(end - nul2 - 1))) {
-        send_error_status(c, r, ST_ETMPFAIL); /* too many logins at once: retry */
+        wire_send_error_status(c, r, ST_ETMPFAIL); /* too many logins at once: retry */
         return ENGINE_SUCCESS;
     }
     return ENGINE_WOULD_BLOCK; /* SASL_CHECKING until the notify */
@@ -108,8 +107,8 @@ static engine_errc sasl_plain(conn *c, const req *r)
 engine_errc cmd_sasl(conn *c, req *r)
 {
     if (r->opcode == OP_SASL_LIST_MECHS) {
-        send_response(c, r, ST_SUCCESS, NULL, 0, NULL, 0, AUTH_MECHANISMS,
-                      (uint32_t)strlen(AUTH_MECHANISMS), 0, 0);
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, AUTH_MECHANISMS,
+                  (uint32_t)strlen(AUTH_MECHANISMS), 0, 0);
         return ENGINE_SUCCESS;
     }
     if (c->sasl_wait == SASL_DELAYING)
@@ -132,8 +131,8 @@ engine_errc cmd_sasl(conn *c, req *r)
         if (auth_scram_start(host.users, &c->scram, mech, (const char *)r->value,
                              r->valuelen, reply, sizeof(reply)) != 0)
             return sasl_failed(c, r);
-        send_response(c, r, ST_AUTH_CONTINUE, NULL, 0, NULL, 0, reply,
-                      (uint32_t)strlen(reply), 0, 0);
+        wire_send(c, r, ST_AUTH_CONTINUE, NULL, 0, NULL, 0, reply,
+                  (uint32_t)strlen(reply), 0, 0);
     } else if (!c->scram.active || c->scram.mech != mech ||
                auth_scram_finish(&c->scram, (const char *)r->value, r->valuelen, reply,
                                  sizeof(reply), &u) != 0) {

@@ -17,17 +17,17 @@
 
 static host_clock clock_;
 
-static engine_rel_time get_current_time(void)
+static engine_rel_time api_get_current_time(void)
 {
     return host_clock_now(&clock_);
 }
 
-static engine_rel_time realtime(uint32_t exptime)
+static engine_rel_time api_realtime(uint32_t exptime)
 {
     return host_clock_realtime(&clock_, exptime);
 }
 
-static time_t abstime(engine_rel_time t)
+static time_t api_abstime(engine_rel_time t)
 {
     return host_clock_abstime(&clock_, t);
 }
@@ -58,7 +58,7 @@ static conn *as_conn(const void *cookie)
 /* The slot is the engine's. The engine writes it only inside calls on this
  * connection (engine_api.h, rule 6); the lock keeps it whole for an engine
  * that reads it from another thread all the same. */
-static void store_engine_specific(const void *cookie, void *data)
+static void api_store_engine_specific(const void *cookie, void *data)
 {
     conn *c = as_conn(cookie);
     pthread_mutex_lock(&c->lock);
@@ -66,7 +66,7 @@ static void store_engine_specific(const void *cookie, void *data)
     pthread_mutex_unlock(&c->lock);
 }
 
-static void *get_engine_specific(const void *cookie)
+static void *api_get_engine_specific(const void *cookie)
 {
     conn *c = as_conn(cookie);
     pthread_mutex_lock(&c->lock);
@@ -75,7 +75,7 @@ static void *get_engine_specific(const void *cookie)
     return data;
 }
 
-static void notify_io_complete(const void *cookie, engine_errc status)
+static void api_notify_io_complete(const void *cookie, engine_errc status)
 {
     conn *c = as_conn(cookie);
     worker *w = c->w;
@@ -96,18 +96,18 @@ static void notify_io_complete(const void *cookie, engine_errc status)
     event_active(w->notify_ev, EV_READ, 0);
 }
 
-static engine_errc reserve(const void *cookie)
+static engine_errc api_reserve(const void *cookie)
 {
     conn_ref(as_conn(cookie));
     return ENGINE_SUCCESS;
 }
 
-static void release(const void *cookie)
+static void api_release(const void *cookie)
 {
     conn_unref(as_conn(cookie));
 }
 
-static void set_error_context(const void *cookie, const char *reason)
+static void api_set_error_context(const void *cookie, const char *reason)
 {
     conn *c = as_conn(cookie);
     pthread_mutex_lock(&c->lock);
@@ -116,7 +116,7 @@ static void set_error_context(const void *cookie, const char *reason)
     pthread_mutex_unlock(&c->lock);
 }
 
-static void set_error_manifest_uid(const void *cookie, uint64_t uid)
+static void api_set_error_manifest_uid(const void *cookie, uint64_t uid)
 {
     conn *c = as_conn(cookie);
     pthread_mutex_lock(&c->lock);
@@ -127,10 +127,11 @@ static void set_error_manifest_uid(const void *cookie, uint64_t uid)
 
 static const engine_server_api api = {
     .interface_version = ENGINE_SERVER_API_VERSION,
-    .core = {get_current_time, realtime, abstime},
+    .core = {api_get_current_time, api_realtime, api_abstime},
     .log = host_log,
-    .cookie = {store_engine_specific, get_engine_specific, notify_io_complete, reserve,
-               release, set_error_context, set_error_manifest_uid},
+    .cookie = {api_store_engine_specific, api_get_engine_specific, api_notify_io_complete,
+               api_reserve, api_release, api_set_error_context,
+               api_set_error_manifest_uid},
 };
 
 const engine_server_api *kvhost_server_api(void)

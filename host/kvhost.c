@@ -346,7 +346,7 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
     evconnlistener_enable(listener);
 }
 
-static void *worker_main(void *arg)
+static void *worker_loop(void *arg)
 {
     worker *w = arg;
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
@@ -632,7 +632,7 @@ int main(int argc, char **argv)
             freeaddrinfo(addrs);
             return 1;
         }
-        pthread_create(&w->tid, NULL, worker_main, w);
+        pthread_create(&w->tid, NULL, worker_loop, w);
     }
 
     main_base = event_base_new();

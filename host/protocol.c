@@ -141,7 +141,7 @@ static bool execute(conn *c, req *r)
     c->commands++;
     if (cmd == NULL) {
         conn_clear_error(c);
-        send_response(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
     bool ext_ok = cmd->extlen == EXT_0_OR_1   ? r->extlen <= 1
@@ -149,29 +149,29 @@ static bool execute(conn *c, req *r)
                                               : r->extlen == cmd->extlen;
     if (!ext_ok || (cmd->key && r->keylen == 0) || (cmd->no_key && r->keylen != 0) ||
         (!cmd->value_ok && r->valuelen != 0 && r->opcode != OP_STAT)) {
-        invalid(c, r, "wrong extras, key or value for this command");
+        wire_invalid(c, r, "wrong extras, key or value for this command");
         return true;
     }
     if (!c->authed && host.users != NULL && r->opcode != OP_HELLO &&
         r->opcode != OP_NOOP && r->opcode != OP_SASL_LIST_MECHS &&
         r->opcode != OP_SASL_AUTH && r->opcode != OP_SASL_STEP) {
         conn_clear_error(c);
-        send_response(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
     if (cmd->admin && host.users != NULL && !c->admin) {
         conn_clear_error(c);
-        send_response(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_EACCESS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
-    if (r->magic == MAGIC_ALT_REQ && !parse_frame(c, r))
+    if (r->magic == MAGIC_ALT_REQ && !wire_parse_frame(c, r))
         return true;
     if (r->durability != ENGINE_DURABILITY_NONE && cmd->fn != cmd_store &&
         cmd->fn != cmd_delete && cmd->fn != cmd_arith) {
-        invalid(c, r, "a durability requirement on a command that writes nothing");
+        wire_invalid(c, r, "a durability requirement on a command that writes nothing");
         return true;
     }
-    if (cmd->key && !decode_key(c, r))
+    if (cmd->key && !wire_decode_key(c, r))
         return true;
     engine_errc rc = cmd->fn(c, r);
     if (rc == ENGINE_WOULD_BLOCK) {
@@ -186,7 +186,7 @@ static bool execute(conn *c, req *r)
         if (silent)
             conn_clear_error(c);
         else
-            send_error(c, r, rc);
+            wire_send_error(c, r, rc);
     }
     return true;
 }
@@ -197,7 +197,7 @@ bool protocol_read(conn *c)
     while (!c->parked && !c->closed && !c->closing) {
         req r;
         uint8_t *pkt = NULL;
-        int got = parse_packet(c, &r, &pkt);
+        int got = wire_parse_packet(c, &r, &pkt);
         if (got == 0)
             return false;
         if (got < 0) {
@@ -227,7 +227,7 @@ bool protocol_resume(conn *c, engine_errc status)
         return false;
     req r;
     uint8_t *pkt = NULL;
-    if (parse_packet(c, &r, &pkt) != 1) {
+    if (wire_parse_packet(c, &r, &pkt) != 1) {
         conn_close(c);
         return false;
     }
@@ -250,15 +250,15 @@ bool protocol_resume(conn *c, engine_errc status)
     } else {
         conn_drop_parked_item(c); /* no re-call: the status is the answer */
         if (r.magic == MAGIC_ALT_REQ)
-            parse_frame(c, &r); /* checked when the command first ran */
+            wire_parse_frame(c, &r); /* checked when the command first ran */
         /* A durable write that waited and failed may or may not be on disk
          * (its batch is retried): sync-write-ambiguous, never
          * temporary_failure, which clients retry as if nothing happened. A
          * refusal before any wait says what it says (nothing was written). */
         if (r.durability != ENGINE_DURABILITY_NONE && status == ENGINE_TEMPORARY_FAILURE)
-            send_error_status(c, &r, ST_SYNC_WRITE_AMBIGUOUS);
+            wire_send_error_status(c, &r, ST_SYNC_WRITE_AMBIGUOUS);
         else
-            send_error(c, &r, status);
+            wire_send_error(c, &r, status);
     }
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
     c->last_done = host_now_ms();

@@ -16,9 +16,9 @@
 
 /* ---- responses ---- */
 
-void send_response(conn *c, const req *r, uint16_t status, const void *extras,
-                   uint8_t extlen, const void *key, uint16_t keylen, const void *value,
-                   uint32_t valuelen, uint8_t datatype, uint64_t cas)
+void wire_send(conn *c, const req *r, uint16_t status, const void *extras, uint8_t extlen,
+               const void *key, uint16_t keylen, const void *value, uint32_t valuelen,
+               uint8_t datatype, uint64_t cas)
 {
     uint8_t h[HEADER_BYTES];
     uint32_t body = (uint32_t)extlen + keylen + valuelen;
@@ -48,7 +48,7 @@ void send_response(conn *c, const req *r, uint16_t status, const void *extras,
     }
 }
 
-uint16_t status_of(const conn *c, engine_errc rc)
+uint16_t wire_status_of(const conn *c, engine_errc rc)
 {
     switch (rc) {
     case ENGINE_SUCCESS:
@@ -94,8 +94,8 @@ uint16_t status_of(const conn *c, engine_errc rc)
  * uid for unknown collections and scopes), built with jansson. The reason may
  * quote a client's bytes or come from an engine that left invalid UTF-8: it is
  * made valid first, so the body is always valid UTF-8 JSON. */
-void send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
-                     const uint64_t *uid)
+void wire_send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
+                          const uint64_t *uid)
 {
     char valid[1024], hex[17];
     utf8_sanitize(valid, sizeof(valid), reason, strlen(reason));
@@ -107,26 +107,26 @@ void send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
     char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (body == NULL) { /* out of memory: the status alone */
-        send_response(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return;
     }
-    send_response(c, r, st, NULL, 0, NULL, 0, body, (uint32_t)strlen(body), 0x01, 0);
+    wire_send(c, r, st, NULL, 0, NULL, 0, body, (uint32_t)strlen(body), 0x01, 0);
     free(body);
 }
 
-void send_json(conn *c, const req *r, uint16_t st, char *json)
+void wire_send_json(conn *c, const req *r, uint16_t st, char *json)
 {
     if (json == NULL) {
-        send_response(c, r, ST_ENOMEM, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_ENOMEM, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return;
     }
-    send_response(c, r, st, NULL, 0, NULL, 0, json, (uint32_t)strlen(json), 0x01, 0);
+    wire_send(c, r, st, NULL, 0, NULL, 0, json, (uint32_t)strlen(json), 0x01, 0);
     free(json);
 }
 
 /* An error answer with a wire status: for clients that asked for extended
  * errors, with the engine's reason. Quiet commands answer errors too. */
-void send_error_status(conn *c, const req *r, uint16_t st)
+void wire_send_error_status(conn *c, const req *r, uint16_t st)
 {
     char reason[512];
     uint64_t uid;
@@ -134,30 +134,30 @@ void send_error_status(conn *c, const req *r, uint16_t st)
     bool has = conn_take_error(c, reason, sizeof(reason), &uid, &has_uid);
     bool uid_body = has_uid && (st == ST_UNKNOWN_COLLECTION || st == ST_UNKNOWN_SCOPE);
     if (!c->xerror || (!has && !uid_body))
-        send_response(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
     else
-        send_error_body(c, r, st, has ? reason : "", uid_body ? &uid : NULL);
+        wire_send_error_body(c, r, st, has ? reason : "", uid_body ? &uid : NULL);
 }
 
-void send_error(conn *c, const req *r, engine_errc rc)
+void wire_send_error(conn *c, const req *r, engine_errc rc)
 {
     if (rc == ENGINE_NOT_MY_VBUCKET && (c->json || c->bucket_selected)) {
         /* A Couchbase client takes the config in the body as its new map. */
         conn_clear_error(c);
-        send_json(c, r, ST_NOT_MY_VBUCKET, cluster_config_json(true));
+        wire_send_json(c, r, ST_NOT_MY_VBUCKET, cluster_config_json(true));
         return;
     }
-    send_error_status(c, r, status_of(c, rc));
+    wire_send_error_status(c, r, wire_status_of(c, rc));
 }
 
 /* Refuses a packet whose shape is wrong for its command. */
-void invalid(conn *c, const req *r, const char *why)
+void wire_invalid(conn *c, const req *r, const char *why)
 {
     conn_clear_error(c);
     if (c->xerror)
-        send_error_body(c, r, ST_EINVAL, why, NULL);
+        wire_send_error_body(c, r, ST_EINVAL, why, NULL);
     else
-        send_response(c, r, ST_EINVAL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, ST_EINVAL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
 }
 
 /* ---- keys ---- */
@@ -180,7 +180,7 @@ static int leb128_decode(const uint8_t *p, size_t len, uint32_t *out, size_t *us
 }
 
 /* Fills r->dk from the wire key. false (answered) if the key is malformed. */
-bool decode_key(conn *c, req *r)
+bool wire_decode_key(conn *c, req *r)
 {
     const uint8_t *k = r->key;
     size_t len = r->keylen;
@@ -188,31 +188,31 @@ bool decode_key(conn *c, req *r)
     if (c->collections) {
         size_t used;
         if (len > 251 || leb128_decode(k, len, &cid, &used) != 0) {
-            invalid(
+            wire_invalid(
                 c, r,
                 "the key's collection id is not a canonical LEB128 of at most 5 bytes");
             return false;
         }
         if (cid >= 1 && cid <= 7) {
-            invalid(c, r, "collection ids 1-7 are reserved");
+            wire_invalid(c, r, "collection ids 1-7 are reserved");
             return false;
         }
         k += used;
         len -= used;
         if (len > (cid == 0 ? 250u : 246u)) {
-            invalid(c, r, "key too long for its collection");
+            wire_invalid(c, r, "key too long for its collection");
             return false;
         }
     }
     if (len == 0 || len > ENGINE_KEY_MAX_LEN) {
-        invalid(c, r, len == 0 ? "empty key" : "key longer than 250 bytes");
+        wire_invalid(c, r, len == 0 ? "empty key" : "key longer than 250 bytes");
         return false;
     }
     r->dk = (engine_doc_key){cid, (uint16_t)len, k};
     return true;
 }
 
-bool quiet(uint8_t op)
+bool wire_quiet(uint8_t op)
 {
     switch (op) {
     case OP_GETQ:
@@ -234,20 +234,20 @@ bool quiet(uint8_t op)
     }
 }
 
-uint32_t be32(const uint8_t *p)
+uint32_t wire_be32(const uint8_t *p)
 {
     uint32_t v;
     memcpy(&v, p, 4);
     return ntohl(v);
 }
 
-uint64_t be64(const uint8_t *p)
+uint64_t wire_be64(const uint8_t *p)
 {
-    return (uint64_t)be32(p) << 32 | be32(p + 4);
+    return (uint64_t)wire_be32(p) << 32 | wire_be32(p + 4);
 }
 
 /* Reads the durability frame info of a flexible-framing request. */
-bool parse_frame(conn *c, req *r)
+bool wire_parse_frame(conn *c, req *r)
 {
     r->durability = ENGINE_DURABILITY_NONE;
     r->durability_timeout_ms = 0;
@@ -256,17 +256,17 @@ bool parse_frame(conn *c, req *r)
         uint8_t id = r->frame[i] >> 4, len = r->frame[i] & 0x0f;
         i++;
         if (i + len > r->framelen) {
-            invalid(c, r, "framing extras overrun");
+            wire_invalid(c, r, "framing extras overrun");
             return false;
         }
         if (id == 1) { /* durability requirement: level [, timeout] */
             if (len != 1 && len != 3) {
-                invalid(c, r, "durability frame info must be 1 or 3 bytes");
+                wire_invalid(c, r, "durability frame info must be 1 or 3 bytes");
                 return false;
             }
             uint8_t level = r->frame[i];
             if (level < 1 || level > 3) {
-                invalid(c, r, "unknown durability level");
+                wire_invalid(c, r, "unknown durability level");
                 return false;
             }
             /* One node: majority is memory; the persist levels mean the disk. */
@@ -275,14 +275,15 @@ bool parse_frame(conn *c, req *r)
             if (len == 3) {
                 uint16_t t = (uint16_t)(r->frame[i + 1] << 8 | r->frame[i + 2]);
                 if (t == 0 || t == 0xffff) {
-                    invalid(c, r, "a durability timeout of 0 or 0xffff is not valid");
+                    wire_invalid(c, r,
+                                 "a durability timeout of 0 or 0xffff is not valid");
                     return false;
                 }
                 r->durability_timeout_ms = t;
             }
         } else if (id == 5) { /* preserve expiry */
             if (len != 0) {
-                invalid(c, r, "the preserve-expiry frame info has no value");
+                wire_invalid(c, r, "the preserve-expiry frame info has no value");
                 return false;
             }
             r->preserve_expiry = true;
@@ -294,7 +295,7 @@ bool parse_frame(conn *c, req *r)
 
 /* Parses the packet at the front of the input into r. 1 ready, 0 incomplete,
  * -1 malformed (the connection must close). */
-int parse_packet(conn *c, req *r, uint8_t **pkt)
+int wire_parse_packet(conn *c, req *r, uint8_t **pkt)
 {
     struct evbuffer *in = c->in;
     size_t avail = evbuffer_get_length(in);
@@ -320,9 +321,9 @@ int parse_packet(conn *c, req *r, uint8_t **pkt)
     r->extlen = h[4];
     r->datatype = h[5];
     r->vbucket = (uint16_t)(h[6] << 8 | h[7]);
-    r->bodylen = be32(h + 8);
+    r->bodylen = wire_be32(h + 8);
     memcpy(&r->opaque, h + 12, 4);
-    r->cas = be64(h + 16);
+    r->cas = wire_be64(h + 16);
     if (r->bodylen > host.max_packet ||
         (uint64_t)r->framelen + r->extlen + r->keylen > r->bodylen)
         return -1;

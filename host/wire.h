@@ -129,33 +129,33 @@ typedef engine_errc (*handler)(conn *c, req *r);
 
 /* Parses the packet at the front of the input into r. 1 ready, 0 incomplete,
  * -1 malformed (the connection must close). */
-int parse_packet(conn *c, req *r, uint8_t **pkt);
+int wire_parse_packet(conn *c, req *r, uint8_t **pkt);
 /* Reads the frame infos of a flexible-framing request (durability, preserve
  * expiry); false if it answered a bad one. */
-bool parse_frame(conn *c, req *r);
+bool wire_parse_frame(conn *c, req *r);
 /* Decodes the key (its collection prefix when collections are on); false if
  * it answered a bad one. */
-bool decode_key(conn *c, req *r);
+bool wire_decode_key(conn *c, req *r);
 /* Whether the opcode is a quiet variant (no answer on success). */
-bool quiet(uint8_t op);
-uint32_t be32(const uint8_t *p);
-uint64_t be64(const uint8_t *p);
+bool wire_quiet(uint8_t op);
+uint32_t wire_be32(const uint8_t *p);
+uint64_t wire_be64(const uint8_t *p);
 
 /* Appends an answer to c->out (whole, or not at all: then `closing`). */
-void send_response(conn *c, const req *r, uint16_t status, const void *extras,
-                   uint8_t extlen, const void *key, uint16_t keylen, const void *value,
-                   uint32_t valuelen, uint8_t datatype, uint64_t cas);
+void wire_send(conn *c, const req *r, uint16_t status, const void *extras, uint8_t extlen,
+               const void *key, uint16_t keylen, const void *value, uint32_t valuelen,
+               uint8_t datatype, uint64_t cas);
 /* The protocol status of an engine status. */
-uint16_t status_of(const conn *c, engine_errc rc);
+uint16_t wire_status_of(const conn *c, engine_errc rc);
 /* An error answer with a JSON body {"error":{"context":reason,...}} (xerror). */
-void send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
-                     const uint64_t *manifest_uid);
+void wire_send_error_body(conn *c, const req *r, uint16_t st, const char *reason,
+                          const uint64_t *manifest_uid);
 /* A JSON answer (takes json, frees it). */
-void send_json(conn *c, const req *r, uint16_t st, char *json);
+void wire_send_json(conn *c, const req *r, uint16_t st, char *json);
 /* An error answer with the engine's reason, if the client asked for reasons. */
-void send_error_status(conn *c, const req *r, uint16_t st);
-void send_error(conn *c, const req *r, engine_errc rc);
+void wire_send_error_status(conn *c, const req *r, uint16_t st);
+void wire_send_error(conn *c, const req *r, engine_errc rc);
 /* Refuses a packet whose shape is wrong for its command. */
-void invalid(conn *c, const req *r, const char *why);
+void wire_invalid(conn *c, const req *r, const char *why);
 
 #endif

@@ -23,6 +23,7 @@
  *    same shards) against the same gets with the flusher idle, alternating.
  */
 #include "../engine_api.h"
+#include "../testsuite/engine_testapp/suite_helpers.h"
 #include "../testsuite/mock_server/mock_server.h"
 #include "bench_util.h"
 
@@ -42,25 +43,6 @@ static engine_create_instance_fn create_fn;
 typedef int (*control_fn)(engine_handle *h, const char *cmd, char *why, size_t whylen);
 static control_fn control;
 
-typedef struct found {
-    const char *name;
-    char val[64];
-} found;
-
-static void find_stat(const char *k, uint16_t kl, const char *v, uint32_t vl, void *ctx)
-{
-    found *f = ctx;
-    if (strlen(f->name) == kl && memcmp(k, f->name, kl) == 0)
-        snprintf(f->val, sizeof(f->val), "%.*s", (int)vl, v);
-}
-
-static uint64_t stat_of(engine_handle *h, const char *group, const char *name)
-{
-    found f = {name, ""};
-    h->get_stats(h, NULL, group, find_stat, &f);
-    return strtoull(f.val, NULL, 10);
-}
-
 static engine_handle *start(const char *dir, bool wait_warm, int writers)
 {
     char config[1200];
@@ -75,11 +57,11 @@ static engine_handle *start(const char *dir, bool wait_warm, int writers)
         exit(1);
     }
     if (wait_warm) {
-        found f = {"ep_warmup_state", ""};
+        char state[32] = "";
         do {
             usleep(1000);
-            h->get_stats(h, NULL, "warmup", find_stat, &f);
-        } while (strcmp(f.val, "running") == 0);
+            stat_str(h, "warmup", "ep_warmup_state", state, sizeof(state));
+        } while (strcmp(state, "running") == 0);
     }
     return h;
 }
@@ -104,7 +86,7 @@ static void store(engine_handle *h, size_t i, size_t vlen, const char *fill)
 
 static void wait_flushed(engine_handle *h)
 {
-    while (stat_of(h, NULL, "ep_queue_size") != 0)
+    while (stat_u64(h, NULL, "ep_queue_size") != 0)
         usleep(500);
 }
 
@@ -215,14 +197,14 @@ static double flush_round(const char *dir, size_t n, size_t vlen, const char *fi
     char why[256];
     if (control(h, "hold_writer", why, sizeof(why)) != 0)
         fprintf(stderr, "persist_bench: %s\n", why);
-    uint64_t disk0 = stat_of(h, NULL, "ep_disk_bytes");
+    uint64_t disk0 = stat_u64(h, NULL, "ep_disk_bytes");
     for (size_t i = 0; i < n; i++)
         store(h, i, vlen, fill);
     uint64_t t0 = now_ns();
     control(h, "release_writer", why, sizeof(why));
     wait_flushed(h);
     double secs = (double)(now_ns() - t0) / 1e9;
-    uint64_t written = stat_of(h, NULL, "ep_disk_bytes") - disk0;
+    uint64_t written = stat_u64(h, NULL, "ep_disk_bytes") - disk0;
     h->destroy(h, false);
     double mbs = (double)written / 1e6 / secs;
     double cached = baseline_write_mbs(dir, written, false);
@@ -421,7 +403,7 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
     printf(
         "| eviction | %llu values evicted; memory %.0f MB with every value evicted |\n",
         (unsigned long long)strtoull(why, NULL, 10),
-        (double)stat_of(h, NULL, "mem_used") / 1e6);
+        (double)stat_u64(h, NULL, "mem_used") / 1e6);
     free(eng);
     free(bare);
 }
@@ -490,9 +472,9 @@ static void fetch_under_flush(engine_handle *h, size_t items)
         pthread_t t;
         pthread_create(&t, NULL, stream_main, &st);
         usleep(20000); /* the flusher is busy by now */
-        uint64_t b0 = stat_of(h, NULL, "ep_flusher_batches");
+        uint64_t b0 = stat_u64(h, NULL, "ep_flusher_batches");
         fetch_round(h, cookie, items, GETS, lat);
-        uint64_t batches = stat_of(h, NULL, "ep_flusher_batches") - b0;
+        uint64_t batches = stat_u64(h, NULL, "ep_flusher_batches") - b0;
         atomic_store(&st.stop, true);
         pthread_join(t, NULL);
         wait_flushed(h);
@@ -541,9 +523,9 @@ static int warmup_only(const char *dir)
 {
     engine_handle *h = start(dir, true, 2);
     printf("%llu %llu %llu\n",
-           (unsigned long long)stat_of(h, "warmup", "ep_warmup_duration_us"),
-           (unsigned long long)stat_of(h, "warmup", "ep_warmup_records"),
-           (unsigned long long)stat_of(h, "warmup", "ep_warmup_bytes"));
+           (unsigned long long)stat_u64(h, "warmup", "ep_warmup_duration_us"),
+           (unsigned long long)stat_u64(h, "warmup", "ep_warmup_records"),
+           (unsigned long long)stat_u64(h, "warmup", "ep_warmup_bytes"));
     h->destroy(h, false);
     return 0;
 }
@@ -593,11 +575,11 @@ static void warmup_phase(const char *dir, size_t items_stored)
      * warmup loaded every item into its arena, what the arena holds beyond the
      * items (alignment, block tails) is measured too, else malloc's chunk
      * header is named, not measured. */
-    uint64_t items = stat_of(h, NULL, "curr_items"), mem = stat_of(h, NULL, "mem_used");
-    uint64_t overhead = stat_of(h, "memory", "ep_item_overhead_bytes");
-    uint64_t ht_mem = stat_of(h, "memory", "ep_ht_memory");
-    uint64_t arena_items = stat_of(h, "memory", "ep_arena_items");
-    uint64_t arena_bytes = stat_of(h, "memory", "ep_arena_resident_bytes");
+    uint64_t items = stat_u64(h, NULL, "curr_items"), mem = stat_u64(h, NULL, "mem_used");
+    uint64_t overhead = stat_u64(h, "memory", "ep_item_overhead_bytes");
+    uint64_t ht_mem = stat_u64(h, "memory", "ep_ht_memory");
+    uint64_t arena_items = stat_u64(h, "memory", "ep_arena_items");
+    uint64_t arena_bytes = stat_u64(h, "memory", "ep_arena_resident_bytes");
     double table = (double)ht_mem / (double)items;
     if (items > 0 && arena_items == items && arena_bytes >= mem) {
         double alloc = (double)(arena_bytes - mem) / (double)items;
@@ -620,16 +602,16 @@ static void warmup_phase(const char *dir, size_t items_stored)
         store(h, i, 100, fill);
     free(fill);
     wait_flushed(h);
-    items = stat_of(h, NULL, "curr_items");
-    mem = stat_of(h, NULL, "mem_used");
+    items = stat_u64(h, NULL, "curr_items");
+    mem = stat_u64(h, NULL, "mem_used");
     /* Live record bytes: each item's key and value plus the 40-byte record header. */
     uint64_t live = mem - items * overhead + items * 40;
-    uint64_t before = stat_of(h, NULL, "ep_disk_bytes"), t0 = now_ns();
+    uint64_t before = stat_u64(h, NULL, "ep_disk_bytes"), t0 = now_ns();
     char why[256];
     if (control(h, "compact", why, sizeof(why)) != 0)
         fprintf(stderr, "persist_bench: compact: %s\n", why);
     double csecs = (double)(now_ns() - t0) / 1e9;
-    uint64_t after = stat_of(h, NULL, "ep_disk_bytes");
+    uint64_t after = stat_u64(h, NULL, "ep_disk_bytes");
     printf("| compaction of %llu items | %.0f -> %.0f MB in %.2f s | live data %.0f MB | "
            "after/live %.2fx | target <= 1.3x\n",
            (unsigned long long)items, (double)before / 1e6, (double)after / 1e6, csecs,

@@ -277,7 +277,7 @@ ep_compactor *compactor_create(ep_engine *e)
     cp->task =
         exec_task_new(e->pool, "compactor", EXEC_AUXIO, 20, compactor_run, NULL, cp);
     if (cp->task == NULL) {
-        free(cp);
+        compactor_free(cp);
         return NULL;
     }
     return cp;

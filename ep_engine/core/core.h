@@ -62,11 +62,13 @@ typedef struct ep_gate ep_gate;
  * The engine instance: what every floor above this one shares. Each
  * subsystem keeps its own state (and its lock) in its own struct.
  *
- * Locking: the fields down to `pressure_ctx` are written by create_instance,
- * initialize or destroy only (the host calls no data operation before
- * initialize returns or after destroy begins) and read without a lock. The
- * counters are atomics, updated with relaxed order: they count, they order
- * nothing. Per-key state is in the hash table, under its stripe locks.
+ * Locking: the plain fields are written by create_instance, initialize or
+ * destroy (the host calls no data operation before initialize returns or
+ * after destroy begins) and read without a lock, but for ht_recount, which
+ * only the resizer task touches. warm_state (set by warmup's last shard),
+ * vb_state and compacting (set by the compactor) are atomics. The counters
+ * are atomics updated with relaxed order: they count, they order nothing.
+ * Per-key state is in the hash table, under its stripe locks.
  */
 typedef struct ep_engine {
     engine_handle iface; /* must stay first: the host's handle points here */

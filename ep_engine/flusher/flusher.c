@@ -317,17 +317,17 @@ static void requeue(fshard *sh, dqueue *b)
     *b = (dqueue){0};
     sh->maybe_dups = true; /* the batch and what came after may share keys */
     size_t lost = 0;
-    for (size_t i = 0; i < later.n; i++) {
-        if (!dq_push(&sh->q, later.v[i])) {
-            if (later.v[i].waiter != NULL)
-                answer(sh->f, &later.v[i], ENGINE_TEMPORARY_FAILURE,
-                       "out of memory queueing the write; it is in memory only");
-            ep_item_put(sh->f->e, later.v[i].it ? later.v[i].it : later.v[i].gone);
-            lost++;
-        }
+    for (size_t i = 0; i < later.n; i++)
+        if (!dq_push(&sh->q, later.v[i]))
+            later.v[lost++] = later.v[i]; /* answered below, with no lock held */
+    pthread_mutex_unlock(&sh->lock);
+    for (size_t i = 0; i < lost; i++) {
+        if (later.v[i].waiter != NULL)
+            answer(sh->f, &later.v[i], ENGINE_TEMPORARY_FAILURE,
+                   "out of memory queueing the write; it is in memory only");
+        ep_item_put(sh->f->e, later.v[i].it ? later.v[i].it : later.v[i].gone);
     }
     free(later.v);
-    pthread_mutex_unlock(&sh->lock);
     if (lost > 0)
         sh->f->e->sapi->log(
             ENGINE_LOG_ERROR,
@@ -455,12 +455,12 @@ ep_flusher *flusher_create(ep_engine *e)
     if (f == NULL)
         return NULL;
     f->e = e;
-    f->nshards = kvs_shards(e->store);
-    f->shards = calloc(f->nshards, sizeof(fshard));
+    f->shards = calloc(kvs_shards(e->store), sizeof(fshard));
     if (f->shards == NULL) {
-        free(f);
+        flusher_destroy(f);
         return NULL;
     }
+    f->nshards = kvs_shards(e->store);
     for (unsigned i = 0; i < f->nshards; i++) {
         fshard *sh = &f->shards[i];
         sh->f = f;

@@ -429,7 +429,7 @@ ep_warmup *warmup_create(ep_engine *e)
     wu->e = e;
     wu->shards = calloc(kvs_shards(e->store), sizeof(*wu->shards));
     if (wu->shards == NULL) {
-        free(wu);
+        warmup_free(wu);
         return NULL;
     }
     return wu;
@@ -457,7 +457,7 @@ void warmup_free(ep_warmup *wu)
 {
     if (wu == NULL)
         return;
-    for (unsigned i = 0; i < kvs_shards(wu->e->store); i++)
+    for (unsigned i = 0; wu->shards != NULL && i < kvs_shards(wu->e->store); i++)
         exec_task_put(wu->shards[i].task);
     free(wu->shards);
     filter_free(wu->filter);

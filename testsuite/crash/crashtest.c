@@ -27,6 +27,7 @@
  * "+seq:check" per append, so a corrupt or misplaced piece is seen.
  */
 #include "../../engine_api.h"
+#include "../engine_testapp/suite_helpers.h"
 #include "../mock_server/mock_server.h"
 
 #include <dirent.h>
@@ -270,25 +271,6 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
 }
 
 /* ---- verify ---- */
-
-typedef struct wanted_stat {
-    const char *name;
-    char value[32];
-} wanted_stat;
-
-static void find_stat(const char *k, uint16_t kl, const char *v, uint32_t vl, void *ctx)
-{
-    wanted_stat *w = ctx;
-    if (kl == strlen(w->name) && memcmp(k, w->name, kl) == 0)
-        snprintf(w->value, sizeof(w->value), "%.*s", (int)vl, v);
-}
-
-static const char *stat_of(const char *group, const char *name, wanted_stat *w)
-{
-    *w = (wanted_stat){name, "0"};
-    h->get_stats(h, NULL, group, find_stat, w);
-    return w->value;
-}
 
 typedef struct attempt {
     unsigned long seq;
@@ -575,17 +557,18 @@ static int run_verify(const char *so, const char *dir, const char *log)
                 (unsigned long long)disk, (unsigned long long)live_bytes);
         errors++;
     }
-    wanted_stat fetched, torn, torn_bytes;
-    stat_of("", "ep_bg_fetched", &fetched);
-    stat_of("warmup", "ep_warmup_torn_segments", &torn);
-    stat_of("warmup", "ep_warmup_torn_bytes", &torn_bytes);
+    uint64_t fetched = stat_u64(h, "", "ep_bg_fetched");
+    uint64_t torn = stat_u64(h, "warmup", "ep_warmup_torn_segments");
+    uint64_t torn_bytes = stat_u64(h, "warmup", "ep_warmup_torn_bytes");
     h->destroy(h, true);
     printf(
-        "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %s values read back "
-        "from disk, %s torn tails (%s bytes) dropped at warmup, files %.2fx the live "
+        "verify: %lu attempts, %lu acknowledged, manifest uid %llx, %llu values read "
+        "back "
+        "from disk, %llu torn tails (%llu bytes) dropped at warmup, files %.2fx the live "
         "records (%.2fx before a compaction): %s\n",
-        n_attempts, n_acked, (unsigned long long)uid, fetched.value, torn.value,
-        torn_bytes.value, live_bytes ? (double)disk / (double)live_bytes : 0.0,
+        n_attempts, n_acked, (unsigned long long)uid, (unsigned long long)fetched,
+        (unsigned long long)torn, (unsigned long long)torn_bytes,
+        live_bytes ? (double)disk / (double)live_bytes : 0.0,
         live_bytes ? (double)disk_at_start / (double)live_bytes : 0.0,
         errors ? "FAILED" : "ok");
     free(by_seq);

@@ -175,3 +175,10 @@ bool setup_wait_ready(engine_handle *h, const test_harness *th)
     (void)th;
     return wait_ready(h);
 }
+
+bool wait_released(const test_harness *th, const void *cookie, int ms)
+{
+    for (int i = 0; i < ms && th->reservations(cookie) != 0; i++)
+        sleep_ms(1);
+    return th->reservations(cookie) == 0;
+}

@@ -6,6 +6,7 @@
 #define SUITE_HELPERS_H
 
 #include "engine_testapp.h"
+#include "../sleep_ms.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,10 @@ bool engine_control(engine_handle *h, const test_harness *th, const char *cmd);
 
 /** A case setup that waits for the engine's warmup. */
 bool setup_wait_ready(engine_handle *h, const test_harness *th);
+
+/* The engine releases a cookie just after it notifies: waits (up to `ms`)
+ * until the cookie holds no reservation. */
+bool wait_released(const test_harness *th, const void *cookie, int ms);
 
 /** Number of statistics the group reports; -1 on error. */
 int stat_count(engine_handle *h, const char *group);

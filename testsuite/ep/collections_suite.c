@@ -77,14 +77,6 @@ static const char *m1(char *buf, size_t cap)
                     "c2:9", NULL, NULL);
 }
 
-/* The engine releases a cookie just after it notifies: wait for that. */
-static bool released(const test_harness *th, const void *c)
-{
-    for (int i = 0; i < 5000 && th->reservations(c) != 0; i++)
-        usleep(1000);
-    return th->reservations(c) == 0;
-}
-
 static uint64_t current_uid(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -113,7 +105,7 @@ static test_result test_update_success(engine_handle *h, const test_harness *th)
     CHECK_RC(rc, ENGINE_WOULD_BLOCK);
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
     CHECK_RC(h->set_collection_manifest(h, c, buf, strlen(buf)), ENGINE_SUCCESS);
-    CHECK(released(th, c));
+    CHECK(wait_released(th, c, 5000));
     CHECK(current_uid(h, th) == 1);
     uint32_t id = 0;
     CHECK_RC(cid_of(h, th, "s1.c2", &id), ENGINE_SUCCESS);
@@ -262,7 +254,7 @@ static test_result persist_fails(engine_handle *h, const test_harness *th,
         return TEST_FAIL;
     }
     /* Per the contract the host does not call again; nothing is left behind. */
-    CHECK(released(th, a));
+    CHECK(wait_released(th, a, 5000));
     CHECK(current_uid(h, th) == 0);
     uint32_t id;
     CHECK_RC(cid_of(h, th, "s1.c1", &id), ENGINE_UNKNOWN_SCOPE);
@@ -366,7 +358,7 @@ static test_result test_disconnect_mid_update(engine_handle *h, const test_harne
     CHECK(engine_control(h, th, "resume"));
     /* The task completes anyway: one notify (a host would drop it), applied. */
     CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
-    CHECK(released(th, a));
+    CHECK(wait_released(th, a, 5000));
     CHECK(current_uid(h, th) == 1);
     /* The next update is served at once. */
     manifest(buf2, sizeof(buf2), "2", "_default:0", "_default:0", NULL, NULL);
@@ -389,7 +381,7 @@ static test_result test_cookie_reused_after_disconnect(engine_handle *h,
     th->disconnect(h, a);
     CHECK(engine_control(h, th, "release_writer"));
     CHECK_RC(th->wait_for_notify(a), ENGINE_SUCCESS);
-    CHECK(released(th, a));
+    CHECK(wait_released(th, a, 5000));
     CHECK(current_uid(h, th) == 1);
     manifest(buf2, sizeof(buf2), "2", "_default:0", "_default:0", NULL, "s1:8", "c1:8",
              "c2:9", "c3:a", NULL, NULL);

@@ -16,12 +16,6 @@
 
 #define SET ENGINE_STORE_SET
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Polls a stat until it reaches `want` or `ms` pass. */
 static bool wait_stat_at_least(engine_handle *h, const char *group, const char *name,
                                uint64_t want, int ms)

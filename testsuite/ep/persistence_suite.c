@@ -1141,14 +1141,6 @@ static engine_errc host_get(engine_handle *h, const test_harness *th, const void
     return rc;
 }
 
-/* The engine releases a cookie just after its notify: wait for that (10 s). */
-static bool released(const test_harness *th, const void *c)
-{
-    for (int i = 0; i < 10000 && th->reservations(c) != 0; i++)
-        usleep(1000);
-    return th->reservations(c) == 0;
-}
-
 static void value_of(int i, char *val, size_t cap)
 {
     snprintf(val, cap, "value-%d-%0180d", i, i * 31);
@@ -1204,7 +1196,7 @@ static test_result test_evict_and_fetch(engine_handle *h, const test_harness *th
     engine_item *it = NULL;
     CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
-    CHECK(released(th, c));
+    CHECK(wait_released(th, c, 10000));
     CHECK(value_is(h, th, c, 7, cas));
     CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 1);
     CHECK(stat_u64(h, NULL, "ep_num_non_resident") == N - 1);
@@ -1387,7 +1379,7 @@ static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th
         engine_errc rc = th->wait_for_notify(c);
         CHECK(rc == ENGINE_TEMPORARY_FAILURE || rc == ENGINE_FAILED);
         CHECK(strstr(th->error_context(c), "background fetch") != NULL);
-        CHECK(released(th, c));
+        CHECK(wait_released(th, c, 10000));
         CHECK(engine_control(h, th, "clear"));
         CHECK(stat_u64(h, NULL, "ep_num_non_resident") == 10);
         CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == (uint64_t)f + 1);
@@ -1535,7 +1527,7 @@ static test_result test_append_to_evicted(engine_handle *h, const test_harness *
     h->release(h, it);
     CHECK_RC(rc, ENGINE_SUCCESS);
     CHECK(stat_u64(h, NULL, "ep_bg_fetched") == fetched + 1);
-    CHECK(released(th, c));
+    CHECK(wait_released(th, c, 10000));
     CHECK((h = restart(th, true)) != NULL);
     value_of(0, val, sizeof(val));
     strcat(val, "-d");
@@ -1587,7 +1579,7 @@ static test_result test_disconnect_during_fetch(engine_handle *h, const test_har
     CHECK(engine_control(h, th, "resume"));
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
     CHECK(wait_stat_eq(h, NULL, "ep_bg_fetched", 1));
-    CHECK(released(th, c));
+    CHECK(wait_released(th, c, 10000));
     return TEST_PASS;
 }
 
@@ -1673,7 +1665,7 @@ static test_result test_nothing_stored_after_disconnect(engine_handle *h,
     h->disconnect(h, c); /* the client leaves; the host keeps the cookie object */
     CHECK(engine_control(h, th, "release_writer"));
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
-    CHECK(released(th, c));
+    CHECK(wait_released(th, c, 10000));
     /* The same cookie object, a new client: its durable write is stored. */
     CHECK_RC(durable_set(h, th, c, "next", "client", NULL), ENGINE_SUCCESS);
     CHECK(value_eq(h, "next", "client"));
@@ -1721,7 +1713,7 @@ static test_result test_departed_durable_clients(engine_handle *h, const test_ha
     CHECK(engine_control(h, th, "release_writer"));
     for (int i = 0; i < N; i++) {
         CHECK_RC(th->wait_for_notify(c[i]), ENGINE_SUCCESS);
-        CHECK(released(th, c[i]));
+        CHECK(wait_released(th, c[i], 10000));
     }
     CHECK(stat_u64(h, NULL, "curr_items") == N);
     return TEST_PASS;
@@ -1748,7 +1740,7 @@ static test_result test_queue_full_refuses_write(engine_handle *h, const test_ha
         CHECK_RC(rc, ENGINE_NO_MEMORY);
         CHECK(strstr(th->error_context(c), "nothing was stored") != NULL);
         CHECK(value_eq(h, "kept", "old"));
-        CHECK(released(th, c));
+        CHECK(wait_released(th, c, 10000));
         /* The host may try the same item again. */
         rc = durable ? h->store_durable(h, c, it, NULL, ENGINE_STORE_SET,
                                         ENGINE_DURABILITY_PERSIST)
@@ -1769,7 +1761,7 @@ static test_result test_queue_full_refuses_write(engine_handle *h, const test_ha
         CHECK_RC(rc, ENGINE_NO_MEMORY);
         CHECK(strstr(th->error_context(c), "nothing was deleted") != NULL);
         CHECK(value_eq(h, "kept", "old"));
-        CHECK(released(th, c));
+        CHECK(wait_released(th, c, 10000));
     }
     /* What is on disk is what was acknowledged. */
     CHECK((h = restart(th, true)) != NULL);

@@ -6,6 +6,7 @@
  */
 #include "ep_engine/executor/executor.h"
 
+#include "../sleep_ms.h"
 #include "run_suite.h"
 
 #include <check.h>
@@ -22,12 +23,6 @@ static exec_pool *pool_of(int threads)
     exec_pool *p = exec_pool_create(&cfg);
     ck_assert_ptr_nonnull(p);
     return p;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 /* A task that records the order it ran in and how it ended. */
