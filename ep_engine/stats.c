@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct stat_sink {
@@ -173,15 +174,43 @@ static void stats_hash(ep_engine *e, stat_sink *k)
     add_u64(k, "ht_max_chain", hi.max_chain);
 }
 
+typedef struct vb_count {
+    uint64_t *items; /* per vbucket */
+    uint64_t n;
+} vb_count;
+
+static bool count_item(ep_item **link, void *ctx)
+{
+    vb_count *v = ctx;
+    if ((*link)->vbucket < v->n)
+        v->items[(*link)->vbucket]++;
+    return true;
+}
+
+static void count_stripe(ep_ht *ht, ht_stripe *s, void *ctx)
+{
+    ht_stripe_walk(ht, s, count_item, ctx);
+}
+
+/* Each vbucket's state, and its items (vb_N:items, for those that hold any):
+ * counted by a walk of the table, one stripe locked at a time. */
 static void stats_vbucket(ep_engine *e, stat_sink *k)
 {
     static const char *const names[] = {"?", "active", "replica", "pending", "dead"};
+    vb_count v = {calloc(e->cfg.max_vbuckets, sizeof(uint64_t)), e->cfg.max_vbuckets};
+    if (v.items != NULL)
+        ht_for_each_stripe(e->ht, count_stripe, &v);
     char key[32];
     for (uint64_t vb = 0; vb < e->cfg.max_vbuckets; vb++) {
         uint8_t st = atomic_load(&e->vb_state[vb]);
         snprintf(key, sizeof(key), "vb_%" PRIu64, vb);
         add_str(key, names[st < 5 ? st : 0], k);
+        if (v.items != NULL && v.items[vb] > 0) {
+            snprintf(key, sizeof(key), "vb_%" PRIu64 ":items", vb);
+            add_u64(k, key, v.items[vb]);
+        }
     }
+    free(v.items);
 }
 
 static void add_keyed(stat_sink *k, const char *prefix, const char *field, uint64_t v)

@@ -52,7 +52,8 @@ typedef struct auth_db {
 } auth_db;
 
 /** The SASL_LIST_MECHS answer. */
-#define AUTH_MECHANISMS "SCRAM-SHA512 SCRAM-SHA256 SCRAM-SHA1 PLAIN"
+#define AUTH_MECHANISMS       "SCRAM-SHA512 SCRAM-SHA256 SCRAM-SHA1 PLAIN"
+#define AUTH_MECHANISMS_SCRAM "SCRAM-SHA512 SCRAM-SHA256 SCRAM-SHA1"
 
 /** A mechanism by its SASL name (len bytes), or AUTH_UNKNOWN. */
 auth_mech auth_mech_named(const char *name, size_t len);

@@ -1,9 +1,13 @@
 /*
  * cluster.c - the cluster config and the error map kvhost serves (cluster.h).
  *
- * One node serving one bucket: every vbucket of the engine is active here,
- * so the vBucketMap points each at node 0. The node's address is written as
- * "$HOST", which a client replaces by the address it dialled.
+ * Alone, a node serves one bucket with every vbucket active here: the
+ * vBucketMap points each at node 0, whose address is written as "$HOST",
+ * which a client replaces by the address it dialled. With a cluster map
+ * (cluster_use_map) the config lists the map's nodes, and each vbucket
+ * points at the node the map names as its active one; this node makes its
+ * own vbuckets active and every other one dead, so a request for a vbucket
+ * it does not own answers not_my_vbucket with the config.
  */
 #include "cluster.h"
 
@@ -21,17 +25,37 @@
 
 #define STATE_FILE "kvhost-cluster.json"
 
+/* A node of the cluster map. */
+typedef struct map_node {
+    char host[256];
+    int port, tls_port; /* tls_port 0: none */
+} map_node;
+
+/* A cluster map as read from its file; never changed once made (a reload
+ * makes a new one). */
+typedef struct cluster_map {
+    int64_t rev, rev_epoch;
+    char uuid[33]; /* "" when the map names none */
+    unsigned nnodes;
+    map_node *nodes;
+    unsigned nvbuckets;
+    uint16_t *owner; /* per vbucket: the index of its active node */
+} cluster_map;
+
 static struct {
     engine_handle *engine;
     char bucket[128];
-    int port;
+    int port, tls_port; /* tls_port 0: no TLS listener */
     unsigned vbuckets;
     bool durable; /* the engine can make writes durable here */
     char uuid[33];
     int64_t rev_epoch;
-    pthread_mutex_t lock; /* guards rev and manifest_uid */
+    pthread_mutex_t lock; /* guards rev, manifest_uid and map */
     int64_t rev;
     uint64_t manifest_uid;
+    cluster_map *map; /* NULL: this node alone */
+    unsigned me;      /* with a map: this node's index in it */
+    char map_path[4096];
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 const char *cluster_bucket(void)
@@ -115,12 +139,13 @@ static int load_state(const char *dir, char *why, size_t whylen)
     return rc;
 }
 
-int cluster_init(engine_handle *engine, const char *bucket, int port, const char *dir,
-                 char *why, size_t whylen)
+int cluster_init(engine_handle *engine, const char *bucket, int port, int tls_port,
+                 const char *dir, char *why, size_t whylen)
 {
     cl.engine = engine;
     snprintf(cl.bucket, sizeof(cl.bucket), "%s", bucket);
     cl.port = port;
+    cl.tls_port = tls_port;
     cl.vbuckets = 0;
     engine->get_stats(engine, NULL, "", find_vbuckets, NULL);
     if (cl.vbuckets == 0)
@@ -167,35 +192,274 @@ static int64_t current_rev(uint64_t *uid_out)
     return rev;
 }
 
+/* {"kv": port, "kvSSL": tls_port} (no kvSSL without TLS). */
+static json_t *services(int port, int tls_port)
+{
+    json_t *o = json_pack("{s:i}", "kv", port);
+    if (o != NULL && tls_port > 0)
+        json_object_set_new(o, "kvSSL", json_integer(tls_port));
+    return o;
+}
+
+/* nodesExt, serverList and vBucketMap: of the map, or of this node alone. */
+static void add_nodes(json_t *root, bool bucket, const cluster_map *m)
+{
+    json_t *ext = json_array(), *servers = json_array(), *vbmap = json_array();
+    unsigned n = m != NULL ? m->nnodes : 1;
+    for (unsigned i = 0; i < n; i++) {
+        const char *host = m != NULL ? m->nodes[i].host : "$HOST";
+        int port = m != NULL ? m->nodes[i].port : cl.port;
+        int tls = m != NULL ? m->nodes[i].tls_port : cl.tls_port;
+        json_array_append_new(ext, json_pack("{s:b,s:s,s:o}", "thisNode",
+                                             m == NULL || i == cl.me, "hostname", host,
+                                             "services", services(port, tls)));
+        char server[300];
+        snprintf(server, sizeof(server), "%s:%d", host, port);
+        json_array_append_new(servers, json_string(server));
+    }
+    for (unsigned vb = 0; vb < cl.vbuckets; vb++)
+        json_array_append_new(vbmap, json_pack("[i]", m != NULL ? m->owner[vb] : 0));
+    json_object_set_new(root, "nodesExt", ext);
+    if (bucket) {
+        json_object_set_new(root, "name", json_string(cl.bucket));
+        json_object_set_new(root, "nodeLocator", json_string("vbucket"));
+        json_object_set_new(root, "vBucketServerMap",
+                            json_pack("{s:s,s:i,s:o,s:o}", "hashAlgorithm", "CRC",
+                                      "numReplicas", 0, "serverList", servers,
+                                      "vBucketMap", vbmap));
+    } else {
+        json_decref(servers);
+        json_decref(vbmap);
+    }
+}
+
 char *cluster_config_json(bool bucket)
 {
     uint64_t uid;
     int64_t rev = current_rev(&uid);
-    char uid_hex[17], server[64];
+    char uid_hex[17];
     snprintf(uid_hex, sizeof(uid_hex), "%" PRIx64, uid);
-    snprintf(server, sizeof(server), "$HOST:%d", cl.port);
     json_t *caps = json_pack("[s,s,s]", "collections", "cccp", "nodesExt");
     if (caps != NULL && cl.durable)
         json_array_append_new(caps, json_string("durableWrite"));
+    pthread_mutex_lock(&cl.lock);
+    const cluster_map *m = cl.map;
+    /* With a map every node serves the same config: the map's revision. */
+    int64_t epoch = m != NULL ? m->rev_epoch : cl.rev_epoch;
+    const char *uuid = m != NULL && m->uuid[0] != '\0' ? m->uuid : cl.uuid;
     json_t *root = json_pack(
-        "{s:I,s:I,s:s,s:s,s:s,s:o,s:[{s:b,s:s,s:{s:i}}]}", "rev", (json_int_t)rev,
-        "revEpoch", (json_int_t)cl.rev_epoch, "uuid", cl.uuid, "collectionsManifestUid",
-        uid_hex, "bucketCapabilitiesVer", "", "bucketCapabilities", caps, "nodesExt",
-        "thisNode", 1, "hostname", "$HOST", "services", "kv", cl.port);
-    if (root != NULL && bucket) {
-        json_t *map = json_array();
-        for (unsigned vb = 0; map != NULL && vb < cl.vbuckets; vb++)
-            json_array_append_new(map, json_pack("[i]", 0));
-        json_object_set_new(root, "name", json_string(cl.bucket));
-        json_object_set_new(root, "nodeLocator", json_string("vbucket"));
-        json_object_set_new(root, "vBucketServerMap",
-                            json_pack("{s:s,s:i,s:[s],s:o}", "hashAlgorithm", "CRC",
-                                      "numReplicas", 0, "serverList", server,
-                                      "vBucketMap", map));
-    }
+        "{s:I,s:I,s:s,s:s,s:s,s:o}", "rev", (json_int_t)(m != NULL ? m->rev : rev),
+        "revEpoch", (json_int_t)epoch, "uuid", uuid, "collectionsManifestUid", uid_hex,
+        "bucketCapabilitiesVer", "", "bucketCapabilities", caps);
+    if (root != NULL)
+        add_nodes(root, bucket, m);
+    pthread_mutex_unlock(&cl.lock);
     char *out = root ? json_dumps(root, JSON_COMPACT) : NULL;
     json_decref(root);
     return out;
+}
+
+/* ---- the cluster map ---- */
+
+static void map_free(cluster_map *m)
+{
+    if (m == NULL)
+        return;
+    free(m->nodes);
+    free(m->owner);
+    free(m);
+}
+
+/* Reads and checks a map file against this node (its vbuckets, its ports).
+ * NULL with a reason. */
+static cluster_map *map_read(const char *path, unsigned me, char *why, size_t whylen)
+{
+    json_error_t err;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    if (root == NULL) {
+        snprintf(why, whylen, "cluster map %s: %s (line %d)", path, err.text, err.line);
+        return NULL;
+    }
+    cluster_map *m = calloc(1, sizeof(*m));
+    json_t *rev = json_object_get(root, "rev"),
+           *epoch = json_object_get(root, "revEpoch");
+    json_t *uuid = json_object_get(root, "uuid"), *nodes = json_object_get(root, "nodes");
+    json_t *vbs = json_object_get(root, "vbuckets");
+    const char *bad = NULL;
+    if (m == NULL)
+        bad = "out of memory";
+    else if (!json_is_object(root))
+        bad = "not a JSON object";
+    else if (!json_is_integer(rev) || json_integer_value(rev) < 1)
+        bad = "\"rev\" must be an integer of 1 or more";
+    else if (epoch != NULL && (!json_is_integer(epoch) || json_integer_value(epoch) < 0))
+        bad = "\"revEpoch\" must be an integer of 0 or more";
+    else if (uuid != NULL && !valid_uuid(json_string_value(uuid)))
+        bad = "\"uuid\" must be 32 lower-case hex digits";
+    else if (!json_is_array(nodes) || json_array_size(nodes) == 0 ||
+             json_array_size(nodes) > 1024)
+        bad = "\"nodes\" must be an array of 1 to 1024 nodes";
+    else if (!json_is_array(vbs) || json_array_size(vbs) != cl.vbuckets)
+        bad = "\"vbuckets\" must list one node index per vbucket of the engine";
+    else if (me >= json_array_size(nodes))
+        bad = "this node's index (-N) is not in \"nodes\"";
+    if (bad == NULL) {
+        m->rev = json_integer_value(rev);
+        m->rev_epoch = epoch != NULL ? json_integer_value(epoch) : 0;
+        snprintf(m->uuid, sizeof(m->uuid), "%s", uuid ? json_string_value(uuid) : "");
+        m->nnodes = (unsigned)json_array_size(nodes);
+        m->nvbuckets = cl.vbuckets;
+        m->nodes = calloc(m->nnodes, sizeof(*m->nodes));
+        m->owner = calloc(m->nvbuckets, sizeof(*m->owner));
+        if (m->nodes == NULL || m->owner == NULL)
+            bad = "out of memory";
+    }
+    for (unsigned i = 0; bad == NULL && i < m->nnodes; i++) {
+        json_t *n = json_array_get(nodes, i);
+        const char *host = json_string_value(json_object_get(n, "host"));
+        json_t *port = json_object_get(n, "port"), *tls = json_object_get(n, "tlsPort");
+        if (host == NULL || host[0] == '\0' || strlen(host) >= sizeof(m->nodes[i].host) ||
+            !json_is_integer(port) || json_integer_value(port) < 1 ||
+            json_integer_value(port) > 65535 ||
+            (tls != NULL && (!json_is_integer(tls) || json_integer_value(tls) < 1 ||
+                             json_integer_value(tls) > 65535))) {
+            snprintf(why, whylen,
+                     "cluster map %s: node %u must be {\"host\": name, \"port\": 1-65535"
+                     "[, \"tlsPort\": 1-65535]}",
+                     path, i);
+            bad = "";
+            break;
+        }
+        snprintf(m->nodes[i].host, sizeof(m->nodes[i].host), "%s", host);
+        m->nodes[i].port = (int)json_integer_value(port);
+        m->nodes[i].tls_port = tls != NULL ? (int)json_integer_value(tls) : 0;
+    }
+    for (unsigned vb = 0; bad == NULL && vb < m->nvbuckets; vb++) {
+        json_t *o = json_array_get(vbs, vb);
+        if (!json_is_integer(o) || json_integer_value(o) < 0 ||
+            json_integer_value(o) >= (json_int_t)m->nnodes) {
+            snprintf(
+                why, whylen,
+                "cluster map %s: vbucket %u: the owner must be a node index, 0 to %u",
+                path, vb, m->nnodes - 1);
+            bad = "";
+            break;
+        }
+        m->owner[vb] = (uint16_t)json_integer_value(o);
+    }
+    if (bad == NULL && m->nodes[me].port != cl.port)
+        snprintf(
+            why, whylen,
+            "cluster map %s: node %u listens on port %d there, but this kvhost on %d",
+            path, me, m->nodes[me].port, cl.port),
+            bad = "";
+    if (bad == NULL && m->nodes[me].tls_port != cl.tls_port)
+        snprintf(why, whylen,
+                 "cluster map %s: node %u has TLS port %d there, but this kvhost %d (0: "
+                 "no TLS)",
+                 path, me, m->nodes[me].tls_port, cl.tls_port),
+            bad = "";
+    json_decref(root);
+    if (bad == NULL)
+        return m;
+    if (bad[0] != '\0')
+        snprintf(why, whylen, "cluster map %s: %s", path, bad);
+    map_free(m);
+    return NULL;
+}
+
+/* Makes this node's vbuckets of the map active and every other one dead. */
+static int map_apply(const cluster_map *m, char *why, size_t whylen)
+{
+    engine_handle *h = cl.engine;
+    for (unsigned vb = 0; vb < m->nvbuckets; vb++) {
+        engine_vbucket_state st =
+            m->owner[vb] == cl.me ? ENGINE_VBUCKET_ACTIVE : ENGINE_VBUCKET_DEAD;
+        engine_errc rc = h->set_vbucket_state(h, NULL, (uint16_t)vb, st);
+        if (rc != ENGINE_SUCCESS) {
+            snprintf(why, whylen, "the engine refused the state of vbucket %u: 0x%x", vb,
+                     rc);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cluster_use_map(const char *path, unsigned me, char *why, size_t whylen)
+{
+    if (cl.engine->interface < ENGINE_API_VERSION_2) {
+        snprintf(why, whylen,
+                 "a cluster map needs an engine with vbucket states (interface v2)");
+        return -1;
+    }
+    cl.me = me;
+    snprintf(cl.map_path, sizeof(cl.map_path), "%s", path);
+    cluster_map *m = map_read(path, me, why, whylen);
+    if (m == NULL || map_apply(m, why, whylen) != 0) {
+        map_free(m);
+        return -1;
+    }
+    pthread_mutex_lock(&cl.lock);
+    cl.map = m;
+    pthread_mutex_unlock(&cl.lock);
+    return 0;
+}
+
+int cluster_reload_map(char *why, size_t whylen)
+{
+    if (cl.map == NULL) {
+        snprintf(why, whylen, "no cluster map in use");
+        return -1;
+    }
+    cluster_map *m = map_read(cl.map_path, cl.me, why, whylen);
+    if (m == NULL)
+        return -1;
+    const cluster_map *cur = cl.map;
+    if (m->rev_epoch < cur->rev_epoch ||
+        (m->rev_epoch == cur->rev_epoch && m->rev <= cur->rev)) {
+        snprintf(why, whylen,
+                 "cluster map %s: revision %" PRId64 ".%" PRId64
+                 " is not newer than the one in use, %" PRId64 ".%" PRId64
+                 ": nothing changed",
+                 cl.map_path, m->rev_epoch, m->rev, cur->rev_epoch, cur->rev);
+        map_free(m);
+        return 1;
+    }
+    if (map_apply(m, why, whylen) != 0) {
+        map_free(m);
+        return -1;
+    }
+    pthread_mutex_lock(&cl.lock);
+    cluster_map *old = cl.map;
+    cl.map = m;
+    pthread_mutex_unlock(&cl.lock);
+    unsigned moved = 0;
+    for (unsigned vb = 0; vb < m->nvbuckets; vb++)
+        moved += old->owner[vb] != m->owner[vb];
+    snprintf(why, whylen,
+             "cluster map %s: revision %" PRId64 ".%" PRId64 " in use; %u vbuckets "
+             "changed owner, this node owns %u",
+             cl.map_path, m->rev_epoch, m->rev, moved, cluster_owned());
+    map_free(old);
+    return 0;
+}
+
+unsigned cluster_owned(void)
+{
+    pthread_mutex_lock(&cl.lock);
+    unsigned n = 0;
+    for (unsigned vb = 0; vb < cl.vbuckets; vb++)
+        n += cl.map == NULL || cl.map->owner[vb] == cl.me;
+    pthread_mutex_unlock(&cl.lock);
+    return n;
+}
+
+void cluster_end(void)
+{
+    pthread_mutex_lock(&cl.lock);
+    map_free(cl.map);
+    cl.map = NULL;
+    pthread_mutex_unlock(&cl.lock);
 }
 
 /* ---- the error map ---- */

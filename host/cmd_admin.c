@@ -52,6 +52,8 @@ engine_errc cmd_stat(conn *c, req *r)
         host_stat(&s, "deadline_closes", "%" PRIu64, atomic_load(&host.deadline_closes));
         host_stat(&s, "accept_pauses", "%" PRIu64, atomic_load(&host.accept_pauses));
         host_stat(&s, "auth_failures", "%" PRIu64, atomic_load(&host.auth_failures));
+        host_stat(&s, "tls_connections", "%" PRIu64, atomic_load(&host.tls_conns));
+        host_stat(&s, "tls_errors", "%" PRIu64, atomic_load(&host.tls_errors));
         const char *v = KVHOST_VERSION;
         add_stat("version", 7, v, (uint32_t)strlen(v), &s);
     }

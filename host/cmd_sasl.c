@@ -100,6 +100,13 @@ static engine_errc sasl_plain(conn *c, const req *r)
     return ENGINE_WOULD_BLOCK; /* SASL_CHECKING until the notify */
 }
 
+/* PLAIN sends the password itself: only where nobody can read it on the way
+ * (TLS, or a loopback address). */
+static bool plain_allowed(const conn *c)
+{
+    return c->ssl != NULL || c->loopback;
+}
+
 /* SASL_LIST_MECHS, SASL_AUTH and SASL_STEP. Without a users file (loopback
  * only) every login succeeds at once, whatever the mechanism. One exchange
  * at a time per connection: a new SASL_AUTH forgets an unfinished one. A
@@ -107,8 +114,9 @@ static engine_errc sasl_plain(conn *c, const req *r)
 engine_errc cmd_sasl(conn *c, req *r)
 {
     if (r->opcode == OP_SASL_LIST_MECHS) {
-        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, AUTH_MECHANISMS,
-                  (uint32_t)strlen(AUTH_MECHANISMS), 0, 0);
+        const char *mechs = plain_allowed(c) ? AUTH_MECHANISMS : AUTH_MECHANISMS_SCRAM;
+        wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, mechs, (uint32_t)strlen(mechs), 0,
+                  0);
         return ENGINE_SUCCESS;
     }
     if (c->sasl_wait == SASL_DELAYING)
@@ -123,6 +131,19 @@ engine_errc cmd_sasl(conn *c, req *r)
     }
     char reply[512];
     const auth_user *u = NULL;
+    if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN && !plain_allowed(c)) {
+        /* Not a failed login (no password was checked): said as it is. */
+        auth_scram_clear(&c->scram);
+        conn_clear_error(c);
+        if (c->xerror)
+            wire_send_error_body(c, r, ST_AUTH_ERROR,
+                                 "PLAIN is accepted only over TLS or from a loopback "
+                                 "address: use SCRAM-SHA512 (or connect with TLS)",
+                                 NULL);
+        else
+            wire_send(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        return ENGINE_SUCCESS;
+    }
     if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN) {
         auth_scram_clear(&c->scram);
         return sasl_plain(c, r);

@@ -9,6 +9,7 @@
 #include "conn.h"
 
 #include "clock.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -118,6 +119,8 @@ void conn_close(conn *c)
     event_free(c->wev);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     close(c->fd);
     c->rev = c->wev = NULL;
     c->in = c->out = NULL;
@@ -131,6 +134,8 @@ void conn_close(conn *c)
  * answers still in flight. A client that already sent FIN is closed now. */
 static void conn_finish(conn *c)
 {
+    if (c->ssl != NULL && !c->eof)
+        SSL_shutdown(c->ssl); /* close_notify, on a best-effort basis */
     if (c->eof || shutdown(c->fd, SHUT_WR) != 0) {
         conn_close(c);
         return;
@@ -140,13 +145,43 @@ static void conn_finish(conn *c)
     conn_update_reading(c);
 }
 
+/* Writes queued output through TLS, a chunk at a time; false if the
+ * connection broke. */
+static bool flush_tls(conn *c)
+{
+    c->tls_write_wants_read = false;
+    while (evbuffer_get_length(c->out) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(c->out, -1, NULL, &v, 1) < 1)
+            break;
+        tls_io how;
+        size_t n = tls_write(c->ssl, v.iov_base, v.iov_len, &how);
+        if (how == TLS_DONE) {
+            evbuffer_drain(c->out, n);
+            continue;
+        }
+        if (how == TLS_WANT_READ) {
+            c->tls_write_wants_read = true; /* on_readable flushes again */
+            conn_update_reading(c);
+        }
+        if (how == TLS_WANT_READ || how == TLS_WANT_WRITE)
+            break;
+        return false;
+    }
+    return true;
+}
+
 /* Writes what is queued; arms the write event if the socket takes less, and
  * closes a quitting connection once all is written. */
 void conn_flush(conn *c)
 {
     if (c->closed)
         return;
-    while (evbuffer_get_length(c->out) > 0) {
+    if (c->ssl != NULL && !flush_tls(c)) {
+        conn_close(c);
+        return;
+    }
+    while (c->ssl == NULL && evbuffer_get_length(c->out) > 0) {
         int n = evbuffer_write(c->out, c->fd);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -157,6 +192,8 @@ void conn_flush(conn *c)
         if (n == 0)
             break;
     }
+    if (c->closed)
+        return;
     if (evbuffer_get_length(c->out) > 0)
         event_add(c->wev, NULL);
     else if (c->closing && !c->draining)
@@ -176,7 +213,7 @@ size_t conn_output_limit(const conn *c)
  * closing connection whose answers are all written reads only to discard. */
 bool conn_may_read(const conn *c)
 {
-    if (c->draining)
+    if (c->draining || c->tls_write_wants_read)
         return !c->closed;
     return !c->closed && !c->closing && !c->eof &&
            evbuffer_get_length(c->out) < conn_output_limit(c) &&
@@ -194,4 +231,8 @@ void conn_update_reading(conn *c)
         return;
     }
     c->reading = want;
+    /* TLS may hold bytes it already took off the socket: the socket will not
+     * say readable for those. */
+    if (want && c->ssl != NULL && SSL_pending(c->ssl) > 0)
+        event_active(c->rev, EV_READ, 0);
 }

@@ -11,6 +11,8 @@
 #include "../engine_api.h"
 #include "auth.h"
 
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -44,6 +46,10 @@ typedef struct conn {
     int fd;
     struct evbuffer *in, *out; /* bytes read and not yet consumed; to write */
     struct event *rev, *wev;   /* readable (persistent); writable (armed on need) */
+    SSL *ssl;                  /* a connection to the TLS listener, else NULL */
+    bool tls_read_wants_write; /* TLS: a read waits for the socket to take bytes */
+    bool tls_write_wants_read; /* TLS: a write waits for bytes from the peer */
+    bool loopback;             /* the client's address is a loopback one */
     _Atomic int refs;          /* the socket's, plus one per engine reserve */
     pthread_mutex_t lock;      /* guards engine_data and the error context fields */
     void *engine_data;         /* engine-specific (engine_server_api.cookie) */
@@ -88,6 +94,7 @@ typedef struct conn {
 /* An accepted socket on its way to its worker. */
 typedef struct new_conn {
     int fd;
+    bool tls, loopback;
     char peer[INET6_ADDRSTRLEN];
 } new_conn;
 
@@ -117,8 +124,11 @@ typedef struct kvhost {
     int request_timeout_s; /* a started request must arrive whole within this */
     int auth_timeout_s;    /* with users: authenticate within this */
     bool verbose;
-    auth_db *users; /* NULL: no authentication (loopback only) */
+    auth_db *users;   /* NULL: no authentication (loopback only) */
+    SSL_CTX *tls_ctx; /* the TLS listener's, or NULL: none */
     _Atomic uint64_t auth_failures;
+    _Atomic uint64_t tls_conns, tls_errors; /* accepted on the TLS port; dropped for a
+                                               TLS error (not TLS, failed handshake) */
 } kvhost;
 
 extern kvhost host;

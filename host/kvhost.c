@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "hostapi.h"
 #include "protocol.h"
+#include "tls.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -47,7 +48,7 @@ static worker *workers;
 static int nworkers;
 static struct event_base *main_base;
 static _Atomic unsigned next_worker;
-static struct evconnlistener *listener;
+static struct evconnlistener *listener, *tls_listener_ev;
 static struct event *accept_resume_ev;
 
 /* Bytes read from a socket per readable event at most (then the others). */
@@ -77,6 +78,49 @@ static void kvhost_pump(conn *c)
     conn_update_reading(c);
 }
 
+/* Reads through TLS into the input buffer, as far as the connection may
+ * read and TLS has bytes (some may be buffered in TLS already). */
+static void read_tls(conn *c)
+{
+    if (c->tls_write_wants_read) {
+        conn_flush(c); /* the peer's bytes a write waited for may be here */
+        if (c->closed)
+            return;
+    }
+    for (size_t total = 0; conn_may_read(c) && total < READ_PER_EVENT;) {
+        struct evbuffer_iovec v;
+        if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
+            conn_close(c); /* out of memory */
+            return;
+        }
+        tls_io how;
+        size_t n = tls_read(c->ssl, v.iov_base,
+                            v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK, &how);
+        v.iov_len = n;
+        evbuffer_commit_space(c->in, &v, 1);
+        total += n;
+        if (how == TLS_DONE) {
+            if (n == READ_CHUNK || SSL_pending(c->ssl) > 0)
+                continue;
+            break;
+        }
+        if (how == TLS_WANT_WRITE) {
+            c->tls_read_wants_write = true; /* on_writable reads again */
+            event_add(c->wev, NULL);
+        } else if (how == TLS_EOF) {
+            c->eof = true;
+            c->eof_at = host_now_ms();
+        } else if (how == TLS_ERROR) {
+            atomic_fetch_add(&host.tls_errors, 1);
+            if (host.verbose)
+                fprintf(stderr, "kvhost: TLS error from %s; closing the connection\n",
+                        c->peer);
+            conn_close(c); /* not TLS, a failed handshake, or a broken connection */
+        }
+        break;
+    }
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
@@ -93,10 +137,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     bool was_empty = evbuffer_get_length(c->in) == 0;
+    if (c->ssl != NULL)
+        read_tls(c);
     /* Straight into the input buffer with read(2): one system call when the
      * socket holds less than the space offered (evbuffer_read would first ask
      * the kernel how much there is, and then read again to see EAGAIN). */
-    for (size_t total = 0; conn_may_read(c) && total < READ_PER_EVENT;) {
+    for (size_t total = 0;
+         c->ssl == NULL && conn_may_read(c) && total < READ_PER_EVENT;) {
         struct evbuffer_iovec v;
         if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
             conn_close(c); /* out of memory */
@@ -137,6 +184,10 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     conn *c = arg;
     conn_ref(c);
+    if (c->tls_read_wants_write) {
+        c->tls_read_wants_write = false;
+        event_active(c->rev, EV_READ, 0); /* the read that waited goes on */
+    }
     conn_flush(c);
     /* Room again: run what was held back and read on. */
     if (!c->closed && !c->draining && evbuffer_get_length(c->out) < conn_output_limit(c))
@@ -222,6 +273,15 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static bool is_loopback(const struct sockaddr *a)
+{
+    if (a->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+    if (a->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+    return false;
+}
+
 static void on_accepted(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -265,6 +325,17 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
             atomic_fetch_sub(&host.conns, 1);
             continue;
         }
+        if (fresh[i].tls) {
+            c->ssl = SSL_new(host.tls_ctx);
+            if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+                conn_link(c);
+                conn_close(c); /* out of memory */
+                continue;
+            }
+            SSL_set_accept_state(c->ssl); /* the handshake runs in the first reads */
+            atomic_fetch_add(&host.tls_conns, 1);
+        }
+        c->loopback = fresh[i].loopback;
         c->authed = host.users == NULL;
         c->accepted_at = c->last_done = now;
         snprintf(c->peer, sizeof(c->peer), "%s", fresh[i].peer);
@@ -273,12 +344,14 @@ static void on_accepted(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* arg: the listener's kind, &tls_listener or &plain_listener. */
+static const bool plain_listener = false, tls_listener = true;
+
 static void on_listen(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                       int len, void *arg)
 {
     (void)l;
     (void)len;
-    (void)arg;
     char peer[INET6_ADDRSTRLEN] = "?";
     if (addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)addr)->sin_addr, peer, sizeof(peer));
@@ -297,6 +370,8 @@ static void on_listen(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bool queued = w->nnew < (int)(sizeof(w->new_fds) / sizeof(w->new_fds[0]));
     if (queued) {
         w->new_fds[w->nnew].fd = fd;
+        w->new_fds[w->nnew].tls = *(const bool *)arg;
+        w->new_fds[w->nnew].loopback = is_loopback(addr);
         memcpy(w->new_fds[w->nnew].peer, peer, sizeof(peer));
         w->nnew++;
     }
@@ -344,6 +419,8 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
     (void)what;
     (void)arg;
     evconnlistener_enable(listener);
+    if (tls_listener_ev != NULL)
+        evconnlistener_enable(tls_listener_ev);
 }
 
 static void *worker_loop(void *arg)
@@ -361,14 +438,27 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(main_base);
 }
 
+/* SIGHUP: the cluster map is read again (a newer one moves vbuckets). */
+static void on_hangup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    char why[600];
+    int rc = cluster_reload_map(why, sizeof(why));
+    fprintf(stderr, "kvhost: SIGHUP: %s%s\n", rc < 0 ? "the map in use stays: " : "",
+            why);
+}
+
 static void usage(void)
 {
     fprintf(
         stderr,
         "usage: kvhost -e ENGINE.so [-c CONFIG] [-d DATADIR] [-l ADDR] [-p PORT]\n"
         "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-O MAX_OUTPUT]\n"
-        "              [-i IDLE_S] [-R REQUEST_S] [-A AUTH_S] [-U USERS] [-B BUCKET] "
-        "[-v]\n"
+        "              [-i IDLE_S] [-R REQUEST_S] [-A AUTH_S] [-U USERS] [-B BUCKET]\n"
+        "              [-C CHAIN.pem -K KEY.pem [-S TLS_PORT] [-V CLIENT_CA.pem]]\n"
+        "              [-M MAP.json -N NODE] [-v]\n"
         "  -e  engine shared object (create_instance)\n"
         "  -c  engine configuration string key=value;...\n"
         "  -d  data directory (passed to the engine as dbname)\n"
@@ -388,7 +478,15 @@ static void usage(void)
         "      (default 30)\n"
         "  -U  users file (scripts/kvhost-user, readable by its owner only): SASL\n"
         "      (SCRAM-SHA512/256/1, PLAIN) is required, and any address may be used\n"
-        "  -B  the bucket's name for Couchbase clients (default 'default')\n");
+        "  -B  the bucket's name for Couchbase clients (default 'default')\n"
+        "  -C  TLS: the server's certificate chain (PEM); with -K, a TLS listener\n"
+        "  -K  TLS: the server's private key (PEM)\n"
+        "  -S  TLS port (default 11207)\n"
+        "  -V  TLS: require client certificates signed by these CAs (PEM)\n"
+        "  -M  cluster map (JSON): serve as one node of several, each vbucket on the\n"
+        "      node the map names; SIGHUP reads it again (docs/cluster.md)\n"
+        "  -N  this node's index in the map's \"nodes\" (with -M)\n"
+        "  -v  log more: malformed packets, closed connections, the engine's info\n");
     exit(2);
 }
 
@@ -422,15 +520,6 @@ static int bound_port(const struct sockaddr_storage *a)
 {
     return ntohs(a->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)a)->sin6_port
                                           : ((const struct sockaddr_in *)a)->sin_port);
-}
-
-static bool is_loopback(const struct sockaddr *a)
-{
-    if (a->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
-    if (a->sa_family == AF_INET6)
-        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
-    return false;
 }
 
 /* The addresses to listen on: a numeric address, or a host name's addresses
@@ -492,6 +581,27 @@ static void fit_descriptors(void)
         was, host.max_conns, (unsigned long long)rl.rlim_cur, (unsigned long long)kept);
 }
 
+/* A listener on the first of `addrs` that binds (arg: the listener's kind),
+ * or NULL with the reason printed. */
+static struct evconnlistener *listen_on(struct addrinfo *addrs, const char *addr,
+                                        int port, const bool *kind)
+{
+    struct evconnlistener *l = NULL;
+    int bind_errno = 0;
+    for (struct addrinfo *a = addrs; a != NULL && l == NULL; a = a->ai_next) {
+        l = evconnlistener_new_bind(main_base, on_listen, (void *)kind,
+                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
+                                    a->ai_addr, (int)a->ai_addrlen);
+        bind_errno = errno;
+    }
+    if (l == NULL)
+        fprintf(stderr, "kvhost: cannot listen on %s:%d: %s\n", addr, port,
+                strerror(bind_errno));
+    else
+        evconnlistener_set_error_cb(l, on_accept_error);
+    return l;
+}
+
 static int positive(const char *arg)
 {
     char *end;
@@ -505,14 +615,17 @@ int main(int argc, char **argv)
 {
     const char *engine_path = NULL, *config = "", *datadir = NULL, *addr = "127.0.0.1",
                *users = NULL;
-    int port = 11210, threads = 2, opt;
+    const char *tls_chain = NULL, *tls_key = NULL, *tls_ca = NULL, *map = NULL;
+    int node = -1;
+    int port = 11210, tls_port = 11207, threads = 2, opt;
     host.max_conns = 1024;
     host.max_packet = 21u << 20;
     host.max_output = 4u << 20;
     host.request_timeout_s = 60;
     host.auth_timeout_s = 30;
     const char *bucket = "default";
-    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:O:i:R:A:U:B:v")) != -1) {
+    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:O:i:R:A:U:B:C:K:S:V:M:N:v")) !=
+           -1) {
         switch (opt) {
         case 'e':
             engine_path = optarg;
@@ -556,6 +669,24 @@ int main(int argc, char **argv)
         case 'B':
             bucket = optarg;
             break;
+        case 'C':
+            tls_chain = optarg;
+            break;
+        case 'K':
+            tls_key = optarg;
+            break;
+        case 'S':
+            tls_port = positive(optarg);
+            break;
+        case 'V':
+            tls_ca = optarg;
+            break;
+        case 'M':
+            map = optarg;
+            break;
+        case 'N':
+            node = positive(optarg);
+            break;
         case 'v':
             host.verbose = true;
             break;
@@ -565,8 +696,18 @@ int main(int argc, char **argv)
     }
     if (engine_path == NULL || port <= 0 || port > 65535 || threads < 1 || threads > 64 ||
         host.max_conns == 0 || host.max_output == 0 || host.request_timeout_s == 0 ||
-        host.auth_timeout_s == 0)
+        host.auth_timeout_s == 0 || tls_port <= 0 || tls_port > 65535 ||
+        (tls_chain == NULL) != (tls_key == NULL) ||
+        (tls_ca != NULL && tls_chain == NULL) || (map == NULL) != (node < 0))
         usage();
+    if (tls_chain != NULL) {
+        char why[768];
+        host.tls_ctx = tls_server_context(tls_chain, tls_key, tls_ca, why, sizeof(why));
+        if (host.tls_ctx == NULL) {
+            fprintf(stderr, "kvhost: %s\n", why);
+            return 2;
+        }
+    }
     static auth_db db;
     if (users != NULL) {
         char why[512];
@@ -636,52 +777,70 @@ int main(int argc, char **argv)
     }
 
     main_base = event_base_new();
-    int bind_errno = 0;
-    for (struct addrinfo *a = addrs; a != NULL && listener == NULL; a = a->ai_next) {
-        listener = evconnlistener_new_bind(main_base, on_listen, NULL,
-                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 512,
-                                           a->ai_addr, (int)a->ai_addrlen);
-        bind_errno = errno;
+    listener = listen_on(addrs, addr, port, &plain_listener);
+    if (listener != NULL && host.tls_ctx != NULL) {
+        struct addrinfo *tls_addrs = resolve(addr, tls_port, why, sizeof(why));
+        tls_listener_ev =
+            tls_addrs ? listen_on(tls_addrs, addr, tls_port, &tls_listener) : NULL;
+        if (tls_addrs != NULL)
+            freeaddrinfo(tls_addrs);
+        else
+            fprintf(stderr, "kvhost: %s\n", why);
     }
     freeaddrinfo(addrs);
-    if (listener == NULL) {
-        errno = bind_errno;
-        fprintf(stderr, "kvhost: cannot listen on %s:%d: %s\n", addr, port,
-                strerror(errno));
+    if (listener == NULL || (host.tls_ctx != NULL && tls_listener_ev == NULL)) {
+        if (listener != NULL)
+            evconnlistener_free(listener);
         host.engine->destroy(host.engine, true);
         return 1;
     }
-    evconnlistener_set_error_cb(listener, on_accept_error);
     accept_resume_ev = evtimer_new(main_base, on_accept_resume, NULL);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof(bound);
+    struct sockaddr_storage bound, tls_bound;
+    socklen_t blen = sizeof(bound), tlen = sizeof(tls_bound);
     snprintf(why, sizeof(why), "cannot read the listening socket's address");
     if (accept_resume_ev == NULL ||
         getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&bound, &blen) !=
             0 ||
-        cluster_init(host.engine, bucket, bound_port(&bound), datadir, why,
-                     sizeof(why)) != 0) {
+        (tls_listener_ev != NULL &&
+         getsockname(evconnlistener_get_fd(tls_listener_ev),
+                     (struct sockaddr *)&tls_bound, &tlen) != 0) ||
+        cluster_init(host.engine, bucket, bound_port(&bound),
+                     tls_listener_ev ? bound_port(&tls_bound) : 0, datadir, why,
+                     sizeof(why)) != 0 ||
+        (map != NULL && cluster_use_map(map, (unsigned)node, why, sizeof(why)) != 0)) {
         fprintf(stderr, "kvhost: %s\n", why);
         evconnlistener_free(listener);
+        if (tls_listener_ev != NULL)
+            evconnlistener_free(tls_listener_ev);
         host.engine->destroy(host.engine, true);
         return 1;
     }
     struct event *sigterm = evsignal_new(main_base, SIGTERM, on_signal, NULL);
     struct event *sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
+    struct event *sighup = evsignal_new(main_base, SIGHUP, on_hangup, NULL);
     event_add(sigterm, NULL);
     event_add(sigint, NULL);
-    char where[80];
+    event_add(sighup, NULL);
+    char where[80], tls_where[80] = "";
+    if (tls_listener_ev != NULL)
+        address_text(&tls_bound, tls_where, sizeof(tls_where));
     fprintf(stderr,
-            "kvhost %s: %s on %s, %d worker threads, at most %u connections%s%s\n",
+            "kvhost %s: %s on %s%s%s, %d worker threads, at most %u connections%s%s\n",
             KVHOST_VERSION, host.info->description,
-            address_text(&bound, where, sizeof(where)), threads, host.max_conns,
-            datadir ? ", data in " : "", datadir ? datadir : "");
+            address_text(&bound, where, sizeof(where)), tls_where[0] ? ", TLS on " : "",
+            tls_where, threads, host.max_conns, datadir ? ", data in " : "",
+            datadir ? datadir : "");
+    if (map != NULL)
+        fprintf(stderr, "kvhost: node %d of the cluster map %s: %u vbuckets here\n", node,
+                map, cluster_owned());
     event_base_dispatch(main_base);
 
     /* Shutdown: stop accepting, stop the workers, close every connection (the
      * engine's disconnect runs for each), then the engine (its destroy answers
      * any parked command and flushes the data). */
     evconnlistener_free(listener);
+    if (tls_listener_ev != NULL)
+        evconnlistener_free(tls_listener_ev);
     for (int i = 0; i < threads; i++)
         event_base_loopbreak(workers[i].base);
     for (int i = 0; i < threads; i++)
@@ -697,6 +856,9 @@ int main(int argc, char **argv)
     event_free(accept_resume_ev);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
+    cluster_end();
     event_base_free(main_base);
+    SSL_CTX_free(host.tls_ctx);
     return 0;
 }

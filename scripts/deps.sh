@@ -2,7 +2,7 @@
 # Debian when it is missing (as root, with apt-get), or says what to install.
 # Packages: the build (meson, ninja, pkg-config, a C compiler), check
 # (conformance and unit tests), jansson (the engine and kvhost), libevent and
-# libcrypto (kvhost). Callers may ask for more by name (the host tests' real
+# OpenSSL's libssl and libcrypto (kvhost). Callers may ask for more by name (the host tests' real
 # clients).
 
 ep_need_packages() {
@@ -14,7 +14,7 @@ ep_need_packages() {
     pkg-config --exists check 2>/dev/null || missing+=(check)
     pkg-config --exists libevent_pthreads 2>/dev/null || missing+=(libevent-dev)
     pkg-config --exists jansson 2>/dev/null || missing+=(libjansson-dev)
-    pkg-config --exists libcrypto 2>/dev/null || missing+=(libssl-dev)
+    pkg-config --exists libcrypto libssl 2>/dev/null || missing+=(libssl-dev)
     missing+=("$@")
     local really=()
     for p in "${missing[@]}"; do

@@ -236,7 +236,11 @@ static test_result test_vbuckets(engine_handle *h, const test_harness *th)
     CHECK_RC(kv_get_full(h, c, 0, 65535, "k", NULL, 0, NULL), ENGINE_NOT_MY_VBUCKET);
     engine_doc_key k = doc_key(0, "k");
     CHECK_RC(h->remove(h, c, &k, 0, 4, NULL), ENGINE_NOT_MY_VBUCKET);
-    CHECK(stat_count(h, "vbucket") == 4);
+    /* Four states, and the items of the two vbuckets that hold any. */
+    CHECK(stat_count(h, "vbucket") == 6);
+    CHECK(stat_u64(h, "vbucket", "vb_0:items") == 1);
+    CHECK(stat_u64(h, "vbucket", "vb_3:items") == 1);
+    CHECK(stat_u64(h, "vbucket", "vb_1:items") == UINT64_MAX); /* none: no row */
     return TEST_PASS;
 }
 

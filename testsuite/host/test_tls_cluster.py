@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""TLS and cluster-map tests of kvhost (Python standard library, loopback).
+
+    test_tls_cluster.py KVHOST ENGINE_SO EWOULDBLOCK_SO
+
+TLS: a certificate chain made with `openssl req`; what the TLS listener
+takes (TLS 1.2+, the binary protocol inside) and drops (plain TCP, older
+TLS), where PLAIN may be used, a bad certificate at start, and memcached's
+own test client on the plain port beside it. Cluster: nodes started by
+scripts/cluster with one map; not_my_vbucket with the config from a node
+that does not own a vbucket; map reloads (newer, same, broken); a map that
+does not fit the node. Reports in TAP.
+"""
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_hostile as hostile  # noqa: E402  (its Host; it reads the same argv)
+import test_kvhost as kv  # noqa: E402
+import kvclient  # noqa: E402  (test_kvhost put scripts/ on the path)
+
+from test_kvhost import Skip, check, free_port  # noqa: E402
+
+KVHOST, ENGINE = kv.KVHOST, kv.ENGINE
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+NOT_MY_VBUCKET, AUTH_ERROR = 0x07, 0x20
+TESTS = []
+
+
+def test(fn):
+    TESTS.append(fn)
+    return fn
+
+
+def make_certs(d):
+    """A CA and a server certificate for 127.0.0.1 signed by it."""
+    def run(*args):
+        r = subprocess.run(["openssl"] + list(args), capture_output=True)
+        check(r.returncode == 0, "openssl %s: %s" % (args[0], r.stderr.decode()))
+    p = lambda name: os.path.join(d, name)  # noqa: E731
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+        "-keyout", p("ca.key"), "-out", p("ca.pem"))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+        "-keyout", p("server.key"), "-out", p("server.csr"))
+    with open(p("ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-days", "2", "-extfile", p("ext.cnf"), "-out", p("server.pem"))
+    return p("ca.pem"), p("server.pem"), p("server.key")
+
+
+CERTS = None
+
+
+def certs():
+    global CERTS
+    if CERTS is None:
+        CERTS = make_certs(tempfile.mkdtemp(prefix="kvhost_certs."))
+    return CERTS
+
+
+def tls_client(port, host="127.0.0.1", **ctx_opts):
+    """A kvclient.Client over TLS, trusting the test CA."""
+    ctx = ssl.create_default_context(cafile=certs()[0])
+    for k, v in ctx_opts.items():
+        setattr(ctx, k, v)
+    raw = socket.create_connection((host, port), timeout=10)
+    c = kvclient.Client.__new__(kvclient.Client)
+    c.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    c.coll, c.agent = None, b"test_tls"
+    return c
+
+
+def tls_host(*opts, users=None):
+    ca, chain, key = certs()
+    tls_port = free_port()
+    h = hostile.Host("-C", chain, "-K", key, "-S", str(tls_port), *opts, users=users)
+    h.tls_port = tls_port
+    return h
+
+
+def local_address():
+    """This machine's address on a non-loopback interface, or None."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.connect(("10.255.255.255", 1))
+        ip = s.getsockname()[0]
+    except OSError:
+        return None
+    finally:
+        s.close()
+    return None if ip.startswith("127.") else ip
+
+
+# ---- TLS ----
+
+@test
+def tls_kv_and_what_is_dropped():
+    h = tls_host()
+    try:
+        c = tls_client(h.tls_port)
+        check(c.s.version() in ("TLSv1.2", "TLSv1.3"), "TLS version %s" % c.s.version())
+        check(c.call(0x0A)["status"] == 0, "NOOP over TLS")
+        check(c.set(b"k", b"over tls")[0] == 0, "SET over TLS")
+        status, r = c.get(b"k")
+        check(status == 0 and r["value"] == b"over tls", "GET over TLS")
+        # A pipeline larger than one TLS record, answered whole.
+        c.s.sendall(b"".join(kvclient.packet(0x00, key=b"k", opaque=i) for i in range(2000)))
+        got = [c.recv() for _ in range(2000)]
+        check([r["opaque"] for r in got] == list(range(2000)), "2,000 pipelined GETs")
+        c.close()
+        # Plain TCP on the TLS port: dropped.
+        s = socket.create_connection(("127.0.0.1", h.tls_port), timeout=5)
+        s.sendall(kvclient.packet(0x0A))
+        check(hostile.closed_within(s, 5), "a plain client on the TLS port is dropped")
+        check(int(kv.host_stat(h.port, b"tls_errors") or 0) >= 1,
+              "tls_errors counts the dropped client")
+        check(int(kv.host_stat(h.port, b"tls_connections") or 0) >= 2, "tls_connections")
+        # TLS 1.1 and older: refused in the handshake.
+        try:
+            tls_client(h.tls_port, maximum_version=ssl.TLSVersion.TLSv1_1,
+                       minimum_version=ssl.TLSVersion.TLSv1)
+            raise AssertionError("a TLS 1.1 client was accepted")
+        except (ssl.SSLError, ConnectionResetError):
+            pass
+        check(h.proc.poll() is None, "kvhost still runs")
+    finally:
+        h.stop()
+
+
+@test
+def tls_bad_certificate_stops_the_start():
+    ca, chain, key = certs()
+    err = hostile.start_fails("-C", "/nonexistent/chain.pem", "-K", key)
+    check(err is not None and "cannot use the certificate chain /nonexistent/chain.pem" in err,
+          "missing chain: %r" % err)
+    err = hostile.start_fails("-C", chain, "-K", ca)  # a certificate as the key
+    check(err is not None and "cannot use the private key" in err, "bad key: %r" % err)
+    err = hostile.start_fails("-C", chain)
+    check(err is not None and "usage" in err, "a chain without its key: %r" % err)
+
+
+@test
+def plain_only_over_tls_or_loopback():
+    ip = local_address()
+    if ip is None:
+        raise Skip("no non-loopback address on this machine")
+    h = tls_host("-l", "0.0.0.0", users=[("ann", "ann's secret", False)])
+    try:
+        c = kvclient.Client((ip, h.port))
+        c.hello(0x07)  # xerror: a refusal carries its reason
+        mechs = c.call(0x20)["value"].decode().split()
+        check("PLAIN" not in mechs and "SCRAM-SHA512" in mechs, "mechanisms: %s" % mechs)
+        r = c.login_plain(b"ann", b"ann's secret")
+        check(r["status"] == AUTH_ERROR and b"only over TLS" in r["value"],
+              "PLAIN from %s: 0x%x %r" % (ip, r["status"], r["value"]))
+        status, signed = kv.scram_login(c, "SCRAM-SHA512", "ann", "ann's secret")
+        check(status == 0 and signed, "SCRAM from a non-loopback address")
+        t = tls_client(h.tls_port, host=ip)
+        check(t.login_plain(b"ann", b"ann's secret")["status"] == 0, "PLAIN over TLS")
+        loop = kvclient.Client(h.port)
+        check(loop.login_plain(b"ann", b"ann's secret")["status"] == 0, "PLAIN from loopback")
+    finally:
+        h.stop()
+
+
+@test
+def memccapable_beside_tls():
+    if shutil.which("memccapable") is None:
+        raise AssertionError("libmemcached-tools is not installed")
+    h = tls_host()
+    try:
+        r = kv.run_tool(["memccapable", "-h", "127.0.0.1", "-p", str(h.port), "-b"])
+        out = r.stdout.decode()
+        check("All tests passed" in out and out.count("[pass]") == 27,
+              "memccapable on the plain port:\n%s" % out)
+    finally:
+        h.stop()
+
+
+# ---- cluster maps ----
+
+class Cluster:
+    def __init__(self, n):
+        self.dir = tempfile.mkdtemp(prefix="kvhost_map.")
+        self.base = 30000 + free_port() % 20000
+        self.env = dict(os.environ, CLUSTER_DIR=self.dir, CLUSTER_PORT=str(self.base),
+                        KVHOST=KVHOST, ENGINE=ENGINE)
+        self.run("start", str(n))
+        self.ports = [self.base + 10 * i for i in range(n)]
+
+    def run(self, *args):
+        r = subprocess.run([os.path.join(ROOT, "scripts", "cluster")] + list(args),
+                           env=self.env, capture_output=True, timeout=60)
+        check(r.returncode == 0, "scripts/cluster %s: %s" % (args, r.stderr.decode()))
+        return r.stdout.decode()
+
+    def map(self):
+        with open(os.path.join(self.dir, "map.json")) as f:
+            return json.load(f)
+
+    def log(self, i):
+        with open(os.path.join(self.dir, "node%d.log" % i)) as f:
+            return f.read()
+
+    def pid(self, i):
+        with open(os.path.join(self.dir, "pids")) as f:
+            return int(f.read().split()[i])
+
+    def stop(self):
+        self.run("stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def config_of(port, vb):
+    """GET of vbucket vb on the node at port: (status, the config in the body)."""
+    c = kvclient.Client(port)
+    c.hello(0x07, 0x0B, 0x12)
+    r = c.call(0x00, key=kvclient.leb128(0) + b"k", vb=vb)
+    c.close()
+    return r["status"], json.loads(r["value"]) if r["status"] == NOT_MY_VBUCKET else None
+
+
+@test
+def cluster_not_my_vbucket_and_reloads():
+    cl = Cluster(2)
+    try:
+        m = cl.map()
+        vb1 = m["vbuckets"].index(1)  # a vbucket of node 1
+        status, cfg = config_of(cl.ports[0], vb1)
+        check(status == NOT_MY_VBUCKET, "node 0 on vbucket %d: 0x%x" % (vb1, status))
+        check([n["services"]["kv"] for n in cfg["nodesExt"]] == cl.ports and
+              cfg["vBucketServerMap"]["vBucketMap"][vb1] == [1] and cfg["rev"] == 1,
+              "the config in the reply: %s" % json.dumps(cfg)[:300])
+        check(config_of(cl.ports[1], vb1)[0] == 1, "node 1 serves vbucket %d (not found)" % vb1)
+        # A newer map: node 0 takes the vbucket.
+        cl.run("move", "0", str(vb1))
+        for _ in range(200):
+            if config_of(cl.ports[0], vb1)[0] != NOT_MY_VBUCKET:
+                break
+            time.sleep(0.01)
+        check(config_of(cl.ports[0], vb1)[0] == 1, "node 0 serves vbucket %d after the move" % vb1)
+        status, cfg = config_of(cl.ports[1], vb1)
+        check(status == NOT_MY_VBUCKET and cfg["rev"] == 2 and
+              cfg["vBucketServerMap"]["vBucketMap"][vb1] == [0],
+              "node 1 after the move: 0x%x" % status)
+        # The same map again: nothing changes.
+        os.kill(cl.pid(0), 1)
+        time.sleep(0.3)
+        check("not newer than the one in use" in cl.log(0), "same map: %s" % cl.log(0)[-300:])
+        # A broken map: the one in use stays.
+        with open(os.path.join(cl.dir, "map.json"), "w") as f:
+            f.write('{"rev": 3, "nodes": []}')
+        os.kill(cl.pid(1), 1)
+        time.sleep(0.3)
+        check("the map in use stays" in cl.log(1), "broken map: %s" % cl.log(1)[-300:])
+        status, cfg = config_of(cl.ports[1], vb1)
+        check(status == NOT_MY_VBUCKET and cfg["rev"] == 2, "node 1 keeps map rev 2")
+    finally:
+        cl.stop()
+
+
+@test
+def cluster_map_that_does_not_fit():
+    d = tempfile.mkdtemp(prefix="kvhost_map.")
+    try:
+        port = free_port()
+        path = os.path.join(d, "map.json")
+        good = {"rev": 1, "nodes": [{"host": "127.0.0.1", "port": port}],
+                "vbuckets": [0] * 1024}
+        cases = [
+            ({"rev": 1, "nodes": [{"host": "127.0.0.1", "port": port + 1}],
+              "vbuckets": [0] * 1024}, "listens on port"),
+            (dict(good, vbuckets=[0] * 10), "one node index per vbucket"),
+            (dict(good, vbuckets=[1] * 1024), "the owner must be a node index"),
+            (dict(good, rev=0), "\"rev\""),
+        ]
+        for m, want in cases:
+            with open(path, "w") as f:
+                json.dump(m, f)
+            r = subprocess.run([KVHOST, "-e", ENGINE, "-p", str(port), "-M", path, "-N", "0"],
+                               capture_output=True, timeout=20)
+            err = r.stderr.decode()
+            check(r.returncode != 0 and want in err, "map %s: %s" % (json.dumps(m)[:80], err))
+        with open(path, "w") as f:
+            json.dump(good, f)
+        check(hostile.start_fails("-M", path, "-N", "3") is not None,
+              "node 3 of a one-node map")
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def main():
+    try:
+        return 0 if kv.run_tests(TESTS, lambda t: t()) == 0 else 1
+    finally:
+        if CERTS is not None:
+            shutil.rmtree(os.path.dirname(CERTS[0]), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
