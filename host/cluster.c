@@ -294,8 +294,9 @@ static cluster_map *map_read(const char *path, unsigned me, char *why, size_t wh
         bad = "\"rev\" must be an integer of 1 or more";
     else if (epoch != NULL && (!json_is_integer(epoch) || json_integer_value(epoch) < 0))
         bad = "\"revEpoch\" must be an integer of 0 or more";
-    else if (uuid != NULL && !valid_uuid(json_string_value(uuid)))
-        bad = "\"uuid\" must be 32 lower-case hex digits";
+    else if (!valid_uuid(json_string_value(uuid)))
+        bad = "\"uuid\" (the bucket's, the same on every node) must be 32 lower-case "
+              "hex digits";
     else if (!json_is_array(nodes) || json_array_size(nodes) == 0 ||
              json_array_size(nodes) > 1024)
         bad = "\"nodes\" must be an array of 1 to 1024 nodes";
@@ -305,8 +306,8 @@ static cluster_map *map_read(const char *path, unsigned me, char *why, size_t wh
         bad = "this node's index (-N) is not in \"nodes\"";
     if (bad == NULL) {
         m->rev = json_integer_value(rev);
-        m->rev_epoch = epoch != NULL ? json_integer_value(epoch) : 0;
-        snprintf(m->uuid, sizeof(m->uuid), "%s", uuid ? json_string_value(uuid) : "");
+        m->rev_epoch = epoch != NULL ? json_integer_value(epoch) : 1;
+        snprintf(m->uuid, sizeof(m->uuid), "%s", json_string_value(uuid));
         m->nnodes = (unsigned)json_array_size(nodes);
         m->nvbuckets = cl.vbuckets;
         m->nodes = calloc(m->nnodes, sizeof(*m->nodes));
@@ -333,6 +334,15 @@ static cluster_map *map_read(const char *path, unsigned me, char *why, size_t wh
         snprintf(m->nodes[i].host, sizeof(m->nodes[i].host), "%s", host);
         m->nodes[i].port = (int)json_integer_value(port);
         m->nodes[i].tls_port = tls != NULL ? (int)json_integer_value(tls) : 0;
+        for (unsigned j = 0; j < i; j++) {
+            if (strcmp(m->nodes[j].host, host) == 0 &&
+                m->nodes[j].port == m->nodes[i].port) {
+                snprintf(why, whylen, "cluster map %s: nodes %u and %u are both %s:%d",
+                         path, j, i, host, m->nodes[i].port);
+                bad = "";
+                break;
+            }
+        }
     }
     for (unsigned vb = 0; bad == NULL && vb < m->nvbuckets; vb++) {
         json_t *o = json_array_get(vbs, vb);
@@ -425,14 +435,22 @@ int cluster_reload_map(char *why, size_t whylen)
         map_free(m);
         return 1;
     }
-    if (map_apply(m, why, whylen) != 0) {
-        map_free(m);
-        return -1;
-    }
+    /* The new config first, then the states: a not_my_vbucket answered in
+     * between already carries the map that explains it. */
     pthread_mutex_lock(&cl.lock);
     cluster_map *old = cl.map;
     cl.map = m;
     pthread_mutex_unlock(&cl.lock);
+    char refused[256];
+    if (map_apply(m, refused, sizeof(refused)) != 0) {
+        /* Only an engine that refuses a valid state: the new map is served,
+         * and says which vbuckets this node should have. */
+        snprintf(why, whylen,
+                 "cluster map %s: revision %" PRId64 ".%" PRId64 " in use, but %s",
+                 cl.map_path, m->rev_epoch, m->rev, refused);
+        map_free(old);
+        return 2;
+    }
     unsigned moved = 0;
     for (unsigned vb = 0; vb < m->nvbuckets; vb++)
         moved += old->owner[vb] != m->owner[vb];

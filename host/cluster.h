@@ -35,8 +35,9 @@ char *cluster_config_json(bool bucket);
 
 /**
  * After cluster_init: serve as node `me` of the cluster map in the file at
- * `path` (JSON: {"rev": n, "revEpoch": n, "uuid": hex, "nodes": [{"host",
- * "port", "tlsPort"}], "vbuckets": [owner index per vbucket]}). This node's
+ * `path` (JSON: {"rev": n, "revEpoch": n (default 1), "uuid": 32 hex digits,
+ * "nodes": [{"host", "port", "tlsPort"}], "vbuckets": [owner index per
+ * vbucket]}). This node's
  * vbuckets become active and all others dead; the config lists the map's
  * nodes, and its rev and revEpoch are the map's. 0, or -1 with a reason.
  */
@@ -45,8 +46,9 @@ int cluster_use_map(const char *path, unsigned me, char *why, size_t whylen);
 /**
  * Reads the map file again (kvhost: on SIGHUP). A map of a newer revision
  * (revEpoch, then rev) is applied: vbuckets change owner, the config follows.
- * 0 (applied; `why` says what changed), 1 (not newer: nothing changed), or -1
- * (unreadable or invalid: the map in use stays), with a line in `why`.
+ * 0 (applied; `why` says what changed), 1 (not newer: nothing changed), 2
+ * (applied, but the engine refused a vbucket state), or -1 (unreadable or
+ * invalid: the map in use stays), with a line in `why`.
  */
 int cluster_reload_map(char *why, size_t whylen);
 

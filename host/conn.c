@@ -194,8 +194,8 @@ void conn_flush(conn *c)
     }
     if (c->closed)
         return;
-    if (evbuffer_get_length(c->out) > 0)
-        event_add(c->wev, NULL);
+    if (evbuffer_get_length(c->out) > 0 && !c->tls_write_wants_read)
+        event_add(c->wev, NULL); /* (a write that waits for a read: on_readable) */
     else if (c->closing && !c->draining)
         conn_finish(c);
 }
@@ -213,6 +213,8 @@ size_t conn_output_limit(const conn *c)
  * closing connection whose answers are all written reads only to discard. */
 bool conn_may_read(const conn *c)
 {
+    if (c->tls_read_wants_write)
+        return false; /* on_writable reads again */
     if (c->draining || c->tls_write_wants_read)
         return !c->closed;
     return !c->closed && !c->closing && !c->eof &&

@@ -107,6 +107,7 @@ static void read_tls(conn *c)
         if (how == TLS_WANT_WRITE) {
             c->tls_read_wants_write = true; /* on_writable reads again */
             event_add(c->wev, NULL);
+            conn_update_reading(c);
         } else if (how == TLS_EOF) {
             c->eof = true;
             c->eof_at = host_now_ms();
@@ -186,6 +187,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
     conn_ref(c);
     if (c->tls_read_wants_write) {
         c->tls_read_wants_write = false;
+        conn_update_reading(c);
         event_active(c->rev, EV_READ, 0); /* the read that waited goes on */
     }
     conn_flush(c);
@@ -618,6 +620,8 @@ int main(int argc, char **argv)
     const char *tls_chain = NULL, *tls_key = NULL, *tls_ca = NULL, *map = NULL;
     int node = -1;
     int port = 11210, tls_port = 11207, threads = 2, opt;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* until its handler is in place (after the map) */
     host.max_conns = 1024;
     host.max_packet = 21u << 20;
     host.max_output = 4u << 20;
@@ -751,7 +755,6 @@ int main(int argc, char **argv)
     snprintf(full_config, sizeof(full_config), "%s%s%s%s", config,
              datadir && config[0] ? ";" : "", datadir ? "dbname=" : "",
              datadir ? datadir : "");
-    signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     host.engine = load_engine(engine_path, full_config);
     host.engine->get_info(host.engine, &host.info);

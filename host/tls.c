@@ -33,6 +33,15 @@ SSL_CTX *tls_server_context(const char *chain, const char *key, const char *clie
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A client that closes without close_notify is done, not in error: the
+     * protocol frames its own packets, so no truncation goes unseen. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+    /* Sessions are resumed only into this server's context (needed with
+     * client certificates, harmless without). */
+    static const unsigned char sid_ctx[] = "kvhost";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     /* The output buffer moves between a write that wants to be retried and
      * its retry; a write may take part of what it is given. */
     SSL_CTX_set_mode(ctx,
@@ -96,6 +105,7 @@ static tls_io outcome(SSL *ssl, int rc)
 
 size_t tls_read(SSL *ssl, void *buf, size_t cap, tls_io *how)
 {
+    ERR_clear_error(); /* SSL_get_error reads the queue: nothing stale in it */
     errno = 0;
     int rc = SSL_read(ssl, buf, cap > INT_MAX ? INT_MAX : (int)cap);
     if (rc > 0) {
@@ -108,6 +118,7 @@ size_t tls_read(SSL *ssl, void *buf, size_t cap, tls_io *how)
 
 size_t tls_write(SSL *ssl, const void *buf, size_t len, tls_io *how)
 {
+    ERR_clear_error();
     errno = 0;
     int rc = SSL_write(ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
     if (rc > 0) {

@@ -9,6 +9,9 @@ library): the one that scripts/ep-collections and the host tests use.
 
 A response is a dict: op, status, cas, opaque, datatype, extras, key, value.
 """
+import base64
+import hashlib
+import hmac
 import socket
 import struct
 
@@ -93,6 +96,36 @@ class Client:
     def login_plain(self, user, password):
         """The SASL PLAIN answer (status 0: logged in)."""
         return self.call(0x21, key=b"PLAIN", value=b"\0" + user + b"\0" + password)
+
+    def login_scram(self, user, password, mech="SCRAM-SHA512", nonce="f3 Kx! q~9",
+                    tamper=False, c_attr="biws", final_nonce=None):
+        """A SCRAM login (RFC 5802/7677): the final status, and whether the
+        server's signature checked out. tamper, c_attr and final_nonce make a
+        wrong proof, channel binding or nonce on purpose (tests)."""
+        algo = {"SCRAM-SHA512": "sha512", "SCRAM-SHA256": "sha256", "SCRAM-SHA1": "sha1"}[mech]
+        bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"), nonce)
+        r = self.call(0x21, key=mech.encode(), value=("n,," + bare).encode())
+        if r["status"] != 0x21:
+            return r["status"], False
+        first = r["value"].decode()
+        fields = dict(f.split("=", 1) for f in first.split(","))
+        if not (fields["r"].startswith(nonce) and len(fields["r"]) > len(nonce)):
+            raise ValueError("the server's nonce does not extend ours: %s" % first)
+        salted = hashlib.pbkdf2_hmac(algo, password.encode(), base64.b64decode(fields["s"]),
+                                     int(fields["i"]))
+        client_key = hmac.new(salted, b"Client Key", algo).digest()
+        stored = hashlib.new(algo, client_key).digest()
+        without = "c=%s,r=%s" % (c_attr, final_nonce or fields["r"])
+        auth_message = ",".join([bare, first, without]).encode()
+        signature = hmac.new(stored, auth_message, algo).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, signature))
+        if tamper:
+            proof = bytes([proof[0] ^ 1]) + proof[1:]
+        r = self.call(0x22, key=mech.encode(),
+                      value=(without + ",p=" + base64.b64encode(proof).decode()).encode())
+        server_key = hmac.new(salted, b"Server Key", algo).digest()
+        want_v = b"v=" + base64.b64encode(hmac.new(server_key, auth_message, algo).digest())
+        return r["status"], r["value"] == want_v
 
     def set(self, key, value, flags=0, exp=0, cas=0, op=0x01, coll=None, vb=0):
         r = self.call(op, key=self.k(key, coll), value=value,

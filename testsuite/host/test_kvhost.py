@@ -8,9 +8,6 @@ every command, the LEB128 collection keys (exact bytes), the error mappings
 and bodies, malformed input, durable writes across a restart, and the real
 clients from libmemcached-tools. Reports in TAP.
 """
-import base64
-import hashlib
-import hmac
 import json
 import os
 import random
@@ -766,33 +763,10 @@ def sasl_plain(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def scram_login(c, mech, user, password, nonce="f3 Kx! q~9", tamper=False, c_attr="biws",
-                final_nonce=None):
-    """A SCRAM client (RFC 5802/7677) over kvhost's SASL commands; returns the
-    final status and whether the server's signature checked out."""
-    algo = {"SCRAM-SHA512": "sha512", "SCRAM-SHA256": "sha256", "SCRAM-SHA1": "sha1"}[mech]
-    bare = "n=%s,r=%s" % (user.replace("=", "=3D").replace(",", "=2C"), nonce)
-    r = c.call(0x21, key=mech.encode(), value=("n,," + bare).encode())
-    if r["status"] != 0x21:
-        return r["status"], False
-    first = r["value"].decode()
-    fields = dict(f.split("=", 1) for f in first.split(","))
-    check(fields["r"].startswith(nonce) and len(fields["r"]) > len(nonce), "server nonce")
-    salted = hashlib.pbkdf2_hmac(algo, password.encode(), base64.b64decode(fields["s"]),
-                                 int(fields["i"]))
-    client_key = hmac.new(salted, b"Client Key", algo).digest()
-    stored = hashlib.new(algo, client_key).digest()
-    without = "c=%s,r=%s" % (c_attr, final_nonce or fields["r"])
-    auth_message = ",".join([bare, first, without]).encode()
-    signature = hmac.new(stored, auth_message, algo).digest()
-    proof = bytes(a ^ b for a, b in zip(client_key, signature))
-    if tamper:
-        proof = bytes([proof[0] ^ 1]) + proof[1:]
-    r = c.call(0x22, key=mech.encode(),
-               value=(without + ",p=" + base64.b64encode(proof).decode()).encode())
-    server_key = hmac.new(salted, b"Server Key", algo).digest()
-    want_v = b"v=" + base64.b64encode(hmac.new(server_key, auth_message, algo).digest())
-    return r["status"], r["value"] == want_v
+def scram_login(c, mech, user, password, **kw):
+    """kvclient's SCRAM client: the final status and whether the server's
+    signature checked out."""
+    return c.login_scram(user, password, mech, **kw)
 
 
 @test

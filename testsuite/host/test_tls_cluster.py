@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_hostile as hostile  # noqa: E402  (its Host; it reads the same argv)
@@ -53,6 +54,11 @@ def make_certs(d):
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", p("server.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
         "-CAcreateserial", "-days", "2", "-extfile", p("ext.cnf"), "-out", p("server.pem"))
+    # A client certificate of the same CA, for -V.
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=a client",
+        "-keyout", p("client.key"), "-out", p("client.csr"))
+    run("x509", "-req", "-in", p("client.csr"), "-CA", p("ca.pem"), "-CAkey", p("ca.key"),
+        "-CAcreateserial", "-days", "2", "-out", p("client.pem"))
     return p("ca.pem"), p("server.pem"), p("server.key")
 
 
@@ -66,9 +72,13 @@ def certs():
     return CERTS
 
 
-def tls_client(port, host="127.0.0.1", **ctx_opts):
-    """A kvclient.Client over TLS, trusting the test CA."""
+def tls_client(port, host="127.0.0.1", client_cert=False, **ctx_opts):
+    """A kvclient.Client over TLS, trusting the test CA (with the client
+    certificate the CA signed, if asked)."""
     ctx = ssl.create_default_context(cafile=certs()[0])
+    if client_cert:
+        d = os.path.dirname(certs()[0])
+        ctx.load_cert_chain(os.path.join(d, "client.pem"), os.path.join(d, "client.key"))
     for k, v in ctx_opts.items():
         setattr(ctx, k, v)
     raw = socket.create_connection((host, port), timeout=10)
@@ -84,6 +94,16 @@ def tls_host(*opts, users=None):
     h = hostile.Host("-C", chain, "-K", key, "-S", str(tls_port), *opts, users=users)
     h.tls_port = tls_port
     return h
+
+
+def wait_for(cond, seconds=10):
+    """Polls cond until it holds (True) or the time is up (False)."""
+    end = time.time() + seconds
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
 
 
 def local_address():
@@ -123,14 +143,47 @@ def tls_kv_and_what_is_dropped():
         check(int(kv.host_stat(h.port, b"tls_errors") or 0) >= 1,
               "tls_errors counts the dropped client")
         check(int(kv.host_stat(h.port, b"tls_connections") or 0) >= 2, "tls_connections")
-        # TLS 1.1 and older: refused in the handshake.
+        # TLS 1.1 and older: the server refuses them in the handshake (the
+        # client is let offer TLS 1.1, which its own defaults forbid).
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(certs()[0])
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TLS 1.0/1.1: on purpose
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        errors = int(kv.host_stat(h.port, b"tls_errors") or 0)
         try:
-            tls_client(h.tls_port, maximum_version=ssl.TLSVersion.TLSv1_1,
-                       minimum_version=ssl.TLSVersion.TLSv1)
+            ctx.wrap_socket(socket.create_connection(("127.0.0.1", h.tls_port), timeout=5),
+                            server_hostname="127.0.0.1")
             raise AssertionError("a TLS 1.1 client was accepted")
-        except (ssl.SSLError, ConnectionResetError):
-            pass
+        except ssl.SSLError as e:
+            check("PROTOCOL_VERSION" in str(e) or "VERSION" in str(e).upper(),
+                  "TLS 1.1 refused with a version alert: %s" % e)
+        check(wait_for(lambda: int(kv.host_stat(h.port, b"tls_errors") or 0) > errors),
+              "the server refused the TLS 1.1 handshake (tls_errors)")
         check(h.proc.poll() is None, "kvhost still runs")
+    finally:
+        h.stop()
+
+
+@test
+def tls_client_certificates():
+    """-V: only clients with a certificate of the given CA get in."""
+    h = tls_host("-V", certs()[0])
+    try:
+        c = tls_client(h.tls_port, client_cert=True)
+        check(c.call(0x0A)["status"] == 0, "NOOP with a client certificate")
+        c.close()
+        refused = False
+        try:
+            n = tls_client(h.tls_port)
+            n.s.settimeout(5)
+            n.send(0x0A)
+            refused = n.s.recv(24) == b""
+        except (ssl.SSLError, ConnectionResetError, EOFError, BrokenPipeError):
+            refused = True
+        check(refused, "a client without a certificate got an answer")
     finally:
         h.stop()
 
@@ -187,10 +240,27 @@ def memccapable_beside_tls():
 
 # ---- cluster maps ----
 
+def free_base(n):
+    """A base port with its n nodes' ports (base + 10 i, and + 1 for TLS) free,
+    below the ephemeral range (so no outgoing connection takes one meanwhile)."""
+    import random
+    for _ in range(100):
+        base = random.randrange(20000, 32000 - 10 * n, 10)
+        try:
+            for p in [base + 10 * i + d for i in range(n) for d in (0, 1)]:
+                s = socket.socket()
+                s.bind(("127.0.0.1", p))
+                s.close()
+            return base
+        except OSError:
+            continue
+    raise AssertionError("no free ports for %d nodes" % n)
+
+
 class Cluster:
     def __init__(self, n):
         self.dir = tempfile.mkdtemp(prefix="kvhost_map.")
-        self.base = 30000 + free_port() % 20000
+        self.base = free_base(n)
         self.env = dict(os.environ, CLUSTER_DIR=self.dir, CLUSTER_PORT=str(self.base),
                         KVHOST=KVHOST, ENGINE=ENGINE)
         self.run("start", str(n))
@@ -241,11 +311,7 @@ def cluster_not_my_vbucket_and_reloads():
               "the config in the reply: %s" % json.dumps(cfg)[:300])
         check(config_of(cl.ports[1], vb1)[0] == 1, "node 1 serves vbucket %d (not found)" % vb1)
         # A newer map: node 0 takes the vbucket.
-        cl.run("move", "0", str(vb1))
-        for _ in range(200):
-            if config_of(cl.ports[0], vb1)[0] != NOT_MY_VBUCKET:
-                break
-            time.sleep(0.01)
+        cl.run("move", "0", str(vb1))  # returns once both nodes serve the new map
         check(config_of(cl.ports[0], vb1)[0] == 1, "node 0 serves vbucket %d after the move" % vb1)
         status, cfg = config_of(cl.ports[1], vb1)
         check(status == NOT_MY_VBUCKET and cfg["rev"] == 2 and
@@ -253,14 +319,14 @@ def cluster_not_my_vbucket_and_reloads():
               "node 1 after the move: 0x%x" % status)
         # The same map again: nothing changes.
         os.kill(cl.pid(0), 1)
-        time.sleep(0.3)
-        check("not newer than the one in use" in cl.log(0), "same map: %s" % cl.log(0)[-300:])
+        check(wait_for(lambda: "not newer than the one in use" in cl.log(0)),
+              "same map: %s" % cl.log(0)[-300:])
         # A broken map: the one in use stays.
         with open(os.path.join(cl.dir, "map.json"), "w") as f:
             f.write('{"rev": 3, "nodes": []}')
         os.kill(cl.pid(1), 1)
-        time.sleep(0.3)
-        check("the map in use stays" in cl.log(1), "broken map: %s" % cl.log(1)[-300:])
+        check(wait_for(lambda: "the map in use stays" in cl.log(1)),
+              "broken map: %s" % cl.log(1)[-300:])
         status, cfg = config_of(cl.ports[1], vb1)
         check(status == NOT_MY_VBUCKET and cfg["rev"] == 2, "node 1 keeps map rev 2")
     finally:
@@ -273,11 +339,13 @@ def cluster_map_that_does_not_fit():
     try:
         port = free_port()
         path = os.path.join(d, "map.json")
-        good = {"rev": 1, "nodes": [{"host": "127.0.0.1", "port": port}],
+        uuid = "0123456789abcdef0123456789abcdef"
+        good = {"rev": 1, "uuid": uuid, "nodes": [{"host": "127.0.0.1", "port": port}],
                 "vbuckets": [0] * 1024}
         cases = [
-            ({"rev": 1, "nodes": [{"host": "127.0.0.1", "port": port + 1}],
-              "vbuckets": [0] * 1024}, "listens on port"),
+            (dict(good, nodes=[{"host": "127.0.0.1", "port": port + 1}]), "listens on port"),
+            (dict(good, nodes=[{"host": "127.0.0.1", "port": port}] * 2), "are both"),
+            ({k: v for k, v in good.items() if k != "uuid"}, "\"uuid\""),
             (dict(good, vbuckets=[0] * 10), "one node index per vbucket"),
             (dict(good, vbuckets=[1] * 1024), "the owner must be a node index"),
             (dict(good, rev=0), "\"rev\""),

@@ -12,7 +12,7 @@ const os = require('node:os')
 const path = require('node:path')
 const couchbase = require('couchbase')
 
-const { ROOT, KVHOST, ENGINE, freePort, sleep, vbucketOf, nodeStats } = require('./harness')
+const { ROOT, KVHOST, ENGINE, freeBase, sleep, vbucketOf, nodeStats } = require('./harness')
 
 const NODES = 3
 
@@ -35,8 +35,7 @@ function vbucketItems(port) {
 
 test('three nodes, one map', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvhost_cluster.'))
-  // Ten ports apart per node: a free base with room above it.
-  const base = (await freePort()) % 20000 + 30000
+  const base = await freeBase(NODES)
   const env = { ...process.env, CLUSTER_DIR: dir, CLUSTER_PORT: String(base), KVHOST, ENGINE }
   cluster(env, 'start', String(NODES))
   t.after(() => {

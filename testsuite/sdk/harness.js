@@ -28,6 +28,28 @@ function freePort() {
   })
 }
 
+function portFree(port) {
+  return new Promise((resolve) => {
+    const s = net.createServer()
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
+// A base port whose n nodes' ports (base + 10 i, and + 1 for TLS) are free,
+// below the ephemeral range (no outgoing connection takes one meanwhile).
+async function freeBase(n) {
+  for (let tries = 0; tries < 100; tries++) {
+    const base = 20000 + 10 * Math.floor(Math.random() * (1200 - n))
+    let ok = true
+    for (let i = 0; i < n && ok; i++) {
+      ok = (await portFree(base + 10 * i)) && (await portFree(base + 10 * i + 1))
+    }
+    if (ok) return base
+  }
+  throw new Error(`no free ports for ${n} nodes`)
+}
+
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms))
 }
@@ -158,6 +180,6 @@ function nodeStats(port, group) {
   return JSON.parse(String(r.stdout))
 }
 
-module.exports = { ROOT, KVHOST, ENGINE, PASSWORD, TIMEOUTS, freePort, sleep, Server,
+module.exports = { ROOT, KVHOST, ENGINE, PASSWORD, TIMEOUTS, freePort, freeBase, sleep, Server,
   connect, makeCerts, vbucketOf, nodeStats }
 
