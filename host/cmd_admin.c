@@ -23,10 +23,10 @@ static void add_stat(const char *key, uint16_t klen, const char *val, uint32_t v
     wire_send(s->c, s->r, ST_SUCCESS, NULL, 0, key, klen, val, vlen, 0, 0);
 }
 
-static void host_stat(stat_ctx *s, const char *key, const char *fmt, uint64_t v)
+static void host_stat(stat_ctx *s, const char *key, uint64_t v)
 {
     char val[32];
-    snprintf(val, sizeof(val), fmt, v);
+    snprintf(val, sizeof(val), "%" PRIu64, v);
     add_stat(key, (uint16_t)strlen(key), val, (uint32_t)strlen(val), s);
 }
 
@@ -38,22 +38,18 @@ engine_errc cmd_stat(conn *c, req *r)
     memcpy(group, r->key, r->keylen);
     stat_ctx s = {c, r};
     if (group[0] == '\0') {
-        host_stat(&s, "pid", "%" PRIu64, (uint64_t)getpid());
-        host_stat(&s, "curr_connections", "%" PRIu64, atomic_load(&host.conns));
-        host_stat(&s, "total_connections", "%" PRIu64, atomic_load(&host.total_conns));
-        host_stat(&s, "rejected_connections", "%" PRIu64,
-                  atomic_load(&host.rejected_conns));
-        host_stat(&s, "notifies_dropped", "%" PRIu64,
-                  atomic_load(&host.notifies_dropped));
-        host_stat(&s, "durable_timeouts", "%" PRIu64,
-                  atomic_load(&host.durable_timeouts));
-        host_stat(&s, "notifies_duplicate", "%" PRIu64,
-                  atomic_load(&host.notifies_duplicate));
-        host_stat(&s, "deadline_closes", "%" PRIu64, atomic_load(&host.deadline_closes));
-        host_stat(&s, "accept_pauses", "%" PRIu64, atomic_load(&host.accept_pauses));
-        host_stat(&s, "auth_failures", "%" PRIu64, atomic_load(&host.auth_failures));
-        host_stat(&s, "tls_connections", "%" PRIu64, atomic_load(&host.tls_conns));
-        host_stat(&s, "tls_errors", "%" PRIu64, atomic_load(&host.tls_errors));
+        host_stat(&s, "pid", (uint64_t)getpid());
+        host_stat(&s, "curr_connections", atomic_load(&host.conns));
+        host_stat(&s, "total_connections", atomic_load(&host.total_conns));
+        host_stat(&s, "rejected_connections", atomic_load(&host.rejected_conns));
+        host_stat(&s, "notifies_dropped", atomic_load(&host.notifies_dropped));
+        host_stat(&s, "durable_timeouts", atomic_load(&host.durable_timeouts));
+        host_stat(&s, "notifies_duplicate", atomic_load(&host.notifies_duplicate));
+        host_stat(&s, "deadline_closes", atomic_load(&host.deadline_closes));
+        host_stat(&s, "accept_pauses", atomic_load(&host.accept_pauses));
+        host_stat(&s, "auth_failures", atomic_load(&host.auth_failures));
+        host_stat(&s, "tls_connections", atomic_load(&host.tls_conns));
+        host_stat(&s, "tls_errors", atomic_load(&host.tls_errors));
         const char *v = KVHOST_VERSION;
         add_stat("version", 7, v, (uint32_t)strlen(v), &s);
     }

@@ -160,10 +160,8 @@ static bool flush_tls(conn *c)
             evbuffer_drain(c->out, n);
             continue;
         }
-        if (how == TLS_WANT_READ) {
+        if (how == TLS_WANT_READ)
             c->tls_write_wants_read = true; /* on_readable flushes again */
-            conn_update_reading(c);
-        }
         if (how == TLS_WANT_READ || how == TLS_WANT_WRITE)
             break;
         return false;
@@ -194,8 +192,10 @@ void conn_flush(conn *c)
     }
     if (c->closed)
         return;
-    if (evbuffer_get_length(c->out) > 0 && !c->tls_write_wants_read)
-        event_add(c->wev, NULL); /* (a write that waits for a read: on_readable) */
+    if (c->tls_write_wants_read)
+        conn_update_reading(c); /* the read brings what the write waits for */
+    else if (evbuffer_get_length(c->out) > 0)
+        event_add(c->wev, NULL);
     else if (c->closing && !c->draining)
         conn_finish(c);
 }
