@@ -21,15 +21,9 @@ static bool durability_refused(conn *c, const req *r, engine_errc rc)
     if (r->durability == ENGINE_DURABILITY_NONE)
         return false;
     if (host.engine->interface < ENGINE_API_VERSION_2) {
-        conn_clear_error(c);
-        if (c->xerror)
-            wire_send_error_body(
-                c, r, ST_DURABILITY_INVALID_LEVEL,
-                "the engine cannot make writes durable (engine interface "
-                "v1): nothing was stored",
-                NULL);
-        else
-            wire_send(c, r, ST_DURABILITY_INVALID_LEVEL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_refuse(c, r, ST_DURABILITY_INVALID_LEVEL,
+                    "the engine cannot make writes durable (engine interface v1): "
+                    "nothing was stored");
         return true;
     }
     if (rc == ENGINE_NOT_SUPPORTED) {
@@ -53,15 +47,9 @@ static void durable_timeout(evutil_socket_t fd, short what, void *arg)
     if (c->closed || !c->parked || c->answered_early ||
         wire_parse_packet(c, &r, &pkt) != 1)
         return;
-    conn_clear_error(c);
-    if (c->xerror)
-        wire_send_error_body(
-            c, &r, ST_SYNC_WRITE_AMBIGUOUS,
-            "the durability timeout passed before the write was on disk; "
-            "it stays queued and may still be made durable",
-            NULL);
-    else
-        wire_send(c, &r, ST_SYNC_WRITE_AMBIGUOUS, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+    wire_refuse(c, &r, ST_SYNC_WRITE_AMBIGUOUS,
+                "the durability timeout passed before the write was on disk; "
+                "it stays queued and may still be made durable");
     c->answered_early = true;
     atomic_fetch_add(&host.durable_timeouts, 1);
     conn_flush(c);

@@ -134,14 +134,9 @@ engine_errc cmd_sasl(conn *c, req *r)
     if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN && !plain_allowed(c)) {
         /* Not a failed login (no password was checked): said as it is. */
         auth_scram_clear(&c->scram);
-        conn_clear_error(c);
-        if (c->xerror)
-            wire_send_error_body(c, r, ST_AUTH_ERROR,
-                                 "PLAIN is accepted only over TLS or from a loopback "
-                                 "address: use SCRAM-SHA512 (or connect with TLS)",
-                                 NULL);
-        else
-            wire_send(c, r, ST_AUTH_ERROR, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_refuse(c, r, ST_AUTH_ERROR,
+                    "PLAIN is accepted only over TLS or from a loopback address: use "
+                    "SCRAM-SHA512 (or connect with TLS)");
         return ENGINE_SUCCESS;
     }
     if (r->opcode == OP_SASL_AUTH && mech == AUTH_PLAIN) {

@@ -150,14 +150,18 @@ void wire_send_error(conn *c, const req *r, engine_errc rc)
     wire_send_error_status(c, r, wire_status_of(c, rc));
 }
 
-/* Refuses a packet whose shape is wrong for its command. */
-void wire_invalid(conn *c, const req *r, const char *why)
+void wire_refuse(conn *c, const req *r, uint16_t st, const char *why)
 {
     conn_clear_error(c);
     if (c->xerror)
-        wire_send_error_body(c, r, ST_EINVAL, why, NULL);
+        wire_send_error_body(c, r, st, why, NULL);
     else
-        wire_send(c, r, ST_EINVAL, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+        wire_send(c, r, st, NULL, 0, NULL, 0, NULL, 0, 0, 0);
+}
+
+void wire_invalid(conn *c, const req *r, const char *why)
+{
+    wire_refuse(c, r, ST_EINVAL, why);
 }
 
 /* ---- keys ---- */

@@ -155,6 +155,9 @@ void wire_send_json(conn *c, const req *r, uint16_t st, char *json);
 /* An error answer with the engine's reason, if the client asked for reasons. */
 void wire_send_error_status(conn *c, const req *r, uint16_t st);
 void wire_send_error(conn *c, const req *r, engine_errc rc);
+/* Answers status st, with `why` as the error body for clients that asked
+ * for reasons (xerror): for refusals of the host's own (not the engine's). */
+void wire_refuse(conn *c, const req *r, uint16_t st, const char *why);
 /* Refuses a packet whose shape is wrong for its command. */
 void wire_invalid(conn *c, const req *r, const char *why);
 
