@@ -258,12 +258,12 @@ def free_base(n):
 
 
 class Cluster:
-    def __init__(self, n):
+    def __init__(self, n, tls=False):
         self.dir = tempfile.mkdtemp(prefix="kvhost_map.")
         self.base = free_base(n)
         self.env = dict(os.environ, CLUSTER_DIR=self.dir, CLUSTER_PORT=str(self.base),
                         KVHOST=KVHOST, ENGINE=ENGINE)
-        self.run("start", str(n))
+        self.run("start", str(n), *(["--tls"] if tls else []))
         self.ports = [self.base + 10 * i for i in range(n)]
 
     def run(self, *args):
@@ -329,6 +329,29 @@ def cluster_not_my_vbucket_and_reloads():
               "broken map: %s" % cl.log(1)[-300:])
         status, cfg = config_of(cl.ports[1], vb1)
         check(status == NOT_MY_VBUCKET and cfg["rev"] == 2, "node 1 keeps map rev 2")
+    finally:
+        cl.stop()
+
+
+@test
+def cluster_with_tls():
+    """scripts/cluster --tls: every node's TLS port is in the config as kvSSL,
+    and a TLS client of the cluster's CA is served there."""
+    cl = Cluster(2, tls=True)
+    try:
+        c = kvclient.Client(cl.ports[0])
+        r = c.call(0xB5)
+        cfg = json.loads(r["value"])
+        check([n["services"].get("kvSSL") for n in cfg["nodesExt"]] ==
+              [p + 1 for p in cl.ports], "kvSSL in the config: %s" % cfg["nodesExt"])
+        ctx = ssl.create_default_context(cafile=os.path.join(cl.dir, "ca.pem"))
+        raw = socket.create_connection(("127.0.0.1", cl.ports[1] + 1), timeout=10)
+        t = kvclient.Client.__new__(kvclient.Client)
+        t.s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        t.coll, t.agent = None, b"test_tls"
+        vb = cl.map()["vbuckets"].index(1)
+        r = t.call(0x01, key=b"k", extras=b"\0" * 8, value=b"v", vb=vb)
+        check(r["status"] == 0, "a SET over TLS on node 1's vbucket: 0x%x" % r["status"])
     finally:
         cl.stop()
 
