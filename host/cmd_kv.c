@@ -104,6 +104,22 @@ static engine_errc touch_item(conn *c, req *r, uint32_t exptime, engine_item **o
     return ENGINE_TEMPORARY_FAILURE;
 }
 
+/* Answers a get of `it` (its flags, value and datatype) with `cas`, the key
+ * too for GETK, and releases the item. */
+static engine_errc send_item(conn *c, req *r, engine_item *it, bool with_key,
+                             uint64_t cas)
+{
+    engine_handle *h = host.engine;
+    engine_item_info info;
+    h->get_item_info(h, it, &info);
+    uint32_t flags = htonl(info.flags);
+    wire_send(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
+              with_key ? r->keylen : 0, info.value.iov_base, (uint32_t)info.value.iov_len,
+              c->json ? info.datatype : 0, cas == 0 ? info.cas : cas);
+    h->release(h, it);
+    return ENGINE_SUCCESS;
+}
+
 engine_errc cmd_get(conn *c, req *r)
 {
     engine_handle *h = host.engine;
@@ -113,15 +129,7 @@ engine_errc cmd_get(conn *c, req *r)
                          : h->get(h, c, &it, &r->dk, r->vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    engine_item_info info;
-    h->get_item_info(h, it, &info);
-    uint32_t flags = htonl(info.flags);
-    bool with_key = r->opcode == OP_GETK || r->opcode == OP_GETKQ;
-    wire_send(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
-              with_key ? r->keylen : 0, info.value.iov_base, (uint32_t)info.value.iov_len,
-              c->json ? info.datatype : 0, info.cas);
-    h->release(h, it);
-    return ENGINE_SUCCESS;
+    return send_item(c, r, it, r->opcode == OP_GETK || r->opcode == OP_GETKQ, 0);
 }
 
 /* GET_LOCKED (getAndLock): extras, if any, the lock time in seconds; the
@@ -137,13 +145,7 @@ engine_errc cmd_get_locked(conn *c, req *r)
     engine_errc rc = h->get_locked(h, c, &it, &r->dk, r->vbucket, secs, &lock_cas);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    engine_item_info info;
-    h->get_item_info(h, it, &info);
-    uint32_t flags = htonl(info.flags);
-    wire_send(c, r, ST_SUCCESS, &flags, 4, NULL, 0, info.value.iov_base,
-              (uint32_t)info.value.iov_len, c->json ? info.datatype : 0, lock_cas);
-    h->release(h, it);
-    return ENGINE_SUCCESS;
+    return send_item(c, r, it, false, lock_cas);
 }
 
 /* UNLOCK_KEY: the CAS of the request is the lock's. */

@@ -313,8 +313,9 @@ static int64_t persist_run(exec_task *task, void *arg)
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
     if (m->env.closing(m->env.ctx))
-        update_finish(m, ENGINE_TEMPORARY_FAILURE,
-               "the engine shut down; the manifest was persisted and applied first");
+        update_finish(
+            m, ENGINE_TEMPORARY_FAILURE,
+            "the engine shut down; the manifest was persisted and applied first");
     else
         update_finish(m, ENGINE_SUCCESS, NULL);
     /* Clean-up the client need not wait for: no operation can reach the old
@@ -334,7 +335,7 @@ static void persist_cancel(exec_task *task, void *arg)
     m->stats.cancelled++;
     pthread_mutex_unlock(&m->lock);
     update_finish(m, ENGINE_TEMPORARY_FAILURE,
-           "the engine is shutting down; the manifest was not applied");
+                  "the engine is shutting down; the manifest was not applied");
 }
 
 engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *json,

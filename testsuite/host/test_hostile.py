@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import test_kvhost as kv  # noqa: E402  (its helpers; it reads the same argv)
 import kvclient  # noqa: E402  (test_kvhost put scripts/ on the path)
 
-from test_kvhost import HDR, SUCCESS, EINVAL, Client, check, free_port  # noqa: E402
+from test_kvhost import HDR, SUCCESS, EINVAL, Client, check, free_port, users_file  # noqa: E402
 
 KVHOST, ENGINE, EWB = kv.KVHOST, kv.ENGINE, kv.EWB
 TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
@@ -107,18 +107,6 @@ class Host:
         self.err.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return code
-
-
-def users_file(d, *users, iterations=None):
-    """A users file with (name, password, admin) entries, owner-readable only."""
-    path = os.path.join(d, "users")
-    for name, pw, admin in users:
-        args = [sys.executable, TOOL, path, name] + (["--admin"] if admin else [])
-        if iterations:
-            args += ["--iterations", str(iterations)]
-        r = subprocess.run(args, env=dict(os.environ, KVHOST_PASSWORD=pw), capture_output=True)
-        check(r.returncode == 0, "kvhost-user: %s" % r.stderr.decode())
-    return path
 
 
 def closed_within(sock, seconds):

@@ -708,16 +708,25 @@ def parked_commands(srv):
         shutil.rmtree(d, ignore_errors=True)
 
 
-@test
-def sasl_plain(srv):
+def users_file(d, *users, iterations=None):
+    """A users file in d with (name, password, admin) entries, made by
+    scripts/kvhost-user (owner-readable only)."""
+    path = os.path.join(d, "users")
     tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
                         "kvhost-user")
+    for name, pw, admin in users:
+        args = [sys.executable, tool, path, name] + (["--admin"] if admin else [])
+        if iterations:
+            args += ["--iterations", str(iterations)]
+        r = subprocess.run(args, env=dict(os.environ, KVHOST_PASSWORD=pw), capture_output=True)
+        check(r.returncode == 0, "kvhost-user: %s" % r.stderr.decode())
+    return path
+
+
+@test
+def sasl_plain(srv):
     d = tempfile.mkdtemp(prefix="kvhost_sasl.")
-    users = os.path.join(d, "users")
-    for name, pw, admin in [("alice", "wonderland", True), ("bob", "builder", False)]:
-        env = dict(os.environ, KVHOST_PASSWORD=pw)
-        args = [sys.executable, tool, users, name] + (["--admin"] if admin else [])
-        check(subprocess.run(args, env=env, capture_output=True).returncode == 0, "kvhost-user")
+    users = users_file(d, ("alice", "wonderland", True), ("bob", "builder", False))
     with open(users) as f:
         check("wonderland" not in f.read(), "no password stored")
     s = Server(os.path.join(d, "data"))
@@ -771,13 +780,8 @@ def scram_login(c, mech, user, password, **kw):
 
 @test
 def sasl_scram(srv):
-    tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                        "kvhost-user")
     d = tempfile.mkdtemp(prefix="kvhost_scram.")
-    users = os.path.join(d, "users")
-    env = dict(os.environ, KVHOST_PASSWORD="p=a,ss wörd")
-    check(subprocess.run([sys.executable, tool, users, "carol", "--iterations", "20000"],
-                         env=env, capture_output=True).returncode == 0, "kvhost-user")
+    users = users_file(d, ("carol", "p=a,ss wörd", False), iterations=20000)
     with open(users) as f:
         line = f.read()
     check("p=a,ss" not in line and "SHA512=20000," in line and "SHA1=20000," in line,
