@@ -80,7 +80,8 @@ extern "C" {
 #define ENGINE_API_VERSION_1 UINT64_C(1)
 #define ENGINE_API_VERSION_2 UINT64_C(2) /**< adds durable writes and vbucket states */
 #define ENGINE_API_VERSION_3 UINT64_C(3) /**< adds item locks */
-#define ENGINE_API_VERSION   ENGINE_API_VERSION_3
+#define ENGINE_API_VERSION_4 UINT64_C(4) /**< adds sub-document operations */
+#define ENGINE_API_VERSION   ENGINE_API_VERSION_4
 
 /** Version of engine_server_api declared here. */
 #define ENGINE_SERVER_API_VERSION UINT64_C(1)
@@ -113,7 +114,23 @@ typedef enum engine_errc {
     ENGINE_UNKNOWN_SCOPE = 0x1b, /**< the scope is not in the manifest */
     ENGINE_NOT_LOCKED = 0x80,    /**< unlock of an item that is not locked (v3;
                                       ep-engine's own number) */
-    ENGINE_FAILED = 0xff         /**< an internal error */
+    /* Sub-document results (v4; ep-engine's own numbers, those of the wire's
+     * sub-document statuses), per path and as a call's result: */
+    ENGINE_SUBDOC_PATH_ENOENT = 0xc0,   /**< a component of the path is absent */
+    ENGINE_SUBDOC_PATH_MISMATCH = 0xc1, /**< the path treats a value as what it is not */
+    ENGINE_SUBDOC_PATH_EINVAL = 0xc2,   /**< the path does not parse or fit the op */
+    ENGINE_SUBDOC_PATH_E2BIG = 0xc3,    /**< the path is too long or too deep */
+    ENGINE_SUBDOC_DOC_E2DEEP = 0xc4,    /**< the document is nested too deep */
+    ENGINE_SUBDOC_VALUE_CANTINSERT = 0xc5, /**< the value is not JSON that fits there */
+    ENGINE_SUBDOC_DOC_NOT_JSON = 0xc6,     /**< the document is not JSON */
+    ENGINE_SUBDOC_NUM_ERANGE = 0xc7,       /**< a counter would leave the 64-bit range */
+    ENGINE_SUBDOC_DELTA_EINVAL = 0xc8, /**< a counter's delta is not a non-zero integer */
+    ENGINE_SUBDOC_PATH_EEXISTS = 0xc9, /**< the path (or the unique value) exists */
+    ENGINE_SUBDOC_VALUE_ETOODEEP =
+        0xca,                           /**< the value would nest the document too deep */
+    ENGINE_SUBDOC_INVALID_COMBO = 0xcb, /**< specs that cannot go together */
+    ENGINE_SUBDOC_MULTI_PATH_FAILURE = 0xcc, /**< some spec failed (see its result) */
+    ENGINE_FAILED = 0xff                     /**< an internal error */
 } engine_errc;
 
 /** Log levels for engine_server_api.log. */
@@ -274,6 +291,55 @@ typedef const engine_server_api *(*engine_get_server_api_fn)(void);
 /* ------------------------------------------------------------------------ */
 /* The engine vtable.                                                        */
 /* ------------------------------------------------------------------------ */
+
+/**
+ * Sub-document operations (v4). The values are the wire's opcodes, so a host
+ * may pass them through: path operations, and the whole-document ones
+ * (get_doc, set_doc, delete_doc: empty path).
+ */
+typedef enum engine_subdoc_op {
+    ENGINE_SUBDOC_GET_DOC = 0x00,
+    ENGINE_SUBDOC_SET_DOC = 0x01,
+    ENGINE_SUBDOC_DELETE_DOC = 0x04,
+    ENGINE_SUBDOC_GET = 0xc5,
+    ENGINE_SUBDOC_EXISTS = 0xc6,
+    ENGINE_SUBDOC_DICT_ADD = 0xc7,
+    ENGINE_SUBDOC_DICT_UPSERT = 0xc8,
+    ENGINE_SUBDOC_DELETE = 0xc9,
+    ENGINE_SUBDOC_REPLACE = 0xca,
+    ENGINE_SUBDOC_ARRAY_PUSH_LAST = 0xcb,
+    ENGINE_SUBDOC_ARRAY_PUSH_FIRST = 0xcc,
+    ENGINE_SUBDOC_ARRAY_INSERT = 0xcd,
+    ENGINE_SUBDOC_ARRAY_ADD_UNIQUE = 0xce,
+    ENGINE_SUBDOC_COUNTER = 0xcf,
+    ENGINE_SUBDOC_GET_COUNT = 0xd2,
+} engine_subdoc_op;
+
+/** Per spec: create missing intermediate objects. */
+#define ENGINE_SUBDOC_PATH_MKDIR_P 0x01
+/** Per spec: the path names an extended attribute (not offered yet). */
+#define ENGINE_SUBDOC_PATH_XATTR 0x04
+/** Per call (mutations): create the document if it is missing (as set). */
+#define ENGINE_SUBDOC_DOC_MKDOC 0x01
+/** Per call (mutations): create the document; it must not exist (as add). */
+#define ENGINE_SUBDOC_DOC_ADD 0x02
+/** Specs in one call at most. */
+#define ENGINE_SUBDOC_MAX_SPECS 16
+
+/** One path of a sub-document call. Values are JSON text (a counter's, an
+ * integer delta; an array push's, one or more comma-separated values). */
+typedef struct engine_subdoc_spec {
+    uint8_t op;    /**< engine_subdoc_op */
+    uint8_t flags; /**< ENGINE_SUBDOC_PATH_* */
+    uint16_t pathlen;
+    uint32_t valuelen;
+    const char *path;
+    const void *value;
+} engine_subdoc_spec;
+
+/** A spec's outcome: its index, status and value (valid during the call). */
+typedef void (*engine_subdoc_result_fn)(size_t index, engine_errc status,
+                                        const void *value, size_t len, void *ctx);
 
 typedef struct engine_handle engine_handle;
 
@@ -499,6 +565,54 @@ struct engine_handle {
      */
     engine_errc (*unlock)(engine_handle *h, const void *cookie, const engine_doc_key *key,
                           uint16_t vbucket, uint64_t lock_cas);
+
+    /* ---- v4: sub-document operations ---- */
+
+    /**
+     * Reads parts of a JSON document: 1 to ENGINE_SUBDOC_MAX_SPECS lookup specs
+     * (get, exists, get_count, get_doc). `result` is called once per spec, in
+     * order, with the spec's status and (get, get_count, get_doc) its value,
+     * valid during the call. Returns ENGINE_SUCCESS when every spec
+     * succeeded, ENGINE_SUBDOC_MULTI_PATH_FAILURE when some did not (all
+     * results were given), or a document-level error with no results
+     * (ENGINE_NO_SUCH_KEY, ENGINE_NOT_MY_VBUCKET, ENGINE_UNKNOWN_COLLECTION,
+     * ENGINE_SUBDOC_INVALID_COMBO for mutation specs or a bad count,
+     * ENGINE_INVALID_ARGUMENTS ...). *cas_out gets the document's CAS. An
+     * evicted value may answer ENGINE_WOULD_BLOCK first (cookie not NULL); the
+     * re-call with the same arguments gives the results. Paths: dot-separated
+     * names, [n] and [-1] indexes, backticks around names holding . [ ].
+     * Extended attributes (ENGINE_SUBDOC_PATH_XATTR) are not offered yet: such
+     * a spec gets ENGINE_NOT_SUPPORTED.
+     */
+    engine_errc (*subdoc_lookup)(engine_handle *h, const void *cookie,
+                                 const engine_doc_key *key, uint16_t vbucket,
+                                 const engine_subdoc_spec *specs, size_t nspecs,
+                                 uint8_t doc_flags, engine_subdoc_result_fn result,
+                                 void *ctx, uint64_t *cas_out);
+
+    /**
+     * Changes parts of a JSON document, all or nothing: 1 to
+     * ENGINE_SUBDOC_MAX_SPECS mutation specs, applied in order to the document
+     * as it is (or to {} / [] for a missing one with ENGINE_SUBDOC_DOC_MKDOC or
+     * ENGINE_SUBDOC_DOC_ADD); the result is stored only if every spec
+     * succeeded, with CAS semantics: `cas` (0: any) must match, a lock's CAS
+     * gets past its lock; a document changed by someone else meanwhile is
+     * read again (cas 0) or answered ENGINE_KEY_EXISTS (cas given). On
+     * success `result` is called for the specs that return a value (counter:
+     * the new number), *cas_out gets the new CAS; `exptime` is the stored
+     * document's (as allocate's, 0: none). On a spec's failure nothing is
+     * stored: ENGINE_SUBDOC_MULTI_PATH_FAILURE, *failed the spec's index and
+     * `result` called for it with its status. Document-level errors as
+     * subdoc_lookup's, and ENGINE_KEY_EXISTS, ENGINE_LOCKED, ENGINE_TOO_BIG,
+     * ENGINE_NO_MEMORY. A delete_doc spec must be the only one: it removes the
+     * document.
+     */
+    engine_errc (*subdoc_mutate)(engine_handle *h, const void *cookie,
+                                 const engine_doc_key *key, uint16_t vbucket,
+                                 const engine_subdoc_spec *specs, size_t nspecs,
+                                 uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                 engine_subdoc_result_fn result, void *ctx,
+                                 uint64_t *cas_out, size_t *failed);
 };
 
 /**

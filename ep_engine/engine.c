@@ -463,7 +463,8 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
 
     engine_handle *v = &e->iface;
     /* The newest version we offer that the host knows. */
-    v->interface = interface >= ENGINE_API_VERSION_3   ? ENGINE_API_VERSION_3
+    v->interface = interface >= ENGINE_API_VERSION_4   ? ENGINE_API_VERSION_4
+                   : interface >= ENGINE_API_VERSION_3 ? ENGINE_API_VERSION_3
                    : interface >= ENGINE_API_VERSION_2 ? ENGINE_API_VERSION_2
                                                        : ENGINE_API_VERSION_1;
     v->get_info = ep_get_info;
@@ -489,6 +490,8 @@ create_instance(uint64_t interface, engine_get_server_api_fn get_server_api,
     v->set_vbucket_state = kv_set_vbucket_state;
     v->get_locked = kv_get_locked;
     v->unlock = kv_unlock;
+    v->subdoc_lookup = kv_subdoc_lookup;
+    v->subdoc_mutate = kv_subdoc_mutate;
     *handle = v;
     return ENGINE_SUCCESS;
 }

@@ -8,6 +8,7 @@
 #include "../evict/evict.h"
 #include "../flusher/flusher.h"
 #include "locks.h"
+#include "ops.h"
 #include "sweep.h"
 
 #include <inttypes.h>
@@ -38,8 +39,8 @@ static engine_errc serving(ep_engine *e, const void *cookie, uint16_t vbucket)
     return ENGINE_SUCCESS;
 }
 
-static engine_errc check_key(ep_engine *e, const void *cookie, const engine_doc_key *key,
-                             uint16_t vbucket)
+engine_errc kv_check_key(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                         uint16_t vbucket)
 {
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
@@ -79,15 +80,6 @@ static ep_item *live_item(ep_engine *e, ht_stripe *s, ep_item **link,
     return NULL;
 }
 
-/* A key's place under its stripe lock: the collection, the link and the live
- * item (NULL if none). */
-typedef struct key_place {
-    ht_stripe *s; /* locked */
-    const coll_collection *c;
-    ep_item **link;
-    ep_item *it;
-} key_place;
-
 /* Locks the key's stripe and finds its live item; on an unknown collection the
  * stripe is unlocked again and the error returned. */
 static engine_errc find_live(ep_engine *e, const void *cookie, const engine_doc_key *key,
@@ -112,7 +104,7 @@ static engine_errc check_out_and_key(ep_engine *e, const void *cookie, engine_it
 {
     if (out == NULL)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item out-parameter is NULL");
-    return check_key(e, cookie, key, vbucket);
+    return kv_check_key(e, cookie, key, vbucket);
 }
 
 engine_errc kv_allocate(engine_handle *h, const void *cookie, engine_item **out,
@@ -220,9 +212,8 @@ static engine_errc got(ht_stripe *s, const coll_collection *c, ep_item *it,
 /* find_live, with a value that is on disk only read back first: success
  * with p's stripe locked and p->it resident (or NULL), else the error or
  * would_block of the read (nothing locked). */
-static engine_errc find_resident(ep_engine *e, const void *cookie,
-                                 const engine_doc_key *key, uint16_t vbucket,
-                                 uint64_t hash, key_place *p)
+engine_errc kv_find_resident(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                             uint16_t vbucket, uint64_t hash, key_place *p)
 {
     for (int fetches = 0;; fetches++) {
         engine_errc rc = find_live(e, cookie, key, vbucket, hash, p);
@@ -249,7 +240,7 @@ engine_errc kv_get(engine_handle *h, const void *cookie, engine_item **out,
         return rc;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
     key_place p;
-    rc = find_resident(e, cookie, key, vbucket, hash, &p);
+    rc = kv_find_resident(e, cookie, key, vbucket, hash, &p);
     if (rc != ENGINE_SUCCESS)
         return rc;
     return got(p.s, p.c, p.it, out, e->evictor != NULL);
@@ -268,7 +259,7 @@ engine_errc kv_get_locked(engine_handle *h, const void *cookie, engine_item **ou
                        "lock CAS out-parameter is NULL");
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
     key_place p;
-    rc = find_resident(e, cookie, key, vbucket, hash, &p);
+    rc = kv_find_resident(e, cookie, key, vbucket, hash, &p);
     if (rc != ENGINE_SUCCESS)
         return rc;
     if (p.it != NULL && kv_lock_of(e, p.s, p.it) != NULL) {
@@ -286,7 +277,7 @@ engine_errc kv_unlock(engine_handle *h, const void *cookie, const engine_doc_key
                       uint16_t vbucket, uint64_t lock_cas)
 {
     ep_engine *e = eng(h);
-    engine_errc rc = check_key(e, cookie, key, vbucket);
+    engine_errc rc = kv_check_key(e, cookie, key, vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
@@ -398,8 +389,8 @@ static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc r
 
 /* store(), with an optional durable waiter (the flusher finishes it once the
  * write is on disk). */
-static engine_errc do_store(ep_engine *e, const void *cookie, ep_item *it,
-                            uint64_t *cas_out, engine_store_op op, ep_waiter *waiter)
+engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t *cas_out,
+                        engine_store_op op, ep_waiter *waiter)
 {
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
@@ -502,16 +493,16 @@ out_unstore:
 engine_errc kv_store(engine_handle *h, const void *cookie, engine_item *item,
                      uint64_t *cas_out, engine_store_op op)
 {
-    return do_store(eng(h), cookie, (ep_item *)item, cas_out, op, NULL);
+    return kv_do_store(eng(h), cookie, (ep_item *)item, cas_out, op, NULL);
 }
 
 /* ---- remove / flush ---- */
 
-static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
-                             uint64_t cas, uint16_t vbucket, uint64_t *cas_out,
-                             ep_waiter *waiter)
+engine_errc kv_do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                         uint64_t cas, uint16_t vbucket, uint64_t *cas_out,
+                         ep_waiter *waiter)
 {
-    engine_errc rc = check_key(e, cookie, key, vbucket);
+    engine_errc rc = kv_check_key(e, cookie, key, vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
@@ -567,7 +558,7 @@ static engine_errc do_remove(ep_engine *e, const void *cookie, const engine_doc_
 engine_errc kv_remove(engine_handle *h, const void *cookie, const engine_doc_key *key,
                       uint64_t cas, uint16_t vbucket, uint64_t *cas_out)
 {
-    return do_remove(eng(h), cookie, key, cas, vbucket, cas_out, NULL);
+    return kv_do_remove(eng(h), cookie, key, cas, vbucket, cas_out, NULL);
 }
 
 /* ---- durable writes ---- */
@@ -647,7 +638,7 @@ engine_errc kv_store_durable(engine_handle *h, const void *cookie, engine_item *
     ep_engine *e = eng(h);
     ep_item *it = (ep_item *)item;
     if (d == ENGINE_DURABILITY_NONE || it == NULL)
-        return do_store(e, cookie, it, cas_out, op, NULL);
+        return kv_do_store(e, cookie, it, cas_out, op, NULL);
     waiter_match m = {.call = WAITER_STORE_DURABLE,
                       .vbucket = it->vbucket,
                       .collection = it->collection,
@@ -660,7 +651,7 @@ engine_errc kv_store_durable(engine_handle *h, const void *cookie, engine_item *
     ep_waiter *w;
     if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
         return rc;
-    return durable_result(w, do_store(e, cookie, it, cas_out, op, w));
+    return durable_result(w, kv_do_store(e, cookie, it, cas_out, op, w));
 }
 
 engine_errc kv_remove_durable(engine_handle *h, const void *cookie,
@@ -669,7 +660,7 @@ engine_errc kv_remove_durable(engine_handle *h, const void *cookie,
 {
     ep_engine *e = eng(h);
     if (d == ENGINE_DURABILITY_NONE || key == NULL || key->bytes == NULL)
-        return do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+        return kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
     waiter_match m = {.call = WAITER_REMOVE_DURABLE,
                       .vbucket = vbucket,
                       .collection = key->collection,
@@ -680,7 +671,7 @@ engine_errc kv_remove_durable(engine_handle *h, const void *cookie,
     ep_waiter *w;
     if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
         return rc;
-    return durable_result(w, do_remove(e, cookie, key, cas, vbucket, cas_out, w));
+    return durable_result(w, kv_do_remove(e, cookie, key, cas, vbucket, cas_out, w));
 }
 
 engine_errc kv_set_vbucket_state(engine_handle *h, const void *cookie, uint16_t vbucket,

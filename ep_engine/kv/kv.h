@@ -41,6 +41,19 @@ engine_errc kv_get_item_info(engine_handle *h, const engine_item *item,
                              engine_item_info *info);
 void kv_item_set_cas(engine_handle *h, engine_item *item, uint64_t cas);
 
+/* subdoc.c (v4): sub-document lookups and mutations. */
+engine_errc kv_subdoc_lookup(engine_handle *h, const void *cookie,
+                             const engine_doc_key *key, uint16_t vbucket,
+                             const engine_subdoc_spec *specs, size_t nspecs,
+                             uint8_t doc_flags, engine_subdoc_result_fn result, void *ctx,
+                             uint64_t *cas_out);
+engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
+                             const engine_doc_key *key, uint16_t vbucket,
+                             const engine_subdoc_spec *specs, size_t nspecs,
+                             uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                             engine_subdoc_result_fn result, void *ctx, uint64_t *cas_out,
+                             size_t *failed);
+
 /* The expiry pager: removes expired items and item locks that ran out. */
 int64_t kv_pager_run(exec_task *task, void *arg);
 /* The purger: frees items of dropped collections; woken by the manager. */

@@ -601,6 +601,247 @@ static test_result test_locks(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* ---- sub-document (ABI v4): skipped for an engine of an older interface ---- */
+
+typedef struct sd_results {
+    int n;
+    engine_errc st[ENGINE_SUBDOC_MAX_SPECS];
+    char val[ENGINE_SUBDOC_MAX_SPECS][128];
+} sd_results;
+
+static void sd_collect(size_t index, engine_errc status, const void *value, size_t len,
+                       void *ctx)
+{
+    sd_results *r = ctx;
+    if (index < ENGINE_SUBDOC_MAX_SPECS) {
+        r->st[index] = status;
+        snprintf(r->val[index], sizeof(r->val[index]), "%.*s", (int)len,
+                 value ? (const char *)value : "");
+        r->n++;
+    }
+}
+
+static engine_subdoc_spec spec(uint8_t op, uint8_t flags, const char *path,
+                               const char *value)
+{
+    return (engine_subdoc_spec){
+        op,   flags, (uint16_t)strlen(path), value ? (uint32_t)strlen(value) : 0,
+        path, value};
+}
+
+static engine_errc sd_lookup(engine_handle *h, const void *c, const char *key,
+                             const engine_subdoc_spec *specs, size_t n, sd_results *r)
+{
+    *r = (sd_results){0};
+    engine_doc_key k = doc_key(0, key);
+    uint64_t cas;
+    return h->subdoc_lookup(h, c, &k, 0, specs, n, 0, sd_collect, r, &cas);
+}
+
+static engine_errc sd_mutate(engine_handle *h, const void *c, const char *key,
+                             const engine_subdoc_spec *specs, size_t n, uint8_t doc_flags,
+                             uint64_t cas, sd_results *r, size_t *failed)
+{
+    *r = (sd_results){0};
+    engine_doc_key k = doc_key(0, key);
+    uint64_t cas_out;
+    return h->subdoc_mutate(h, c, &k, 0, specs, n, doc_flags, cas, 0, sd_collect, r,
+                            &cas_out, failed);
+}
+
+static test_result test_subdoc_lookups(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    CHECK_RC(
+        kv_store(h, c, "doc", "{\"a\":{\"b\":[1,2]},\"n\":1}", ENGINE_STORE_SET, 0, NULL),
+        ENGINE_SUCCESS);
+    engine_subdoc_spec specs[] = {
+        spec(ENGINE_SUBDOC_GET, 0, "a.b[1]", NULL),
+        spec(ENGINE_SUBDOC_EXISTS, 0, "n", NULL),
+        spec(ENGINE_SUBDOC_GET_COUNT, 0, "a.b", NULL),
+        spec(ENGINE_SUBDOC_GET, 0, "a.b[-1]", NULL),
+        spec(ENGINE_SUBDOC_GET_DOC, 0, "", NULL),
+    };
+    sd_results r;
+    CHECK_RC(sd_lookup(h, c, "doc", specs, 5, &r), ENGINE_SUCCESS);
+    CHECK(r.n == 5 && strcmp(r.val[0], "2") == 0 && r.st[1] == ENGINE_SUCCESS &&
+          strcmp(r.val[2], "2") == 0 && strcmp(r.val[3], "2") == 0 &&
+          strcmp(r.val[4], "{\"a\":{\"b\":[1,2]},\"n\":1}") == 0);
+    /* Each failing spec has its status; the others still answer. */
+    engine_subdoc_spec mixed[] = {
+        spec(ENGINE_SUBDOC_GET, 0, "x", NULL),
+        spec(ENGINE_SUBDOC_GET, 0, "n.x", NULL),
+        spec(ENGINE_SUBDOC_GET, 0, "a..b", NULL),
+        spec(ENGINE_SUBDOC_GET, 0, "n", NULL),
+        spec(ENGINE_SUBDOC_GET, ENGINE_SUBDOC_PATH_XATTR, "_x", NULL),
+    };
+    CHECK_RC(sd_lookup(h, c, "doc", mixed, 5, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(r.st[0] == ENGINE_SUBDOC_PATH_ENOENT &&
+          r.st[1] == ENGINE_SUBDOC_PATH_MISMATCH &&
+          r.st[2] == ENGINE_SUBDOC_PATH_EINVAL && r.st[3] == ENGINE_SUCCESS &&
+          strcmp(r.val[3], "1") == 0 && r.st[4] == ENGINE_NOT_SUPPORTED);
+    CHECK_RC(sd_lookup(h, c, "missing", specs, 1, &r), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(kv_store(h, c, "text", "not json", ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(sd_lookup(h, c, "text", specs, 1, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(r.st[0] == ENGINE_SUBDOC_DOC_NOT_JSON);
+    engine_subdoc_spec mut = spec(ENGINE_SUBDOC_DICT_UPSERT, 0, "x", "1");
+    CHECK_RC(sd_lookup(h, c, "doc", &mut, 1, &r), ENGINE_SUBDOC_INVALID_COMBO);
+    engine_subdoc_spec many[ENGINE_SUBDOC_MAX_SPECS + 1];
+    for (int i = 0; i <= ENGINE_SUBDOC_MAX_SPECS; i++)
+        many[i] = specs[0];
+    CHECK_RC(sd_lookup(h, c, "doc", many, ENGINE_SUBDOC_MAX_SPECS + 1, &r),
+             ENGINE_SUBDOC_INVALID_COMBO);
+    CHECK_RC(sd_lookup(h, c, "doc", many, ENGINE_SUBDOC_MAX_SPECS, &r), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+static test_result test_subdoc_mutations(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    uint64_t cas = 0;
+    CHECK_RC(kv_store(h, c, "doc", "{\"n\":1,\"l\":[1]}", ENGINE_STORE_SET, 0, &cas),
+             ENGINE_SUCCESS);
+    engine_subdoc_spec specs[] = {
+        spec(ENGINE_SUBDOC_DICT_UPSERT, ENGINE_SUBDOC_PATH_MKDIR_P, "p.q", "\"v\""),
+        spec(ENGINE_SUBDOC_COUNTER, 0, "n", "41"),
+        spec(ENGINE_SUBDOC_ARRAY_PUSH_LAST, 0, "l", "2,3"),
+        spec(ENGINE_SUBDOC_DELETE, 0, "l[0]", NULL),
+    };
+    sd_results r;
+    size_t failed = 99;
+    CHECK_RC(sd_mutate(h, c, "doc", specs, 4, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK(r.n == 1 && r.st[1] == ENGINE_SUCCESS && strcmp(r.val[1], "42") == 0);
+    char buf[256];
+    CHECK_RC(kv_get(h, c, "doc", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"n\":42,\"l\":[2,3],\"p\":{\"q\":\"v\"}}") == 0);
+    /* All or nothing: the third spec fails, nothing changes. */
+    engine_subdoc_spec bad[] = {
+        spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1"),
+        spec(ENGINE_SUBDOC_DICT_UPSERT, 0, "z", "1"),
+        spec(ENGINE_SUBDOC_DICT_ADD, 0, "n", "1"),
+    };
+    CHECK_RC(sd_mutate(h, c, "doc", bad, 3, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(failed == 2 && r.n == 1 && r.st[2] == ENGINE_SUBDOC_PATH_EEXISTS);
+    CHECK_RC(kv_get(h, c, "doc", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"n\":42,\"l\":[2,3],\"p\":{\"q\":\"v\"}}") == 0);
+    /* CAS: a stale one is refused, the current one passes. */
+    engine_subdoc_spec one = spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1");
+    CHECK_RC(sd_mutate(h, c, "doc", &one, 1, 0, cas, &r, &failed), ENGINE_KEY_EXISTS);
+    engine_item_info info;
+    CHECK_RC(kv_get_full(h, c, 0, 0, "doc", buf, sizeof(buf), &info), ENGINE_SUCCESS);
+    CHECK_RC(sd_mutate(h, c, "doc", &one, 1, 0, info.cas, &r, &failed), ENGINE_SUCCESS);
+    /* The document: missing, made (mkdoc), refused (add on an existing one). */
+    CHECK_RC(sd_mutate(h, c, "new", &one, 1, 0, 0, &r, &failed), ENGINE_NO_SUCH_KEY);
+    CHECK_RC(sd_mutate(h, c, "new", &one, 1, ENGINE_SUBDOC_DOC_MKDOC, 0, &r, &failed),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "new", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"n\":1}") == 0);
+    CHECK_RC(sd_mutate(h, c, "new", &one, 1, ENGINE_SUBDOC_DOC_ADD, 0, &r, &failed),
+             ENGINE_KEY_EXISTS);
+    engine_subdoc_spec push = spec(ENGINE_SUBDOC_ARRAY_PUSH_FIRST, 0, "", "1");
+    CHECK_RC(sd_mutate(h, c, "list", &push, 1, ENGINE_SUBDOC_DOC_ADD, 0, &r, &failed),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "list", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "[1]") == 0);
+    CHECK_RC(sd_mutate(h, c, "new", &one, 1,
+                       ENGINE_SUBDOC_DOC_ADD | ENGINE_SUBDOC_DOC_MKDOC, 0, &r, &failed),
+             ENGINE_SUBDOC_INVALID_COMBO);
+    engine_subdoc_spec get = spec(ENGINE_SUBDOC_GET, 0, "n", NULL);
+    CHECK_RC(sd_mutate(h, c, "new", &get, 1, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_INVALID_COMBO);
+    /* A non-JSON document cannot be changed by path. */
+    CHECK_RC(kv_store(h, c, "text", "not json", ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    CHECK_RC(sd_mutate(h, c, "text", &one, 1, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(failed == 0 && r.st[0] == ENGINE_SUBDOC_DOC_NOT_JSON);
+    /* set_doc, then a path on the new body; delete_doc removes it. */
+    engine_subdoc_spec whole[] = {
+        spec(ENGINE_SUBDOC_SET_DOC, 0, "", "{\"w\":1}"),
+        spec(ENGINE_SUBDOC_COUNTER, 0, "w", "1"),
+    };
+    CHECK_RC(sd_mutate(h, c, "text", whole, 2, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "text", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"w\":2}") == 0);
+    engine_subdoc_spec del = spec(ENGINE_SUBDOC_DELETE_DOC, 0, "", NULL);
+    CHECK_RC(sd_mutate(h, c, "text", &del, 1, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK_RC(kv_get(h, c, "text", buf, sizeof(buf)), ENGINE_NO_SUCH_KEY);
+    return TEST_PASS;
+}
+
+/* A locked document: only the lock's CAS gets a mutation past the lock. */
+static test_result test_subdoc_locked(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    CHECK_RC(kv_store(h, c, "doc", "{\"n\":1}", ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    engine_doc_key k = doc_key(0, "doc");
+    engine_item *it;
+    uint64_t lock_cas = 0;
+    CHECK_RC(h->get_locked(h, c, &it, &k, 0, 10, &lock_cas), ENGINE_SUCCESS);
+    h->release(h, it);
+    engine_subdoc_spec one = spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1");
+    sd_results r;
+    size_t failed;
+    CHECK_RC(sd_mutate(h, c, "doc", &one, 1, 0, 0, &r, &failed), ENGINE_LOCKED);
+    CHECK_RC(sd_mutate(h, c, "doc", &one, 1, 0, lock_cas, &r, &failed), ENGINE_SUCCESS);
+    char buf[64];
+    CHECK_RC(kv_get(h, c, "doc", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"n\":2}") == 0);
+    return TEST_PASS;
+}
+
+typedef struct sd_counting {
+    engine_handle *h;
+    const test_harness *th;
+    int n;
+    int errors;
+} sd_counting;
+
+static void *sd_count_thread(void *arg)
+{
+    sd_counting *a = arg;
+    const void *c = a->th->create_cookie();
+    engine_subdoc_spec one = spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1");
+    sd_results r;
+    size_t failed;
+    for (int i = 0; i < a->n; i++)
+        if (sd_mutate(a->h, c, "counter", &one, 1, ENGINE_SUBDOC_DOC_MKDOC, 0, &r,
+                      &failed) != ENGINE_SUCCESS)
+            a->errors++;
+    return NULL;
+}
+
+/* Counters from several threads add up exactly: no update is lost. */
+static test_result test_subdoc_concurrent_counter(engine_handle *h,
+                                                  const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    sd_counting a[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (sd_counting){h, th, 500, 0};
+        pthread_create(&t[i], NULL, sd_count_thread, &a[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(a[i].errors == 0);
+    }
+    char buf[64];
+    CHECK_RC(kv_get(h, th->create_cookie(), "counter", buf, sizeof(buf)), ENGINE_SUCCESS);
+    CHECK(strcmp(buf, "{\"n\":2000}") == 0);
+    return TEST_PASS;
+}
+
 static const engine_test tests[] = {
     {"get missing key", test_get_missing, NULL, NULL, NULL, false},
     {"set then get", test_set_get, NULL, NULL, NULL, false},
@@ -632,6 +873,12 @@ static const engine_test tests[] = {
     {"stats groups", test_stats, NULL, NULL, NULL, false},
     {"concurrent stores and gets", test_concurrent, NULL, NULL, NULL, false},
     {"concurrent CAS increments", test_concurrent_counter, NULL, NULL, NULL, false},
+    {"sub-document lookups (v4)", test_subdoc_lookups, NULL, NULL, NULL, false},
+    {"sub-document mutations (v4)", test_subdoc_mutations, NULL, NULL, NULL, false},
+    {"sub-document mutation of a locked document (v4)", test_subdoc_locked, NULL, NULL,
+     NULL, false},
+    {"sub-document counters from four threads (v4)", test_subdoc_concurrent_counter, NULL,
+     NULL, NULL, false},
     {NULL, NULL, NULL, NULL, NULL, false},
 };
 

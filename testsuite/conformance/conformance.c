@@ -137,10 +137,12 @@ START_TEST(mandatory_members_present)
     void (*const *members)(void) =
         (void (*const *)(void))((const char *)h + sizeof(uint64_t));
     /* Every member is a function pointer after the version field: 18 in v1, 21
-     * in v2, 23 in v3. Only those of the version the engine reported are read. */
+     * in v2, 23 in v3, 25 in v4. Only those of the version the engine reported
+     * are read. */
     ck_assert_uint_eq((sizeof(engine_handle) - sizeof(uint64_t)) / sizeof(void (*)(void)),
-                      23);
-    size_t n = h->interface >= ENGINE_API_VERSION_3   ? 23
+                      25);
+    size_t n = h->interface >= ENGINE_API_VERSION_4   ? 25
+               : h->interface >= ENGINE_API_VERSION_3 ? 23
                : h->interface >= ENGINE_API_VERSION_2 ? 21
                                                       : 18;
     for (size_t i = 0; i < n; i++)

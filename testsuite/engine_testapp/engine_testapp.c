@@ -192,6 +192,28 @@ static engine_errc w_unlock(engine_handle *h, const void *cookie,
     TRACKED(cookie, real_of(h)->unlock(real_of(h), cookie, key, vbucket, lock_cas));
 }
 
+static engine_errc w_subdoc_lookup(engine_handle *h, const void *cookie,
+                                   const engine_doc_key *key, uint16_t vbucket,
+                                   const engine_subdoc_spec *specs, size_t nspecs,
+                                   uint8_t doc_flags, engine_subdoc_result_fn result,
+                                   void *ctx, uint64_t *cas_out)
+{
+    TRACKED(cookie, real_of(h)->subdoc_lookup(real_of(h), cookie, key, vbucket, specs,
+                                              nspecs, doc_flags, result, ctx, cas_out));
+}
+
+static engine_errc w_subdoc_mutate(engine_handle *h, const void *cookie,
+                                   const engine_doc_key *key, uint16_t vbucket,
+                                   const engine_subdoc_spec *specs, size_t nspecs,
+                                   uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                   engine_subdoc_result_fn result, void *ctx,
+                                   uint64_t *cas_out, size_t *failed)
+{
+    TRACKED(cookie, real_of(h)->subdoc_mutate(real_of(h), cookie, key, vbucket, specs,
+                                              nspecs, doc_flags, cas, exptime, result,
+                                              ctx, cas_out, failed));
+}
+
 static engine_handle *wrap(engine_handle *real)
 {
     wrapped *w = calloc(1, sizeof(*w));
@@ -226,6 +248,10 @@ static engine_handle *wrap(engine_handle *real)
     if (real->interface >= ENGINE_API_VERSION_3) {
         v->get_locked = w_get_locked;
         v->unlock = w_unlock;
+    }
+    if (real->interface >= ENGINE_API_VERSION_4) {
+        v->subdoc_lookup = w_subdoc_lookup;
+        v->subdoc_mutate = w_subdoc_mutate;
     }
     return v;
 }

@@ -443,7 +443,7 @@ static test_result test_engine_info(engine_handle *h, const test_harness *th)
     CHECK(a->max_key_len == ENGINE_KEY_MAX_LEN);
     CHECK(a->features & ENGINE_FEATURE_CAS);
     CHECK(a->features & ENGINE_FEATURE_COLLECTIONS);
-    CHECK(h->interface == ENGINE_API_VERSION_3);
+    CHECK(h->interface == ENGINE_API_VERSION_4);
     /* A host that knows only v1 gets v1. */
     CHECK(a->features & ENGINE_FEATURE_PERSISTENT);
     return TEST_PASS;
