@@ -605,14 +605,15 @@ struct engine_handle {
      * `result` called for it with its status. Document-level errors as
      * subdoc_lookup's, and ENGINE_KEY_EXISTS, ENGINE_LOCKED, ENGINE_TOO_BIG,
      * ENGINE_NO_MEMORY. A delete_doc spec must be the only one: it removes the
-     * document.
+     * document. `d` must be ENGINE_DURABILITY_NONE for now (else
+     * ENGINE_NOT_SUPPORTED): durable sub-document mutations are to come.
      */
     engine_errc (*subdoc_mutate)(engine_handle *h, const void *cookie,
                                  const engine_doc_key *key, uint16_t vbucket,
                                  const engine_subdoc_spec *specs, size_t nspecs,
                                  uint8_t doc_flags, uint64_t cas, uint32_t exptime,
-                                 engine_subdoc_result_fn result, void *ctx,
-                                 uint64_t *cas_out, size_t *failed);
+                                 engine_durability d, engine_subdoc_result_fn result,
+                                 void *ctx, uint64_t *cas_out, size_t *failed);
 };
 
 /**

@@ -29,6 +29,10 @@ engine_errc cmd_touch(conn *c, req *r);
 engine_errc cmd_unlock(conn *c, req *r);
 engine_errc cmd_version(conn *c, req *r);
 
+/* cmd_subdoc.c: the multi-path and single-path sub-document commands. */
+engine_errc cmd_subdoc_multi(conn *c, req *r);
+engine_errc cmd_subdoc_single(conn *c, req *r);
+
 /* Starts the durability timeout of a write that just parked (cmd_kv.c). */
 void cmd_arm_durable_timeout(conn *c, const req *r);
 

@@ -20,8 +20,9 @@
 /* ---- dispatch ---- */
 
 /* Extras lengths a command takes besides one fixed length. */
-#define EXT_0_OR_4 (-1)
-#define EXT_0_OR_1 (-2)
+#define EXT_0_OR_4  (-1)
+#define EXT_0_OR_1  (-2)
+#define EXT_HANDLER (-3) /* the handler checks the extras itself */
 
 typedef struct command {
     handler fn;
@@ -60,6 +61,10 @@ static const command *command_of(uint8_t op)
     static const command cluster_config = {
         cmd_cluster_config, 0, false, false, true, false};
     static const command error_map = {cmd_error_map, 0, false, true, true, false};
+    static const command subdoc_multi = {
+        cmd_subdoc_multi, EXT_HANDLER, true, true, false, false};
+    static const command subdoc_single = {
+        cmd_subdoc_single, EXT_HANDLER, true, true, false, false};
     switch (op) {
     case OP_GET:
     case OP_GETQ:
@@ -128,8 +133,13 @@ static const command *command_of(uint8_t op)
         return &cluster_config;
     case OP_GET_ERROR_MAP:
         return &error_map;
+    case OP_SUBDOC_MULTI_LOOKUP:
+    case OP_SUBDOC_MULTI_MUTATION:
+        return &subdoc_multi;
+    case OP_SUBDOC_GET_COUNT:
+        return &subdoc_single;
     default:
-        return NULL;
+        return op >= OP_SUBDOC_GET && op <= OP_SUBDOC_COUNTER ? &subdoc_single : NULL;
     }
 }
 
@@ -144,7 +154,8 @@ static bool execute(conn *c, req *r)
         wire_send(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
         return true;
     }
-    bool ext_ok = cmd->extlen == EXT_0_OR_1   ? r->extlen <= 1
+    bool ext_ok = cmd->extlen == EXT_HANDLER  ? true
+                  : cmd->extlen == EXT_0_OR_1 ? r->extlen <= 1
                   : cmd->extlen == EXT_0_OR_4 ? (r->extlen == 0 || r->extlen == 4)
                                               : r->extlen == cmd->extlen;
     if (!ext_ok || (cmd->key && r->keylen == 0) || (cmd->no_key && r->keylen != 0) ||
@@ -167,7 +178,8 @@ static bool execute(conn *c, req *r)
     if (r->magic == MAGIC_ALT_REQ && !wire_parse_frame(c, r))
         return true;
     if (r->durability != ENGINE_DURABILITY_NONE && cmd->fn != cmd_store &&
-        cmd->fn != cmd_delete && cmd->fn != cmd_arith) {
+        cmd->fn != cmd_delete && cmd->fn != cmd_arith && cmd->fn != cmd_subdoc_multi &&
+        cmd->fn != cmd_subdoc_single) {
         wire_invalid(c, r, "a durability requirement on a command that writes nothing");
         return true;
     }

@@ -86,6 +86,9 @@ uint16_t wire_status_of(const conn *c, engine_errc rc)
     case ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST:
         return c->xerror ? ST_CANNOT_APPLY_MANIFEST : ST_EINTERNAL;
     default:
+        /* Sub-document statuses: the engine's numbers are the wire's. */
+        if (rc >= ENGINE_SUBDOC_PATH_ENOENT && rc <= ENGINE_SUBDOC_MULTI_PATH_FAILURE)
+            return (uint16_t)rc;
         return ST_EINTERNAL;
     }
 }

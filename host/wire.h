@@ -63,6 +63,11 @@ enum {
     OP_GET_MANIFEST = 0xba,
     OP_GET_CID = 0xbb,
     OP_GET_SID = 0xbc,
+    OP_SUBDOC_GET = 0xc5, /* .. 0xcf: single-path sub-document commands */
+    OP_SUBDOC_COUNTER = 0xcf,
+    OP_SUBDOC_MULTI_LOOKUP = 0xd0,
+    OP_SUBDOC_MULTI_MUTATION = 0xd1,
+    OP_SUBDOC_GET_COUNT = 0xd2,
 };
 
 enum {
@@ -91,6 +96,7 @@ enum {
     ST_UNKNOWN_SCOPE = 0x8c,
     ST_DURABILITY_INVALID_LEVEL = 0xa0,
     ST_SYNC_WRITE_AMBIGUOUS = 0xa3,
+    ST_SUBDOC_MULTI_PATH_FAILURE = 0xcc, /* 0xc0-0xcc: the engine's numbers */
 };
 
 enum {

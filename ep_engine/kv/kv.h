@@ -51,8 +51,8 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                              const engine_doc_key *key, uint16_t vbucket,
                              const engine_subdoc_spec *specs, size_t nspecs,
                              uint8_t doc_flags, uint64_t cas, uint32_t exptime,
-                             engine_subdoc_result_fn result, void *ctx, uint64_t *cas_out,
-                             size_t *failed);
+                             engine_durability d, engine_subdoc_result_fn result,
+                             void *ctx, uint64_t *cas_out, size_t *failed);
 
 /* The expiry pager: removes expired items and item locks that ran out. */
 int64_t kv_pager_run(exec_task *task, void *arg);

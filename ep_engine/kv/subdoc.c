@@ -254,8 +254,8 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                              const engine_doc_key *key, uint16_t vbucket,
                              const engine_subdoc_spec *specs, size_t nspecs,
                              uint8_t doc_flags, uint64_t cas, uint32_t exptime,
-                             engine_subdoc_result_fn result, void *ctx, uint64_t *cas_out,
-                             size_t *failed)
+                             engine_durability d, engine_subdoc_result_fn result,
+                             void *ctx, uint64_t *cas_out, size_t *failed)
 {
     ep_engine *e = eng(h);
     engine_errc rc = check_call(e, cookie, key, vbucket, specs, nspecs, true);
@@ -268,6 +268,9 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                        doc_flags, add && cas != 0 ? " with a CAS" : "");
     if (result == NULL || failed == NULL)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "NULL out-parameter");
+    if (d != ENGINE_DURABILITY_NONE)
+        return ep_fail(e, cookie, ENGINE_NOT_SUPPORTED,
+                       "durable sub-document mutations are not offered yet");
     if (specs[0].op == ENGINE_SUBDOC_DELETE_DOC)
         return kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);

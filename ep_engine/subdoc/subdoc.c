@@ -3,6 +3,8 @@
  */
 #include "subdoc.h"
 
+#include "../../common/utf8.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -40,6 +42,8 @@ sd_status sd_path_parse(const char *path, size_t len, sd_path *out)
     out->n = 0;
     if (len > SD_MAX_PATH)
         return SD_PATH_E2BIG;
+    if (!utf8_valid(path, len))
+        return SD_PATH_EINVAL; /* JSON names are UTF-8 */
     const char *p = path, *end = path + len;
     char *w = out->names;
     while (p < end) {

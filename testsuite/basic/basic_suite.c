@@ -645,8 +645,8 @@ static engine_errc sd_mutate(engine_handle *h, const void *c, const char *key,
     *r = (sd_results){0};
     engine_doc_key k = doc_key(0, key);
     uint64_t cas_out;
-    return h->subdoc_mutate(h, c, &k, 0, specs, n, doc_flags, cas, 0, sd_collect, r,
-                            &cas_out, failed);
+    return h->subdoc_mutate(h, c, &k, 0, specs, n, doc_flags, cas, 0,
+                            ENGINE_DURABILITY_NONE, sd_collect, r, &cas_out, failed);
 }
 
 static test_result test_subdoc_lookups(engine_handle *h, const test_harness *th)

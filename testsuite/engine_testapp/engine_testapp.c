@@ -206,11 +206,11 @@ static engine_errc w_subdoc_mutate(engine_handle *h, const void *cookie,
                                    const engine_doc_key *key, uint16_t vbucket,
                                    const engine_subdoc_spec *specs, size_t nspecs,
                                    uint8_t doc_flags, uint64_t cas, uint32_t exptime,
-                                   engine_subdoc_result_fn result, void *ctx,
-                                   uint64_t *cas_out, size_t *failed)
+                                   engine_durability d, engine_subdoc_result_fn result,
+                                   void *ctx, uint64_t *cas_out, size_t *failed)
 {
     TRACKED(cookie, real_of(h)->subdoc_mutate(real_of(h), cookie, key, vbucket, specs,
-                                              nspecs, doc_flags, cas, exptime, result,
+                                              nspecs, doc_flags, cas, exptime, d, result,
                                               ctx, cas_out, failed));
 }
 

@@ -1019,6 +1019,58 @@ def collections_cli(srv):
     c.close()
 
 
+def lookup_spec(op, path, flags=0):
+    return struct.pack(">BBH", op, flags, len(path)) + path
+
+
+def mutation_spec(op, path, value, flags=0):
+    return struct.pack(">BBHI", op, flags, len(path), len(value)) + path + value
+
+
+@test
+def subdoc_commands_and_bad_input(srv):
+    """Sub-document over the wire (ABI v4): multi-lookup and multi-mutation
+    bodies, a single-path command, and bad input answered with its status
+    while the document stays as it was."""
+    c = Client(srv.port)
+    c.hello(0x07, 0x0B, 0x12)
+    doc = b'{"a":{"b":[1,2]},"n":5}'
+    check(c.set(b"sd", doc)[0] == SUCCESS, "set")
+    r = c.call(0xD0, key=c.k(b"sd"), value=lookup_spec(0xC5, b"a.b[1]") +
+               lookup_spec(0xD2, b"a.b") + lookup_spec(0xC5, b"zz"))
+    check(r["status"] == 0xCC and r["value"] ==
+          b"\0\0\0\0\0\x012" + b"\0\0\0\0\0\x012" + b"\0\xc0\0\0\0\0",
+          "multi-lookup: 0x%x %r" % (r["status"], r["value"]))
+    r = c.call(0xD1, key=c.k(b"sd"), value=mutation_spec(0xCF, b"n", b"10") +
+               mutation_spec(0xC8, b"x", b'"y"'))
+    check(r["status"] == SUCCESS and r["value"] == b"\0\0\0\0\0\0\x0215" and r["cas"],
+          "multi-mutation: 0x%x %r" % (r["status"], r["value"]))
+    now = c.get(b"sd")[1]["value"]
+    check(now == b'{"a":{"b":[1,2]},"n":15,"x":"y"}', "after the mutation: %r" % now)
+    r = c.call(0xC5, key=c.k(b"sd"), extras=struct.pack(">HB", 1, 0), value=b"n")
+    check(r["status"] == SUCCESS and r["value"] == b"15", "single get: %r" % r)
+    # Bad input: each a clear status, the document unchanged.
+    bad = [
+        (0xD1, mutation_spec(0xC8, b"a..b", b"1"), 0xCC, b"\0\0\xc2"),
+        (0xD1, mutation_spec(0xC8, b"a[x]", b"1"), 0xCC, b"\0\0\xc2"),
+        (0xD1, mutation_spec(0xC8, b"\xff\xfe", b"1"), 0xCC, b"\0\0\xc2"),
+        (0xD1, mutation_spec(0xC8, b"x", b"not json"), 0xCC, b"\0\0\xc5"),
+        (0xD1, mutation_spec(0xC8, b"x" * 2000, b"1"), 0xCC, b"\0\0\xc3"),
+        (0xD1, mutation_spec(0xCF, b"n", b"1") * 17, 0xCB, None),
+        (0xD1, mutation_spec(0xC5, b"n", b""), 0xCB, None),
+        (0xD1, mutation_spec(0xC8, b"big", b'"' + b"v" * (20 << 20) + b'"'), 0x03, None),
+        (0xD1, b"\xc8\0\0\x05\0\0\0", EINVAL, None),
+        (0xD0, lookup_spec(0xC5, b"n") + b"\xc5", EINVAL, None),
+    ]
+    for op, body, want, value in bad:
+        r = c.call(op, key=c.k(b"sd"), value=body)
+        check(r["status"] == want and (value is None or r["value"] == value),
+              "op 0x%x body %r...: 0x%x %r" % (op, body[:12], r["status"], r["value"][:60]))
+        check(c.get(b"sd")[1]["value"] == now, "unchanged after %r" % body[:12])
+    c.close()
+
+
+
 def run_tool(args, input_=None):
     return subprocess.run(args, input=input_, capture_output=True, timeout=60)
 

@@ -69,8 +69,8 @@ START_TEST(paths)
     ck_assert_str_eq(p.c[1].name, "back`tick");
     ck_assert_int_eq(sd_path_parse("a[-1]", 5, &p), SD_OK);
     ck_assert(p.c[1].index == -1);
-    const char *bad[] = {"a.", ".a", "a..b",  "a[",  "a[x]", "a[-2]",
-                         "a]", "`a", "a[1]b", "a[1", "[]"};
+    const char *bad[] = {"a.", ".a",    "a..b", "a[", "a[x]",     "a[-2]",     "a]",
+                         "`a", "a[1]b", "a[1",  "[]", "\xff\xfe", "a.\xc0\x80"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(sd_path_parse(bad[i], strlen(bad[i]), &p) == SD_PATH_EINVAL, "%s",
                       bad[i]);
