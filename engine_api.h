@@ -130,7 +130,16 @@ typedef enum engine_errc {
         0xca,                           /**< the value would nest the document too deep */
     ENGINE_SUBDOC_INVALID_COMBO = 0xcb, /**< specs that cannot go together */
     ENGINE_SUBDOC_MULTI_PATH_FAILURE = 0xcc, /**< some spec failed (see its result) */
-    ENGINE_FAILED = 0xff                     /**< an internal error */
+    ENGINE_SUBDOC_XATTR_INVALID_FLAG_COMBO =
+        0xce, /**< macros without an attribute path, or a flag a spec cannot take */
+    ENGINE_SUBDOC_XATTR_UNKNOWN_MACRO = 0xd0, /**< a macro the engine does not fill */
+    ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR = 0xd1, /**< a '$' attribute that does not exist */
+    ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR = 0xd2, /**< a mutation of a '$' attribute */
+    ENGINE_SUBDOC_INVALID_XATTR_ORDER = 0xd4, /**< an attribute spec after a body spec */
+    ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED =
+        0xd6,                   /**< revive of a live document (none is deleted here) */
+    ENGINE_XATTR_EINVAL = 0x87, /**< an attribute's key is not valid */
+    ENGINE_FAILED = 0xff        /**< an internal error */
 } engine_errc;
 
 /** Log levels for engine_server_api.log. */
@@ -202,6 +211,22 @@ typedef struct engine_item_info {
     engine_doc_key key; /**< collection and key */
     struct iovec value; /**< the value; writable only between allocate and store */
 } engine_item_info;
+
+/**
+ * Datatype bits. ENGINE_DATATYPE_XATTR (v4): the value starts with an
+ * extended-attribute section (big-endian u32 length of the pairs, then per
+ * pair a big-endian u32 length and key NUL value NUL; keys of 1-16 bytes,
+ * values JSON; at most 1 MiB) and the body follows it. A store checks the
+ * section (ENGINE_INVALID_ARGUMENTS with its reason). A set, replace or CAS
+ * store of a value without the bit over a document with attributes keeps
+ * them (the new body replaces the old); append and prepend change the body
+ * and keep them too; remove drops them all (the engine keeps no deleted
+ * documents). Gets return the section with the body; a host strips it from
+ * a plain get's answer.
+ */
+#define ENGINE_DATATYPE_JSON   0x01
+#define ENGINE_DATATYPE_SNAPPY 0x02
+#define ENGINE_DATATYPE_XATTR  0x04
 
 /** Static facts about an engine (get_info). */
 typedef struct engine_info {
@@ -317,12 +342,28 @@ typedef enum engine_subdoc_op {
 
 /** Per spec: create missing intermediate objects. */
 #define ENGINE_SUBDOC_PATH_MKDIR_P 0x01
-/** Per spec: the path names an extended attribute (not offered yet). */
+/** Per spec: the path's first name is an extended attribute's key (v4; a
+ * '$' key is virtual: $document, $vbucket, $XTOC, read only). */
 #define ENGINE_SUBDOC_PATH_XATTR 0x04
+/** Per spec (with ENGINE_SUBDOC_PATH_XATTR): the value is a macro, the JSON
+ * string "${Mutation.CAS}" or "${Mutation.value_crc32c}", written as the
+ * stored document's CAS (its bytes reversed, as "0x" and 16 hex digits) or
+ * its body's CRC-32C ("0x" and 8 hex digits). */
+#define ENGINE_SUBDOC_PATH_EXPAND_MACROS 0x10
 /** Per call (mutations): create the document if it is missing (as set). */
 #define ENGINE_SUBDOC_DOC_MKDOC 0x01
 /** Per call (mutations): create the document; it must not exist (as add). */
 #define ENGINE_SUBDOC_DOC_ADD 0x02
+/** Per call: reach deleted documents too. The engine keeps none, so this
+ * finds live documents only. */
+#define ENGINE_SUBDOC_DOC_ACCESS_DELETED 0x04
+/** Per call (mutations): revive a deleted document; with none kept, a live
+ * one is ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED and a missing one
+ * ENGINE_NO_SUCH_KEY. */
+#define ENGINE_SUBDOC_DOC_REVIVE 0x10
+/** Per call (mutations; not a wire flag): keep the document's expiry instead
+ * of setting `exptime`. */
+#define ENGINE_SUBDOC_DOC_KEEP_EXPIRY 0x80
 /** Specs in one call at most. */
 #define ENGINE_SUBDOC_MAX_SPECS 16
 

@@ -7,6 +7,7 @@
 #include "kv.h"
 #include "../evict/evict.h"
 #include "../flusher/flusher.h"
+#include "../subdoc/xattr.h"
 #include "locks.h"
 #include "ops.h"
 #include "sweep.h"
@@ -309,31 +310,84 @@ engine_errc kv_unlock(engine_handle *h, const void *cookie, const engine_doc_key
 
 /* ---- store ---- */
 
-/* Builds the item an append/prepend stores: the old value and the new, the old
- * item's metadata. */
-static ep_item *concat_item(ep_engine *e, const void *cookie, const ep_item *old,
-                            const ep_item *add, bool append, engine_errc *rc)
+/* The extended attributes of a resident item: the section's size (0: none). */
+static size_t xattr_len(const ep_item *it)
 {
-    size_t n = (size_t)old->nvalue + add->nvalue;
+    return item_datatype(it) & ENGINE_DATATYPE_XATTR
+               ? xa_size(it->data + it->nkey, it->nvalue)
+               : 0;
+}
+
+/* Whether a store of `it` over `cur` builds a new item from both: an
+ * append/prepend (the old value and the new), or a plain store over a
+ * document with attributes (they are kept, as a host's plain set keeps them). */
+static bool store_merges(const ep_item *cur, const ep_item *it, engine_store_op op)
+{
+    if (op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND)
+        return true;
+    return cur != NULL && op != ENGINE_STORE_ADD &&
+           (item_datatype(cur) & ENGINE_DATATYPE_XATTR) &&
+           !(item_datatype(it) & ENGINE_DATATYPE_XATTR);
+}
+
+/* Builds the item a merging store puts in place of `old`: the old value's
+ * attribute section, then for an append/prepend its body and the new bytes
+ * joined (the old item's metadata), for a plain store the new body (the new
+ * item's metadata). NULL with the reason in *rc when it cannot be built. */
+static ep_item *merged_item(ep_engine *e, const void *cookie, const ep_item *old,
+                            const ep_item *add, engine_store_op op, engine_errc *rc)
+{
+    const char *oval = old->data + old->nkey, *aval = add->data + add->nkey;
+    size_t oxlen = xattr_len(old), obody = old->nvalue - oxlen;
+    bool concat = op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND;
+    size_t n = oxlen + (concat ? obody : 0) + add->nvalue;
     if (n > e->cfg.max_item_size) {
         *rc = ep_fail(e, cookie, ENGINE_TOO_BIG,
-                      "appended value would be %zu bytes; max_item_size is %" PRIu64, n,
-                      e->cfg.max_item_size);
+                      "%s would be %zu bytes; max_item_size is %" PRIu64,
+                      concat ? "the joined value" : "the value with the kept attributes",
+                      n, e->cfg.max_item_size);
         return NULL;
     }
     engine_doc_key key = {old->collection, old->nkey, old->data};
     ep_item *it = ep_item_alloc(e, cookie, &key, n, rc);
     if (it == NULL)
         return NULL;
-    it->flags = old->flags;
-    it->exptime = old->exptime;
-    item_init_datatype(it, item_datatype(old) & item_datatype(add));
+    const ep_item *meta = concat ? old : add;
+    it->flags = meta->flags;
+    it->exptime = meta->exptime;
     it->vbucket = old->vbucket;
-    const ep_item *first = append ? old : add, *second = append ? add : old;
-    memcpy(item_value(it), first->data + first->nkey, first->nvalue);
-    memcpy(item_value(it) + first->nvalue, second->data + second->nkey, second->nvalue);
+    /* Joined, the body is JSON only if both parts were. */
+    uint8_t body = concat ? item_datatype(old) & item_datatype(add) : item_datatype(add);
+    item_init_datatype(it, (body & ENGINE_DATATYPE_JSON) |
+                               (item_datatype(old) & ENGINE_DATATYPE_XATTR));
+    char *w = item_value(it);
+    memcpy(w, oval, oxlen);
+    w += oxlen;
+    if (!concat) {
+        memcpy(w, aval, add->nvalue);
+    } else if (op == ENGINE_STORE_APPEND) {
+        memcpy(w, oval + oxlen, obody);
+        memcpy(w + obody, aval, add->nvalue);
+    } else {
+        memcpy(w, aval, add->nvalue);
+        memcpy(w + add->nvalue, oval + oxlen, obody);
+    }
     item_mark_stored(it);
     return it;
+}
+
+/* Writes the item's CAS where ${Mutation.CAS} asked for it: 16 lowercase hex
+ * digits of the CAS's bytes reversed (kv_engine's form, which clients read
+ * back byte-swapped). */
+static void write_cas_macros(ep_item *it, const kv_store_extra *extra)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v = __builtin_bswap64(it->cas);
+    for (unsigned i = 0; i < extra->ncas_at; i++) {
+        char *w = item_value(it) + extra->cas_at[i];
+        for (int d = 15; d >= 0; d--)
+            w[15 - d] = hex[(v >> (d * 4)) & 0xf];
+    }
 }
 
 /* Under the stripe lock: decides whether `op` may store over `old`. */
@@ -390,7 +444,8 @@ static engine_errc store_refused(ep_engine *e, const void *cookie, engine_errc r
 /* store(), with an optional durable waiter (the flusher finishes it once the
  * write is on disk). */
 engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t *cas_out,
-                        engine_store_op op, ep_waiter *waiter)
+                        engine_store_op op, ep_waiter *waiter,
+                        const kv_store_extra *extra)
 {
     if (!e->initialized)
         return ep_not_initialized(e, cookie);
@@ -407,6 +462,16 @@ engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t 
     engine_errc rc = serving(e, cookie, it->vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
+    if (item_datatype(it) & ENGINE_DATATYPE_XATTR) {
+        size_t xlen;
+        const char *why;
+        if (op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND)
+            return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                           "an append or prepend takes no attribute section");
+        if (!xa_check(it->data + it->nkey, it->nvalue, &xlen, &why))
+            return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                           "the value's attribute section is invalid: %s", why);
+    }
     if (item_mark_stored(it))
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "item was already stored");
     int fetches = 0;
@@ -431,8 +496,9 @@ again:;
              ? ENGINE_LOCKED
              : store_allowed(s, op, cur, lock != NULL ? cur->cas : cmp_cas);
     ep_item *put = it;
-    bool concat = op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND;
-    if (rc == ENGINE_SUCCESS && concat && item_evicted(cur)) {
+    bool merge = rc == ENGINE_SUCCESS && !(extra != NULL && extra->whole) &&
+                 store_merges(cur, it, op);
+    if (merge && item_evicted(cur)) {
         /* The old value is on disk only: bring it back, then store. */
         ht_unlock(s);
         rc = fetches++ == 3 ? ep_fail(e, cookie, ENGINE_TEMPORARY_FAILURE,
@@ -444,15 +510,17 @@ again:;
             goto again;
         goto out_unstore;
     }
-    if (rc == ENGINE_SUCCESS && concat) {
-        fresh = concat_item(e, cookie, cur, it, op == ENGINE_STORE_APPEND, &rc);
-        put = fresh;
-    } else if (rc == ENGINE_SUCCESS) {
-        apply_max_ttl(e, c, it);
+    if (merge) {
+        fresh = merged_item(e, cookie, cur, it, op, &rc);
+        put = fresh != NULL ? fresh : it;
     }
+    if (rc == ENGINE_SUCCESS && op != ENGINE_STORE_APPEND && op != ENGINE_STORE_PREPEND)
+        apply_max_ttl(e, c, put);
     if (rc == ENGINE_SUCCESS) {
         put->cas = atomic_fetch_add_explicit(&e->cas_seq, 1, memory_order_relaxed) + 1;
         it->cas = put->cas;
+        if (extra != NULL)
+            write_cas_macros(put, extra);
         /* Queued for disk before it is linked, both under the stripe lock: each
          * key's versions reach the queue in CAS order, and a write the queue
          * cannot take is not applied at all. (Nothing of the item changes once
@@ -493,7 +561,7 @@ out_unstore:
 engine_errc kv_store(engine_handle *h, const void *cookie, engine_item *item,
                      uint64_t *cas_out, engine_store_op op)
 {
-    return kv_do_store(eng(h), cookie, (ep_item *)item, cas_out, op, NULL);
+    return kv_do_store(eng(h), cookie, (ep_item *)item, cas_out, op, NULL, NULL);
 }
 
 /* ---- remove / flush ---- */
@@ -638,7 +706,7 @@ engine_errc kv_store_durable(engine_handle *h, const void *cookie, engine_item *
     ep_engine *e = eng(h);
     ep_item *it = (ep_item *)item;
     if (d == ENGINE_DURABILITY_NONE || it == NULL)
-        return kv_do_store(e, cookie, it, cas_out, op, NULL);
+        return kv_do_store(e, cookie, it, cas_out, op, NULL, NULL);
     waiter_match m = {.call = WAITER_STORE_DURABLE,
                       .vbucket = it->vbucket,
                       .collection = it->collection,
@@ -651,7 +719,7 @@ engine_errc kv_store_durable(engine_handle *h, const void *cookie, engine_item *
     ep_waiter *w;
     if (durable_begin(e, cookie, d, &m, cas_out, &rc, &w))
         return rc;
-    return durable_result(w, kv_do_store(e, cookie, it, cas_out, op, w));
+    return durable_result(w, kv_do_store(e, cookie, it, cas_out, op, w, NULL));
 }
 
 engine_errc kv_remove_durable(engine_handle *h, const void *cookie,

@@ -27,10 +27,21 @@ engine_errc kv_check_key(ep_engine *e, const void *cookie, const engine_doc_key 
  * host). On ENGINE_SUCCESS the stripe is locked; on an error it is not. */
 engine_errc kv_find_resident(ep_engine *e, const void *cookie, const engine_doc_key *key,
                              uint16_t vbucket, uint64_t hash, key_place *p);
+/* What a sub-document store asks beyond store(): the item is the whole new
+ * value (no attributes of the old one are kept), and at these offsets of its
+ * value the new CAS is written as 16 hex digits of its bytes reversed (the
+ * ${Mutation.CAS} macro), once the CAS is known and before anyone sees it. */
+typedef struct kv_store_extra {
+    bool whole;
+    unsigned ncas_at;
+    uint32_t cas_at[16];
+} kv_store_extra;
+
 /* store() of `it` (the compare CAS in it->cas), with an optional durable
- * waiter. */
+ * waiter and an optional extra (NULL: a plain store). */
 engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t *cas_out,
-                        engine_store_op op, ep_waiter *waiter);
+                        engine_store_op op, ep_waiter *waiter,
+                        const kv_store_extra *extra);
 /* remove(), with an optional durable waiter. */
 engine_errc kv_do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
                          uint64_t cas, uint16_t vbucket, uint64_t *cas_out,

@@ -1,6 +1,7 @@
 /*
  * subdoc.c - the sub-document operations of the vtable (v4): subdoc_lookup
- * and subdoc_mutate over the JSON operations of ../subdoc.
+ * and subdoc_mutate over the JSON operations of ../subdoc, on a document's
+ * body and on its extended attributes.
  *
  * A lookup takes a reference on the document's item under its stripe lock
  * and reads it with no lock held. A mutation reads the document the same way,
@@ -8,11 +9,20 @@
  * (kv_do_store: locks, the disk queue and every store rule apply); if the
  * document changed meanwhile and the caller gave no CAS, it starts again. So
  * a multi-mutation is all or nothing, and no two interleave.
+ *
+ * Attributes are worked on as one JSON object (key -> value), so a path's
+ * first name is the attribute's key and the rest walks into its value. The
+ * virtual ones ($document, $vbucket, $XTOC) are an object built for lookups.
  */
 #include "kv.h"
+#include "../../common/crc32c.h"
 #include "../subdoc/subdoc.h"
+#include "../subdoc/xattr.h"
+#include "locks.h"
 #include "ops.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +68,12 @@ static bool is_mutation(uint8_t op)
            (sd_of(op) >= 0 && !is_lookup(op));
 }
 
+static bool whole_doc(uint8_t op)
+{
+    return op == ENGINE_SUBDOC_GET_DOC || op == ENGINE_SUBDOC_SET_DOC ||
+           op == ENGINE_SUBDOC_DELETE_DOC;
+}
+
 static engine_errc errc_of(sd_status st)
 {
     static const engine_errc map[] = {
@@ -78,7 +94,14 @@ static engine_errc errc_of(sd_status st)
     return (unsigned)st < sizeof(map) / sizeof(map[0]) ? map[st] : ENGINE_FAILED;
 }
 
-/* The checks every call makes: arguments, spec count and kind, the key. */
+/* The path flags a spec may carry. */
+#define LOOKUP_FLAGS ENGINE_SUBDOC_PATH_XATTR
+#define MUTATION_FLAGS                                                                   \
+    (ENGINE_SUBDOC_PATH_MKDIR_P | ENGINE_SUBDOC_PATH_XATTR |                             \
+     ENGINE_SUBDOC_PATH_EXPAND_MACROS)
+
+/* The checks every call makes: arguments, spec count, kind, flags and order,
+ * the key. */
 static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc_key *key,
                               uint16_t vbucket, const engine_subdoc_spec *specs,
                               size_t nspecs, bool mutation)
@@ -90,6 +113,7 @@ static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc
         return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_COMBO,
                        "%zu specs; a call takes 1 to %d", nspecs,
                        ENGINE_SUBDOC_MAX_SPECS);
+    bool body_seen = false;
     for (size_t i = 0; i < nspecs; i++) {
         const engine_subdoc_spec *s = &specs[i];
         if ((s->pathlen > 0 && s->path == NULL) || (s->valuelen > 0 && s->value == NULL))
@@ -103,11 +127,188 @@ static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc
         if (s->op == ENGINE_SUBDOC_DELETE_DOC && nspecs != 1)
             return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_COMBO,
                            "delete_doc must be the only spec");
+        bool xattr = s->flags & ENGINE_SUBDOC_PATH_XATTR;
+        if ((s->flags & ENGINE_SUBDOC_PATH_EXPAND_MACROS) && !xattr)
+            return ep_fail(e, cookie, ENGINE_SUBDOC_XATTR_INVALID_FLAG_COMBO,
+                           "spec %zu: macros are expanded only in attribute paths", i);
+        if (s->flags & ~(mutation ? MUTATION_FLAGS : LOOKUP_FLAGS))
+            return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                           "spec %zu: path flags 0x%02x not supported for op 0x%02x", i,
+                           s->flags, s->op);
+        if (whole_doc(s->op) && (s->pathlen != 0 || s->flags != 0))
+            return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                           "spec %zu: a whole-document op takes no path or flags", i);
+        if (xattr && body_seen)
+            return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_XATTR_ORDER,
+                           "spec %zu: attribute specs come before body specs", i);
+        body_seen = body_seen || !xattr;
     }
     return ENGINE_SUCCESS;
 }
 
+/* ---- a document taken apart ---- */
+
+typedef struct sd_doc {
+    ep_engine *e;
+    const ep_item *it; /* NULL: a new document */
+    const char *section;
+    size_t xlen; /* the attribute section, header included (0: none) */
+    const char *body;
+    size_t blen;
+    bool body_json; /* the body's datatype bit */
+    json_t *xattrs; /* every attribute, parsed at the first attribute spec */
+    json_t *vattrs; /* the virtual ones (lookups) */
+    json_t *json;   /* the body, parsed at the first body spec */
+    sd_status json_st;
+    bool json_tried, body_changed, xattrs_changed;
+} sd_doc;
+
+static void doc_open(sd_doc *d, ep_engine *e, const ep_item *it)
+{
+    memset(d, 0, sizeof(*d));
+    d->e = e;
+    d->it = it;
+    if (it == NULL)
+        return;
+    const char *v = it->data + it->nkey;
+    uint8_t dt = item_datatype(it);
+    d->xlen = dt & ENGINE_DATATYPE_XATTR ? xa_size(v, it->nvalue) : 0;
+    d->section = v;
+    d->body = v + d->xlen;
+    d->blen = it->nvalue - d->xlen;
+    d->body_json = dt & ENGINE_DATATYPE_JSON;
+}
+
+static void doc_close(sd_doc *d)
+{
+    json_decref(d->xattrs);
+    json_decref(d->vattrs);
+    json_decref(d->json);
+}
+
+/* The body as JSON: parsed once (SD_DOC_NOTJSON for one that is not). */
+static sd_status doc_body(sd_doc *d)
+{
+    if (!d->json_tried) {
+        d->json_tried = true;
+        d->json_st = sd_parse_doc(d->body, d->blen, &d->json);
+    }
+    return d->json_st;
+}
+
+static sd_status doc_xattrs(sd_doc *d)
+{
+    if (d->xattrs == NULL)
+        d->xattrs =
+            d->xlen > 0 ? xa_to_object(d->section, d->xlen, false) : json_object();
+    return d->xattrs != NULL ? SD_OK : SD_NO_MEMORY;
+}
+
+static const char *const datatype_names[] = {"json", "snappy", "xattr"};
+
+/* $document, $vbucket and $XTOC of the document as it was read. */
+static sd_status doc_vattrs(sd_doc *d)
+{
+    if (d->vattrs != NULL)
+        return SD_OK;
+    if (doc_xattrs(d) != SD_OK)
+        return SD_NO_MEMORY;
+    const ep_item *it = d->it;
+    char cas[19], crc[11], now[24];
+    snprintf(cas, sizeof(cas), "0x%016" PRIx64, it->cas);
+    snprintf(crc, sizeof(crc), "0x%08" PRIx32, crc32c(d->body, d->blen));
+    snprintf(now, sizeof(now), "%lld", (long long)d->e->sapi->core.abstime(ep_now(d->e)));
+    json_t *types = json_array(), *toc = json_array();
+    uint8_t dt = item_datatype(it);
+    for (unsigned b = 0; types != NULL && b < 3; b++)
+        if (dt & (1u << b))
+            json_array_append_new(types, json_string(datatype_names[b]));
+    if (types != NULL && json_array_size(types) == 0)
+        json_array_append_new(types, json_string("raw"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(d->xattrs, k, v)
+    {
+        if (toc != NULL)
+            json_array_append_new(toc, json_string(k));
+    }
+    json_int_t exptime =
+        it->exptime ? (json_int_t)d->e->sapi->core.abstime(it->exptime) : 0;
+    d->vattrs = json_pack("{s:{s:s,s:I,s:I,s:I,s:o,s:b,s:s},s:{s:{s:s,s:s}},s:o}",
+                          "$document", "CAS", cas, "exptime", exptime, "flags",
+                          (json_int_t)it->flags, "value_bytes", (json_int_t)d->blen,
+                          "datatype", types, "deleted", 0, "value_crc32c", crc,
+                          "$vbucket", "HLC", "now", now, "mode", "real", "$XTOC", toc);
+    return d->vattrs != NULL ? SD_OK : SD_NO_MEMORY;
+}
+
+/* The attribute key a path starts with: the bytes before '.' or '['. */
+static size_t xattr_key_len(const engine_subdoc_spec *s)
+{
+    size_t n = 0;
+    while (n < s->pathlen && s->path[n] != '.' && s->path[n] != '[')
+        n++;
+    return n;
+}
+
+/* Where an attribute spec works: the attribute object, or the virtual one.
+ * A bad key is the spec's error. */
+static engine_errc xattr_target(sd_doc *d, const engine_subdoc_spec *s, bool mutation,
+                                json_t ***doc)
+{
+    size_t klen = xattr_key_len(s);
+    if (klen == 0)
+        return ENGINE_SUBDOC_PATH_EINVAL;
+    if (s->path[0] == '$') {
+        static const char *const names[] = {"$document", "$vbucket", "$XTOC"};
+        bool known = false;
+        for (size_t i = 0; i < 3; i++)
+            known = known ||
+                    (strlen(names[i]) == klen && memcmp(names[i], s->path, klen) == 0);
+        if (!known)
+            return ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR;
+        if (mutation)
+            return ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR;
+        if (doc_vattrs(d) != SD_OK)
+            return ENGINE_NO_MEMORY;
+        *doc = &d->vattrs;
+        return ENGINE_SUCCESS;
+    }
+    const char *why;
+    if (!xa_key_valid(s->path, klen, &why))
+        return ENGINE_XATTR_EINVAL;
+    if (doc_xattrs(d) != SD_OK)
+        return ENGINE_NO_MEMORY;
+    *doc = &d->xattrs;
+    return ENGINE_SUCCESS;
+}
+
 /* ---- lookups ---- */
+
+/* One lookup spec: its status, and its value in *out (malloc'd) or *ref (the
+ * document's own bytes). */
+static engine_errc lookup_one(sd_doc *d, const engine_subdoc_spec *s, char **out,
+                              size_t *len, const char **ref)
+{
+    if (s->op == ENGINE_SUBDOC_GET_DOC) {
+        *ref = d->body;
+        *len = d->blen;
+        return ENGINE_SUCCESS;
+    }
+    json_t **doc;
+    if (s->flags & ENGINE_SUBDOC_PATH_XATTR) {
+        engine_errc rc = xattr_target(d, s, false, &doc);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+    } else {
+        sd_status st = doc_body(d);
+        if (st != SD_OK)
+            return errc_of(st);
+        doc = &d->json;
+    }
+    return errc_of(sd_execute(doc, (sd_op)sd_of(s->op), 0, s->path, s->pathlen, s->value,
+                              s->valuelen, out, len));
+}
 
 engine_errc kv_subdoc_lookup(engine_handle *h, const void *cookie,
                              const engine_doc_key *key, uint16_t vbucket,
@@ -116,49 +317,42 @@ engine_errc kv_subdoc_lookup(engine_handle *h, const void *cookie,
                              uint64_t *cas_out)
 {
     ep_engine *e = eng(h);
-    (void)doc_flags;
     engine_errc rc = check_call(e, cookie, key, vbucket, specs, nspecs, false);
     if (rc != ENGINE_SUCCESS)
         return rc;
     if (result == NULL)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "result callback is NULL");
+    if (doc_flags & ~ENGINE_SUBDOC_DOC_ACCESS_DELETED)
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                       "document flags 0x%02x: a lookup takes access_deleted only",
+                       doc_flags);
     key_place p;
     rc = kv_find_resident(e, cookie, key, vbucket,
                           ht_hash(vbucket, key->collection, key->bytes, key->len), &p);
     if (rc != ENGINE_SUCCESS)
         return rc;
     ep_item *it = p.it;
+    bool locked = it != NULL && kv_lock_of(e, p.s, it) != NULL;
     if (it != NULL)
         item_ref(it);
     ht_unlock(p.s);
     if (it == NULL)
         return ep_fail(e, cookie, ENGINE_NO_SUCH_KEY, "key does not exist");
     if (cas_out != NULL)
-        *cas_out = it->cas;
-    json_t *doc = NULL;
-    sd_status parsed = sd_parse_doc(item_value(it), it->nvalue, &doc);
+        *cas_out = locked ? UINT64_MAX : it->cas; /* a lock's CAS is the locker's */
+    sd_doc d;
+    doc_open(&d, e, it);
     bool all = true;
     for (size_t i = 0; i < nspecs; i++) {
-        const engine_subdoc_spec *s = &specs[i];
         char *out = NULL;
+        const char *ref = NULL;
         size_t len = 0;
-        engine_errc st;
-        if (s->flags & ENGINE_SUBDOC_PATH_XATTR) {
-            st = ENGINE_NOT_SUPPORTED;
-        } else if (s->op == ENGINE_SUBDOC_GET_DOC) {
-            result(i, ENGINE_SUCCESS, item_value(it), it->nvalue, ctx);
-            continue;
-        } else if (parsed != SD_OK) {
-            st = errc_of(parsed);
-        } else {
-            st = errc_of(sd_execute(&doc, (sd_op)sd_of(s->op), s->flags, s->path,
-                                    s->pathlen, s->value, s->valuelen, &out, &len));
-        }
+        engine_errc st = lookup_one(&d, &specs[i], &out, &len, &ref);
         all = all && st == ENGINE_SUCCESS;
-        result(i, st, out, len, ctx);
+        result(i, st, ref != NULL ? ref : out, len, ctx);
         free(out);
     }
-    json_decref(doc);
+    doc_close(&d);
     ep_item_put(e, it);
     return all ? ENGINE_SUCCESS : ENGINE_SUBDOC_MULTI_PATH_FAILURE;
 }
@@ -172,32 +366,137 @@ typedef struct kept_result {
     size_t len;
 } kept_result;
 
-/* Applies every spec to *doc (made for a new document); the first failing
- * spec's index in *failed, its status returned. Values to give back are kept
- * in kept[] (*nkept). */
-static engine_errc apply_specs(json_t **doc, const engine_subdoc_spec *specs,
-                               size_t nspecs, size_t *failed, kept_result *kept,
+/* A mutation's macros: the placeholders written where the values go, filled
+ * in once the body (CRC-32C) and the CAS are known. */
+typedef struct macros {
+    char cas[19], crc[11]; /* "0x" and 16 / 8 random hex digits */
+    bool any;
+} macros;
+
+static bool occurs(const char *hay, size_t n, const char *needle)
+{
+    return n > 0 && memmem(hay, n, needle, strlen(needle)) != NULL;
+}
+
+/* Strings of the tree equal to text. */
+static size_t count_strings(const json_t *v, const char *text)
+{
+    size_t n = 0, i;
+    const char *k;
+    json_t *x;
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), text) == 0;
+    if (json_is_object(v))
+        json_object_foreach((json_t *)v, k, x) n += count_strings(x, text);
+    if (json_is_array(v))
+        json_array_foreach(v, i, x) n += count_strings(x, text);
+    return n;
+}
+
+/* Occurrences of needle (nlen bytes) in hay. */
+static size_t count_bytes(const char *hay, size_t n, const char *needle, size_t nlen)
+{
+    size_t c = 0;
+    if (n == 0)
+        return 0;
+    for (const char *p = hay;
+         (p = memmem(p, n - (size_t)(p - hay), needle, nlen)) != NULL; p += nlen)
+        c++;
+    return c;
+}
+
+/* Random placeholders found nowhere in the document's attributes or the
+ * specs. (build_item also checks that every one in the result is a macro's:
+ * a placeholder made some other way picks new ones.) */
+static void macros_pick(macros *m, const sd_doc *d, const engine_subdoc_spec *specs,
+                        size_t nspecs)
+{
+    for (;;) {
+        uint64_t r[2];
+        arc4random_buf(r, sizeof(r));
+        snprintf(m->cas, sizeof(m->cas), "0x%016" PRIx64, r[0]);
+        snprintf(m->crc, sizeof(m->crc), "0x%08" PRIx32, (uint32_t)r[1]);
+        bool clash = occurs(d->section, d->xlen, m->cas + 2) ||
+                     occurs(d->section, d->xlen, m->crc + 2);
+        for (size_t i = 0; !clash && i < nspecs; i++) {
+            const engine_subdoc_spec *s = &specs[i];
+            clash = occurs(s->path, s->pathlen, m->cas + 2) ||
+                    occurs(s->path, s->pathlen, m->crc + 2) ||
+                    occurs(s->value, s->valuelen, m->cas + 2) ||
+                    occurs(s->value, s->valuelen, m->crc + 2);
+        }
+        clash = clash || strstr(m->cas, m->crc + 2) != NULL;
+        if (!clash)
+            return;
+    }
+}
+
+/* The value an attribute spec with macros stores: the placeholder as a JSON
+ * string, or the macro's error. */
+static engine_errc macro_value(const engine_subdoc_spec *s, macros *m, char *buf,
+                               size_t cap, size_t *len)
+{
+    static const char cas[] = "\"${Mutation.CAS}\"",
+                      crc[] = "\"${Mutation.value_crc32c}\"";
+    const char *ph = NULL;
+    if (s->valuelen == sizeof(cas) - 1 && memcmp(s->value, cas, s->valuelen) == 0)
+        ph = m->cas;
+    else if (s->valuelen == sizeof(crc) - 1 && memcmp(s->value, crc, s->valuelen) == 0)
+        ph = m->crc;
+    if (ph == NULL)
+        return ENGINE_SUBDOC_XATTR_UNKNOWN_MACRO;
+    *len = (size_t)snprintf(buf, cap, "\"%s\"", ph);
+    m->any = true;
+    return ENGINE_SUCCESS;
+}
+
+/* Applies every spec to d; the first failing spec's index in *failed, its
+ * status returned. Values to give back are kept in kept[] (*nkept). */
+static engine_errc apply_specs(sd_doc *d, const engine_subdoc_spec *specs, size_t nspecs,
+                               macros *m, size_t *failed, kept_result *kept,
                                size_t *nkept)
 {
     *nkept = 0;
     for (size_t i = 0; i < nspecs; i++) {
         const engine_subdoc_spec *s = &specs[i];
         *failed = i;
-        if (s->flags & ENGINE_SUBDOC_PATH_XATTR)
-            return ENGINE_NOT_SUPPORTED;
         if (s->op == ENGINE_SUBDOC_SET_DOC) {
-            json_t *v;
-            sd_status st = sd_parse_doc(s->value, s->valuelen, &v);
-            if (st != SD_OK)
-                return ENGINE_SUBDOC_VALUE_CANTINSERT;
-            json_decref(*doc);
-            *doc = v;
+            /* The new body; its bytes are the spec's, valid for the call. */
+            json_decref(d->json);
+            d->json = NULL;
+            d->json_tried = d->body_changed = false;
+            d->body = s->value;
+            d->blen = s->valuelen;
+            json_t *probe = NULL;
+            d->body_json = sd_parse_doc(s->value, s->valuelen, &probe) == SD_OK;
+            json_decref(probe);
             continue;
+        }
+        json_t **doc;
+        const char *value = s->value;
+        size_t vlen = s->valuelen;
+        char macro[24];
+        if (s->flags & ENGINE_SUBDOC_PATH_XATTR) {
+            engine_errc rc = xattr_target(d, s, true, &doc);
+            if (rc == ENGINE_SUCCESS && (s->flags & ENGINE_SUBDOC_PATH_EXPAND_MACROS)) {
+                rc = macro_value(s, m, macro, sizeof(macro), &vlen);
+                value = macro;
+            }
+            if (rc != ENGINE_SUCCESS)
+                return rc;
+            d->xattrs_changed = true;
+        } else {
+            sd_status st = doc_body(d);
+            if (st != SD_OK)
+                return errc_of(st);
+            doc = &d->json;
+            d->body_changed = true;
         }
         char *out = NULL;
         size_t len = 0;
-        sd_status st = sd_execute(doc, (sd_op)sd_of(s->op), s->flags, s->path, s->pathlen,
-                                  s->value, s->valuelen, &out, &len);
+        unsigned flags = s->flags & ENGINE_SUBDOC_PATH_MKDIR_P ? SD_MKDIR_P : 0;
+        sd_status st = sd_execute(doc, (sd_op)sd_of(s->op), flags, s->path, s->pathlen,
+                                  value, vlen, &out, &len);
         if (st != SD_OK) {
             free(out);
             return errc_of(st);
@@ -208,46 +507,97 @@ static engine_errc apply_specs(json_t **doc, const engine_subdoc_spec *specs,
     return ENGINE_SUCCESS;
 }
 
-/* The document a mutation starts from: the stored one, or for a missing one
- * {} (or [] when the first spec pushes onto the root); nothing to read when
- * the first spec sets the whole body. */
-static sd_status start_doc(const ep_item *cur, const engine_subdoc_spec *specs,
-                           json_t **doc)
+/* A missing document's start: {} (or [] when the first body spec pushes onto
+ * the root). */
+static sd_status new_body(sd_doc *d, const engine_subdoc_spec *specs, size_t nspecs)
 {
-    if (specs[0].op == ENGINE_SUBDOC_SET_DOC) {
-        *doc = json_null(); /* replaced by the first spec: the old body is not read */
-        return SD_OK;
-    }
-    if (cur != NULL)
-        return sd_parse_doc(item_value((ep_item *)cur), cur->nvalue, doc);
-    bool array =
-        specs[0].pathlen == 0 && (specs[0].op == ENGINE_SUBDOC_ARRAY_PUSH_LAST ||
-                                  specs[0].op == ENGINE_SUBDOC_ARRAY_PUSH_FIRST ||
-                                  specs[0].op == ENGINE_SUBDOC_ARRAY_ADD_UNIQUE);
-    *doc = array ? json_array() : json_object();
-    return *doc != NULL ? SD_OK : SD_NO_MEMORY;
+    const engine_subdoc_spec *first = NULL;
+    for (size_t i = 0; i < nspecs && first == NULL; i++)
+        if (!(specs[i].flags & ENGINE_SUBDOC_PATH_XATTR))
+            first = &specs[i];
+    bool array = first != NULL && first->pathlen == 0 &&
+                 (first->op == ENGINE_SUBDOC_ARRAY_PUSH_LAST ||
+                  first->op == ENGINE_SUBDOC_ARRAY_PUSH_FIRST ||
+                  first->op == ENGINE_SUBDOC_ARRAY_ADD_UNIQUE);
+    d->json = array ? json_array() : json_object();
+    d->json_tried = d->body_changed = d->body_json = true;
+    d->json_st = SD_OK;
+    return d->json != NULL ? SD_OK : SD_NO_MEMORY;
 }
 
-/* Writes the new document as an item for key (the old one's flags). */
-static ep_item *new_doc_item(ep_engine *e, const void *cookie, const engine_doc_key *key,
-                             uint16_t vbucket, const ep_item *cur, const char *json,
-                             size_t len, uint32_t exptime, engine_errc *rc)
+/* Builds the new document's item: the attribute section (rewritten if a spec
+ * changed it), the body (printed if a spec changed it), the macros filled in
+ * but the CAS (extra->cas_at: where kv_do_store writes it). */
+static ep_item *build_item(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                           uint16_t vbucket, sd_doc *d, const macros *m,
+                           kv_store_extra *extra, bool *clash, engine_errc *rc)
 {
-    if (len > e->cfg.max_item_size) {
-        *rc = ep_fail(e, cookie, ENGINE_TOO_BIG,
-                      "the document would be %zu bytes; max_item_size is %llu", len,
-                      (unsigned long long)e->cfg.max_item_size);
-        return NULL;
+    *clash = false;
+    char *section = NULL, *body = NULL;
+    size_t slen = d->xlen, blen = d->blen;
+    bool too_big = false;
+    *rc = ENGINE_SUCCESS;
+    if (d->xattrs_changed && !xa_from_object(d->xattrs, &section, &slen, &too_big))
+        *rc = too_big ? ep_fail(e, cookie, ENGINE_TOO_BIG,
+                                "the system attributes would take more than 1 MiB")
+                      : ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                                "out of memory writing the attributes");
+    if (*rc == ENGINE_SUCCESS && d->body_changed) {
+        body = sd_dump(d->json, &blen);
+        if (body == NULL)
+            *rc = ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory printing the body");
     }
-    ep_item *it = ep_item_alloc(e, cookie, key, len, rc);
-    if (it == NULL)
-        return NULL;
-    it->flags = cur != NULL ? cur->flags : 0;
-    it->exptime = exptime ? e->sapi->core.realtime(exptime) : 0;
-    item_init_datatype(it, 0x01); /* JSON */
-    it->vbucket = vbucket;
-    memcpy(item_value(it), json, len);
+    if (*rc == ENGINE_SUCCESS && m->any &&
+        (count_bytes(section, slen, m->cas + 2, 16) != count_strings(d->xattrs, m->cas) ||
+         count_bytes(section, slen, m->crc + 2, 8) != count_strings(d->xattrs, m->crc) ||
+         count_strings(d->xattrs, m->cas) > 16)) {
+        *clash = true; /* new placeholders, from the start */
+        *rc = ENGINE_FAILED;
+    }
+    const char *sec = d->xattrs_changed ? section : d->section;
+    const char *bod = d->body_changed ? body : d->body;
+    size_t n = slen + blen;
+    if (*rc == ENGINE_SUCCESS && n > e->cfg.max_item_size)
+        *rc = ep_fail(e, cookie, ENGINE_TOO_BIG,
+                      "the document would be %zu bytes; max_item_size is %" PRIu64, n,
+                      e->cfg.max_item_size);
+    ep_item *it = *rc == ENGINE_SUCCESS ? ep_item_alloc(e, cookie, key, n, rc) : NULL;
+    if (it != NULL) {
+        char *w = item_value(it);
+        if (slen > 0)
+            memcpy(w, sec, slen);
+        if (blen > 0)
+            memcpy(w + slen, bod, blen);
+        item_init_datatype(it,
+                           (d->body_json || d->body_changed ? ENGINE_DATATYPE_JSON : 0) |
+                               (slen > 0 ? ENGINE_DATATYPE_XATTR : 0));
+        it->vbucket = vbucket;
+        /* Macros: the placeholders are in the section only. */
+        if (m->any) {
+            char crc[9];
+            snprintf(crc, sizeof(crc), "%08" PRIx32, crc32c(w + slen, blen));
+            for (char *p = w;
+                 (p = memmem(p, slen - (size_t)(p - w), m->crc + 2, 8)) != NULL; p += 8)
+                memcpy(p, crc, 8);
+            for (char *p = w;
+                 (p = memmem(p, slen - (size_t)(p - w), m->cas + 2, 16)) != NULL; p += 16)
+                extra->cas_at[extra->ncas_at++] = (uint32_t)(p - w);
+        }
+    }
+    free(section);
+    free(body);
     return it;
+}
+
+/* Under the stripe lock: whether the caller may change cur with `cas`
+ * (judged now, before any work: a mismatch or a lock answers at once). */
+static engine_errc may_change(ep_engine *e, ht_stripe *s, const ep_item *cur,
+                              uint64_t cas)
+{
+    kv_lock *lock = kv_lock_of(e, s, cur);
+    if (lock != NULL)
+        return cas == lock->lock_cas ? ENGINE_SUCCESS : ENGINE_LOCKED;
+    return cas == 0 || cas == cur->cas ? ENGINE_SUCCESS : ENGINE_KEY_EXISTS;
 }
 
 engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
@@ -262,8 +612,17 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
     if (rc != ENGINE_SUCCESS)
         return rc;
     bool mkdoc = doc_flags & ENGINE_SUBDOC_DOC_MKDOC,
-         add = doc_flags & ENGINE_SUBDOC_DOC_ADD;
-    if ((mkdoc && add) || (add && cas != 0) || (doc_flags & ~0x03u))
+         add = doc_flags & ENGINE_SUBDOC_DOC_ADD,
+         revive = doc_flags & ENGINE_SUBDOC_DOC_REVIVE,
+         keep_expiry = doc_flags & ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
+    const unsigned known = ENGINE_SUBDOC_DOC_MKDOC | ENGINE_SUBDOC_DOC_ADD |
+                           ENGINE_SUBDOC_DOC_ACCESS_DELETED | ENGINE_SUBDOC_DOC_REVIVE |
+                           ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
+    if (doc_flags & 0x08)
+        return ep_fail(e, cookie, ENGINE_NOT_SUPPORTED,
+                       "create_as_deleted: the engine keeps no deleted documents");
+    if ((mkdoc && add) || (add && cas != 0) || (doc_flags & ~known) ||
+        (revive && !(doc_flags & ENGINE_SUBDOC_DOC_ACCESS_DELETED)))
         return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_COMBO, "document flags 0x%02x%s",
                        doc_flags, add && cas != 0 ? " with a CAS" : "");
     if (result == NULL || failed == NULL)
@@ -280,45 +639,62 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
         if (rc != ENGINE_SUCCESS)
             return rc;
         ep_item *cur = p.it;
-        if (cur != NULL)
+        rc = cur != NULL ? may_change(e, p.s, cur, cas) : ENGINE_SUCCESS;
+        if (cur != NULL && rc == ENGINE_SUCCESS)
             item_ref(cur);
         ht_unlock(p.s);
-        if (cur == NULL && !mkdoc && !add)
+        if (rc == ENGINE_LOCKED)
+            return kv_locked(e, cookie);
+        if (rc == ENGINE_KEY_EXISTS)
+            return ep_fail(e, cookie, rc, "CAS mismatch");
+        if (cur == NULL && (revive || (!mkdoc && !add)))
             return ep_fail(e, cookie, ENGINE_NO_SUCH_KEY, "key does not exist");
-        if (cur != NULL && add) {
+        if (cur != NULL && (add || revive)) {
             ep_item_put(e, cur);
-            return ep_fail(e, cookie, ENGINE_KEY_EXISTS, "key exists");
+            return revive ? ep_fail(e, cookie, ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED,
+                                    "the document is not deleted")
+                          : ep_fail(e, cookie, ENGINE_KEY_EXISTS, "key exists");
         }
-        json_t *doc = NULL;
+        sd_doc doc;
+        doc_open(&doc, e, cur);
+        macros m = {.any = false};
         kept_result kept[ENGINE_SUBDOC_MAX_SPECS];
         size_t nkept = 0;
-        sd_status st = start_doc(cur, specs, &doc);
+        sd_status st = cur == NULL ? new_body(&doc, specs, nspecs) : SD_OK;
+        macros_pick(&m, &doc, specs, nspecs);
         rc = st != SD_OK ? errc_of(st)
-                         : apply_specs(&doc, specs, nspecs, failed, kept, &nkept);
-        if (st != SD_OK)
-            *failed = 0;
-        char *json = NULL;
-        if (rc == ENGINE_SUCCESS) {
-            json = json_dumps(doc, JSON_COMPACT | JSON_ENCODE_ANY);
-            if (json == NULL)
-                rc = ep_fail(e, cookie, ENGINE_NO_MEMORY,
-                             "out of memory printing the document");
-        } else if (rc != ENGINE_NO_MEMORY) {
+                         : apply_specs(&doc, specs, nspecs, &m, failed, kept, &nkept);
+        if (rc != ENGINE_SUCCESS && rc != ENGINE_NO_MEMORY) {
             result(*failed, rc, NULL, 0, ctx);
             rc = ep_fail(e, cookie, ENGINE_SUBDOC_MULTI_PATH_FAILURE,
                          "spec %zu failed; nothing was changed", *failed);
+        } else if (rc == ENGINE_NO_MEMORY) {
+            rc = ep_fail(e, cookie, rc, "out of memory applying the specs");
         }
-        json_decref(doc);
-        ep_item *it = NULL;
-        if (rc == ENGINE_SUCCESS)
-            it = new_doc_item(e, cookie, key, vbucket, cur, json, strlen(json), exptime,
-                              &rc);
-        free(json);
+        kv_store_extra extra = {.whole = true, .ncas_at = 0};
+        bool clash = false;
+        ep_item *it = rc == ENGINE_SUCCESS ? build_item(e, cookie, key, vbucket, &doc, &m,
+                                                        &extra, &clash, &rc)
+                                           : NULL;
+        doc_close(&doc);
+        if (clash) {
+            for (size_t i = 0; i < nkept; i++)
+                free(kept[i].value);
+            if (cur != NULL)
+                ep_item_put(e, cur);
+            continue;
+        }
         if (it != NULL) {
-            /* Stored only over the version the specs were applied to. */
+            it->flags = cur != NULL ? cur->flags : 0;
+            it->exptime = keep_expiry && cur != NULL ? cur->exptime
+                          : exptime                  ? e->sapi->core.realtime(exptime)
+                                                     : 0;
+            /* Stored only over the version the specs were applied to (a
+             * lock's CAS gets past its lock). */
             it->cas = cas != 0 ? cas : cur != NULL ? cur->cas : 0;
             rc = kv_do_store(e, cookie, it, cas_out,
-                             it->cas != 0 ? ENGINE_STORE_CAS : ENGINE_STORE_ADD, NULL);
+                             it->cas != 0 ? ENGINE_STORE_CAS : ENGINE_STORE_ADD, NULL,
+                             &extra);
             ep_item_put(e, it);
         }
         if (cur != NULL)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -216,13 +217,41 @@ static sd_status parse_value(const char *value, size_t vlen, bool list, json_t *
     return SD_OK;
 }
 
+/* Whether every real in v reads back from `digits` significant digits. */
+static bool reals_fit(const json_t *v, int digits)
+{
+    if (json_is_real(v)) {
+        char buf[40];
+        double d = json_real_value(v);
+        snprintf(buf, sizeof(buf), "%.*g", digits, d);
+        return strtod(buf, NULL) == d;
+    }
+    const char *k;
+    json_t *x;
+    size_t i;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, k, x) if (!reals_fit(x, digits)) return false;
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) if (!reals_fit(x, digits)) return false;
+    }
+    return true;
+}
+
+char *sd_dump(const json_t *v, size_t *len)
+{
+    int digits = 15;
+    while (digits < 17 && !reals_fit(v, digits))
+        digits++;
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT | JSON_REAL_PRECISION(digits));
+    if (s != NULL)
+        *len = strlen(s);
+    return s;
+}
+
 static sd_status dump(const json_t *v, char **result, size_t *rlen)
 {
-    *result = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-    if (*result == NULL)
-        return SD_NO_MEMORY;
-    *rlen = strlen(*result);
-    return SD_OK;
+    *result = sd_dump(v, rlen);
+    return *result != NULL ? SD_OK : SD_NO_MEMORY;
 }
 
 static bool primitive(const json_t *v)
@@ -246,6 +275,26 @@ static sd_status parse_delta(const char *value, size_t vlen, long long *delta)
         return SD_DELTA_EINVAL;
     *delta = d;
     return SD_OK;
+}
+
+/* A counter's new number from the current value (NULL: none, counts from 0):
+ * PATH_MISMATCH if that is not an integer, VALUE_CANTINSERT if the sum leaves
+ * the 64-bit range. */
+static sd_status counter_value(const json_t *cur, const char *value, size_t vlen,
+                               json_t **out)
+{
+    long long delta, now = 0;
+    sd_status d = parse_delta(value, vlen, &delta);
+    if (d != SD_OK)
+        return d;
+    if (cur != NULL && !json_is_integer(cur))
+        return SD_PATH_MISMATCH;
+    if (cur != NULL)
+        now = json_integer_value(cur);
+    if ((delta > 0 && now > LLONG_MAX - delta) || (delta < 0 && now < LLONG_MIN - delta))
+        return SD_VALUE_CANTINSERT;
+    *out = json_integer(now + delta);
+    return *out != NULL ? SD_OK : SD_NO_MEMORY;
 }
 
 /* Mutations whose last component names a place in a container. */
@@ -278,6 +327,15 @@ static sd_status at_last(json_t *root, const sd_path *path, sd_op op, bool mkdir
             return json_array_remove(parent, i) ? SD_NO_MEMORY : SD_OK;
         case SD_REPLACE:
             return json_array_set(parent, i, val) ? SD_NO_MEMORY : SD_OK;
+        case SD_COUNTER: {
+            json_t *c;
+            sd_status d = counter_value(json_array_get(parent, i), value, vlen, &c);
+            if (d != SD_OK)
+                return d;
+            if (json_array_set_new(parent, i, c) != 0)
+                return SD_NO_MEMORY;
+            return dump(c, result, rlen);
+        }
         case SD_DICT_ADD:
         case SD_DICT_UPSERT:
             return SD_PATH_EINVAL; /* a dictionary operation on an array element */
@@ -307,19 +365,11 @@ static sd_status at_last(json_t *root, const sd_path *path, sd_op op, bool mkdir
             return SD_PATH_ENOENT;
         return json_object_del(parent, last->name) ? SD_NO_MEMORY : SD_OK;
     case SD_COUNTER: {
-        long long delta, now = 0;
-        sd_status d = parse_delta(value, vlen, &delta);
+        json_t *n;
+        sd_status d = counter_value(cur, value, vlen, &n);
         if (d != SD_OK)
             return d;
-        if (cur != NULL && !json_is_integer(cur))
-            return SD_PATH_MISMATCH;
-        if (cur != NULL)
-            now = json_integer_value(cur);
-        if ((delta > 0 && now > LLONG_MAX - delta) ||
-            (delta < 0 && now < LLONG_MIN - delta))
-            return SD_NUM_ERANGE;
-        json_t *n = json_integer(now + delta);
-        if (n == NULL || json_object_set_new(parent, last->name, n) != 0)
+        if (json_object_set_new(parent, last->name, n) != 0)
             return SD_NO_MEMORY;
         return dump(n, result, rlen);
     }

@@ -87,6 +87,11 @@ sd_status sd_execute(json_t **doc, sd_op op, unsigned flags, const char *path,
                      size_t pathlen, const char *value, size_t vlen, char **result,
                      size_t *rlen);
 
+/** Compact JSON text of v (malloc'd, *len bytes; NULL when out of memory).
+ * Reals get the fewest digits (15 to 17) that read back as the same numbers,
+ * so an untouched 0.1 stays 0.1. */
+char *sd_dump(const json_t *v, size_t *len);
+
 /** A short name of a status (for reasons and tests). */
 const char *sd_status_name(sd_status st);
 

@@ -7,6 +7,7 @@
 #include "../engine_testapp/suite_helpers.h"
 
 #include <pthread.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -671,17 +672,22 @@ static test_result test_subdoc_lookups(engine_handle *h, const test_harness *th)
           strcmp(r.val[4], "{\"a\":{\"b\":[1,2]},\"n\":1}") == 0);
     /* Each failing spec has its status; the others still answer. */
     engine_subdoc_spec mixed[] = {
+        spec(ENGINE_SUBDOC_GET, ENGINE_SUBDOC_PATH_XATTR, "_x", NULL),
         spec(ENGINE_SUBDOC_GET, 0, "x", NULL),
         spec(ENGINE_SUBDOC_GET, 0, "n.x", NULL),
         spec(ENGINE_SUBDOC_GET, 0, "a..b", NULL),
         spec(ENGINE_SUBDOC_GET, 0, "n", NULL),
-        spec(ENGINE_SUBDOC_GET, ENGINE_SUBDOC_PATH_XATTR, "_x", NULL),
     };
     CHECK_RC(sd_lookup(h, c, "doc", mixed, 5, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
-    CHECK(r.st[0] == ENGINE_SUBDOC_PATH_ENOENT &&
-          r.st[1] == ENGINE_SUBDOC_PATH_MISMATCH &&
-          r.st[2] == ENGINE_SUBDOC_PATH_EINVAL && r.st[3] == ENGINE_SUCCESS &&
-          strcmp(r.val[3], "1") == 0 && r.st[4] == ENGINE_NOT_SUPPORTED);
+    CHECK(r.st[0] == ENGINE_SUBDOC_PATH_ENOENT && r.st[1] == ENGINE_SUBDOC_PATH_ENOENT &&
+          r.st[2] == ENGINE_SUBDOC_PATH_MISMATCH &&
+          r.st[3] == ENGINE_SUBDOC_PATH_EINVAL && r.st[4] == ENGINE_SUCCESS &&
+          strcmp(r.val[4], "1") == 0);
+    /* Attribute specs come first; a whole-document op takes no path. */
+    engine_subdoc_spec late[] = {mixed[1], mixed[0]};
+    CHECK_RC(sd_lookup(h, c, "doc", late, 2, &r), ENGINE_SUBDOC_INVALID_XATTR_ORDER);
+    engine_subdoc_spec doc_path = spec(ENGINE_SUBDOC_GET_DOC, 0, "a", NULL);
+    CHECK_RC(sd_lookup(h, c, "doc", &doc_path, 1, &r), ENGINE_INVALID_ARGUMENTS);
     CHECK_RC(sd_lookup(h, c, "missing", specs, 1, &r), ENGINE_NO_SUCH_KEY);
     CHECK_RC(kv_store(h, c, "text", "not json", ENGINE_STORE_SET, 0, NULL),
              ENGINE_SUCCESS);
@@ -799,6 +805,255 @@ static test_result test_subdoc_locked(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* ---- extended attributes (v4) ---- */
+
+static engine_errc store_x(engine_handle *h, const void *c, const char *key,
+                           const char *const *pairs, const char *body, uint8_t datatype,
+                           uint64_t *cas)
+{
+    char buf[512];
+    size_t n = xattr_value(buf, sizeof(buf), pairs, body);
+    return kv_store_dt(h, c, key, buf, n, datatype, 0, 0, 0, 0, ENGINE_STORE_SET, 0, cas);
+}
+
+/* The body of a stored value and whether it carries attributes. */
+static bool body_is(engine_handle *h, const void *c, const char *key, const char *want,
+                    bool xattrs)
+{
+    char buf[512];
+    engine_item_info info;
+    if (kv_get_full(h, c, 0, 0, key, buf, sizeof(buf), &info) != ENGINE_SUCCESS)
+        return false;
+    size_t skip = 0;
+    if (info.datatype & ENGINE_DATATYPE_XATTR)
+        skip = 4 + ((size_t)(unsigned char)buf[0] << 24 |
+                    (size_t)(unsigned char)buf[1] << 16 |
+                    (size_t)(unsigned char)buf[2] << 8 | (unsigned char)buf[3]);
+    bool ok = skip <= info.value.iov_len && info.value.iov_len - skip == strlen(want) &&
+              memcmp(buf + skip, want, strlen(want)) == 0 &&
+              !!(info.datatype & ENGINE_DATATYPE_XATTR) == xattrs;
+    if (!ok)
+        fprintf(stderr, "%s: body '%s', datatype 0x%02x\n", key, buf + skip,
+                info.datatype);
+    return ok;
+}
+
+static test_result test_xattr_sections(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    const uint8_t JX = ENGINE_DATATYPE_JSON | ENGINE_DATATYPE_XATTR;
+    const char *good[] = {"meta", "{\"a\":1}", "_sys", "\"s\"", NULL};
+    CHECK_RC(store_x(h, c, "d", good, "{\"b\":1}", JX, NULL), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "d", "{\"b\":1}", true));
+    /* Sections that do not hold are refused whole. */
+    const char *dup[] = {"k", "1", "k", "2", NULL};
+    const char *notjson[] = {"k", "{oops", NULL};
+    const char *virt[] = {"$k", "1", NULL};
+    const char *longkey[] = {"abcdefghijklmnop", "1", NULL};
+    const char *punct[] = {"-k", "1", NULL};
+    const char *lone[] = {"_", "1", NULL};
+    const char *const *bad[] = {dup, notjson, virt, longkey, punct, lone};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        CHECK_RC(store_x(h, c, "bad", bad[i], "{}", JX, NULL), ENGINE_INVALID_ARGUMENTS);
+    char cut[64];
+    size_t n = xattr_value(cut, sizeof(cut), good, "");
+    CHECK_RC(
+        kv_store_dt(h, c, "bad", cut, n - 1, JX, 0, 0, 0, 0, ENGINE_STORE_SET, 0, NULL),
+        ENGINE_INVALID_ARGUMENTS);
+    cut[3] = (char)0xff; /* the total past the value */
+    CHECK_RC(kv_store_dt(h, c, "bad", cut, n, JX, 0, 0, 0, 0, ENGINE_STORE_SET, 0, NULL),
+             ENGINE_INVALID_ARGUMENTS);
+    CHECK_RC(kv_get(h, c, "bad", NULL, 0), ENGINE_NO_SUCH_KEY);
+    /* A plain set keeps the attributes; so do append and prepend. */
+    CHECK_RC(kv_store(h, c, "d", "{\"b\":2}", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "d", "{\"b\":2}", true));
+    CHECK_RC(kv_store(h, c, "d", "x", ENGINE_STORE_APPEND, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "d", "y", ENGINE_STORE_PREPEND, 0, NULL), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "d", "y{\"b\":2}x", true));
+    engine_subdoc_spec get =
+        spec(ENGINE_SUBDOC_GET, ENGINE_SUBDOC_PATH_XATTR, "meta.a", NULL);
+    sd_results r;
+    CHECK_RC(sd_lookup(h, c, "d", &get, 1, &r), ENGINE_SUCCESS);
+    CHECK(strcmp(r.val[0], "1") == 0);
+    /* A value with a section replaces the old one whole; remove drops it. */
+    const char *other[] = {"u", "true", NULL};
+    CHECK_RC(store_x(h, c, "d", other, "{}", JX, NULL), ENGINE_SUCCESS);
+    CHECK_RC(sd_lookup(h, c, "d", &get, 1, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(r.st[0] == ENGINE_SUBDOC_PATH_ENOENT);
+    CHECK_RC(kv_store(h, c, "d", "{}", ENGINE_STORE_APPEND, 0, NULL), ENGINE_SUCCESS);
+    CHECK_RC(kv_remove(h, c, "d", 0), ENGINE_SUCCESS);
+    CHECK_RC(kv_store(h, c, "d", "{}", ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "d", "{}", false));
+    /* An append cannot bring a section of its own. */
+    n = xattr_value(cut, sizeof(cut), other, "");
+    CHECK_RC(kv_store_dt(h, c, "d", cut, n, JX, 0, 0, 0, 0, ENGINE_STORE_APPEND, 0, NULL),
+             ENGINE_INVALID_ARGUMENTS);
+    return TEST_PASS;
+}
+
+static test_result test_xattr_subdoc(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    const uint8_t JX = ENGINE_DATATYPE_JSON | ENGINE_DATATYPE_XATTR;
+    const char *pairs[] = {"meta", "{\"a\":[1,2]}", "_sys", "\"s\"", NULL};
+    uint64_t cas = 0;
+    CHECK_RC(store_x(h, c, "d", pairs, "{\"b\":1}", JX, &cas), ENGINE_SUCCESS);
+    const uint8_t X = ENGINE_SUBDOC_PATH_XATTR;
+    engine_subdoc_spec look[] = {
+        spec(ENGINE_SUBDOC_GET, X, "meta.a[1]", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "_sys", NULL),
+        spec(ENGINE_SUBDOC_GET_COUNT, X, "meta.a", NULL),
+        spec(ENGINE_SUBDOC_EXISTS, X, "meta", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$document.value_bytes", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$document.datatype", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$document.CAS", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$document.value_crc32c", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$XTOC", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$vbucket.HLC.mode", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "$document.deleted", NULL),
+        spec(ENGINE_SUBDOC_GET, 0, "b", NULL),
+        spec(ENGINE_SUBDOC_GET_DOC, 0, "", NULL),
+    };
+    sd_results r;
+    CHECK_RC(sd_lookup(h, c, "d", look, 13, &r), ENGINE_SUCCESS);
+    char want[32];
+    snprintf(want, sizeof(want), "\"0x%016" PRIx64 "\"", cas);
+    CHECK(strcmp(r.val[0], "2") == 0 && strcmp(r.val[1], "\"s\"") == 0 &&
+          strcmp(r.val[2], "2") == 0 && strcmp(r.val[4], "7") == 0 &&
+          strcmp(r.val[5], "[\"json\",\"xattr\"]") == 0 && strcmp(r.val[6], want) == 0 &&
+          strcmp(r.val[7], "\"0x87c4659e\"") == 0 &&
+          strcmp(r.val[8], "[\"meta\",\"_sys\"]") == 0 &&
+          strcmp(r.val[9], "\"real\"") == 0 && strcmp(r.val[10], "false") == 0 &&
+          strcmp(r.val[11], "1") == 0 && strcmp(r.val[12], "{\"b\":1}") == 0);
+    /* Keys that are not attributes' and '$' names that do not exist. */
+    engine_subdoc_spec badkeys[] = {
+        spec(ENGINE_SUBDOC_GET, X, "$nothing", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "-k", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "abcdefghijklmnop.x", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "nokey", NULL),
+    };
+    CHECK_RC(sd_lookup(h, c, "d", badkeys, 5, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(r.st[0] == ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR &&
+          r.st[1] == ENGINE_XATTR_EINVAL && r.st[2] == ENGINE_XATTR_EINVAL &&
+          r.st[3] == ENGINE_SUBDOC_PATH_EINVAL && r.st[4] == ENGINE_SUBDOC_PATH_ENOENT);
+    /* Mutations of attributes leave the body alone, and the other way round;
+     * macros are filled with the stored CAS and the body's CRC-32C. */
+    engine_subdoc_spec mut[] = {
+        spec(ENGINE_SUBDOC_DICT_UPSERT, X | ENGINE_SUBDOC_PATH_MKDIR_P, "new.deep.k",
+             "\"v\""),
+        spec(ENGINE_SUBDOC_COUNTER, X, "meta.a[0]", "4"),
+        spec(ENGINE_SUBDOC_DICT_UPSERT, X | ENGINE_SUBDOC_PATH_EXPAND_MACROS, "_sys",
+             "\"${Mutation.CAS}\""),
+        spec(ENGINE_SUBDOC_DICT_UPSERT, X | ENGINE_SUBDOC_PATH_EXPAND_MACROS, "meta.crc",
+             "\"${Mutation.value_crc32c}\""),
+        spec(ENGINE_SUBDOC_COUNTER, 0, "b", "1"),
+    };
+    size_t failed = 99;
+    uint64_t new_cas = 0;
+    engine_doc_key k = doc_key(0, "d");
+    r = (sd_results){0};
+    CHECK_RC(h->subdoc_mutate(h, c, &k, 0, mut, 5, 0, 0, 0, ENGINE_DURABILITY_NONE,
+                              sd_collect, &r, &new_cas, &failed),
+             ENGINE_SUCCESS);
+    CHECK(strcmp(r.val[1], "5") == 0 && strcmp(r.val[4], "2") == 0);
+    engine_subdoc_spec after[] = {
+        spec(ENGINE_SUBDOC_GET, X, "new", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "meta", NULL),
+        spec(ENGINE_SUBDOC_GET, X, "_sys", NULL),
+        spec(ENGINE_SUBDOC_GET_DOC, 0, "", NULL),
+    };
+    CHECK_RC(sd_lookup(h, c, "d", after, 4, &r), ENGINE_SUCCESS);
+    snprintf(want, sizeof(want), "\"0x%016" PRIx64 "\"", __builtin_bswap64(new_cas));
+    CHECK(strcmp(r.val[0], "{\"deep\":{\"k\":\"v\"}}") == 0 &&
+          strcmp(r.val[1], "{\"a\":[5,2],\"crc\":\"0xb323cd07\"}") == 0 &&
+          strcmp(r.val[2], want) == 0 && strcmp(r.val[3], "{\"b\":2}") == 0);
+    /* Macro, virtual-attribute and order errors change nothing. */
+    engine_subdoc_spec seqno =
+        spec(ENGINE_SUBDOC_DICT_UPSERT, X | ENGINE_SUBDOC_PATH_EXPAND_MACROS, "m",
+             "\"${Mutation.seqno}\"");
+    engine_subdoc_spec vmut = spec(ENGINE_SUBDOC_DICT_UPSERT, X, "$document.x", "1");
+    engine_subdoc_spec nox =
+        spec(ENGINE_SUBDOC_DICT_UPSERT, ENGINE_SUBDOC_PATH_EXPAND_MACROS, "m",
+             "\"${Mutation.CAS}\"");
+    engine_subdoc_spec two[] = {spec(ENGINE_SUBDOC_DICT_UPSERT, X, "ok", "1"), seqno};
+    CHECK_RC(sd_mutate(h, c, "d", two, 2, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(failed == 1 && r.st[1] == ENGINE_SUBDOC_XATTR_UNKNOWN_MACRO);
+    CHECK_RC(sd_mutate(h, c, "d", &vmut, 1, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(failed == 0 && r.st[0] == ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR);
+    CHECK_RC(sd_mutate(h, c, "d", &nox, 1, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_XATTR_INVALID_FLAG_COMBO);
+    engine_subdoc_spec late[] = {spec(ENGINE_SUBDOC_COUNTER, 0, "b", "1"),
+                                 spec(ENGINE_SUBDOC_DICT_UPSERT, X, "ok", "1")};
+    CHECK_RC(sd_mutate(h, c, "d", late, 2, 0, 0, &r, &failed),
+             ENGINE_SUBDOC_INVALID_XATTR_ORDER);
+    engine_item_info info;
+    CHECK_RC(kv_get_full(h, c, 0, 0, "d", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.cas == new_cas);
+    /* Deleting every attribute leaves a plain document. */
+    engine_subdoc_spec drop[] = {spec(ENGINE_SUBDOC_DELETE, X, "new", NULL),
+                                 spec(ENGINE_SUBDOC_DELETE, X, "meta", NULL),
+                                 spec(ENGINE_SUBDOC_DELETE, X, "_sys", NULL)};
+    CHECK_RC(sd_mutate(h, c, "d", drop, 3, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "d", "{\"b\":2}", false));
+    /* Attributes on a body that is not JSON; a new document with only an
+     * attribute gets {}. */
+    CHECK_RC(kv_store(h, c, "bin", "\x01\x02", ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    engine_subdoc_spec tag = spec(ENGINE_SUBDOC_DICT_UPSERT, X, "tag", "[1]");
+    CHECK_RC(sd_mutate(h, c, "bin", &tag, 1, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "bin", "\x01\x02", true));
+    CHECK_RC(sd_mutate(h, c, "fresh", &tag, 1, ENGINE_SUBDOC_DOC_MKDOC, 0, &r, &failed),
+             ENGINE_SUCCESS);
+    CHECK(body_is(h, c, "fresh", "{}", true));
+    /* Deleted documents are not kept: revive finds a live one or none;
+     * create-as-deleted is not offered. */
+    const uint8_t AD = ENGINE_SUBDOC_DOC_ACCESS_DELETED;
+    CHECK_RC(
+        sd_mutate(h, c, "fresh", &tag, 1, AD | ENGINE_SUBDOC_DOC_REVIVE, 0, &r, &failed),
+        ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED);
+    CHECK_RC(
+        sd_mutate(h, c, "gone", &tag, 1, AD | ENGINE_SUBDOC_DOC_REVIVE, 0, &r, &failed),
+        ENGINE_NO_SUCH_KEY);
+    CHECK_RC(sd_mutate(h, c, "fresh", &tag, 1, ENGINE_SUBDOC_DOC_REVIVE, 0, &r, &failed),
+             ENGINE_SUBDOC_INVALID_COMBO);
+    CHECK_RC(
+        sd_mutate(h, c, "gone", &tag, 1, ENGINE_SUBDOC_DOC_MKDOC | 0x08, 0, &r, &failed),
+        ENGINE_NOT_SUPPORTED);
+    CHECK_RC(sd_mutate(h, c, "fresh", &tag, 1, AD, 0, &r, &failed), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
+/* The expiry: set by the call (0: none), or kept with keep_expiry. */
+static test_result test_subdoc_expiry(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    CHECK_RC(kv_store_full(h, c, 0, 0, "t", "{}", 2, 7, 1000, ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    engine_item_info before, info;
+    CHECK_RC(kv_get_full(h, c, 0, 0, "t", NULL, 0, &before), ENGINE_SUCCESS);
+    CHECK(before.exptime != 0);
+    engine_subdoc_spec one = spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1");
+    sd_results r;
+    size_t failed;
+    CHECK_RC(sd_mutate(h, c, "t", &one, 1, ENGINE_SUBDOC_DOC_KEEP_EXPIRY, 0, &r, &failed),
+             ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "t", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.exptime == before.exptime && info.flags == 7);
+    CHECK_RC(sd_mutate(h, c, "t", &one, 1, 0, 0, &r, &failed), ENGINE_SUCCESS);
+    CHECK_RC(kv_get_full(h, c, 0, 0, "t", NULL, 0, &info), ENGINE_SUCCESS);
+    CHECK(info.exptime == 0 && info.flags == 7);
+    return TEST_PASS;
+}
+
 typedef struct sd_counting {
     engine_handle *h;
     const test_harness *th;
@@ -877,6 +1132,12 @@ static const engine_test tests[] = {
     {"sub-document mutations (v4)", test_subdoc_mutations, NULL, NULL, NULL, false},
     {"sub-document mutation of a locked document (v4)", test_subdoc_locked, NULL, NULL,
      NULL, false},
+    {"extended attributes beside the body (v4)", test_xattr_sections, NULL, NULL, NULL,
+     false},
+    {"sub-document on extended attributes, virtual ones and macros (v4)",
+     test_xattr_subdoc, NULL, NULL, NULL, false},
+    {"sub-document expiry: set or kept (v4)", test_subdoc_expiry, NULL, NULL, NULL,
+     false},
     {"sub-document counters from four threads (v4)", test_subdoc_concurrent_counter, NULL,
      NULL, NULL, false},
     {NULL, NULL, NULL, NULL, NULL, false},

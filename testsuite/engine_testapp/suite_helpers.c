@@ -20,9 +20,19 @@ engine_errc kv_store_full(engine_handle *h, const void *cookie, uint32_t collect
                           uint32_t flags, uint32_t exptime, engine_store_op op,
                           uint64_t cas, uint64_t *cas_out)
 {
+    return kv_store_dt(h, cookie, key, val, vlen, 0, collection, vb, flags, exptime, op,
+                       cas, cas_out);
+}
+
+engine_errc kv_store_dt(engine_handle *h, const void *cookie, const char *key,
+                        const void *val, size_t vlen, uint8_t datatype,
+                        uint32_t collection, uint16_t vb, uint32_t flags,
+                        uint32_t exptime, engine_store_op op, uint64_t cas,
+                        uint64_t *cas_out)
+{
     engine_doc_key k = doc_key(collection, key);
     engine_item *it = NULL;
-    engine_errc rc = h->allocate(h, cookie, &it, &k, vlen, flags, exptime, 0, vb);
+    engine_errc rc = h->allocate(h, cookie, &it, &k, vlen, flags, exptime, datatype, vb);
     if (rc != ENGINE_SUCCESS)
         return rc;
     engine_item_info info;
@@ -35,6 +45,32 @@ engine_errc kv_store_full(engine_handle *h, const void *cookie, uint32_t collect
     }
     h->release(h, it);
     return rc;
+}
+
+size_t xattr_value(char *buf, size_t cap, const char *const *pairs, const char *body)
+{
+    size_t at = 4;
+    for (size_t i = 0; pairs[i] != NULL; i += 2) {
+        size_t kl = strlen(pairs[i]), vl = strlen(pairs[i + 1]), pl = kl + vl + 2;
+        if (at + 4 + pl > cap)
+            return 0;
+        buf[at] = (char)(pl >> 24);
+        buf[at + 1] = (char)(pl >> 16);
+        buf[at + 2] = (char)(pl >> 8);
+        buf[at + 3] = (char)pl;
+        memcpy(buf + at + 4, pairs[i], kl + 1);
+        memcpy(buf + at + 4 + kl + 1, pairs[i + 1], vl + 1);
+        at += 4 + pl;
+    }
+    size_t total = at - 4, bl = strlen(body);
+    if (at + bl > cap)
+        return 0;
+    buf[0] = (char)(total >> 24);
+    buf[1] = (char)(total >> 16);
+    buf[2] = (char)(total >> 8);
+    buf[3] = (char)total;
+    memcpy(buf + at, body, bl);
+    return at + bl;
 }
 
 engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,

@@ -18,6 +18,16 @@ engine_errc kv_store_full(engine_handle *h, const void *cookie, uint32_t collect
                           uint16_t vb, const char *key, const void *val, size_t vlen,
                           uint32_t flags, uint32_t exptime, engine_store_op op,
                           uint64_t cas, uint64_t *cas_out);
+/** kv_store_full with a datatype. */
+engine_errc kv_store_dt(engine_handle *h, const void *cookie, const char *key,
+                        const void *val, size_t vlen, uint8_t datatype,
+                        uint32_t collection, uint16_t vb, uint32_t flags,
+                        uint32_t exptime, engine_store_op op, uint64_t cas,
+                        uint64_t *cas_out);
+/** Writes a value with an extended-attribute section (datatype 0x04): the
+ * key/value pairs (a NULL-ended list of key, JSON value, key, ...) and the
+ * body. Returns its length (0 if it does not fit in cap). */
+size_t xattr_value(char *buf, size_t cap, const char *const *pairs, const char *body);
 engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,
                      const char *val, engine_store_op op, uint64_t cas,
                      uint64_t *cas_out);

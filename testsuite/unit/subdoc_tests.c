@@ -175,8 +175,8 @@ START_TEST(counters)
     fails("{\"n\":5}", SD_COUNTER, 0, "n", "x", SD_DELTA_EINVAL);
     fails("{\"n\":5}", SD_COUNTER, 0, "n", "1.5", SD_DELTA_EINVAL);
     fails("{\"n\":5}", SD_COUNTER, 0, "n", "99999999999999999999", SD_DELTA_EINVAL);
-    fails("{\"n\":9223372036854775807}", SD_COUNTER, 0, "n", "1", SD_NUM_ERANGE);
-    fails("{\"n\":-9223372036854775808}", SD_COUNTER, 0, "n", "-1", SD_NUM_ERANGE);
+    fails("{\"n\":9223372036854775807}", SD_COUNTER, 0, "n", "1", SD_VALUE_CANTINSERT);
+    fails("{\"n\":-9223372036854775808}", SD_COUNTER, 0, "n", "-1", SD_VALUE_CANTINSERT);
     fails("{}", SD_COUNTER, 0, "x.m", "3", SD_PATH_ENOENT);
 }
 END_TEST
