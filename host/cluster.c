@@ -48,6 +48,7 @@ static struct {
     int port, tls_port; /* tls_port 0: no TLS listener */
     unsigned vbuckets;
     bool durable; /* the engine can make writes durable here */
+    bool xattr;   /* the engine has sub-document operations and attributes (v4) */
     char uuid[33];
     int64_t rev_epoch;
     pthread_mutex_t lock; /* guards rev, manifest_uid and map */
@@ -151,6 +152,7 @@ int cluster_init(engine_handle *engine, const char *bucket, int port, int tls_po
     if (cl.vbuckets == 0)
         cl.vbuckets = 1024;
     cl.durable = dir != NULL && engine->interface >= ENGINE_API_VERSION_2;
+    cl.xattr = engine->interface >= ENGINE_API_VERSION_4;
     cl.rev = 1;
     cl.uuid[0] = '\0';
     cl.rev_epoch = 0;
@@ -242,6 +244,8 @@ char *cluster_config_json(bool bucket)
     json_t *caps = json_pack("[s,s,s]", "collections", "cccp", "nodesExt");
     if (caps != NULL && cl.durable)
         json_array_append_new(caps, json_string("durableWrite"));
+    if (caps != NULL && cl.xattr)
+        json_array_append_new(caps, json_string("xattr"));
     pthread_mutex_lock(&cl.lock);
     const cluster_map *m = cl.map;
     /* With a map every node serves the same config: the map's revision. */
@@ -547,6 +551,28 @@ static const error_entry errors[] = {
      "SUBDOC_MULTI_PATH_FAILURE",
      "Some sub-document specs failed",
      {"subdoc", "special-handling"}},
+    {0xce,
+     "SUBDOC_XATTR_INVALID_FLAG_COMBO",
+     "Macros are expanded only in attribute paths",
+     {"subdoc", "invalid-input"}},
+    {0xd0, "SUBDOC_XATTR_UNKNOWN_MACRO", "Unknown macro", {"subdoc", "invalid-input"}},
+    {0xd1,
+     "SUBDOC_XATTR_UNKNOWN_VATTR",
+     "Unknown virtual attribute",
+     {"subdoc", "invalid-input"}},
+    {0xd2,
+     "SUBDOC_XATTR_CANT_MODIFY_VATTR",
+     "Virtual attributes cannot be changed",
+     {"subdoc", "invalid-input"}},
+    {0xd4,
+     "SUBDOC_INVALID_XATTR_ORDER",
+     "Attribute specs must come before body specs",
+     {"subdoc", "invalid-input"}},
+    {0xd6,
+     "SUBDOC_CAN_ONLY_REVIVE_DELETED_DOCUMENTS",
+     "Only a deleted document can be revived",
+     {"subdoc", "invalid-input"}},
+    {0x87, "XATTR_EINVAL", "Invalid extended attribute", {"subdoc", "invalid-input"}},
     {0xa3,
      "SYNC_WRITE_AMBIGUOUS",
      "The durable write's outcome is not known: it may or may not be on disk",

@@ -29,6 +29,9 @@ static bool feature_on(uint16_t f)
         return true;
     case FEAT_COLLECTIONS:
         return host.info->features & ENGINE_FEATURE_COLLECTIONS;
+    case FEAT_XATTR:
+    case FEAT_VATTR:
+        return host.engine->interface >= ENGINE_API_VERSION_4; /* sub-document */
     default:
         return false;
     }
@@ -38,7 +41,7 @@ engine_errc cmd_hello(conn *c, req *r)
 {
     uint16_t enabled[16];
     size_t n = 0;
-    c->xerror = c->collections = c->json = c->tcp_nodelay = false;
+    c->xerror = c->collections = c->json = c->tcp_nodelay = c->xattr = false;
     for (uint32_t i = 0; i + 1 < r->valuelen && n < 16; i += 2) {
         uint16_t f = (uint16_t)(r->value[i] << 8 | r->value[i + 1]);
         bool dup = false;
@@ -51,6 +54,7 @@ engine_errc cmd_hello(conn *c, req *r)
         c->json = c->json || f == FEAT_JSON;
         c->tcp_nodelay = c->tcp_nodelay || f == FEAT_TCPNODELAY;
         c->collections = c->collections || f == FEAT_COLLECTIONS;
+        c->xattr = c->xattr || f == FEAT_XATTR;
     }
     wire_send(c, r, ST_SUCCESS, NULL, 0, NULL, 0, enabled, (uint32_t)(n * 2), 0, 0);
     return ENGINE_SUCCESS;

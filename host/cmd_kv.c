@@ -113,9 +113,20 @@ static engine_errc send_item(conn *c, req *r, engine_item *it, bool with_key,
     engine_item_info info;
     h->get_item_info(h, it, &info);
     uint32_t flags = htonl(info.flags);
+    /* A get answers the body: extended attributes are read by sub-document
+     * lookups only. */
+    const uint8_t *value = info.value.iov_base;
+    size_t len = info.value.iov_len;
+    if ((info.datatype & ENGINE_DATATYPE_XATTR) && len >= 4) {
+        size_t skip = 4 + (size_t)wire_be32(value);
+        skip = skip <= len ? skip : len;
+        value += skip;
+        len -= skip;
+    }
     wire_send(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
-              with_key ? r->keylen : 0, info.value.iov_base, (uint32_t)info.value.iov_len,
-              c->json ? info.datatype : 0, cas == 0 ? info.cas : cas);
+              with_key ? r->keylen : 0, value, (uint32_t)len,
+              c->json ? info.datatype & ENGINE_DATATYPE_JSON : 0,
+              cas == 0 ? info.cas : cas);
     h->release(h, it);
     return ENGINE_SUCCESS;
 }
@@ -235,6 +246,11 @@ engine_errc cmd_store(conn *c, req *r)
         return ENGINE_INVALID_ARGUMENTS;
     if (durability_refused(c, r, ENGINE_SUCCESS))
         return ENGINE_SUCCESS;
+    if (r->datatype & ENGINE_DATATYPE_XATTR) {
+        /* Attributes are written by sub-document mutations only. */
+        wire_invalid(c, r, "a store takes no extended-attribute section (datatype 0x04)");
+        return ENGINE_SUCCESS;
+    }
     uint8_t datatype = c->json ? (r->datatype & 0x01) : 0;
     uint64_t cas = 0, compare = r->cas;
     engine_errc rc = ENGINE_SUCCESS;

@@ -20,6 +20,7 @@
 #include <string.h>
 
 typedef struct answer {
+    const conn *c;
     struct evbuffer *body;
     bool failed; /* the evbuffer ran out of memory */
 } answer;
@@ -49,6 +50,41 @@ static bool offered(conn *c, req *r)
         return true;
     wire_refuse(c, r, ST_NOT_SUPPORTED, "the engine has no sub-document operations");
     return false;
+}
+
+/* The document flags a client may send (wire values, the engine's too):
+ * mkdoc, add, access_deleted, create_as_deleted, revive. */
+#define WIRE_DOC_FLAGS 0x1f
+
+/* Checks what the engine does not judge: document flags, attribute paths on
+ * a connection that did not ask for them, durability on a lookup. False if
+ * it answered. Adds keep-expiry for a preserve-expiry frame. */
+static bool check_request(conn *c, req *r, bool mutation, const engine_subdoc_spec *specs,
+                          size_t n, uint8_t *doc_flags)
+{
+    if (*doc_flags & ~WIRE_DOC_FLAGS) {
+        wire_invalid(c, r, "unknown sub-document document flags");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        if ((specs[i].flags & ENGINE_SUBDOC_PATH_XATTR) && !c->xattr) {
+            wire_refuse(c, r, ST_NOT_SUPPORTED,
+                        "attribute paths need the xattr feature of HELLO");
+            return false;
+        }
+    if (!mutation && r->durability != ENGINE_DURABILITY_NONE) {
+        wire_invalid(c, r, "a lookup takes no durability level");
+        return false;
+    }
+    if (mutation && r->durability != ENGINE_DURABILITY_NONE) {
+        wire_refuse(c, r, ST_NOT_SUPPORTED,
+                    "durable sub-document mutations are not offered yet: write without a "
+                    "durability level");
+        return false;
+    }
+    if (mutation && r->preserve_expiry)
+        *doc_flags |= ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
+    return true;
 }
 
 /* Reads the specs of a multi command; false if it answered a bad body. */
@@ -92,7 +128,7 @@ static void collect_lookup(size_t index, engine_errc status, const void *value,
 {
     (void)index;
     answer *a = ctx;
-    put16(a, status == ENGINE_SUCCESS ? 0 : (uint16_t)status);
+    put16(a, wire_status_of(a->c, status));
     put32(a, (uint32_t)len);
     put(a, value, len);
 }
@@ -103,7 +139,7 @@ static void collect_mutation(size_t index, engine_errc status, const void *value
     answer *a = ctx;
     uint8_t i = (uint8_t)index;
     put(a, &i, 1);
-    put16(a, status == ENGINE_SUCCESS ? 0 : (uint16_t)status);
+    put16(a, wire_status_of(a->c, status));
     if (status == ENGINE_SUCCESS) {
         put32(a, (uint32_t)len);
         put(a, value, len);
@@ -127,7 +163,7 @@ static void send_answer(conn *c, req *r, uint16_t st, answer *a, uint64_t cas)
 static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec *specs,
                        size_t n, uint8_t doc_flags, uint32_t exptime, bool single)
 {
-    answer a = {evbuffer_new(), false};
+    answer a = {c, evbuffer_new(), false};
     if (a.body == NULL)
         return ENGINE_NO_MEMORY;
     uint64_t cas = 0;
@@ -140,7 +176,9 @@ static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec 
             : host.engine->subdoc_lookup(host.engine, c, &r->dk, r->vbucket, specs, n,
                                          doc_flags, collect_lookup, &a, &cas);
     if (rc == ENGINE_SUCCESS || rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE) {
-        if (single) {
+        if (single && a.failed) {
+            wire_refuse(c, r, ST_ENOMEM, "out of memory for the answer");
+        } else if (single) {
             /* One path: its status is the answer's, its value the body. */
             size_t len = evbuffer_get_length(a.body);
             uint8_t *b = len ? evbuffer_pullup(a.body, -1) : NULL;
@@ -159,6 +197,8 @@ static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec 
         } else {
             if (rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE)
                 conn_clear_error(c);
+            if (rc == ENGINE_SUCCESS)
+                conn_clear_error(c); /* a reason left by a retried race */
             send_answer(c, r,
                         rc == ENGINE_SUCCESS ? ST_SUCCESS : ST_SUBDOC_MULTI_PATH_FAILURE,
                         &a, rc == ENGINE_SUCCESS || !mutation ? cas : 0);
@@ -176,12 +216,6 @@ engine_errc cmd_subdoc_multi(conn *c, req *r)
     bool mutation = r->opcode == OP_SUBDOC_MULTI_MUTATION;
     uint8_t doc_flags = 0;
     uint32_t exptime = 0;
-    if (mutation && r->durability != ENGINE_DURABILITY_NONE) {
-        wire_refuse(c, r, ST_NOT_SUPPORTED,
-                    "durable sub-document mutations are not offered yet: write without a "
-                    "durability level");
-        return ENGINE_SUCCESS;
-    }
     if (mutation ? !(r->extlen == 0 || r->extlen == 1 || r->extlen == 4 || r->extlen == 5)
                  : r->extlen > 1) {
         wire_invalid(c, r, "sub-document extras are [expiry u32][doc flags u8]");
@@ -193,7 +227,8 @@ engine_errc cmd_subdoc_multi(conn *c, req *r)
         doc_flags = r->extras[r->extlen - 1];
     engine_subdoc_spec specs[ENGINE_SUBDOC_MAX_SPECS];
     size_t n;
-    if (!read_specs(c, r, mutation, specs, &n))
+    if (!read_specs(c, r, mutation, specs, &n) ||
+        !check_request(c, r, mutation, specs, n, &doc_flags))
         return ENGINE_SUCCESS;
     return run(c, r, mutation, specs, n, doc_flags, exptime, false);
 }
@@ -209,12 +244,6 @@ engine_errc cmd_subdoc_single(conn *c, req *r)
         wire_invalid(c, r,
                      "sub-document extras are pathlen u16, flags u8[, expiry u32][, doc "
                      "flags u8]");
-        return ENGINE_SUCCESS;
-    }
-    if (!lookup && r->durability != ENGINE_DURABILITY_NONE) {
-        wire_refuse(c, r, ST_NOT_SUPPORTED,
-                    "durable sub-document mutations are not offered yet: write without a "
-                    "durability level");
         return ENGINE_SUCCESS;
     }
     engine_subdoc_spec s;
@@ -234,5 +263,7 @@ engine_errc cmd_subdoc_single(conn *c, req *r)
         wire_invalid(c, r, "a lookup takes no value");
         return ENGINE_SUCCESS;
     }
+    if (!check_request(c, r, !lookup, &s, 1, &doc_flags))
+        return ENGINE_SUCCESS;
     return run(c, r, !lookup, &s, 1, doc_flags, exptime, true);
 }

@@ -78,7 +78,7 @@ typedef struct conn {
     sasl_wait sasl_wait;
     const struct auth_user *sasl_user; /* SASL_CHECKED: the user, or NULL */
     struct event *sasl_timer;          /* SASL_DELAYING */
-    bool xerror, collections, json, tcp_nodelay;
+    bool xerror, collections, json, tcp_nodelay, xattr;
     bool bucket_selected;     /* SELECT_BUCKET named the bucket */
     bool authed;              /* SASL done (or no users file) */
     bool admin;               /* may change the collections manifest */

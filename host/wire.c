@@ -87,7 +87,9 @@ uint16_t wire_status_of(const conn *c, engine_errc rc)
         return c->xerror ? ST_CANNOT_APPLY_MANIFEST : ST_EINTERNAL;
     default:
         /* Sub-document statuses: the engine's numbers are the wire's. */
-        if (rc >= ENGINE_SUBDOC_PATH_ENOENT && rc <= ENGINE_SUBDOC_MULTI_PATH_FAILURE)
+        if ((rc >= ENGINE_SUBDOC_PATH_ENOENT &&
+             rc <= ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED) ||
+            rc == ENGINE_XATTR_EINVAL)
             return (uint16_t)rc;
         return ST_EINTERNAL;
     }

@@ -101,6 +101,7 @@ enum {
 
 enum {
     FEAT_TCPNODELAY = 0x03,
+    FEAT_XATTR = 0x06,
     FEAT_XERROR = 0x07,
     FEAT_SELECT_BUCKET = 0x08,
     FEAT_JSON = 0x0b,
@@ -108,6 +109,7 @@ enum {
     FEAT_SYNC_REPLICATION = 0x11,
     FEAT_COLLECTIONS = 0x12,
     FEAT_PRESERVE_TTL = 0x14,
+    FEAT_VATTR = 0x15,
 };
 
 #define HEADER_BYTES 24

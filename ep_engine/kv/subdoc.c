@@ -456,6 +456,8 @@ static engine_errc apply_specs(sd_doc *d, const engine_subdoc_spec *specs, size_
                                macros *m, size_t *failed, kept_result *kept,
                                size_t *nkept)
 {
+    /* Making the document implies making the paths in it. */
+    unsigned implied = d->it == NULL ? SD_MKDIR_P : 0;
     *nkept = 0;
     for (size_t i = 0; i < nspecs; i++) {
         const engine_subdoc_spec *s = &specs[i];
@@ -494,7 +496,7 @@ static engine_errc apply_specs(sd_doc *d, const engine_subdoc_spec *specs, size_
         }
         char *out = NULL;
         size_t len = 0;
-        unsigned flags = s->flags & ENGINE_SUBDOC_PATH_MKDIR_P ? SD_MKDIR_P : 0;
+        unsigned flags = s->flags & ENGINE_SUBDOC_PATH_MKDIR_P ? SD_MKDIR_P : implied;
         sd_status st = sd_execute(doc, (sd_op)sd_of(s->op), flags, s->path, s->pathlen,
                                   value, vlen, &out, &len);
         if (st != SD_OK) {

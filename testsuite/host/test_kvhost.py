@@ -853,8 +853,11 @@ def sasl_scram(srv):
 @test
 def sdk_bootstrap_commands(srv):
     c = Client(srv.port)
-    got = c.hello(0x07, 0x0B, 0x08, 0x10, 0x11, 0x12, 0x14, 0x06, 0x0C)
-    check(sorted(got) == [0x07, 0x08, 0x0B, 0x10, 0x11, 0x12, 0x14],
+    # Granted: xattr and vattr (the engine is v4); not snappy (0x0a),
+    # create-as-deleted (0x17) or binary xattrs (0x21).
+    got = c.hello(0x07, 0x0B, 0x08, 0x10, 0x11, 0x12, 0x14, 0x06, 0x0C, 0x15, 0x17, 0x21,
+                  0x0A)
+    check(sorted(got) == [0x06, 0x07, 0x08, 0x0B, 0x10, 0x11, 0x12, 0x14, 0x15],
           "granted only what is true: %r" % got)
     # The error map, versions 1 and 2 (a higher one gets 2).
     for version, want in ((1, 1), (2, 2), (9, 2)):
@@ -1027,6 +1030,16 @@ def mutation_spec(op, path, value, flags=0):
     return struct.pack(">BBHI", op, flags, len(path), len(value)) + path + value
 
 
+def parse_lookup(body):
+    """A multi-lookup answer as [(status, value)]."""
+    out = []
+    while body:
+        st, n = struct.unpack(">HI", body[:6])
+        out.append((st, body[6:6 + n]))
+        body = body[6 + n:]
+    return out
+
+
 @test
 def subdoc_commands_and_bad_input(srv):
     """Sub-document over the wire (ABI v4): multi-lookup and multi-mutation
@@ -1067,6 +1080,65 @@ def subdoc_commands_and_bad_input(srv):
         check(r["status"] == want and (value is None or r["value"] == value),
               "op 0x%x body %r...: 0x%x %r" % (op, body[:12], r["status"], r["value"][:60]))
         check(c.get(b"sd")[1]["value"] == now, "unchanged after %r" % body[:12])
+    c.close()
+
+
+@test
+def subdoc_xattrs_on_the_wire(srv):
+    """Extended attributes through kvhost: written and read by sub-document
+    commands only (the xattr HELLO feature), kept by a plain set, never in a
+    get's answer; stores that bring a section are refused."""
+    c = Client(srv.port)
+    c.hello(0x07, 0x0B, 0x12)
+    check(c.set(b"xd", b'{"b":1}')[0] == SUCCESS, "set")
+    xspec = mutation_spec(0xC8, b"meta.tag", b'"t"', 0x04)
+    r = c.call(0xD1, key=c.k(b"xd"), value=xspec)
+    check(r["status"] == 0x83, "an attribute path without HELLO xattr: 0x%x" % r["status"])
+    c.hello(0x07, 0x0B, 0x12, 0x06)
+    # Attributes, a macro, and a body change in one multi-mutation.
+    body = (mutation_spec(0xC8, b"meta.tag", b'"t"', 0x05) +
+            mutation_spec(0xC8, b"_cas", b'"${Mutation.CAS}"', 0x14) +
+            mutation_spec(0xCF, b"b", b"1"))
+    r = c.call(0xD1, key=c.k(b"xd"), value=body)
+    check(r["status"] == SUCCESS and r["value"] == b"\x02\0\0\0\0\0\x012",
+          "multi-mutation with attributes: 0x%x %r" % (r["status"], r["value"]))
+    cas = r["cas"]
+    r = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"meta", 0x04) +
+               lookup_spec(0xC5, b"_cas", 0x04) + lookup_spec(0xC5, b"$document.exptime", 0x04) +
+               lookup_spec(0xC5, b"$nothing", 0x04) + lookup_spec(0x00, b""))
+    want_cas = b'"0x%016x"' % struct.unpack("<Q", struct.pack(">Q", cas))[0]
+    vals = parse_lookup(r["value"])
+    check(r["status"] == 0xCC and vals == [(0, b'{"tag":"t"}'), (0, want_cas), (0, b"0"),
+                                           (0xD1, b""), (0, b'{"b":2}')],
+          "multi-lookup of attributes: %r" % vals)
+    # A get answers the body only; a plain set keeps the attributes.
+    st, g = c.get(b"xd")
+    check(st == SUCCESS and g["value"] == b'{"b":2}' and not g["datatype"] & 0x04,
+          "a get strips the attributes: %r" % g)
+    check(c.set(b"xd", b'{"b":3}')[0] == SUCCESS, "plain set")
+    r = c.call(0xC5, key=c.k(b"xd"), extras=struct.pack(">HB", 8, 0x04), value=b"meta.tag")
+    check(r["status"] == SUCCESS and r["value"] == b'"t"', "kept by a plain set: %r" % r)
+    # Order, virtual attributes, bad keys, macros: clear statuses, no change.
+    bad = [
+        (mutation_spec(0xCF, b"b", b"1") + xspec, 0xD4, None),
+        (mutation_spec(0xC8, b"$document.x", b"1", 0x04), 0xCC, b"\0\0\xd2"),
+        (mutation_spec(0xC8, b"-bad", b"1", 0x04), 0xCC, b"\0\0\x87"),
+        (mutation_spec(0xC8, b"m", b'"${Mutation.seqno}"', 0x14), 0xCC, b"\0\0\xd0"),
+        (mutation_spec(0xC8, b"m", b'"${Mutation.CAS}"', 0x10), 0xCE, None),
+    ]
+    before = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"meta", 0x04) +
+                    lookup_spec(0x00, b""))["value"]
+    for body, want, value in bad:
+        r = c.call(0xD1, key=c.k(b"xd"), value=body)
+        check(r["status"] == want and (value is None or r["value"] == value),
+              "body %r...: 0x%x %r" % (body[:12], r["status"], r["value"][:60]))
+        now = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"meta", 0x04) +
+                     lookup_spec(0x00, b""))["value"]
+        check(now == before, "unchanged after %r" % body[:12])
+    # A store that brings a section of its own is refused.
+    r = c.call(0x01, key=c.k(b"xd"), extras=struct.pack(">II", 0, 0), datatype=0x04,
+               value=b"\0\0\0\x09\0\0\0\x05k\x001\0{}")
+    check(r["status"] == EINVAL, "a set with datatype 0x04: 0x%x" % r["status"])
     c.close()
 
 

@@ -67,6 +67,51 @@ test('sub-document', async (t) => {
     assert.deepStrictEqual((await coll.get('counter')).content, { hits: 200 })
   })
 
+  await t.test('xattrs: written with mutateIn, read with lookupIn, kept by upsert', async () => {
+    await coll.upsert('tagged', { body: 1 })
+    await coll.mutateIn('tagged', [
+      couchbase.MutateInSpec.upsert('meta.by', 'sdk', { xattr: true, createPath: true }),
+      couchbase.MutateInSpec.upsert('meta.cas', couchbase.MutateInSpec.CasPlaceholder,
+        { xattr: true }),
+      couchbase.MutateInSpec.increment('body', 1),
+    ])
+    const r = await coll.lookupIn('tagged', [
+      couchbase.LookupInSpec.get('meta.by', { xattr: true }),
+      couchbase.LookupInSpec.get('meta.cas', { xattr: true }),
+      couchbase.LookupInSpec.get('$document.value_bytes', { xattr: true }),
+      couchbase.LookupInSpec.get('body'),
+    ])
+    assert.strictEqual(r.content[0].value, 'sdk')
+    assert.match(r.content[1].value, /^0x[0-9a-f]{16}$/)
+    assert.strictEqual(r.content[2].value, JSON.stringify({ body: 2 }).length)
+    assert.strictEqual(r.content[3].value, 2)
+    // A get answers the body alone; an upsert keeps the attributes.
+    assert.deepStrictEqual((await coll.get('tagged')).content, { body: 2 })
+    await coll.upsert('tagged', { body: 3 })
+    const kept = await coll.lookupIn('tagged', [couchbase.LookupInSpec.get('meta.by',
+      { xattr: true })])
+    assert.strictEqual(kept.content[0].value, 'sdk')
+  })
+
+  await t.test('get withExpiry and preserveExpiry on mutateIn', async () => {
+    const before = Math.floor(Date.now() / 1000)
+    await coll.upsert('ttl', { a: 1 }, { expiry: 3600 })
+    const r = await coll.get('ttl', { withExpiry: true })
+    assert.deepStrictEqual(r.content, { a: 1 })
+    // The SDK gives the expiry as seconds since the epoch (a Date in some versions).
+    const secs = (x) => (x instanceof Date ? x.getTime() / 1000 : x)
+    const at = secs(r.expiryTime)
+    assert.ok(at >= before + 3590 && at <= before + 3610, `expiry ${at} vs ${before}`)
+    await coll.mutateIn('ttl', [couchbase.MutateInSpec.upsert('b', 2)],
+      { preserveExpiry: true })
+    const kept = await coll.get('ttl', { withExpiry: true })
+    assert.strictEqual(secs(kept.expiryTime), at)
+    assert.deepStrictEqual(kept.content, { a: 1, b: 2 })
+    await coll.mutateIn('ttl', [couchbase.MutateInSpec.upsert('c', 3)])
+    const none = await coll.get('ttl', { withExpiry: true })
+    assert.ok(!none.expiryTime, `no expiry after a plain mutateIn: ${none.expiryTime}`)
+  })
+
   await t.test('mutateIn upsertDocument makes a missing document', async () => {
     await coll.mutateIn('made', [couchbase.MutateInSpec.upsert('a.b', 1, { createPath: true })],
       { storeSemantics: couchbase.StoreSemantics.Upsert })
