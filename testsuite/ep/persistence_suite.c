@@ -1483,6 +1483,98 @@ static test_result test_fetch_races_compaction(engine_handle *h, const test_harn
     return TEST_PASS;
 }
 
+/* ---- extended attributes on disk ---- */
+
+typedef struct x_results {
+    int n;
+    engine_errc st[4];
+    char val[4][64];
+} x_results;
+
+static void x_collect(size_t index, engine_errc status, const void *value, size_t len,
+                      void *ctx)
+{
+    x_results *r = ctx;
+    if (index < 4) {
+        r->st[index] = status;
+        snprintf(r->val[index], sizeof(r->val[index]), "%.*s", (int)len,
+                 value ? (const char *)value : "");
+        r->n++;
+    }
+}
+
+/* An attribute's value and the body, as a host reads them (an evicted value
+ * is fetched first). */
+static bool x_doc_is(engine_handle *h, const test_harness *th, const void *c,
+                     const char *key, const char *xpath, const char *xwant,
+                     const char *body)
+{
+    engine_subdoc_spec specs[] = {
+        {ENGINE_SUBDOC_GET, ENGINE_SUBDOC_PATH_XATTR, (uint16_t)strlen(xpath), 0, xpath,
+         NULL},
+        {ENGINE_SUBDOC_GET_DOC, 0, 0, 0, "", NULL},
+    };
+    engine_doc_key k = doc_key(0, key);
+    x_results r;
+    uint64_t cas;
+    engine_errc rc;
+    HOST_CALL(th, c, rc,
+              (r = (x_results){0},
+               h->subdoc_lookup(h, c, &k, 0, specs, 2, 0, x_collect, &r, &cas)));
+    bool ok = rc == ENGINE_SUCCESS && strcmp(r.val[0], xwant) == 0 &&
+              strcmp(r.val[1], body) == 0;
+    if (!ok)
+        fprintf(stderr, "%s: rc 0x%x, %s = '%s', body '%s'\n", key, rc, xpath, r.val[0],
+                r.val[1]);
+    return ok;
+}
+
+static test_result test_xattrs_on_disk(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    char v[128];
+    const char *pairs[] = {"meta", "{\"a\":1}", "_s", "\"s\"", NULL};
+    size_t n = xattr_value(v, sizeof(v), pairs, "{\"b\":1}");
+    CHECK_RC(kv_store_dt(h, c, "x1", v, n, ENGINE_DATATYPE_JSON | ENGINE_DATATYPE_XATTR,
+                         0, 0, 0, 0, ENGINE_STORE_SET, 0, NULL),
+             ENGINE_SUCCESS);
+    engine_subdoc_spec mut[] = {
+        {ENGINE_SUBDOC_COUNTER, ENGINE_SUBDOC_PATH_XATTR | ENGINE_SUBDOC_PATH_MKDIR_P, 3,
+         1, "m.v", "7"},
+        {ENGINE_SUBDOC_COUNTER, 0, 1, 1, "n", "1"},
+    };
+    engine_doc_key k2 = doc_key(0, "x2");
+    x_results r = {0};
+    size_t failed;
+    uint64_t cas;
+    CHECK_RC(h->subdoc_mutate(h, c, &k2, 0, mut, 2, ENGINE_SUBDOC_DOC_MKDOC, 0, 0,
+                              ENGINE_DURABILITY_NONE, x_collect, &r, &cas, &failed),
+             ENGINE_SUCCESS);
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    /* Evicted: a lookup reads the record back, attributes and all. */
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(x_doc_is(h, th, c, "x1", "meta.a", "1", "{\"b\":1}"));
+    /* A plain set over an evicted document reads it back to keep them. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "evict"));
+    engine_errc rc;
+    HOST_CALL(th, c, rc, kv_store(h, c, "x1", "{\"b\":9}", ENGINE_STORE_SET, 0, NULL));
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    CHECK(x_doc_is(h, th, c, "x1", "_s", "\"s\"", "{\"b\":9}"));
+    /* Compacted, restarted, evicted: still there. */
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "compact"));
+    CHECK((h = restart(th, false)) != NULL);
+    c = th->create_cookie();
+    CHECK(x_doc_is(h, th, c, "x1", "meta.a", "1", "{\"b\":9}"));
+    CHECK(x_doc_is(h, th, c, "x2", "m.v", "7", "{\"n\":1}"));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(x_doc_is(h, th, c, "x2", "m", "{\"v\":7}", "{\"n\":1}"));
+    return TEST_PASS;
+}
+
 static test_result test_append_to_evicted(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -1943,6 +2035,8 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"append and prepend to an evicted value", test_append_to_evicted, setup_wait_ready,
      NULL, CFG, false},
+    {"extended attributes survive eviction, compaction and restart (v4)",
+     test_xattrs_on_disk, setup_wait_ready, NULL, CFG, false},
     {"destroy with parked background fetches", test_destroy_with_parked_fetch,
      setup_wait_ready, NULL, CFG, false},
     {"disconnect during a background fetch", test_disconnect_during_fetch,
