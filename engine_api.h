@@ -215,7 +215,7 @@ typedef struct engine_item_info {
 /**
  * Datatype bits. ENGINE_DATATYPE_XATTR (v4): the value starts with an
  * extended-attribute section (big-endian u32 length of the pairs, then per
- * pair a big-endian u32 length and key NUL value NUL; keys of 1-16 bytes,
+ * pair a big-endian u32 length and key NUL value NUL; keys of 1-15 bytes,
  * values JSON; at most 1 MiB) and the body follows it. A store checks the
  * section (ENGINE_INVALID_ARGUMENTS with its reason). A set, replace or CAS
  * store of a value without the bit over a document with attributes keeps
@@ -622,8 +622,11 @@ struct engine_handle {
      * evicted value may answer ENGINE_WOULD_BLOCK first (cookie not NULL); the
      * re-call with the same arguments gives the results. Paths: dot-separated
      * names, [n] and [-1] indexes, backticks around names holding . [ ].
-     * Extended attributes (ENGINE_SUBDOC_PATH_XATTR) are not offered yet: such
-     * a spec gets ENGINE_NOT_SUPPORTED.
+     * ENGINE_SUBDOC_PATH_XATTR specs read extended attributes (see
+     * ENGINE_DATATYPE_XATTR) and come before body specs
+     * (ENGINE_SUBDOC_INVALID_XATTR_ORDER); an attribute key that is not valid
+     * is ENGINE_XATTR_EINVAL, an unknown '$' one
+     * ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR, as the call's result.
      */
     engine_errc (*subdoc_lookup)(engine_handle *h, const void *cookie,
                                  const engine_doc_key *key, uint16_t vbucket,

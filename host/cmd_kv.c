@@ -358,16 +358,23 @@ engine_errc cmd_arith(conn *c, req *r)
             engine_item_info info;
             h->get_item_info(h, it, &info);
             char digits[24];
+            const char *body = info.value.iov_base;
             size_t n = info.value.iov_len;
+            if ((info.datatype & ENGINE_DATATYPE_XATTR) && n >= 4) {
+                /* The number is the body; the store below keeps the attributes. */
+                size_t skip = 4 + (size_t)wire_be32((const uint8_t *)body);
+                skip = skip <= n ? skip : n;
+                body += skip;
+                n -= skip;
+            }
             bool numeric = n > 0 && n < sizeof(digits);
             for (size_t i = 0; numeric && i < n; i++)
-                numeric = ((const char *)info.value.iov_base)[i] >= '0' &&
-                          ((const char *)info.value.iov_base)[i] <= '9';
+                numeric = body[i] >= '0' && body[i] <= '9';
             if (!numeric) {
                 h->release(h, it);
                 return ENGINE_DELTA_BADVAL;
             }
-            memcpy(digits, info.value.iov_base, n);
+            memcpy(digits, body, n);
             digits[n] = '\0';
             value = strtoull(digits, NULL, 10);
             value = incr ? value + delta : (delta > value ? 0 : value - delta);

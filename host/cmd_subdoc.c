@@ -19,15 +19,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The largest answer body: sixteen whole-document specs could otherwise ask
+ * for sixteen copies of the largest document. */
+#define ANSWER_MAX (32u << 20)
+
 typedef struct answer {
     const conn *c;
     struct evbuffer *body;
-    bool failed; /* the evbuffer ran out of memory */
+    bool failed;  /* the evbuffer ran out of memory */
+    bool too_big; /* past ANSWER_MAX */
 } answer;
 
 static void put(answer *a, const void *p, size_t n)
 {
-    if (!a->failed && n > 0 && evbuffer_add(a->body, p, n) != 0)
+    if (a->failed || n == 0)
+        return;
+    if (evbuffer_get_length(a->body) + n > ANSWER_MAX)
+        a->failed = a->too_big = true;
+    else if (evbuffer_add(a->body, p, n) != 0)
         a->failed = true;
 }
 
@@ -151,6 +160,10 @@ static void send_answer(conn *c, req *r, uint16_t st, answer *a, uint64_t cas)
 {
     size_t len = evbuffer_get_length(a->body);
     const void *body = len ? evbuffer_pullup(a->body, -1) : NULL;
+    if (a->too_big) {
+        wire_refuse(c, r, ST_E2BIG, "the answer would be larger than 32 MiB");
+        return;
+    }
     if (a->failed || (len && body == NULL)) {
         wire_refuse(c, r, ST_ENOMEM, "out of memory for the answer");
         return;
@@ -163,7 +176,7 @@ static void send_answer(conn *c, req *r, uint16_t st, answer *a, uint64_t cas)
 static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec *specs,
                        size_t n, uint8_t doc_flags, uint32_t exptime, bool single)
 {
-    answer a = {c, evbuffer_new(), false};
+    answer a = {c, evbuffer_new(), false, false};
     if (a.body == NULL)
         return ENGINE_NO_MEMORY;
     uint64_t cas = 0;
@@ -177,7 +190,9 @@ static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec 
                                          doc_flags, collect_lookup, &a, &cas);
     if (rc == ENGINE_SUCCESS || rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE) {
         if (single && a.failed) {
-            wire_refuse(c, r, ST_ENOMEM, "out of memory for the answer");
+            wire_refuse(c, r, a.too_big ? ST_E2BIG : ST_ENOMEM,
+                        a.too_big ? "the answer would be larger than 32 MiB"
+                                  : "out of memory for the answer");
         } else if (single) {
             /* One path: its status is the answer's, its value the body. */
             size_t len = evbuffer_get_length(a.body);
@@ -239,8 +254,8 @@ engine_errc cmd_subdoc_single(conn *c, req *r)
         return ENGINE_SUCCESS;
     bool lookup = r->opcode == OP_SUBDOC_GET || r->opcode == OP_SUBDOC_GET + 1 ||
                   r->opcode == OP_SUBDOC_GET_COUNT;
-    if (!(r->extlen == 3 ||
-          (!lookup && (r->extlen == 4 || r->extlen == 7 || r->extlen == 8)))) {
+    if (!(r->extlen == 3 || r->extlen == 4 ||
+          (!lookup && (r->extlen == 7 || r->extlen == 8)))) {
         wire_invalid(c, r,
                      "sub-document extras are pathlen u16, flags u8[, expiry u32][, doc "
                      "flags u8]");

@@ -498,6 +498,13 @@ again:;
     ep_item *put = it;
     bool merge = rc == ENGINE_SUCCESS && !(extra != NULL && extra->whole) &&
                  store_merges(cur, it, op);
+    if (merge && (item_datatype(it) & ENGINE_DATATYPE_SNAPPY)) {
+        ht_unlock(s);
+        rc = ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,
+                     "a compressed value cannot be joined with the document's attributes "
+                     "or body; store it uncompressed");
+        goto out_unstore;
+    }
     if (merge && item_evicted(cur)) {
         /* The old value is on disk only: bring it back, then store. */
         ht_unlock(s);

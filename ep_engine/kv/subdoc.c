@@ -100,8 +100,68 @@ static engine_errc errc_of(sd_status st)
     (ENGINE_SUBDOC_PATH_MKDIR_P | ENGINE_SUBDOC_PATH_XATTR |                             \
      ENGINE_SUBDOC_PATH_EXPAND_MACROS)
 
+/* The attribute key a path starts with: the bytes before '.' or '['. */
+static size_t xattr_key_len(const engine_subdoc_spec *s)
+{
+    size_t n = 0;
+    while (n < s->pathlen && s->path[n] != '.' && s->path[n] != '[')
+        n++;
+    return n;
+}
+
+static bool is_vattr(const char *key, size_t klen)
+{
+    static const char *const names[] = {"$document", "$vbucket", "$XTOC"};
+    for (size_t i = 0; i < 3; i++)
+        if (strlen(names[i]) == klen && memcmp(names[i], key, klen) == 0)
+            return true;
+    return false;
+}
+
+static bool is_macro(const engine_subdoc_spec *s)
+{
+    static const char *const macros[] = {"\"${Mutation.CAS}\"",
+                                         "\"${Mutation.value_crc32c}\""};
+    for (size_t i = 0; i < 2; i++)
+        if (strlen(macros[i]) == s->valuelen &&
+            memcmp(macros[i], s->value, s->valuelen) == 0)
+            return true;
+    return false;
+}
+
+/* An attribute spec's key and macro, judged before anything runs (as
+ * kv_engine does): the call's error, or ENGINE_SUCCESS. */
+static engine_errc check_xattr_spec(ep_engine *e, const void *cookie,
+                                    const engine_subdoc_spec *s, size_t i, bool mutation)
+{
+    size_t klen = xattr_key_len(s);
+    const char *why = NULL;
+    if (klen == 0)
+        return ENGINE_SUCCESS; /* the spec's own path_einval */
+    if (s->path[0] == '$') {
+        if (mutation)
+            return ep_fail(e, cookie, ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR,
+                           "spec %zu: virtual attributes are read only", i);
+        if (!is_vattr(s->path, klen))
+            return ep_fail(e, cookie, ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR,
+                           "spec %zu: no virtual attribute of that name", i);
+        return ENGINE_SUCCESS;
+    }
+    if (memchr(s->path, '`', klen) != NULL)
+        return ep_fail(e, cookie, ENGINE_XATTR_EINVAL,
+                       "spec %zu: an attribute's key takes no backticks", i);
+    if (!xa_key_valid(s->path, klen, &why))
+        return ep_fail(e, cookie, ENGINE_XATTR_EINVAL, "spec %zu: %s", i, why);
+    if ((s->flags & ENGINE_SUBDOC_PATH_EXPAND_MACROS) && !is_macro(s))
+        return ep_fail(e, cookie, ENGINE_SUBDOC_XATTR_UNKNOWN_MACRO,
+                       "spec %zu: the macros are \"${Mutation.CAS}\" and "
+                       "\"${Mutation.value_crc32c}\" (no sequence numbers here)",
+                       i);
+    return ENGINE_SUCCESS;
+}
+
 /* The checks every call makes: arguments, spec count, kind, flags and order,
- * the key. */
+ * attribute keys and macros, the key. */
 static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc_key *key,
                               uint16_t vbucket, const engine_subdoc_spec *specs,
                               size_t nspecs, bool mutation)
@@ -141,6 +201,9 @@ static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc
         if (xattr && body_seen)
             return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_XATTR_ORDER,
                            "spec %zu: attribute specs come before body specs", i);
+        rc = xattr ? check_xattr_spec(e, cookie, s, i, mutation) : ENGINE_SUCCESS;
+        if (rc != ENGINE_SUCCESS)
+            return rc;
         body_seen = body_seen || !xattr;
     }
     return ENGINE_SUCCESS;
@@ -242,15 +305,6 @@ static sd_status doc_vattrs(sd_doc *d)
     return d->vattrs != NULL ? SD_OK : SD_NO_MEMORY;
 }
 
-/* The attribute key a path starts with: the bytes before '.' or '['. */
-static size_t xattr_key_len(const engine_subdoc_spec *s)
-{
-    size_t n = 0;
-    while (n < s->pathlen && s->path[n] != '.' && s->path[n] != '[')
-        n++;
-    return n;
-}
-
 /* Where an attribute spec works: the attribute object, or the virtual one.
  * A bad key is the spec's error. */
 static engine_errc xattr_target(sd_doc *d, const engine_subdoc_spec *s, bool mutation,
@@ -260,12 +314,7 @@ static engine_errc xattr_target(sd_doc *d, const engine_subdoc_spec *s, bool mut
     if (klen == 0)
         return ENGINE_SUBDOC_PATH_EINVAL;
     if (s->path[0] == '$') {
-        static const char *const names[] = {"$document", "$vbucket", "$XTOC"};
-        bool known = false;
-        for (size_t i = 0; i < 3; i++)
-            known = known ||
-                    (strlen(names[i]) == klen && memcmp(names[i], s->path, klen) == 0);
-        if (!known)
+        if (!is_vattr(s->path, klen))
             return ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR;
         if (mutation)
             return ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR;

@@ -88,8 +88,9 @@ sd_status sd_execute(json_t **doc, sd_op op, unsigned flags, const char *path,
                      size_t *rlen);
 
 /** Compact JSON text of v (malloc'd, *len bytes; NULL when out of memory).
- * Reals get the fewest digits (15 to 17) that read back as the same numbers,
- * so an untouched 0.1 stays 0.1. */
+ * Reals get the fewest digits (15 to 17, one count for the whole tree) with
+ * which every one reads back as the same number: values are kept, their text
+ * may change (1e2 prints as 100.0). */
 char *sd_dump(const json_t *v, size_t *len);
 
 /** A short name of a status (for reasons and tests). */

@@ -1105,11 +1105,11 @@ def subdoc_xattrs_on_the_wire(srv):
     cas = r["cas"]
     r = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"meta", 0x04) +
                lookup_spec(0xC5, b"_cas", 0x04) + lookup_spec(0xC5, b"$document.exptime", 0x04) +
-               lookup_spec(0xC5, b"$nothing", 0x04) + lookup_spec(0x00, b""))
+               lookup_spec(0xC5, b"nothing", 0x04) + lookup_spec(0x00, b""))
     want_cas = b'"0x%016x"' % struct.unpack("<Q", struct.pack(">Q", cas))[0]
     vals = parse_lookup(r["value"])
     check(r["status"] == 0xCC and vals == [(0, b'{"tag":"t"}'), (0, want_cas), (0, b"0"),
-                                           (0xD1, b""), (0, b'{"b":2}')],
+                                           (0xC0, b""), (0, b'{"b":2}')],
           "multi-lookup of attributes: %r" % vals)
     # A get answers the body only; a plain set keeps the attributes.
     st, g = c.get(b"xd")
@@ -1121,9 +1121,10 @@ def subdoc_xattrs_on_the_wire(srv):
     # Order, virtual attributes, bad keys, macros: clear statuses, no change.
     bad = [
         (mutation_spec(0xCF, b"b", b"1") + xspec, 0xD4, None),
-        (mutation_spec(0xC8, b"$document.x", b"1", 0x04), 0xCC, b"\0\0\xd2"),
-        (mutation_spec(0xC8, b"-bad", b"1", 0x04), 0xCC, b"\0\0\x87"),
-        (mutation_spec(0xC8, b"m", b'"${Mutation.seqno}"', 0x14), 0xCC, b"\0\0\xd0"),
+        (mutation_spec(0xC8, b"$document.x", b"1", 0x04), 0xD2, None),
+        (mutation_spec(0xC8, b"-bad", b"1", 0x04), 0x87, None),
+        (mutation_spec(0xC8, b"_a`.`b", b"1", 0x04), 0x87, None),
+        (mutation_spec(0xC8, b"m", b'"${Mutation.seqno}"', 0x14), 0xD0, None),
         (mutation_spec(0xC8, b"m", b'"${Mutation.CAS}"', 0x10), 0xCE, None),
     ]
     before = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"meta", 0x04) +
@@ -1139,6 +1140,24 @@ def subdoc_xattrs_on_the_wire(srv):
     r = c.call(0x01, key=c.k(b"xd"), extras=struct.pack(">II", 0, 0), datatype=0x04,
                value=b"\0\0\0\x09\0\0\0\x05k\x001\0{}")
     check(r["status"] == EINVAL, "a set with datatype 0x04: 0x%x" % r["status"])
+    r = c.call(0xD0, key=c.k(b"xd"), value=lookup_spec(0xC5, b"$nothing", 0x04))
+    check(r["status"] == 0xD1, "an unknown virtual attribute: 0x%x" % r["status"])
+    # incr works on the body and keeps the attributes.
+    check(c.set(b"num", b"5")[0] == SUCCESS, "set a number")
+    r = c.call(0xD1, key=c.k(b"num"), value=mutation_spec(0xC8, b"m", b"1", 0x04))
+    check(r["status"] == SUCCESS, "an attribute on a number: 0x%x" % r["status"])
+    r = c.call(0x05, key=c.k(b"num"), extras=struct.pack(">QQI", 2, 0, 0))
+    check(r["status"] == SUCCESS and struct.unpack(">Q", r["value"])[0] == 7,
+          "incr of a document with attributes: %r" % r)
+    r = c.call(0xC5, key=c.k(b"num"), extras=struct.pack(">HB", 1, 0x04), value=b"m")
+    check(r["status"] == SUCCESS and r["value"] == b"1", "kept by incr: %r" % r)
+    # Sixteen copies of a 3 MiB document: past the 32 MiB answer limit.
+    check(c.set(b"big", b'"' + b"v" * (3 << 20) + b'"')[0] == SUCCESS, "a 3 MiB document")
+    r = c.call(0xD0, key=c.k(b"big"), value=lookup_spec(0x00, b"") * 16)
+    check(r["status"] == 0x03, "a 48 MiB answer is refused: 0x%x" % r["status"])
+    r = c.call(0xD0, key=c.k(b"big"), value=lookup_spec(0x00, b"") * 2)
+    check(r["status"] == SUCCESS and len(r["value"]) == 2 * (6 + (3 << 20) + 2),
+          "two copies fit")
     c.close()
 
 
