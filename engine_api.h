@@ -649,8 +649,11 @@ struct engine_handle {
      * `result` called for it with its status. Document-level errors as
      * subdoc_lookup's, and ENGINE_KEY_EXISTS, ENGINE_LOCKED, ENGINE_TOO_BIG,
      * ENGINE_NO_MEMORY. A delete_doc spec must be the only one: it removes the
-     * document. `d` must be ENGINE_DURABILITY_NONE for now (else
-     * ENGINE_NOT_SUPPORTED): durable sub-document mutations are to come.
+     * document. With `d` ENGINE_DURABILITY_PERSIST the mutation is applied
+     * and the call answers ENGINE_WOULD_BLOCK until the document is on disk,
+     * as store_durable does; the host's re-call with the same arguments gets
+     * the outcome and the results (rule 3); ENGINE_NOT_SUPPORTED without a
+     * data directory.
      */
     engine_errc (*subdoc_mutate)(engine_handle *h, const void *cookie,
                                  const engine_doc_key *key, uint16_t vbucket,

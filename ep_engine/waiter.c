@@ -42,6 +42,8 @@ struct ep_waiter {
     uint16_t vbucket;
     uint32_t collection;
     uint64_t detail;
+    void *kept; /* waiter_begin_keep's bytes, for the re-call */
+    size_t nkept;
     size_t nkey, nvalue;
     unsigned char bytes[]; /* the key, then the value */
 };
@@ -50,6 +52,7 @@ static void unref(ep_waiter *w)
 {
     if (atomic_fetch_sub_explicit(&w->refs, 1, memory_order_acq_rel) == 1) {
         w->magic = 0;
+        free(w->kept);
         free(w);
     }
 }
@@ -82,6 +85,7 @@ void waiters_destroy(ep_waiters *ws)
         ws->first = w->next;
         ws->api->cookie.store_engine_specific(w->cookie, NULL);
         w->magic = 0;
+        free(w->kept);
         free(w);
     }
     pthread_mutex_destroy(&ws->lock);
@@ -125,12 +129,25 @@ static void take_off(ep_waiter *w)
 
 ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *m)
 {
+    return waiter_begin_keep(ws, cookie, m, NULL, 0);
+}
+
+ep_waiter *waiter_begin_keep(ep_waiters *ws, const void *cookie, const waiter_match *m,
+                             const void *keep, size_t nkeep)
+{
     const engine_server_api *api = ws->api;
     if (m->nkey > SIZE_MAX / 2 || m->nvalue > SIZE_MAX / 2 - sizeof(ep_waiter) - m->nkey)
         return NULL;
-    ep_waiter *w = malloc(sizeof(*w) + m->nkey + m->nvalue);
-    if (w == NULL)
+    void *kept = nkeep > 0 ? malloc(nkeep) : NULL;
+    if (nkeep > 0 && kept == NULL)
         return NULL;
+    ep_waiter *w = malloc(sizeof(*w) + m->nkey + m->nvalue);
+    if (w == NULL) {
+        free(kept);
+        return NULL;
+    }
+    if (nkeep > 0)
+        memcpy(kept, keep, nkeep);
     *w = (ep_waiter){
         .magic = WAITER_MAGIC,
         .ws = ws,
@@ -140,6 +157,8 @@ ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *
         .vbucket = m->vbucket,
         .collection = m->collection,
         .detail = m->detail,
+        .kept = kept,
+        .nkept = nkeep,
         .nkey = m->nkey,
         .nvalue = m->nvalue,
     };
@@ -196,6 +215,13 @@ const void *waiter_cookie(const ep_waiter *w)
 waiter_found waiter_collect(ep_waiters *ws, const void *cookie, const waiter_match *m,
                             engine_errc *status, uint64_t *cas)
 {
+    return waiter_collect_kept(ws, cookie, m, status, cas, NULL, NULL);
+}
+
+waiter_found waiter_collect_kept(ep_waiters *ws, const void *cookie,
+                                 const waiter_match *m, engine_errc *status,
+                                 uint64_t *cas, void **kept, size_t *nkept)
+{
     ep_waiter *w = on_cookie(ws, cookie);
     if (w == NULL)
         return WAITER_NEW;
@@ -209,6 +235,11 @@ waiter_found waiter_collect(ep_waiters *ws, const void *cookie, const waiter_mat
         *status = ENGINE_SUCCESS;
         if (cas != NULL)
             *cas = w->cas;
+        if (kept != NULL) {
+            *kept = w->kept; /* the record's bytes pass to the caller */
+            *nkept = w->nkept;
+            w->kept = NULL;
+        }
     }
     take_off(w);
     return done ? WAITER_DONE : WAITER_NEW;

@@ -32,6 +32,7 @@ typedef enum waiter_call {
     WAITER_STORE_DURABLE = 1,
     WAITER_REMOVE_DURABLE = 2,
     WAITER_SET_MANIFEST = 3,
+    WAITER_SUBDOC_DURABLE = 4,
 } waiter_call;
 
 /** The request a record completes. For a manifest, `key` is its JSON. The
@@ -66,6 +67,11 @@ void waiters_destroy(ep_waiters *ws);
  */
 ep_waiter *waiter_begin(ep_waiters *ws, const void *cookie, const waiter_match *m);
 
+/** waiter_begin, with bytes the re-call gets back with the outcome (a
+ * sub-document mutation's results, known before the write waits). */
+ep_waiter *waiter_begin_keep(ep_waiters *ws, const void *cookie, const waiter_match *m,
+                             const void *keep, size_t nkeep);
+
 /**
  * On the host's thread, when the call that made the record does not return
  * would_block after all: takes the record off the cookie, releases the cookie
@@ -96,6 +102,12 @@ typedef enum waiter_found {
  */
 waiter_found waiter_collect(ep_waiters *ws, const void *cookie, const waiter_match *m,
                             engine_errc *status, uint64_t *cas);
+
+/** waiter_collect, and for WAITER_DONE the bytes kept by waiter_begin_keep
+ * in *kept (malloc'd, the caller frees; NULL when none). */
+waiter_found waiter_collect_kept(ep_waiters *ws, const void *cookie,
+                                 const waiter_match *m, engine_errc *status,
+                                 uint64_t *cas, void **kept, size_t *nkept);
 
 /** Leaves a reason for the host in the cookie's error context, made valid
  * UTF-8 first (it may quote a client's bytes; the host sends it in JSON). */

@@ -67,7 +67,9 @@ static bool offered(conn *c, req *r)
 
 /* Checks what the engine does not judge: document flags, attribute paths on
  * a connection that did not ask for them, durability on a lookup. False if
- * it answered. Adds keep-expiry for a preserve-expiry frame. */
+ * it answered. Adds keep-expiry for a preserve-expiry frame. (A durable
+ * mutation parks like a durable store: protocol.c re-calls it at the notify,
+ * answers sync-write-ambiguous at its timeout or for a failed batch.) */
 static bool check_request(conn *c, req *r, bool mutation, const engine_subdoc_spec *specs,
                           size_t n, uint8_t *doc_flags)
 {
@@ -83,12 +85,6 @@ static bool check_request(conn *c, req *r, bool mutation, const engine_subdoc_sp
         }
     if (!mutation && r->durability != ENGINE_DURABILITY_NONE) {
         wire_invalid(c, r, "a lookup takes no durability level");
-        return false;
-    }
-    if (mutation && r->durability != ENGINE_DURABILITY_NONE) {
-        wire_refuse(c, r, ST_NOT_SUPPORTED,
-                    "durable sub-document mutations are not offered yet: write without a "
-                    "durability level");
         return false;
     }
     if (mutation && r->preserve_expiry)
@@ -188,7 +184,12 @@ static engine_errc run(conn *c, req *r, bool mutation, const engine_subdoc_spec 
                                          collect_mutation, &a, &cas, &failed)
             : host.engine->subdoc_lookup(host.engine, c, &r->dk, r->vbucket, specs, n,
                                          doc_flags, collect_lookup, &a, &cas);
-    if (rc == ENGINE_SUCCESS || rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE) {
+    if (rc == ENGINE_NOT_SUPPORTED && mutation &&
+        r->durability != ENGINE_DURABILITY_NONE) {
+        /* No data directory: the write cannot be made durable. */
+        wire_send_error_status(c, r, ST_DURABILITY_INVALID_LEVEL);
+        rc = ENGINE_SUCCESS;
+    } else if (rc == ENGINE_SUCCESS || rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE) {
         if (single && a.failed) {
             wire_refuse(c, r, a.too_big ? ST_E2BIG : ST_ENOMEM,
                         a.too_big ? "the answer would be larger than 32 MiB"

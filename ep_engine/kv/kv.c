@@ -638,7 +638,7 @@ engine_errc kv_remove(engine_handle *h, const void *cookie, const engine_doc_key
 
 /* ---- durable writes ---- */
 
-static engine_errc durable_allowed(ep_engine *e, const void *cookie, engine_durability d)
+engine_errc kv_durable_allowed(ep_engine *e, const void *cookie, engine_durability d)
 {
     if (d != ENGINE_DURABILITY_PERSIST)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "unknown durability level %d",
@@ -664,7 +664,7 @@ static bool durable_begin(ep_engine *e, const void *cookie, engine_durability d,
                           const waiter_match *m, uint64_t *cas_out, engine_errc *rc,
                           ep_waiter **w)
 {
-    *rc = durable_allowed(e, cookie, d);
+    *rc = kv_durable_allowed(e, cookie, d);
     if (*rc != ENGINE_SUCCESS)
         return true;
     switch (waiter_collect(e->waiters, cookie, m, rc, cas_out)) {

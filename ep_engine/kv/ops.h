@@ -42,6 +42,10 @@ typedef struct kv_store_extra {
 engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t *cas_out,
                         engine_store_op op, ep_waiter *waiter,
                         const kv_store_extra *extra);
+/* Whether a durable write may be asked for here (the level, a cookie to
+ * notify, a data directory): ENGINE_SUCCESS or the refusal with its reason. */
+engine_errc kv_durable_allowed(ep_engine *e, const void *cookie, engine_durability d);
+
 /* remove(), with an optional durable waiter. */
 engine_errc kv_do_remove(ep_engine *e, const void *cookie, const engine_doc_key *key,
                          uint64_t cas, uint16_t vbucket, uint64_t *cas_out,

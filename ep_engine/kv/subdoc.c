@@ -18,10 +18,12 @@
 #include "../../common/crc32c.h"
 #include "../subdoc/subdoc.h"
 #include "../subdoc/xattr.h"
+#include "../waiter.h"
 #include "locks.h"
 #include "ops.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -640,6 +642,76 @@ static ep_item *build_item(ep_engine *e, const void *cookie, const engine_doc_ke
     return it;
 }
 
+/* ---- durable mutations: the record on the cookie ---- */
+
+static unsigned char *put_be(unsigned char *w, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--)
+        *w++ = (unsigned char)(v >> (i * 8));
+    return w;
+}
+
+/* The request a durable mutation's record names, exactly: document flags,
+ * CAS, expiry, then per spec op, flags, path and value with their lengths. */
+static unsigned char *request_bytes(const engine_subdoc_spec *specs, size_t n,
+                                    uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                    size_t *len)
+{
+    size_t need = 13;
+    for (size_t i = 0; i < n; i++)
+        need += 8 + (size_t)specs[i].pathlen + specs[i].valuelen;
+    unsigned char *b = malloc(need), *w = b;
+    if (b == NULL)
+        return NULL;
+    *w++ = doc_flags;
+    w = put_be(w, cas, 8);
+    w = put_be(w, exptime, 4);
+    for (size_t i = 0; i < n; i++) {
+        const engine_subdoc_spec *s = &specs[i];
+        *w++ = s->op;
+        *w++ = s->flags;
+        w = put_be(w, s->pathlen, 2);
+        w = put_be(w, s->valuelen, 4);
+        if (s->pathlen > 0)
+            memcpy(w, s->path, s->pathlen);
+        w += s->pathlen;
+        if (s->valuelen > 0)
+            memcpy(w, s->value, s->valuelen);
+        w += s->valuelen;
+    }
+    *len = need;
+    return b;
+}
+
+/* A successful mutation's results as bytes (per result: index u8, length
+ * u32, value), kept on the record for the re-call. */
+static unsigned char *results_bytes(const kept_result *k, size_t n, size_t *len)
+{
+    size_t need = 0;
+    for (size_t i = 0; i < n; i++)
+        need += 5 + k[i].len;
+    *len = need;
+    unsigned char *b = malloc(need > 0 ? need : 1), *w = b;
+    for (size_t i = 0; b != NULL && i < n; i++) {
+        *w++ = (unsigned char)k[i].index;
+        w = put_be(w, k[i].len, 4);
+        memcpy(w, k[i].value, k[i].len);
+        w += k[i].len;
+    }
+    return b;
+}
+
+static void results_replay(const unsigned char *b, size_t len,
+                           engine_subdoc_result_fn result, void *ctx)
+{
+    for (size_t at = 0; at + 5 <= len;) {
+        size_t n = (size_t)b[at + 1] << 24 | (size_t)b[at + 2] << 16 |
+                   (size_t)b[at + 3] << 8 | b[at + 4];
+        result(b[at], ENGINE_SUCCESS, b + at + 5, n, ctx);
+        at += 5 + n;
+    }
+}
+
 /* Under the stripe lock: whether the caller may change cur with `cas`
  * (judged now, before any work: a mismatch or a lock answers at once). */
 static engine_errc may_change(ep_engine *e, ht_stripe *s, const ep_item *cur,
@@ -650,6 +722,13 @@ static engine_errc may_change(ep_engine *e, ht_stripe *s, const ep_item *cur,
         return cas == lock->lock_cas ? ENGINE_SUCCESS : ENGINE_LOCKED;
     return cas == 0 || cas == cur->cas ? ENGINE_SUCCESS : ENGINE_KEY_EXISTS;
 }
+
+static engine_errc mutate_attempts(ep_engine *e, const void *cookie,
+                                   const engine_doc_key *key, uint16_t vbucket,
+                                   const engine_subdoc_spec *specs, size_t nspecs,
+                                   uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                   const waiter_match *m, engine_subdoc_result_fn result,
+                                   void *ctx, uint64_t *cas_out, size_t *failed);
 
 engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                              const engine_doc_key *key, uint16_t vbucket,
@@ -664,8 +743,7 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
         return rc;
     bool mkdoc = doc_flags & ENGINE_SUBDOC_DOC_MKDOC,
          add = doc_flags & ENGINE_SUBDOC_DOC_ADD,
-         revive = doc_flags & ENGINE_SUBDOC_DOC_REVIVE,
-         keep_expiry = doc_flags & ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
+         revive = doc_flags & ENGINE_SUBDOC_DOC_REVIVE;
     const unsigned known = ENGINE_SUBDOC_DOC_MKDOC | ENGINE_SUBDOC_DOC_ADD |
                            ENGINE_SUBDOC_DOC_ACCESS_DELETED | ENGINE_SUBDOC_DOC_REVIVE |
                            ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
@@ -678,13 +756,109 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                        doc_flags, add && cas != 0 ? " with a CAS" : "");
     if (result == NULL || failed == NULL)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "NULL out-parameter");
-    if (d != ENGINE_DURABILITY_NONE)
-        return ep_fail(e, cookie, ENGINE_NOT_SUPPORTED,
-                       "durable sub-document mutations are not offered yet");
     if (specs[0].op == ENGINE_SUBDOC_DELETE_DOC)
-        return kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+        return d != ENGINE_DURABILITY_NONE
+                   ? kv_remove_durable(h, cookie, key, cas, vbucket, cas_out, d)
+                   : kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+    /* A durable mutation: the host's re-call collects its outcome and results
+     * (rule 3); a new one leaves a record naming the whole request. */
+    waiter_match m = {.call = 0};
+    unsigned char *req = NULL;
+    if (d != ENGINE_DURABILITY_NONE) {
+        rc = kv_durable_allowed(e, cookie, d);
+        if (rc != ENGINE_SUCCESS)
+            return rc;
+        size_t nreq = 0;
+        req = request_bytes(specs, nspecs, doc_flags, cas, exptime, &nreq);
+        if (req == NULL)
+            return ep_fail(e, cookie, ENGINE_NO_MEMORY, "out of memory for the request");
+        m = (waiter_match){.call = WAITER_SUBDOC_DURABLE,
+                           .vbucket = vbucket,
+                           .collection = key->collection,
+                           .key = key->bytes,
+                           .nkey = key->len,
+                           .value = req,
+                           .nvalue = nreq};
+        void *kept = NULL;
+        size_t nkept = 0;
+        switch (
+            waiter_collect_kept(e->waiters, cookie, &m, &rc, cas_out, &kept, &nkept)) {
+        case WAITER_DONE:
+            results_replay(kept, nkept, result, ctx);
+            free(kept);
+            free(req);
+            return rc;
+        case WAITER_PENDING:
+            free(req);
+            return ep_fail(e, cookie, ENGINE_TOO_BUSY,
+                           "an earlier request on this connection is still waiting for "
+                           "its notify");
+        case WAITER_NEW:
+            break;
+        }
+    }
+    rc = mutate_attempts(e, cookie, key, vbucket, specs, nspecs, doc_flags, cas, exptime,
+                         req != NULL ? &m : NULL, result, ctx, cas_out, failed);
+    free(req);
+    return rc;
+}
+
+/* Sub-document mutations of one key run one at a time: without this, two
+ * threads changing one document keep reading the same version, and the one
+ * that loses can lose every attempt. (A plain write in between still makes a
+ * mutation start again.) Keys share these by hash. */
+#define MUTATION_LOCKS 256
+static pthread_mutex_t mutation_locks[MUTATION_LOCKS];
+static pthread_once_t mutation_locks_once = PTHREAD_ONCE_INIT;
+
+static void mutation_locks_init(void)
+{
+    for (int i = 0; i < MUTATION_LOCKS; i++)
+        pthread_mutex_init(&mutation_locks[i], NULL);
+}
+
+static engine_errc mutate_locked(ep_engine *e, const void *cookie,
+                                 const engine_doc_key *key, uint16_t vbucket,
+                                 const engine_subdoc_spec *specs, size_t nspecs,
+                                 uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                 const waiter_match *m, engine_subdoc_result_fn result,
+                                 void *ctx, uint64_t *cas_out, size_t *failed);
+
+static engine_errc mutate_attempts(ep_engine *e, const void *cookie,
+                                   const engine_doc_key *key, uint16_t vbucket,
+                                   const engine_subdoc_spec *specs, size_t nspecs,
+                                   uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                   const waiter_match *m, engine_subdoc_result_fn result,
+                                   void *ctx, uint64_t *cas_out, size_t *failed)
+{
+    pthread_once(&mutation_locks_once, mutation_locks_init);
+    pthread_mutex_t *lock =
+        &mutation_locks[ht_hash(vbucket, key->collection, key->bytes, key->len) %
+                        MUTATION_LOCKS];
+    pthread_mutex_lock(lock);
+    engine_errc rc = mutate_locked(e, cookie, key, vbucket, specs, nspecs, doc_flags, cas,
+                                   exptime, m, result, ctx, cas_out, failed);
+    pthread_mutex_unlock(lock);
+    return rc;
+}
+
+/* The attempts of a mutation (again while a plain write changes the
+ * document); with m, a durable one whose record is made before its store. */
+static engine_errc mutate_locked(ep_engine *e, const void *cookie,
+                                 const engine_doc_key *key, uint16_t vbucket,
+                                 const engine_subdoc_spec *specs, size_t nspecs,
+                                 uint8_t doc_flags, uint64_t cas, uint32_t exptime,
+                                 const waiter_match *wm, engine_subdoc_result_fn result,
+                                 void *ctx, uint64_t *cas_out, size_t *failed)
+{
+    engine_errc rc;
+    bool mkdoc = doc_flags & ENGINE_SUBDOC_DOC_MKDOC,
+         add = doc_flags & ENGINE_SUBDOC_DOC_ADD,
+         revive = doc_flags & ENGINE_SUBDOC_DOC_REVIVE,
+         keep_expiry = doc_flags & ENGINE_SUBDOC_DOC_KEEP_EXPIRY;
     uint64_t hash = ht_hash(vbucket, key->collection, key->bytes, key->len);
     for (int attempt = 0; attempt < SUBDOC_RETRIES; attempt++) {
+        bool durable_wait = false;
         key_place p;
         rc = kv_find_resident(e, cookie, key, vbucket, hash, &p);
         if (rc != ENGINE_SUCCESS)
@@ -712,7 +886,11 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
         kept_result kept[ENGINE_SUBDOC_MAX_SPECS];
         size_t nkept = 0;
         sd_status st = cur == NULL ? new_body(&doc, specs, nspecs) : SD_OK;
-        macros_pick(&m, &doc, specs, nspecs);
+        for (size_t i = 0; i < nspecs; i++)
+            if (specs[i].flags & ENGINE_SUBDOC_PATH_EXPAND_MACROS) {
+                macros_pick(&m, &doc, specs, nspecs);
+                break;
+            }
         rc = st != SD_OK ? errc_of(st)
                          : apply_specs(&doc, specs, nspecs, &m, failed, kept, &nkept);
         if (rc != ENGINE_SUCCESS && rc != ENGINE_NO_MEMORY) {
@@ -743,9 +921,24 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
             /* Stored only over the version the specs were applied to (a
              * lock's CAS gets past its lock). */
             it->cas = cas != 0 ? cas : cur != NULL ? cur->cas : 0;
-            rc = kv_do_store(e, cookie, it, cas_out,
-                             it->cas != 0 ? ENGINE_STORE_CAS : ENGINE_STORE_ADD, NULL,
-                             &extra);
+            ep_waiter *w = NULL;
+            if (wm != NULL) {
+                size_t nb = 0;
+                unsigned char *b = results_bytes(kept, nkept, &nb);
+                w = b != NULL ? waiter_begin_keep(e->waiters, cookie, wm, b, nb) : NULL;
+                free(b);
+                rc = w != NULL ? ENGINE_SUCCESS
+                               : ep_fail(e, cookie, ENGINE_NO_MEMORY,
+                                         "out of memory recording the durable write");
+            }
+            if (rc == ENGINE_SUCCESS)
+                rc = kv_do_store(e, cookie, it, cas_out,
+                                 it->cas != 0 ? ENGINE_STORE_CAS : ENGINE_STORE_ADD, w,
+                                 &extra);
+            if (w != NULL && rc != ENGINE_SUCCESS)
+                waiter_abandon(w);
+            else if (w != NULL)
+                durable_wait = true;
             ep_item_put(e, it);
         }
         if (cur != NULL)
@@ -754,11 +947,13 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
          * the read and the store: with no CAS of the caller's, read again. */
         bool raced = it != NULL && cas == 0 && !add &&
                      (rc == ENGINE_KEY_EXISTS || rc == ENGINE_NO_SUCH_KEY);
-        if (rc == ENGINE_SUCCESS)
+        if (rc == ENGINE_SUCCESS && !durable_wait)
             for (size_t i = 0; i < nkept; i++)
                 result(kept[i].index, ENGINE_SUCCESS, kept[i].value, kept[i].len, ctx);
         for (size_t i = 0; i < nkept; i++)
             free(kept[i].value);
+        if (durable_wait)
+            return ENGINE_WOULD_BLOCK; /* the flusher notifies once it is on disk */
         if (!raced)
             return rc;
     }

@@ -1575,6 +1575,51 @@ static test_result test_xattrs_on_disk(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* A durable sub-document mutation answers once on disk; the re-call gets its
+ * results; it survives a stop without the final flush. */
+static test_result test_durable_subdoc(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    engine_subdoc_spec mut[] = {
+        {ENGINE_SUBDOC_DICT_UPSERT, ENGINE_SUBDOC_PATH_XATTR | ENGINE_SUBDOC_PATH_MKDIR_P,
+         5, 3, "m.tag", "\"t\""},
+        {ENGINE_SUBDOC_COUNTER, 0, 1, 2, "n", "41"},
+    };
+    engine_doc_key k = doc_key(0, "ds");
+    x_results r = {0};
+    size_t failed;
+    uint64_t cas = 0;
+    CHECK_RC(h->subdoc_mutate(h, c, &k, 0, mut, 2, ENGINE_SUBDOC_DOC_MKDOC, 0, 0,
+                              ENGINE_DURABILITY_PERSIST, x_collect, &r, &cas, &failed),
+             ENGINE_WOULD_BLOCK);
+    CHECK(r.n == 0); /* results come with the outcome */
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK_RC(h->subdoc_mutate(h, c, &k, 0, mut, 2, ENGINE_SUBDOC_DOC_MKDOC, 0, 0,
+                              ENGINE_DURABILITY_PERSIST, x_collect, &r, &cas, &failed),
+             ENGINE_SUCCESS);
+    CHECK(r.n == 1 && r.st[1] == ENGINE_SUCCESS && strcmp(r.val[1], "41") == 0 &&
+          cas != 0);
+    /* Another request on the cookie is a new one: it waits again. */
+    engine_errc rc;
+    HOST_CALL(th, c, rc,
+              (r = (x_results){0}, h->subdoc_mutate(h, c, &k, 0, mut + 1, 1, 0, 0, 0,
+                                                    ENGINE_DURABILITY_PERSIST, x_collect,
+                                                    &r, &cas, &failed)));
+    CHECK_RC(rc, ENGINE_SUCCESS);
+    CHECK(r.n == 1 && strcmp(r.val[0], "82") == 0);
+    /* A failing spec: nothing waits, nothing is written. */
+    engine_subdoc_spec bad = {ENGINE_SUBDOC_DICT_ADD, 0, 1, 1, "n", "1"};
+    CHECK_RC(h->subdoc_mutate(h, c, &k, 0, &bad, 1, 0, 0, 0, ENGINE_DURABILITY_PERSIST,
+                              x_collect, &r, &cas, &failed),
+             ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK((h = restart(th, true)) != NULL); /* forced: no final flush */
+    c = th->create_cookie();
+    CHECK(x_doc_is(h, th, c, "ds", "m.tag", "\"t\"", "{\"n\":82}"));
+    return TEST_PASS;
+}
+
 static test_result test_append_to_evicted(engine_handle *h, const test_harness *th)
 {
     const void *c = th->create_cookie();
@@ -2035,6 +2080,8 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"append and prepend to an evicted value", test_append_to_evicted, setup_wait_ready,
      NULL, CFG, false},
+    {"a durable sub-document mutation waits for the disk and survives a forced stop (v4)",
+     test_durable_subdoc, setup_wait_ready, NULL, CFG, false},
     {"extended attributes survive eviction, compaction and restart (v4)",
      test_xattrs_on_disk, setup_wait_ready, NULL, CFG, false},
     {"destroy with parked background fetches", test_destroy_with_parked_fetch,

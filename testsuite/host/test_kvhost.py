@@ -1162,6 +1162,37 @@ def subdoc_xattrs_on_the_wire(srv):
 
 
 
+@test
+def durable_subdoc(srv):
+    """A durable multi-mutation is answered once on disk, with its results;
+    without a data directory it is refused with durability-invalid-level and
+    nothing is written; a lookup takes no durability."""
+    c = Client(srv.port)
+    c.hello(0x07, 0x06)
+    body = (mutation_spec(0xC8, b"m.by", b'"d"', 0x05) + mutation_spec(0xCF, b"n", b"7"))
+    c.send(0xD1, key=b"dsd", value=body, extras=b"\x01", magic=0x08, frame=DURABLE)
+    r = c.recv()
+    check(r["status"] == SUCCESS and r["value"] == b"\x01\0\0\0\0\0\x017" and r["cas"],
+          "durable multi-mutation: 0x%x %r" % (r["status"], r["value"]))
+    c.send(0xC5, key=b"dsd", extras=struct.pack(">HB", 1, 0), value=b"n", magic=0x08,
+           frame=DURABLE)
+    check(c.recv()["status"] == EINVAL, "a lookup with a durability level")
+    c.close()
+    nodir = Server(None)
+    nodir.start()
+    try:
+        c = Client(nodir.port)
+        c.hello(0x07, 0x06)
+        c.send(0xD1, key=b"dsd", value=body, extras=b"\x01", magic=0x08, frame=DURABLE)
+        r = c.recv()
+        check(r["status"] == DURABILITY_INVALID_LEVEL, "no data directory: 0x%x" % r["status"])
+        check(c.get(b"dsd")[0] == KEY_ENOENT, "nothing written")
+        c.close()
+        check(nodir.stop() == 0, "clean exit")
+    finally:
+        nodir.stop()
+
+
 def run_tool(args, input_=None):
     return subprocess.run(args, input=input_, capture_output=True, timeout=60)
 

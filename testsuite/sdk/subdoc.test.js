@@ -112,6 +112,14 @@ test('sub-document', async (t) => {
     assert.ok(!none.expiryTime, `no expiry after a plain mutateIn: ${none.expiryTime}`)
   })
 
+  await t.test('durable mutateIn: PersistToMajority answers once on disk', async () => {
+    await coll.upsert('durable', { n: 0 })
+    const r = await coll.mutateIn('durable', [couchbase.MutateInSpec.increment('n', 5)],
+      { durabilityLevel: couchbase.DurabilityLevel.PersistToMajority })
+    assert.strictEqual(r.content[0].value, 5)
+    assert.deepStrictEqual((await coll.get('durable')).content, { n: 5 })
+  })
+
   await t.test('mutateIn upsertDocument makes a missing document', async () => {
     await coll.mutateIn('made', [couchbase.MutateInSpec.upsert('a.b', 1, { createPath: true })],
       { storeSemantics: couchbase.StoreSemantics.Upsert })
