@@ -25,6 +25,11 @@
  * previous state; a key never written must not appear; a value is "key:seq:check"
  * followed by one
  * "+seq:check" per append, so a corrupt or misplaced piece is seen.
+ * With a v4 engine one operation in 14 is a durable sub-document mutation
+ * (op X) that sets the extended attribute x.s to its seq, making the document
+ * ({} as its body) if it is missing: attributes must survive like values, a
+ * set or append keeps them, a delete drops them. The verifier writes a state
+ * as the body, then '#' and x.s when the document has attributes.
  */
 #include "../../engine_api.h"
 #include "../engine_testapp/suite_helpers.h"
@@ -94,6 +99,12 @@ static engine_handle *start(const char *so, const char *dir, unsigned compaction
     }
     fprintf(stderr, "crashtest: warmup did not finish\n");
     exit(2);
+}
+
+static void ignore_result(size_t index, engine_errc status, const void *value, size_t len,
+                          void *ctx)
+{
+    (void)index, (void)status, (void)value, (void)len, (void)ctx;
 }
 
 /* As a host: call, wait for the notify, re-call on success. */
@@ -232,7 +243,25 @@ static int run_writer(const char *so, const char *dir, const char *log, unsigned
             uint16_t vb = (uint16_t)(keyno % 4); /* a key lives in one vbucket */
             snprintf(key, sizeof(key), "key%d", keyno);
             engine_doc_key k = {coll, (uint16_t)strlen(key), key};
-            if (r < 25) {
+            if (r < 10 && h->interface >= ENGINE_API_VERSION_4) {
+                /* A durable sub-document mutation of the attribute x.s. */
+                char num[24];
+                snprintf(num, sizeof(num), "%lu", seq);
+                engine_subdoc_spec s = {ENGINE_SUBDOC_DICT_UPSERT,
+                                        ENGINE_SUBDOC_PATH_XATTR |
+                                            ENGINE_SUBDOC_PATH_MKDIR_P,
+                                        3,
+                                        (uint32_t)strlen(num),
+                                        "x.s",
+                                        num};
+                logf_line(fd, "A %lu X %u %s %s\n", seq, coll, key, num);
+                uint64_t cas;
+                size_t failed;
+                HOST(rc,
+                     h->subdoc_mutate(h, cookie, &k, vb, &s, 1, ENGINE_SUBDOC_DOC_MKDOC,
+                                      0, 0, ENGINE_DURABILITY_PERSIST, ignore_result,
+                                      NULL, &cas, &failed));
+            } else if (r < 25) {
                 logf_line(fd, "A %lu D %u %s -\n", seq, coll, key);
                 HOST(rc, h->remove_durable(h, cookie, &k, 0, vb, NULL,
                                            ENGINE_DURABILITY_PERSIST));
@@ -293,15 +322,23 @@ typedef struct states {
     int n;
 } states;
 
+/* A state is the body, then '#' and the attribute x.s if the document has
+ * attributes. */
 static char *apply_op(const attempt *a, const char *state)
 {
-    if (a->op == 'S')
-        return strdup(a->value);
-    if (a->op == 'D' || state == NULL)
+    if (a->op == 'D' || (a->op == 'P' && state == NULL))
         return NULL;
-    char *out = malloc(strlen(state) + strlen(a->value) + 1);
-    strcpy(out, state);
-    strcat(out, a->value);
+    const char *mark = state != NULL ? strchr(state, '#') : NULL;
+    size_t body = state == NULL  ? 0
+                  : mark != NULL ? (size_t)(mark - state)
+                                 : strlen(state);
+    char *out = malloc(body + strlen(a->value) + 4 + (mark ? strlen(mark) : 0));
+    if (a->op == 'X') /* the attribute set; the body kept, {} for a new document */
+        sprintf(out, "%.*s#%s", (int)(state ? body : 2), state ? state : "{}", a->value);
+    else if (a->op == 'S') /* a set keeps the attributes */
+        sprintf(out, "%s%s", a->value, mark ? mark : "");
+    else /* append: to the body */
+        sprintf(out, "%.*s%s%s", (int)body, state, a->value, mark ? mark : "");
     return out;
 }
 
@@ -342,24 +379,70 @@ static void states_free(states *st)
         free(st->v[i]);
 }
 
-/* "key:seq:check" then "+seq:check" per append, every check right. */
+/* "key:seq:check" (or "{}", a document a sub-document mutation made) then
+ * "+seq:check" per append, every check right; then "#seq" for attributes. */
 static bool well_formed(const char *key, const char *v)
 {
     size_t kl = strlen(key);
-    if (strncmp(v, key, kl) != 0 || v[kl] != ':')
+    const char *p;
+    if (strncmp(v, "{}", 2) == 0)
+        p = v + 2;
+    else if (strncmp(v, key, kl) == 0 && v[kl] == ':')
+        p = v + kl;
+    else
         return false;
-    const char *p = v + kl;
-    while (*p != '\0') {
+    while (*p != '\0' && *p != '#') {
         unsigned long s;
         unsigned chk;
         int used = 0;
         if ((*p != ':' && *p != '+') || (*p == ':' && p != v + kl) ||
+            (*p == ':' && v[0] == '{') ||
             sscanf(p + 1, "%lu:%u%n", &s, &chk, &used) != 2 || used == 0 ||
             chk != check_of(key, s))
             return false;
         p += 1 + used;
     }
+    if (*p == '#') {
+        unsigned long s;
+        int used = 0;
+        return sscanf(p + 1, "%lu%n", &s, &used) == 1 && p[1 + used] == '\0';
+    }
     return true;
+}
+
+/* The state of a value read back: the body, and "#" and x.s if it has
+ * attributes (NULL if they are damaged or x.s is missing). */
+static char *state_of(const engine_item_info *info)
+{
+    const unsigned char *v = info->value.iov_base;
+    size_t n = info->value.iov_len;
+    if (!(info->datatype & ENGINE_DATATYPE_XATTR))
+        return strndup((const char *)v, n);
+    if (n < 4)
+        return NULL;
+    size_t total =
+        4 + ((size_t)v[0] << 24 | (size_t)v[1] << 16 | (size_t)v[2] << 8 | v[3]);
+    if (total > n)
+        return NULL;
+    json_t *x = NULL;
+    for (size_t at = 4; at + 4 <= total;) {
+        size_t plen = (size_t)v[at] << 24 | (size_t)v[at + 1] << 16 |
+                      (size_t)v[at + 2] << 8 | v[at + 3];
+        const char *k = (const char *)v + at + 4;
+        if (plen < 2 || at + 4 + plen > total)
+            return NULL;
+        if (strcmp(k, "x") == 0)
+            x = json_loadb(k + 2, plen - 3, 0, NULL);
+        at += 4 + plen;
+    }
+    json_t *s = json_object_get(x, "s");
+    char *out = NULL;
+    if (json_is_integer(s) &&
+        asprintf(&out, "%.*s#%lld", (int)(n - total), (const char *)v + total,
+                 (long long)json_integer_value(s)) < 0)
+        out = NULL;
+    json_decref(x);
+    return out;
 }
 
 static int coll_index(unsigned coll)
@@ -499,7 +582,7 @@ static int run_verify(const char *so, const char *dir, const char *log)
                 if (rc == ENGINE_SUCCESS) {
                     engine_item_info info;
                     h->get_item_info(h, it, &info);
-                    got = strndup(info.value.iov_base, info.value.iov_len);
+                    got = state_of(&info);
                     live_bytes += 40 + strlen(key) + info.value.iov_len;
                     h->release(h, it);
                     found = true;
@@ -525,10 +608,11 @@ static int run_verify(const char *so, const char *dir, const char *log)
             }
             bool ok = false;
             for (int i = 0; i < st.n && !ok; i++)
-                ok = st.v[i] == NULL ? !found : found && strcmp(got, st.v[i]) == 0;
+                ok = st.v[i] == NULL ? !found : got != NULL && strcmp(got, st.v[i]) == 0;
             states_free(&st);
-            if (found && !well_formed(key, got)) {
-                fprintf(stderr, "%u/%s: corrupt value '%s'\n", c ? 8u : 0u, key, got);
+            if (found && (got == NULL || !well_formed(key, got))) {
+                fprintf(stderr, "%u/%s: corrupt value '%s'\n", c ? 8u : 0u, key,
+                        got ? got : "(damaged attributes)");
                 errors++;
                 free(got);
                 continue;
