@@ -805,6 +805,129 @@ static test_result test_subdoc_locked(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* Every path operation and the status of each way it can fail, one spec at a
+ * time on a fresh document; a failure leaves the document as it was. */
+static test_result test_subdoc_each_op(engine_handle *h, const test_harness *th)
+{
+    if (h->interface < ENGINE_API_VERSION_4)
+        return TEST_SKIP;
+    const void *c = th->create_cookie();
+    static const char *const doc =
+        "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\"}";
+    char deep_path[1100], deep_value[128];
+    memset(deep_path, 'p', 1025);
+    deep_path[1025] = '\0';
+    /* 33 levels of nesting: one past the limit. */
+    int at = 0;
+    for (int i = 0; i < 32; i++)
+        deep_value[at++] = '[';
+    for (int i = 0; i < 32; i++)
+        deep_value[at++] = ']';
+    deep_value[at] = '\0';
+    const struct {
+        uint8_t op, flags;
+        const char *path, *value;
+        engine_errc want;
+        const char *after; /* the document after a success (NULL: unchanged) */
+        const char *result;
+    } cases[] = {
+        {ENGINE_SUBDOC_DICT_ADD, 0, "o.j", "2", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1,\"j\":2},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_DICT_ADD, 0, "o.k", "2", ENGINE_SUBDOC_PATH_EEXISTS, NULL, NULL},
+        {ENGINE_SUBDOC_DICT_ADD, 0, "q.r", "2", ENGINE_SUBDOC_PATH_ENOENT, NULL, NULL},
+        {ENGINE_SUBDOC_DICT_ADD, ENGINE_SUBDOC_PATH_MKDIR_P, "q.r", "2", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\",\"q\":{\"r\":2}}",
+         NULL},
+        {ENGINE_SUBDOC_DICT_ADD, 0, "a[0]", "2", ENGINE_SUBDOC_PATH_EINVAL, NULL, NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "o.k", "{\"z\":null}", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":{\"z\":null}},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "s.x", "1", ENGINE_SUBDOC_PATH_MISMATCH, NULL,
+         NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "o.k", "not json", ENGINE_SUBDOC_VALUE_CANTINSERT,
+         NULL, NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "o.k", deep_value, ENGINE_SUBDOC_VALUE_ETOODEEP,
+         NULL, NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, deep_path, "1", ENGINE_SUBDOC_PATH_E2BIG, NULL,
+         NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "o..k", "1", ENGINE_SUBDOC_PATH_EINVAL, NULL,
+         NULL},
+        {ENGINE_SUBDOC_DICT_UPSERT, 0, "`o.k`", "1", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\",\"o.k\":1}", NULL},
+        {ENGINE_SUBDOC_DELETE, 0, "a[-1]", NULL, ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\"],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_DELETE, 0, "a[9]", NULL, ENGINE_SUBDOC_PATH_ENOENT, NULL, NULL},
+        {ENGINE_SUBDOC_REPLACE, 0, "a[1]", "true", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,true,[2]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_REPLACE, 0, "zz", "1", ENGINE_SUBDOC_PATH_ENOENT, NULL, NULL},
+        {ENGINE_SUBDOC_ARRAY_PUSH_LAST, 0, "a", "3,4", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2],3,4],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_ARRAY_PUSH_FIRST, 0, "a", "0", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[0,1,\"x\",[2]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_ARRAY_PUSH_LAST, 0, "o", "1", ENGINE_SUBDOC_PATH_MISMATCH, NULL,
+         NULL},
+        {ENGINE_SUBDOC_ARRAY_PUSH_LAST, ENGINE_SUBDOC_PATH_MKDIR_P, "new.list", "1",
+         ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2]],\"n\":5,\"s\":\"t\",\"new\":{\"list\":[1]}"
+         "}",
+         NULL},
+        {ENGINE_SUBDOC_ARRAY_INSERT, 0, "a[1]", "9", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,9,\"x\",[2]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_ARRAY_INSERT, 0, "a[7]", "9", ENGINE_SUBDOC_PATH_ENOENT, NULL,
+         NULL},
+        {ENGINE_SUBDOC_ARRAY_INSERT, 0, "a", "9", ENGINE_SUBDOC_PATH_EINVAL, NULL, NULL},
+        {ENGINE_SUBDOC_ARRAY_ADD_UNIQUE, 0, "a[2]", "3", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2,3]],\"n\":5,\"s\":\"t\"}", NULL},
+        {ENGINE_SUBDOC_ARRAY_ADD_UNIQUE, 0, "a[2]", "2", ENGINE_SUBDOC_PATH_EEXISTS, NULL,
+         NULL},
+        {ENGINE_SUBDOC_ARRAY_ADD_UNIQUE, 0, "a[2]", "[5]", ENGINE_SUBDOC_VALUE_CANTINSERT,
+         NULL, NULL},
+        {ENGINE_SUBDOC_COUNTER, 0, "n", "-7", ENGINE_SUCCESS,
+         "{\"o\":{\"k\":1},\"a\":[1,\"x\",[2]],\"n\":-2,\"s\":\"t\"}", "-2"},
+        {ENGINE_SUBDOC_COUNTER, 0, "n", "0", ENGINE_SUBDOC_DELTA_EINVAL, NULL, NULL},
+        {ENGINE_SUBDOC_COUNTER, 0, "s", "1", ENGINE_SUBDOC_PATH_MISMATCH, NULL, NULL},
+        {ENGINE_SUBDOC_COUNTER, 0, "n", "9223372036854775807",
+         ENGINE_SUBDOC_VALUE_CANTINSERT, NULL, NULL},
+    };
+    char want_doc[512];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        CHECK_RC(kv_store(h, c, "each", doc, ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+        engine_subdoc_spec one =
+            spec(cases[i].op, cases[i].flags, cases[i].path, cases[i].value);
+        sd_results r;
+        size_t failed = 99;
+        engine_errc rc = sd_mutate(h, c, "each", &one, 1, 0, 0, &r, &failed);
+        char buf[512];
+        CHECK_RC(kv_get(h, c, "each", buf, sizeof(buf)), ENGINE_SUCCESS);
+        snprintf(want_doc, sizeof(want_doc), "%s", cases[i].after ? cases[i].after : doc);
+        bool ok = cases[i].want == ENGINE_SUCCESS
+                      ? rc == ENGINE_SUCCESS && (cases[i].result == NULL ||
+                                                 strcmp(r.val[0], cases[i].result) == 0)
+                      : rc == ENGINE_SUBDOC_MULTI_PATH_FAILURE && failed == 0 &&
+                            r.st[0] == cases[i].want;
+        if (!ok || strcmp(buf, want_doc) != 0) {
+            fprintf(stderr, "case %zu (op 0x%02x %.40s): rc 0x%x spec 0x%x, doc %s\n", i,
+                    cases[i].op, cases[i].path, rc, r.st[0], buf);
+            return TEST_FAIL;
+        }
+    }
+    /* A document nested past the limit; a CAS that does not match. */
+    char deep_doc[160];
+    snprintf(deep_doc, sizeof(deep_doc), "[%s]", deep_value);
+    CHECK_RC(kv_store(h, c, "deep", deep_doc, ENGINE_STORE_SET, 0, NULL), ENGINE_SUCCESS);
+    engine_subdoc_spec get = spec(ENGINE_SUBDOC_GET, 0, "[0]", NULL);
+    sd_results r;
+    CHECK_RC(sd_lookup(h, c, "deep", &get, 1, &r), ENGINE_SUBDOC_MULTI_PATH_FAILURE);
+    CHECK(r.st[0] == ENGINE_SUBDOC_DOC_E2DEEP);
+    uint64_t cas;
+    CHECK_RC(kv_store(h, c, "each", doc, ENGINE_STORE_SET, 0, &cas), ENGINE_SUCCESS);
+    engine_subdoc_spec one = spec(ENGINE_SUBDOC_COUNTER, 0, "n", "1");
+    size_t failed;
+    CHECK_RC(sd_mutate(h, c, "each", &one, 1, 0, cas + 1, &r, &failed),
+             ENGINE_KEY_EXISTS);
+    CHECK_RC(sd_mutate(h, c, "each", &one, 1, 0, cas, &r, &failed), ENGINE_SUCCESS);
+    return TEST_PASS;
+}
+
 /* ---- extended attributes (v4) ---- */
 
 static engine_errc store_x(engine_handle *h, const void *c, const char *key,
@@ -1140,6 +1263,8 @@ static const engine_test tests[] = {
     {"sub-document mutations (v4)", test_subdoc_mutations, NULL, NULL, NULL, false},
     {"sub-document mutation of a locked document (v4)", test_subdoc_locked, NULL, NULL,
      NULL, false},
+    {"sub-document: every operation and the status of each failure (v4)",
+     test_subdoc_each_op, NULL, NULL, NULL, false},
     {"extended attributes beside the body (v4)", test_xattr_sections, NULL, NULL, NULL,
      false},
     {"sub-document on extended attributes, virtual ones and macros (v4)",
