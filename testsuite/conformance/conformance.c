@@ -388,6 +388,68 @@ START_TEST(v3_item_locks)
 }
 END_TEST
 
+static void count_result(size_t index, engine_errc status, const void *value, size_t len,
+                         void *ctx)
+{
+    (void)index, (void)value, (void)len;
+    if (status == ENGINE_SUCCESS)
+        (*(int *)ctx)++;
+}
+
+/* v4: a v3 host gets no sub-document members it could read; a v4 host gets
+ * both, and they answer their documented statuses. */
+START_TEST(v4_subdoc)
+{
+    engine_handle *h = NULL;
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION_3, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_uint_le(h->interface, ENGINE_API_VERSION_3);
+    h->destroy(h, true);
+    ck_assert_int_eq(create_fn(ENGINE_API_VERSION_4, mock_get_server_api, &h),
+                     ENGINE_SUCCESS);
+    ck_assert_int_eq(h->initialize(h, ""), ENGINE_SUCCESS);
+    if (h->interface < ENGINE_API_VERSION_4) {
+        h->destroy(h, true);
+        return;
+    }
+    const void *c = mock_cookie_create();
+    ck_assert_int_eq(store_kv(h, c, "d", "{\"n\":1}"), ENGINE_SUCCESS);
+    engine_doc_key k = {0, 1, "d"}, missing = {0, 1, "m"};
+    engine_subdoc_spec get = {ENGINE_SUBDOC_GET, 0, 1, 0, "n", NULL};
+    engine_subdoc_spec add = {ENGINE_SUBDOC_COUNTER, 0, 1, 1, "n", "1"};
+    int ok = 0;
+    uint64_t cas = 0;
+    size_t failed = 0;
+    mock_call_begin(c);
+    engine_errc rc = h->subdoc_lookup(h, c, &k, 0, &get, 1, 0, count_result, &ok, &cas);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_SUCCESS);
+    ck_assert_int_eq(ok, 1);
+    ck_assert_uint_ne(cas, 0);
+    mock_call_begin(c);
+    rc = h->subdoc_mutate(h, c, &k, 0, &add, 1, 0, 0, 0, ENGINE_DURABILITY_NONE,
+                          count_result, &ok, &cas, &failed);
+    mock_call_end(c, rc);
+    ck_assert_int_eq(rc, ENGINE_SUCCESS);
+    ck_assert_int_eq(ok, 2);
+    /* Bad calls: a mutation spec in a lookup, no specs, a missing document, a
+     * durable mutation without a data directory, a NULL callback. */
+    rc = h->subdoc_lookup(h, c, &k, 0, &add, 1, 0, count_result, &ok, &cas);
+    ck_assert_int_eq(rc, ENGINE_SUBDOC_INVALID_COMBO);
+    rc = h->subdoc_lookup(h, c, &k, 0, &get, 0, 0, count_result, &ok, &cas);
+    ck_assert_int_eq(rc, ENGINE_SUBDOC_INVALID_COMBO);
+    rc = h->subdoc_lookup(h, c, &missing, 0, &get, 1, 0, count_result, &ok, &cas);
+    ck_assert_int_eq(rc, ENGINE_NO_SUCH_KEY);
+    rc = h->subdoc_mutate(h, c, &k, 0, &add, 1, 0, 0, 0, ENGINE_DURABILITY_PERSIST,
+                          count_result, &ok, &cas, &failed);
+    ck_assert_int_eq(rc, ENGINE_NOT_SUPPORTED);
+    rc = h->subdoc_lookup(h, c, &k, 0, &get, 1, 0, NULL, NULL, &cas);
+    ck_assert_int_eq(rc, ENGINE_INVALID_ARGUMENTS);
+    ck_assert_int_eq(ok, 2);
+    finish_engine(h, c);
+}
+END_TEST
+
 typedef struct hammer {
     engine_handle *h;
     int id;
@@ -445,6 +507,15 @@ START_TEST(error_codes_have_stable_values)
     ck_assert_int_eq(ENGINE_UNKNOWN_COLLECTION, 0x16);
     ck_assert_int_eq(ENGINE_CANNOT_APPLY_COLLECTIONS_MANIFEST, 0x19);
     ck_assert_int_eq(ENGINE_UNKNOWN_SCOPE, 0x1b);
+    ck_assert_int_eq(ENGINE_SUBDOC_PATH_ENOENT, 0xc0);
+    ck_assert_int_eq(ENGINE_SUBDOC_MULTI_PATH_FAILURE, 0xcc);
+    ck_assert_int_eq(ENGINE_SUBDOC_XATTR_INVALID_FLAG_COMBO, 0xce);
+    ck_assert_int_eq(ENGINE_SUBDOC_XATTR_UNKNOWN_MACRO, 0xd0);
+    ck_assert_int_eq(ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR, 0xd1);
+    ck_assert_int_eq(ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR, 0xd2);
+    ck_assert_int_eq(ENGINE_SUBDOC_INVALID_XATTR_ORDER, 0xd4);
+    ck_assert_int_eq(ENGINE_SUBDOC_CAN_ONLY_REVIVE_DELETED, 0xd6);
+    ck_assert_int_eq(ENGINE_XATTR_EINVAL, 0x87);
     ck_assert_int_eq(ENGINE_FAILED, 0xff);
 }
 END_TEST
@@ -472,6 +543,7 @@ static Suite *conformance_suite(void)
     tcase_add_test(tc, incomplete_server_api_refused);
     tcase_add_test(tc, no_recall_after_success_notify);
     tcase_add_test(tc, v3_item_locks);
+    tcase_add_test(tc, v4_subdoc);
     suite_add_tcase(s, tc);
     return s;
 }
