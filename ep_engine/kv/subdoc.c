@@ -448,7 +448,7 @@ static size_t count_strings(const json_t *v, const char *text)
 static size_t count_bytes(const char *hay, size_t n, const char *needle, size_t nlen)
 {
     size_t c = 0;
-    if (n == 0)
+    if (n == 0 || hay == NULL)
         return 0;
     for (const char *p = hay;
          (p = memmem(p, n - (size_t)(p - hay), needle, nlen)) != NULL; p += nlen)
@@ -617,9 +617,9 @@ static ep_item *build_item(ep_engine *e, const void *cookie, const engine_doc_ke
     ep_item *it = *rc == ENGINE_SUCCESS ? ep_item_alloc(e, cookie, key, n, rc) : NULL;
     if (it != NULL) {
         char *w = item_value(it);
-        if (slen > 0)
+        if (slen > 0 && sec != NULL)
             memcpy(w, sec, slen);
-        if (blen > 0)
+        if (blen > 0 && bod != NULL)
             memcpy(w + slen, bod, blen);
         item_init_datatype(it,
                            (d->body_json || d->body_changed ? ENGINE_DATATYPE_JSON : 0) |

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #define XA_MAX_KEY    15
-#define XA_MAX_SYSTEM (1024 * 1024) /* system pairs and the header, in bytes */
+#define XA_MAX_SYSTEM ((size_t)1 << 20) /* system pairs and the header, in bytes */
 
 /** Whether key (klen bytes) may name a stored attribute; why not in *why. */
 bool xa_key_valid(const char *key, size_t klen, const char **why);
