@@ -48,8 +48,9 @@
  *     a step of the host's own before the re-call failed) loses the outcome,
  *     not the operation: it was done. The next call on that cookie of a member
  *     that may keep an outcome (store_durable, remove_durable,
- *     set_collection_manifest) that is not the same request (another member,
- *     vbucket, collection, key, value, flags or manifest) discards the outcome
+ *     set_collection_manifest, a durable subdoc_mutate) that is not the same
+ *     request (another member, vbucket, collection, key, value, flags, specs
+ *     or manifest) discards the outcome
  *     and is served as a new request; the same request again is taken for the
  *     re-call and gets the outcome (the operation is not done twice). What is
  *     kept is freed at disconnect, or at destroy for a cookie never
@@ -622,6 +623,7 @@ struct engine_handle {
      * evicted value may answer ENGINE_WOULD_BLOCK first (cookie not NULL); the
      * re-call with the same arguments gives the results. Paths: dot-separated
      * names, [n] and [-1] indexes, backticks around names holding . [ ].
+     * `result` must not call the engine (it runs under the engine's locks).
      * ENGINE_SUBDOC_PATH_XATTR specs read extended attributes (see
      * ENGINE_DATATYPE_XATTR) and come before body specs
      * (ENGINE_SUBDOC_INVALID_XATTR_ORDER); an attribute key that is not valid

@@ -77,6 +77,11 @@ static bool check_request(conn *c, req *r, bool mutation, const engine_subdoc_sp
         wire_invalid(c, r, "unknown sub-document document flags");
         return false;
     }
+    if (*doc_flags & 0x08) {
+        wire_refuse(c, r, ST_NOT_SUPPORTED,
+                    "create_as_deleted: the engine keeps no deleted documents");
+        return false;
+    }
     for (size_t i = 0; i < n; i++)
         if ((specs[i].flags & ENGINE_SUBDOC_PATH_XATTR) && !c->xattr) {
             wire_refuse(c, r, ST_NOT_SUPPORTED,

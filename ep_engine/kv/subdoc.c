@@ -162,15 +162,13 @@ static engine_errc check_xattr_spec(ep_engine *e, const void *cookie,
     return ENGINE_SUCCESS;
 }
 
-/* The checks every call makes: arguments, spec count, kind, flags and order,
- * attribute keys and macros, the key. */
-static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc_key *key,
-                              uint16_t vbucket, const engine_subdoc_spec *specs,
-                              size_t nspecs, bool mutation)
+/* The checks of the arguments alone (nothing of the engine's state): spec
+ * count, kind, flags and order, attribute keys and macros. */
+static engine_errc check_specs(ep_engine *e, const void *cookie,
+                               const engine_subdoc_spec *specs, size_t nspecs,
+                               bool mutation)
 {
-    engine_errc rc = kv_check_key(e, cookie, key, vbucket);
-    if (rc != ENGINE_SUCCESS)
-        return rc;
+    engine_errc rc;
     if (specs == NULL || nspecs == 0 || nspecs > ENGINE_SUBDOC_MAX_SPECS)
         return ep_fail(e, cookie, ENGINE_SUBDOC_INVALID_COMBO,
                        "%zu specs; a call takes 1 to %d", nspecs,
@@ -209,6 +207,16 @@ static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc
         body_seen = body_seen || !xattr;
     }
     return ENGINE_SUCCESS;
+}
+
+/* The checks every call makes: the key and vbucket served here, then the
+ * arguments. */
+static engine_errc check_call(ep_engine *e, const void *cookie, const engine_doc_key *key,
+                              uint16_t vbucket, const engine_subdoc_spec *specs,
+                              size_t nspecs, bool mutation)
+{
+    engine_errc rc = kv_check_key(e, cookie, key, vbucket);
+    return rc != ENGINE_SUCCESS ? rc : check_specs(e, cookie, specs, nspecs, mutation);
 }
 
 /* ---- a document taken apart ---- */
@@ -738,7 +746,12 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                              void *ctx, uint64_t *cas_out, size_t *failed)
 {
     ep_engine *e = eng(h);
-    engine_errc rc = check_call(e, cookie, key, vbucket, specs, nspecs, true);
+    /* The arguments first; the engine's state (warmup, the vbucket) only for a
+     * new request: a durable one whose outcome waits on the cookie is
+     * collected whatever happened since (rule 3). */
+    if (key == NULL || (key->len > 0 && key->bytes == NULL))
+        return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "key is NULL");
+    engine_errc rc = check_specs(e, cookie, specs, nspecs, true);
     if (rc != ENGINE_SUCCESS)
         return rc;
     bool mkdoc = doc_flags & ENGINE_SUBDOC_DOC_MKDOC,
@@ -756,10 +769,8 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
                        doc_flags, add && cas != 0 ? " with a CAS" : "");
     if (result == NULL || failed == NULL)
         return ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS, "NULL out-parameter");
-    if (specs[0].op == ENGINE_SUBDOC_DELETE_DOC)
-        return d != ENGINE_DURABILITY_NONE
-                   ? kv_remove_durable(h, cookie, key, cas, vbucket, cas_out, d)
-                   : kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+    if (specs[0].op == ENGINE_SUBDOC_DELETE_DOC && d != ENGINE_DURABILITY_NONE)
+        return kv_remove_durable(h, cookie, key, cas, vbucket, cas_out, d);
     /* A durable mutation: the host's re-call collects its outcome and results
      * (rule 3); a new one leaves a record naming the whole request. */
     waiter_match m = {.call = 0};
@@ -797,8 +808,13 @@ engine_errc kv_subdoc_mutate(engine_handle *h, const void *cookie,
             break;
         }
     }
-    rc = mutate_attempts(e, cookie, key, vbucket, specs, nspecs, doc_flags, cas, exptime,
-                         req != NULL ? &m : NULL, result, ctx, cas_out, failed);
+    rc = kv_check_key(e, cookie, key, vbucket);
+    if (rc == ENGINE_SUCCESS && specs[0].op == ENGINE_SUBDOC_DELETE_DOC)
+        rc = kv_do_remove(e, cookie, key, cas, vbucket, cas_out, NULL);
+    else if (rc == ENGINE_SUCCESS)
+        rc = mutate_attempts(e, cookie, key, vbucket, specs, nspecs, doc_flags, cas,
+                             exptime, req != NULL ? &m : NULL, result, ctx, cas_out,
+                             failed);
     free(req);
     return rc;
 }

@@ -1596,11 +1596,19 @@ static test_result test_durable_subdoc(engine_handle *h, const test_harness *th)
              ENGINE_WOULD_BLOCK);
     CHECK(r.n == 0); /* results come with the outcome */
     CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    /* The vbucket stops being active before the re-call: the write is on
+     * disk, so the re-call still gets its outcome (not not_my_vbucket, which
+     * would make a client apply it again elsewhere). */
+    CHECK_RC(h->set_vbucket_state(h, NULL, 0, ENGINE_VBUCKET_REPLICA), ENGINE_SUCCESS);
     CHECK_RC(h->subdoc_mutate(h, c, &k, 0, mut, 2, ENGINE_SUBDOC_DOC_MKDOC, 0, 0,
                               ENGINE_DURABILITY_PERSIST, x_collect, &r, &cas, &failed),
              ENGINE_SUCCESS);
     CHECK(r.n == 1 && r.st[1] == ENGINE_SUCCESS && strcmp(r.val[1], "41") == 0 &&
           cas != 0);
+    CHECK_RC(h->subdoc_mutate(h, c, &k, 0, mut, 2, ENGINE_SUBDOC_DOC_MKDOC, 0, 0,
+                              ENGINE_DURABILITY_PERSIST, x_collect, &r, &cas, &failed),
+             ENGINE_NOT_MY_VBUCKET); /* collected once: now a new request */
+    CHECK_RC(h->set_vbucket_state(h, NULL, 0, ENGINE_VBUCKET_ACTIVE), ENGINE_SUCCESS);
     /* Another request on the cookie is a new one: it waits again. */
     engine_errc rc;
     HOST_CALL(th, c, rc,
