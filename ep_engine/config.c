@@ -54,6 +54,7 @@ static const param params[] = {
     U64(mem_high_wat_pct, 85, 1, 100),
     U64(mem_low_wat_pct, 75, 0, 99),
     U64(warmup_arena, 1, 0, 1),
+    U64(progress_log_after_ms, 1000, 0, 86400000),
     {"dbname", offsetof(ep_config, dbname), P_STRING, 0, 0,
      sizeof(((ep_config *)0)->dbname) - 1},
 };

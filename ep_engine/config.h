@@ -33,7 +33,8 @@ typedef struct ep_config {
     uint64_t mem_high_wat_pct; /* memory use (of max_size) that starts value eviction */
     uint64_t mem_low_wat_pct;  /* ... and where eviction stops */
     uint64_t warmup_arena;     /* 1: warmup's items come from an arena (arena.h) */
-    char dbname[1024];         /* data directory; empty = memory only */
+    uint64_t progress_log_after_ms; /* warmup/compaction log progress past this */
+    char dbname[1024];              /* data directory; empty = memory only */
 } ep_config;
 
 /** Fills *cfg with the defaults. */

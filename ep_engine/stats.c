@@ -1,7 +1,7 @@
 /*
  * stats.c - the stats groups: "" (default), memory, hash, config, tasks,
- * vbucket, collections, scopes, manifest. Reporting takes locks one stripe at a
- * time and never blocks the data path for longer than that.
+ * vbucket, collections, scopes, manifest, warmup, timings, progress. Reporting takes
+ * locks one stripe at a time and never blocks the data path for longer than that.
  */
 #include "stats.h"
 #include "compactor/compactor.h"
@@ -306,6 +306,67 @@ static void stats_config(ep_engine *e, stat_sink *k)
     ep_config_stats(&e->cfg, add_str, k);
 }
 
+/* A latency histogram as "<name>_count", "<name>_sum_ns" and one
+ * "<name>_le_<ns>" per bucket, cumulative (the last: "_le_inf"). */
+static void add_hist(stat_sink *k, const char *name, const hist *h)
+{
+    char key[96];
+    uint64_t count = 0, sum = 0;
+    if (h != NULL) {
+        count = atomic_load_explicit(&((hist *)h)->count, memory_order_relaxed);
+        sum = atomic_load_explicit(&((hist *)h)->sum_ns, memory_order_relaxed);
+    }
+    for (int i = 0; i <= HIST_BUCKETS; i++) {
+        if (i < HIST_BUCKETS)
+            snprintf(key, sizeof(key), "%s_le_%" PRIu64, name, hist_bound_ns(i));
+        else
+            snprintf(key, sizeof(key), "%s_le_inf", name);
+        add_u64(k, key, h != NULL ? hist_cumulative(h, i) : 0);
+    }
+    snprintf(key, sizeof(key), "%s_count", name);
+    add_u64(k, key, count);
+    snprintf(key, sizeof(key), "%s_sum_ns", name);
+    add_u64(k, key, sum);
+}
+
+/* Latencies measured inside the engine: background fetches (request to value
+ * in memory) and manifest updates (call to applied). */
+static void stats_timings(ep_engine *e, stat_sink *k)
+{
+    add_hist(k, "bg_fetch", evict_fetch_latency(e->evictor));
+    add_hist(k, "manifest_update", coll_manager_update_latency(e->coll));
+}
+
+static void add_progress(stat_sink *k, const char *name, const ep_progress *p)
+{
+    progress_view v = {0};
+    if (p != NULL)
+        progress_read(p, exec_now_ns(), &v);
+    char key[64], val[32];
+    snprintf(key, sizeof(key), "%s_running", name);
+    add_u64(k, key, v.running);
+    snprintf(key, sizeof(key), "%s_records", name);
+    add_u64(k, key, v.records);
+    snprintf(key, sizeof(key), "%s_bytes", name);
+    add_u64(k, key, v.bytes);
+    snprintf(key, sizeof(key), "%s_fraction", name);
+    snprintf(val, sizeof(val), "%.4f", v.fraction);
+    add_str(key, val, k);
+    snprintf(key, sizeof(key), "%s_bytes_per_sec", name);
+    add_u64(k, key, (uint64_t)v.rate);
+    snprintf(key, sizeof(key), "%s_seconds_left", name);
+    snprintf(val, sizeof(val), "%.1f", v.running ? v.seconds_left : 0.0);
+    add_str(key, val, k);
+}
+
+/* Long work while it runs (the last run's figures after): warmup, and the
+ * compaction of a shard. */
+static void stats_progress(ep_engine *e, stat_sink *k)
+{
+    add_progress(k, "warmup", warmup_progress(e->warmup));
+    add_progress(k, "compaction", compactor_progress(e->compactor));
+}
+
 static const struct {
     const char *name;
     void (*report)(ep_engine *e, stat_sink *k);
@@ -320,6 +381,8 @@ static const struct {
     {"scopes", stats_scopes},
     {"manifest", stats_manifest},
     {"warmup", stats_warmup},
+    {"timings", stats_timings},
+    {"progress", stats_progress},
 };
 
 engine_errc stats_get(engine_handle *h, const void *cookie, const char *group,
@@ -342,7 +405,7 @@ engine_errc stats_get(engine_handle *h, const void *cookie, const char *group,
     return ep_fail(
         e, cookie, ENGINE_NO_SUCH_KEY,
         "unknown stats group '%.64s' (groups: \"\", memory, hash, config, tasks, "
-        "vbucket, collections, scopes, manifest)",
+        "vbucket, collections, scopes, manifest, warmup, timings, progress)",
         group);
 }
 

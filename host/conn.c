@@ -158,6 +158,7 @@ static bool flush_tls(conn *c)
         size_t n = tls_write(c->ssl, v.iov_base, v.iov_len, &how);
         if (how == TLS_DONE) {
             evbuffer_drain(c->out, n);
+            atomic_fetch_add_explicit(&host.bytes_out, n, memory_order_relaxed);
             continue;
         }
         if (how == TLS_WANT_READ)
@@ -189,6 +190,7 @@ void conn_flush(conn *c)
         }
         if (n == 0)
             break;
+        atomic_fetch_add_explicit(&host.bytes_out, (uint64_t)n, memory_order_relaxed);
     }
     if (c->closed)
         return;

@@ -8,6 +8,7 @@
 #ifndef KVHOST_CONN_H
 #define KVHOST_CONN_H
 
+#include "../common/hist.h"
 #include "../engine_api.h"
 #include "auth.h"
 
@@ -27,6 +28,19 @@
 #define CONN_DRAIN_MS 2000
 
 typedef struct worker worker;
+
+/* The kinds of operation whose latency kvhost measures, from the first run
+ * of a command to its answer (a parked one's wait included). */
+typedef enum host_op_kind {
+    HOST_OP_GET,
+    HOST_OP_STORE,
+    HOST_OP_DURABLE_STORE, /* any write with a durability level */
+    HOST_OP_DELETE,
+    HOST_OP_SUBDOC_LOOKUP,
+    HOST_OP_SUBDOC_MUTATION,
+    HOST_OP_OTHER,
+    HOST_OP_KINDS
+} host_op_kind;
 
 /* Where a SASL command parked off the worker thread stands. */
 typedef enum sasl_wait {
@@ -89,6 +103,7 @@ typedef struct conn {
     engine_errc notify_status;
     struct conn *prev, *next; /* the worker's connections */
     uint64_t commands;
+    uint64_t op_started_ns; /* the command being run: its first run (0: none) */
 } conn;
 
 /* An accepted socket on its way to its worker. */
@@ -129,6 +144,12 @@ typedef struct kvhost {
     _Atomic uint64_t auth_failures;
     _Atomic uint64_t tls_conns, tls_errors; /* accepted on the TLS port; dropped for a
                                                TLS error (not TLS, failed handshake) */
+    /* For metrics (metrics.c): bytes read from and written to clients (TLS:
+     * the protocol's bytes), commands by opcode (each once, however often a
+     * parked one runs again) and latencies by kind of operation. */
+    _Atomic uint64_t bytes_in, bytes_out;
+    _Atomic uint64_t commands[256];
+    hist latency[HOST_OP_KINDS];
 } kvhost;
 
 extern kvhost host;

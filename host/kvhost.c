@@ -23,6 +23,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "hostapi.h"
+#include "metrics.h"
 #include "protocol.h"
 #include "tls.h"
 
@@ -99,6 +100,7 @@ static void read_tls(conn *c)
         v.iov_len = n;
         evbuffer_commit_space(c->in, &v, 1);
         total += n;
+        atomic_fetch_add_explicit(&host.bytes_in, n, memory_order_relaxed);
         if (how == TLS_DONE) {
             if (n == READ_CHUNK || SSL_pending(c->ssl) > 0)
                 continue;
@@ -155,6 +157,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             v.iov_len = (size_t)n;
             evbuffer_commit_space(c->in, &v, 1);
             total += (size_t)n;
+            atomic_fetch_add_explicit(&host.bytes_in, (uint64_t)n, memory_order_relaxed);
             if ((size_t)n == READ_CHUNK)
                 continue; /* there may be more */
             break;
@@ -460,7 +463,7 @@ static void usage(void)
         "              [-t THREADS] [-m MAX_CONNS] [-b MAX_PACKET] [-O MAX_OUTPUT]\n"
         "              [-i IDLE_S] [-R REQUEST_S] [-A AUTH_S] [-U USERS] [-B BUCKET]\n"
         "              [-C CHAIN.pem -K KEY.pem [-S TLS_PORT] [-V CLIENT_CA.pem]]\n"
-        "              [-M MAP.json -N NODE] [-v]\n"
+        "              [-M MAP.json -N NODE] [-P METRICS_PORT [-L METRICS_ADDR]] [-v]\n"
         "  -e  engine shared object (create_instance)\n"
         "  -c  engine configuration string key=value;...\n"
         "  -d  data directory (passed to the engine as dbname)\n"
@@ -488,6 +491,9 @@ static void usage(void)
         "  -M  cluster map (JSON): serve as one node of several, each vbucket on the\n"
         "      node the map names; SIGHUP reads it again (docs/cluster.md)\n"
         "  -N  this node's index in the map's \"nodes\" (with -M)\n"
+        "  -P  serve GET /metrics (Prometheus) on this HTTP port (default: off; 0: any\n"
+        "      free port); with -U it asks for HTTP basic auth of a user\n"
+        "  -L  the metrics address (default 127.0.0.1; only loopback without -U)\n"
         "  -v  log more: malformed packets, closed connections, the engine's info\n");
     exit(2);
 }
@@ -618,7 +624,8 @@ int main(int argc, char **argv)
     const char *engine_path = NULL, *config = "", *datadir = NULL, *addr = "127.0.0.1",
                *users = NULL;
     const char *tls_chain = NULL, *tls_key = NULL, *tls_ca = NULL, *map = NULL;
-    int node = -1;
+    int node = -1, metrics_port = -1;
+    const char *metrics_addr = "127.0.0.1";
     int port = 11210, tls_port = 11207, threads = 2, opt;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGHUP, SIG_IGN); /* until its handler is in place (after the map) */
@@ -628,7 +635,7 @@ int main(int argc, char **argv)
     host.request_timeout_s = 60;
     host.auth_timeout_s = 30;
     const char *bucket = "default";
-    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:O:i:R:A:U:B:C:K:S:V:M:N:v")) !=
+    while ((opt = getopt(argc, argv, "e:c:d:l:p:t:m:b:O:i:R:A:U:B:C:K:S:V:M:N:P:L:v")) !=
            -1) {
         switch (opt) {
         case 'e':
@@ -691,6 +698,14 @@ int main(int argc, char **argv)
         case 'N':
             node = positive(optarg);
             break;
+        case 'P':
+            metrics_port = atoi(optarg);
+            if (metrics_port < 0 || metrics_port > 65535)
+                usage();
+            break;
+        case 'L':
+            metrics_addr = optarg;
+            break;
         case 'v':
             host.verbose = true;
             break;
@@ -734,6 +749,22 @@ int main(int argc, char **argv)
     if (addrs == NULL) {
         fprintf(stderr, "kvhost: %s\n", why);
         return 2;
+    }
+    if (metrics_port >= 0 && host.users == NULL) {
+        struct addrinfo *ma = resolve(metrics_addr, metrics_port, why, sizeof(why));
+        bool loop = ma != NULL;
+        for (struct addrinfo *a = ma; a != NULL; a = a->ai_next)
+            loop = loop && is_loopback(a->ai_addr);
+        if (ma != NULL)
+            freeaddrinfo(ma);
+        if (!loop) {
+            fprintf(stderr,
+                    "kvhost: refusing to serve metrics on %s: without SASL users (-U) "
+                    "only loopback addresses are allowed\n",
+                    metrics_addr);
+            freeaddrinfo(addrs);
+            return 2;
+        }
     }
     for (struct addrinfo *a = addrs; a != NULL && host.users == NULL; a = a->ai_next) {
         if (!is_loopback(a->ai_addr)) {
@@ -836,6 +867,20 @@ int main(int argc, char **argv)
     if (map != NULL)
         fprintf(stderr, "kvhost: node %d of the cluster map %s: %u vbuckets here\n", node,
                 map, cluster_owned());
+    if (metrics_port >= 0) {
+        int mport = 0;
+        if (metrics_start(metrics_addr, metrics_port, bucket, &mport, why, sizeof(why)) !=
+            0) {
+            fprintf(stderr, "kvhost: %s\n", why);
+            evconnlistener_free(listener);
+            if (tls_listener_ev != NULL)
+                evconnlistener_free(tls_listener_ev);
+            host.engine->destroy(host.engine, true);
+            return 1;
+        }
+        fprintf(stderr, "kvhost: metrics on http://%s:%d/metrics%s\n", metrics_addr,
+                mport, host.users != NULL ? " (basic auth)" : "");
+    }
     event_base_dispatch(main_base);
 
     /* Shutdown: stop accepting, stop the workers, close every connection (the
@@ -844,6 +889,7 @@ int main(int argc, char **argv)
     evconnlistener_free(listener);
     if (tls_listener_ev != NULL)
         evconnlistener_free(tls_listener_ev);
+    metrics_stop(); /* before the engine goes: a scrape reads its stats */
     for (int i = 0; i < threads; i++)
         event_base_loopbreak(workers[i].base);
     for (int i = 0; i < threads; i++)

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- dispatch ---- */
 
@@ -143,12 +144,53 @@ static const command *command_of(uint8_t op)
     }
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The kind of operation a request is, for its latency. */
+static host_op_kind kind_of(const req *r)
+{
+    const command *cmd = command_of(r->opcode);
+    if (cmd == NULL)
+        return HOST_OP_OTHER;
+    if (r->durability != ENGINE_DURABILITY_NONE)
+        return HOST_OP_DURABLE_STORE;
+    if (cmd->fn == cmd_get || cmd->fn == cmd_get_locked || cmd->fn == cmd_get_meta)
+        return HOST_OP_GET;
+    if (cmd->fn == cmd_store || cmd->fn == cmd_arith || cmd->fn == cmd_touch)
+        return HOST_OP_STORE;
+    if (cmd->fn == cmd_delete)
+        return HOST_OP_DELETE;
+    if (r->opcode == OP_SUBDOC_MULTI_LOOKUP || r->opcode == OP_SUBDOC_GET ||
+        r->opcode == OP_SUBDOC_GET + 1 || r->opcode == OP_SUBDOC_GET_COUNT)
+        return HOST_OP_SUBDOC_LOOKUP;
+    if (cmd->fn == cmd_subdoc_multi || cmd->fn == cmd_subdoc_single)
+        return HOST_OP_SUBDOC_MUTATION;
+    return HOST_OP_OTHER;
+}
+
+/* A command is answered: its latency, from its first run. */
+static void command_done(conn *c, const req *r)
+{
+    if (c->op_started_ns != 0)
+        hist_record(&host.latency[kind_of(r)], now_ns() - c->op_started_ns);
+    c->op_started_ns = 0;
+}
+
 /* Runs the command of a parsed packet. true if it is finished (the packet can
  * be consumed); false if it is parked on would_block. */
 static bool execute(conn *c, req *r)
 {
     const command *cmd = command_of(r->opcode);
     c->commands++;
+    if (c->op_started_ns == 0) { /* its first run (a parked one runs again) */
+        c->op_started_ns = now_ns();
+        atomic_fetch_add_explicit(&host.commands[r->opcode], 1, memory_order_relaxed);
+    }
     if (cmd == NULL) {
         conn_clear_error(c);
         wire_send(c, r, ST_UNKNOWN_COMMAND, NULL, 0, NULL, 0, NULL, 0, 0, 0);
@@ -226,6 +268,7 @@ bool protocol_read(conn *c)
             c->parked = true;
             return true;
         }
+        command_done(c, &r);
         evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
         c->last_done = now;
         c->req_started = evbuffer_get_length(c->in) > 0 ? now : 0;
@@ -272,6 +315,7 @@ bool protocol_resume(conn *c, engine_errc status)
         else
             wire_send_error(c, &r, status);
     }
+    command_done(c, &r);
     evbuffer_drain(c->in, HEADER_BYTES + (size_t)r.bodylen);
     c->last_done = host_now_ms();
     c->req_started = evbuffer_get_length(c->in) > 0 ? c->last_done : 0;

@@ -38,7 +38,8 @@ typedef struct pending {
     coll_manifest *next;
     char *payload; /* the file's JSON, made before would_block */
     size_t payload_len;
-    bool drops; /* next drops a collection of the current manifest */
+    bool drops;         /* next drops a collection of the current manifest */
+    uint64_t called_ns; /* when the update was asked for */
 } pending;
 
 struct coll_manager {
@@ -52,6 +53,7 @@ struct coll_manager {
     bool busy;
     pending pend;
     coll_manager_stats stats;
+    hist update_latency; /* from the call to the manifest applied (persisted first) */
 };
 
 /* ---- the file ---- */
@@ -310,6 +312,7 @@ static int64_t persist_run(exec_task *task, void *arg)
     m->current = coll_manifest_ref(p.next);
     m->stats.updates++;
     m->stats.last_persist_us = (exec_now_ns() - t0) / 1000;
+    hist_record(&m->update_latency, exec_now_ns() - p.called_ns);
     pthread_mutex_unlock(&m->lock);
     m->env.publish(m->env.ctx, p.next);
     if (m->env.closing(m->env.ctx))
@@ -348,6 +351,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         set_reason(m, cookie, "manifest is NULL");
         return ENGINE_INVALID_ARGUMENTS;
     }
+    uint64_t called_ns = exec_now_ns();
     waiter_match match = {
         .call = WAITER_SET_MANIFEST, .key = json ? json : "", .nkey = len};
     engine_errc done;
@@ -379,7 +383,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         return rc;
     }
 
-    pending p = {NULL, next, NULL, 0, false};
+    pending p = {NULL, next, NULL, 0, false, 0};
     bool identical = false;
     pthread_mutex_lock(&m->lock);
     if (m->busy) {
@@ -409,6 +413,7 @@ engine_errc coll_manager_set(coll_manager *m, const void *cookie, const char *js
         goto err_unlock;
     }
     p.payload_len = p.payload ? strlen(p.payload) : 0;
+    p.called_ns = called_ns;
     p.waiter = waiter_begin(m->env.waiters, cookie, &match);
     if (p.waiter == NULL) {
         rc = ENGINE_NO_MEMORY;
@@ -447,6 +452,11 @@ coll_manifest *coll_manager_get(coll_manager *m)
     coll_manifest *c = coll_manifest_ref(m->current);
     pthread_mutex_unlock(&m->lock);
     return c;
+}
+
+const hist *coll_manager_update_latency(const coll_manager *m)
+{
+    return &m->update_latency;
 }
 
 void coll_manager_stats_get(coll_manager *m, coll_manager_stats *out)

@@ -10,6 +10,7 @@
 #define EP_COLL_MANAGER_H
 
 #include "../../engine_api.h"
+#include "../../common/hist.h"
 #include "../executor/executor.h"
 #include "../io/io.h"
 #include "../waiter.h"
@@ -71,6 +72,9 @@ typedef struct coll_manager_stats {
 } coll_manager_stats;
 
 void coll_manager_stats_get(coll_manager *m, coll_manager_stats *out);
+
+/** The latencies of applied updates, from the call to the manifest applied. */
+const hist *coll_manager_update_latency(const coll_manager *m);
 
 /** Name of the manifest file inside the data directory. */
 #define COLL_MANIFEST_FILE "collections.manifest"

@@ -26,7 +26,9 @@
 
 struct ep_compactor {
     ep_engine *e;
-    exec_task *task; /* the periodic run, auxio */
+    exec_task *task;      /* the periodic run, auxio */
+    ep_progress progress; /* the shard being compacted: stripes of the table */
+    char what[48];        /* "compaction of shard N" */
     struct {
         _Atomic uint64_t runs, failures, last_before, last_after, last_us;
     } stats;
@@ -177,6 +179,11 @@ static int compact_shard(ep_engine *e, unsigned shard)
                  NULL,  0,
                  0,     false};
     int rc = 0;
+    ep_compactor *cp = e->compactor;
+    snprintf(cp->what, sizeof(cp->what), "compaction of shard %u", shard);
+    cp->progress.quiet_ns = e->cfg.progress_log_after_ms * 1000000;
+    progress_begin(&cp->progress, cp->what, ht_stripes(e->ht), t0);
+    uint64_t written_before = 0;
     for (uint64_t i = 0;; i++) {
         /* One stripe at a time: take references under its lock, write without. */
         c.n = 0;
@@ -200,6 +207,10 @@ static int compact_shard(ep_engine *e, unsigned shard)
             else
                 ep_item_put(e, it);
         }
+        uint64_t written_now = kvs_compact_bytes(k);
+        progress_add(&cp->progress, c.n, written_now - written_before, 1);
+        written_before = written_now;
+        progress_tick(&cp->progress, e->sapi, exec_now_ns());
         if (rc != 0 || c.oom)
             break;
     }
@@ -221,6 +232,7 @@ static int compact_shard(ep_engine *e, unsigned shard)
     kvs_compact_finish(k);
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
+    progress_end(&e->compactor->progress);
     atomic_fetch_add(&e->compactor->stats.runs, 1);
     atomic_store(&e->compactor->stats.last_before, before);
     atomic_store(&e->compactor->stats.last_after, kvs_shard_bytes(e->store, shard));
@@ -234,6 +246,7 @@ static int compact_shard(ep_engine *e, unsigned shard)
 err:
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
+    progress_end(&e->compactor->progress);
     atomic_fetch_add(&e->compactor->stats.failures, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: compaction of shard %u failed: %s",
                  shard, why);
@@ -294,6 +307,11 @@ void compactor_free(ep_compactor *cp)
         return;
     exec_task_put(cp->task);
     free(cp);
+}
+
+const ep_progress *compactor_progress(const ep_compactor *cp)
+{
+    return cp != NULL ? &cp->progress : NULL;
 }
 
 void compactor_figures_get(ep_compactor *cp, compactor_figures *f)

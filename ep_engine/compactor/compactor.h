@@ -7,6 +7,7 @@
 #define EP_COMPACTOR_H
 
 #include "../core/core.h"
+#include "../progress.h"
 
 /* Needs e->store and e->pool. NULL on out of memory. */
 ep_compactor *compactor_create(ep_engine *e);
@@ -21,6 +22,9 @@ void compactor_now(ep_compactor *cp, bool force);
 typedef struct compactor_figures {
     uint64_t runs, failures, last_before, last_after, last_us;
 } compactor_figures;
+/* The progress of the compaction running now, or the last one's figures
+ * (NULL for NULL). */
+const ep_progress *compactor_progress(const ep_compactor *cp);
 /* The compactor's counters (zero for NULL: no data directory). */
 void compactor_figures_get(ep_compactor *cp, compactor_figures *f);
 

@@ -57,6 +57,7 @@ struct ep_evictor {
     struct {
         _Atomic uint64_t runs, ejects, fetched, fetch_failed, fetch_us;
     } stats;
+    hist fetch_latency; /* from the request to the value in memory (or failure) */
 };
 
 /* max_size <= 2^46 and pct <= 100: no overflow. */
@@ -292,7 +293,9 @@ static int64_t bg_run(exec_task *task, void *arg)
             rc = ENGINE_TEMPORARY_FAILURE;
             snprintf(why, sizeof(why), "the engine is shutting down");
         }
-        atomic_fetch_add(&ev->stats.fetch_us, (exec_now_ns() - r->t0) / 1000);
+        uint64_t took = exec_now_ns() - r->t0;
+        atomic_fetch_add(&ev->stats.fetch_us, took / 1000);
+        hist_record(&ev->fetch_latency, took);
         if (rc != ENGINE_SUCCESS) {
             char reason[900];
             snprintf(reason, sizeof(reason), "background fetch of the value failed: %s",
@@ -401,6 +404,11 @@ void evict_destroy(ep_evictor *ev)
     pthread_mutex_destroy(&ev->lock);
     pthread_mutex_destroy(&ev->evict_lock);
     free(ev);
+}
+
+const hist *evict_fetch_latency(const ep_evictor *ev)
+{
+    return ev != NULL ? &ev->fetch_latency : NULL;
 }
 
 void evict_figures_get(ep_evictor *ev, evict_figures *f)

@@ -13,6 +13,7 @@
 #ifndef EP_EVICT_H
 #define EP_EVICT_H
 
+#include "../../common/hist.h"
 #include "../core/core.h"
 
 ep_evictor *evict_create(ep_engine *e);
@@ -36,6 +37,8 @@ uint64_t evict_all(ep_evictor *ev);
 typedef struct evict_figures {
     uint64_t runs, ejects, fetched, fetch_failed, fetch_us;
 } evict_figures;
+/* The latencies of background fetches (NULL for NULL). */
+const hist *evict_fetch_latency(const ep_evictor *ev);
 /* The evictor's counters (zero for NULL: no data directory). */
 void evict_figures_get(ep_evictor *ev, evict_figures *f);
 

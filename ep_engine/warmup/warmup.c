@@ -55,10 +55,11 @@ typedef struct warm_shard {
 
 struct ep_warmup {
     ep_engine *e;
-    warm_shard *shards;  /* kvs_shards of them */
-    warm_filter *filter; /* keys seen so far; freed by the last shard to finish */
-    uint64_t t0;         /* when warmup began (exec_now_ns) */
-    _Atomic bool failed; /* a shard failed */
+    warm_shard *shards;   /* kvs_shards of them */
+    warm_filter *filter;  /* keys seen so far; freed by the last shard to finish */
+    uint64_t t0;          /* when warmup began (exec_now_ns) */
+    _Atomic bool failed;  /* a shard failed */
+    ep_progress progress; /* records and bytes read so far, of the files' bytes */
     struct {
         _Atomic uint64_t shards_done, records, bytes, loaded, tombstones, skipped_dropped,
             skipped_expired, skipped_older, skipped_invalid, torn_segments, torn_bytes,
@@ -147,6 +148,7 @@ typedef struct warm_ctx {
     uint64_t counts[W_NCOUNTS]; /* not yet added to warm_stats */
     uint64_t max_cas;           /* highest CAS read, not yet in cas_seq */
     uint64_t unpublished;       /* records since the counters were added */
+    uint64_t unpublished_bytes; /* ... and their bytes */
     uint64_t since_grow;        /* item bytes allocated since the last grow_hint */
     ep_alloc_credit credit;     /* quota bytes and engine references taken ahead */
     ep_coll_tally tally;        /* collection counters not yet added */
@@ -175,6 +177,10 @@ static void publish(warm_ctx *w)
         w->counts[i] = 0;
     }
     ep_coll_tally_flush(&w->tally);
+    progress_add(&e->warmup->progress, w->unpublished, w->unpublished_bytes,
+                 w->unpublished_bytes);
+    progress_tick(&e->warmup->progress, e->sapi, exec_now_ns());
+    w->unpublished_bytes = 0;
     uint64_t cas = atomic_load(&e->cas_seq);
     while (w->max_cas > cas &&
            !atomic_compare_exchange_weak(&e->cas_seq, &cas, w->max_cas))
@@ -269,6 +275,7 @@ static int apply(const kvs_record *r, void *ctx)
 {
     warm_ctx *w = ctx;
     ep_engine *e = w->e;
+    w->unpublished_bytes += kvs_record_size(r);
     if (++w->unpublished >= WARM_PUBLISH)
         publish(w);
     if (r->vbucket >= e->cfg.max_vbuckets || r->nkey == 0 ||
@@ -345,6 +352,7 @@ static void shard_finished(ep_engine *e, bool failed)
     unsigned n = kvs_shards(e->store);
     if (atomic_fetch_add(&e->warmup->stats.shards_done, 1) + 1 != n)
         return;
+    progress_end(&e->warmup->progress);
     filter_free(e->warmup->filter); /* the other shards are done with it */
     e->warmup->filter = NULL;
     atomic_store(&e->warmup->stats.duration_us, (exec_now_ns() - e->warmup->t0) / 1000);
@@ -441,6 +449,8 @@ bool warmup_start(ep_warmup *wu)
     unsigned n = kvs_shards(e->store);
     warm_shard *ws = wu->shards;
     wu->t0 = exec_now_ns();
+    wu->progress.quiet_ns = e->cfg.progress_log_after_ms * 1000000;
+    progress_begin(&wu->progress, "warmup", disk_bytes(e), wu->t0);
     wu->filter = filter_new(e);
     e->arena = arena_for(e); /* NULL: malloc, as everywhere else */
     for (unsigned i = 0; i < n; i++) {
@@ -462,6 +472,11 @@ void warmup_free(ep_warmup *wu)
     free(wu->shards);
     filter_free(wu->filter);
     free(wu);
+}
+
+const ep_progress *warmup_progress(const ep_warmup *wu)
+{
+    return wu != NULL ? &wu->progress : NULL;
 }
 
 void warmup_figures_get(ep_warmup *wu, warmup_figures *f)

@@ -7,6 +7,7 @@
 #define EP_WARMUP_H
 
 #include "../core/core.h"
+#include "../progress.h"
 
 /* Needs e->store. NULL on out of memory. */
 ep_warmup *warmup_create(ep_engine *e);
@@ -21,6 +22,9 @@ typedef struct warmup_figures {
         skipped_expired, skipped_older, skipped_invalid, torn_segments, torn_bytes,
         duration_us;
 } warmup_figures;
+/* The progress of warmup while it runs, and its last figures after (NULL
+ * for NULL: no data directory). */
+const ep_progress *warmup_progress(const ep_warmup *wu);
 /* Warmup's counters so far (zero for NULL: no data directory). */
 void warmup_figures_get(ep_warmup *wu, warmup_figures *f);
 

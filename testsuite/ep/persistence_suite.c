@@ -1413,6 +1413,61 @@ static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th
 
 /* Compaction writes evicted values from their records, and moves every
  * location to the base before the old files go. */
+/* ---- progress of long work ---- */
+
+static void *compact_main(void *arg)
+{
+    void **a = arg;
+    engine_control(a[0], a[1], "compact");
+    return NULL;
+}
+
+static bool stat_is(engine_handle *h, const char *group, const char *name,
+                    const char *want)
+{
+    char buf[64];
+    bool ok = stat_str(h, group, name, buf, sizeof(buf)) && strcmp(buf, want) == 0;
+    if (!ok)
+        fprintf(stderr, "%s %s = '%s', want '%s'\n", group, name, buf, want);
+    return ok;
+}
+
+/* Warmup and compaction log their progress (here from the start:
+ * progress_log_after_ms=0) and show it in the "progress" group while they
+ * run, their last figures after. */
+static test_result test_progress(engine_handle *h, const test_harness *th)
+{
+    enum { N = 3000 };
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, N, NULL));
+    CHECK(store_clean(h, c, N, NULL)); /* the first versions are dead */
+    CHECK((h = restart(th, false)) != NULL);
+    CHECK(th->log_contains("ep_engine: warmup: "));
+    CHECK(th->log_contains("records,"));
+    CHECK(stat_is(h, "progress", "warmup_running", "0"));
+    CHECK(stat_u64(h, "progress", "warmup_records") == 2 * N);
+    CHECK(stat_is(h, "progress", "warmup_fraction", "1.0000"));
+    CHECK(stat_u64(h, "progress", "warmup_bytes") ==
+          stat_u64(h, "warmup", "ep_warmup_bytes"));
+    /* A compaction paused in its fsync: running, with its figures. */
+    CHECK(stat_is(h, "progress", "compaction_running", "0"));
+    CHECK(engine_control(h, th, "op=fsync;nth=1;pause=1"));
+    pthread_t t;
+    void *args[2] = {h, (void *)th};
+    CHECK(pthread_create(&t, NULL, compact_main, args) == 0);
+    CHECK(engine_control(h, th, "wait_paused"));
+    bool running = stat_is(h, "progress", "compaction_running", "1");
+    uint64_t records = stat_u64(h, "progress", "compaction_records");
+    CHECK(engine_control(h, th, "resume"));
+    pthread_join(t, NULL);
+    CHECK(running);
+    CHECK(records > 0 && records <= N);
+    CHECK(stat_is(h, "progress", "compaction_running", "0"));
+    CHECK(th->log_contains("ep_engine: compaction of shard "));
+    CHECK(stat_is(h, "progress", "compaction_fraction", "1.0000"));
+    return TEST_PASS;
+}
+
 static test_result test_compaction_with_evicted(engine_handle *h, const test_harness *th)
 {
     enum { N = 500 };
@@ -2084,6 +2139,8 @@ static const engine_test tests[] = {
     {"background fetch faults", test_bg_fetch_faults, setup_wait_ready, NULL, CFG, false},
     {"compaction of evicted items", test_compaction_with_evicted, setup_wait_ready, NULL,
      CFG, false},
+    {"warmup and compaction show their progress", test_progress, setup_wait_ready, NULL,
+     CFG ";progress_log_after_ms=0;num_shards=1", false},
     {"fetches race evictions and compactions", test_fetch_races_compaction,
      setup_wait_ready, NULL, CFG, false},
     {"append and prepend to an evicted value", test_append_to_evicted, setup_wait_ready,
