@@ -17,8 +17,10 @@ void progress_begin(ep_progress *p, const char *what, uint64_t parts, uint64_t n
     atomic_store(&p->running, true);
 }
 
-void progress_end(ep_progress *p)
+void progress_end(ep_progress *p, bool finished)
 {
+    if (finished)
+        atomic_store(&p->part, atomic_load(&p->parts));
     atomic_store(&p->running, false);
 }
 

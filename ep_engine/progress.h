@@ -54,8 +54,9 @@ static inline void progress_add(ep_progress *p, uint64_t records, uint64_t bytes
  * time and no line was logged in the last second. */
 void progress_tick(ep_progress *p, const engine_server_api *api, uint64_t now_ns);
 
-/** The work is over (the figures stay readable). */
-void progress_end(ep_progress *p);
+/** The work is over (the figures stay readable); finished: all of it was
+ * done (the fraction reads 1). */
+void progress_end(ep_progress *p, bool finished);
 
 void progress_read(const ep_progress *p, uint64_t now_ns, progress_view *v);
 

@@ -1,7 +1,8 @@
 /*
  * stats.c - the stats groups: "" (default), memory, hash, config, tasks,
- * vbucket, collections, scopes, manifest, warmup, timings, progress. Reporting takes
- * locks one stripe at a time and never blocks the data path for longer than that.
+ * vbucket, vbucket-states, collections, scopes, manifest, warmup, timings, progress.
+ * Reporting takes locks one stripe at a time and never blocks the data path for longer
+ * than that.
  */
 #include "stats.h"
 #include "compactor/compactor.h"
@@ -329,6 +330,20 @@ static void add_hist(stat_sink *k, const char *name, const hist *h)
     add_u64(k, key, sum);
 }
 
+/* How many vbuckets are in each state (no walk of the items, unlike
+ * "vbucket"): for a scrape. */
+static void stats_vbucket_states(ep_engine *e, stat_sink *k)
+{
+    static const char *const names[] = {"?", "active", "replica", "pending", "dead"};
+    uint64_t n[5] = {0};
+    for (uint64_t vb = 0; vb < e->cfg.max_vbuckets; vb++) {
+        uint8_t st = atomic_load(&e->vb_state[vb]);
+        n[st < 5 ? st : 0]++;
+    }
+    for (int s = 1; s < 5; s++)
+        add_u64(k, names[s], n[s]);
+}
+
 /* Latencies measured inside the engine: background fetches (request to value
  * in memory) and manifest updates (call to applied). */
 static void stats_timings(ep_engine *e, stat_sink *k)
@@ -340,8 +355,9 @@ static void stats_timings(ep_engine *e, stat_sink *k)
 static void add_progress(stat_sink *k, const char *name, const ep_progress *p)
 {
     progress_view v = {0};
-    if (p != NULL)
-        progress_read(p, exec_now_ns(), &v);
+    if (p == NULL)
+        return; /* no data directory: no warmup, no compaction */
+    progress_read(p, exec_now_ns(), &v);
     char key[64], val[32];
     snprintf(key, sizeof(key), "%s_running", name);
     add_u64(k, key, v.running);
@@ -381,6 +397,7 @@ static const struct {
     {"scopes", stats_scopes},
     {"manifest", stats_manifest},
     {"warmup", stats_warmup},
+    {"vbucket-states", stats_vbucket_states},
     {"timings", stats_timings},
     {"progress", stats_progress},
 };
@@ -405,7 +422,8 @@ engine_errc stats_get(engine_handle *h, const void *cookie, const char *group,
     return ep_fail(
         e, cookie, ENGINE_NO_SUCH_KEY,
         "unknown stats group '%.64s' (groups: \"\", memory, hash, config, tasks, "
-        "vbucket, collections, scopes, manifest, warmup, timings, progress)",
+        "vbucket, vbucket-states, collections, scopes, manifest, warmup, timings, "
+        "progress)",
         group);
 }
 

@@ -61,6 +61,13 @@ void host_clock_advance(host_clock *c, int seconds)
     atomic_fetch_add(&c->offset_s, seconds);
 }
 
+uint64_t host_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 uint64_t host_now_ms(void)
 {
     struct timespec ts;

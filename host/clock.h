@@ -40,5 +40,7 @@ void host_clock_advance(host_clock *c, int seconds);
 
 /** Milliseconds on a monotonic clock (coarse: kvhost's deadlines only). */
 uint64_t host_now_ms(void);
+/** Nanoseconds on a monotonic clock (latencies). */
+uint64_t host_now_ns(void);
 
 #endif

@@ -51,6 +51,7 @@ static void durable_timeout(evutil_socket_t fd, short what, void *arg)
                 "the durability timeout passed before the write was on disk; "
                 "it stays queued and may still be made durable");
     c->answered_early = true;
+    conn_command_done(c, HOST_OP_DURABLE_STORE); /* what the client waited */
     atomic_fetch_add(&host.durable_timeouts, 1);
     conn_flush(c);
 }

@@ -38,6 +38,13 @@ conn *conn_new(worker *w, int fd)
     return c;
 }
 
+void conn_command_done(conn *c, host_op_kind kind)
+{
+    if (c->op_started_ns != 0)
+        hist_record(&host.latency[kind], host_now_ns() - c->op_started_ns);
+    c->op_started_ns = 0;
+}
+
 void conn_drop_parked_item(conn *c)
 {
     if (c->parked_item != NULL)

@@ -164,6 +164,9 @@ void conn_link(conn *c);
 /* The error context the engine left on the connection (copied), or "". */
 bool conn_take_error(conn *c, char *buf, size_t cap, uint64_t *uid, bool *has_uid);
 void conn_clear_error(conn *c);
+/* The command being run is answered: its latency (from its first run) goes to
+ * the kind's histogram, once. */
+void conn_command_done(conn *c, host_op_kind kind);
 /* Lets go of the item of a parked store, if any. */
 void conn_drop_parked_item(conn *c);
 

@@ -698,11 +698,14 @@ int main(int argc, char **argv)
         case 'N':
             node = positive(optarg);
             break;
-        case 'P':
-            metrics_port = atoi(optarg);
-            if (metrics_port < 0 || metrics_port > 65535)
+        case 'P': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v < 0 || v > 65535)
                 usage();
+            metrics_port = (int)v;
             break;
+        }
         case 'L':
             metrics_addr = optarg;
             break;

@@ -11,11 +11,12 @@
  *
  * The HTTP side is libevent's evhttp on a thread and event base of its own:
  * other paths answer 404, other methods 405, oversized or malformed requests
- * the 400s evhttp gives them, and a client that sends its request too slowly
- * is cut off after a few seconds; none of it touches the binary protocol's
- * workers.
+ * the 400s evhttp gives them, and a client that sends nothing for a few
+ * seconds is cut off; none of it touches the binary protocol's workers.
  */
 #include "metrics.h"
+
+#include "../common/utf8.h"
 
 #include <event2/event.h>
 #include <event2/http.h>
@@ -31,12 +32,15 @@
 #include <strings.h>
 #include <time.h>
 
-/* A request that has not arrived whole in this long is cut off. */
+/* A connection that sends nothing for this long is cut off (libevent's idle
+ * timeout: libevent 2.1's HTTP server has no whole-request deadline and no
+ * connection cap). */
 #define HTTP_TIMEOUT_S    5
 #define HTTP_MAX_HEADERS  8192
 #define HTTP_MAX_BODY     1024
 #define AUTH_CACHE        8 /* credentials checked recently */
 #define AUTH_CACHE_TTL_NS (60ull * 1000000000ull)
+#define AUTH_CHECKS_PER_S 10 /* key derivations of failing credentials a second */
 
 static struct {
     struct event_base *base;
@@ -51,6 +55,8 @@ static struct {
         uint64_t at_ns;
     } cache[AUTH_CACHE];
     unsigned next_cache;
+    uint64_t fail_second; /* the second of the failures counted in fails */
+    unsigned fails;
     _Atomic uint64_t scrapes, auth_failures, not_found;
 } m;
 
@@ -265,13 +271,6 @@ static const plain_stat memory_stats[] = {
      "Memory of warmup's item arena in use"},
 };
 
-static const plain_stat hash_stats[] = {
-    {"ht_buckets", "kv_hashtable_buckets", "gauge", 1, "Buckets of the hash table"},
-    {"ht_resizes", "kv_hashtable_resizes_total", "counter", 1, "Hash table growths"},
-    {"ht_max_chain", "kv_hashtable_longest_chain", "gauge", 1,
-     "The longest chain of the hash table"},
-};
-
 static const plain_stat warmup_stats[] = {
     {"ep_warmup_records", "kv_warmup_records", "gauge", 1,
      "Records read by the last warmup"},
@@ -308,6 +307,8 @@ static void plain_group(struct evbuffer *out, const stat_list *l, const plain_st
         double v = num(l, t[i].key, &found);
         if (!found)
             continue;
+        if (strcmp(t[i].key, "ep_manifest_uid") == 0)
+            v = (double)strtoull(find(l, t[i].key), NULL, 16); /* the engine's hex */
         family(out, t[i].name, t[i].type, t[i].help);
         if (t[i].scale == 1)
             sample_u64(out, t[i].name, labels, (uint64_t)v);
@@ -409,15 +410,14 @@ static void engine_manifest(struct evbuffer *out, const char *bucket)
 static void engine_vbuckets(struct evbuffer *out, const char *bucket)
 {
     stat_list l;
-    if (!read_group("vbucket", &l))
+    if (!read_group("vbucket-states", &l)) /* counts only: no walk of the items */
         return;
     static const char *const states[] = {"active", "replica", "pending", "dead"};
     uint64_t count[4] = {0};
-    for (size_t i = 0; i < l.n; i++)
-        for (int s = 0; s < 4; s++)
-            if (strncmp(l.v[i].key, "vb_", 3) == 0 && strchr(l.v[i].key, ':') == NULL &&
-                strcmp(l.v[i].val, states[s]) == 0)
-                count[s]++;
+    for (int s = 0; s < 4; s++) {
+        const char *v = find(&l, states[s]);
+        count[s] = v != NULL ? strtoull(v, NULL, 10) : 0;
+    }
     family(out, "kv_vbuckets", "gauge", "vbuckets by state");
     for (int s = 0; s < 4; s++) {
         char labels[1300];
@@ -578,7 +578,9 @@ static void engine_timings(struct evbuffer *out, const char *bucket)
             cum[b] = (uint64_t)num(&l, key, &f);
             found = found && f;
         }
-        snprintf(key, sizeof(key), "%s_count", t[i].stat);
+        /* The count is the last cumulative bucket the engine gave (read after
+         * the others): never less than a bucket before it. */
+        snprintf(key, sizeof(key), "%s_le_inf", t[i].stat);
         uint64_t count = (uint64_t)num(&l, key, &f);
         found = found && f;
         snprintf(key, sizeof(key), "%s_sum_ns", t[i].stat);
@@ -608,8 +610,8 @@ static void engine_progress(struct evbuffer *out, const char *bucket)
          1},
         {"fraction", "progress_ratio", "How far the current (or last) run is, 0 to 1", 1},
         {"bytes_per_sec", "rate_bytes_per_second", "Its pace so far", 1},
-        {"seconds_left", "remaining_seconds", "Its time left at that pace (0 when idle)",
-         1},
+        {"seconds_left", "remaining_seconds",
+         "Its time left at that pace (-1: no pace yet; 0 when idle)", 1},
     };
     for (size_t w = 0; w < 2; w++)
         for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
@@ -772,8 +774,6 @@ void metrics_render(struct evbuffer *out)
     engine_default(out, bucket);
     engine_simple(out, "memory", memory_stats,
                   sizeof(memory_stats) / sizeof(memory_stats[0]), bucket);
-    engine_simple(out, "hash", hash_stats, sizeof(hash_stats) / sizeof(hash_stats[0]),
-                  bucket);
     engine_simple(out, "warmup", warmup_stats,
                   sizeof(warmup_stats) / sizeof(warmup_stats[0]), bucket);
     engine_manifest(out, bucket);
@@ -800,23 +800,28 @@ static void reply_text(struct evhttp_request *req, int code, const char *reason,
         evbuffer_free(b);
 }
 
-/* With a users file: the request's basic-auth credentials are a user's. */
-static bool authorized(struct evhttp_request *req)
+typedef enum auth_result { AUTH_OK, AUTH_FAILED, AUTH_THROTTLED } auth_result;
+
+/* With a users file: whether the request's basic-auth credentials are a
+ * user's. Failing credentials cost a key derivation each; past
+ * AUTH_CHECKS_PER_S failures in a second the rest of that second is refused
+ * unchecked, so a client looping on bad passwords cannot keep a core busy. */
+static auth_result authorized(struct evhttp_request *req)
 {
     if (host.users == NULL)
-        return true;
+        return AUTH_OK;
     const char *h =
         evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (h == NULL || strncasecmp(h, "Basic ", 6) != 0)
-        return false;
+        return AUTH_FAILED;
     const char *b64 = h + 6;
     size_t n = strlen(b64);
     if (n == 0 || n > 512 || n % 4 != 0)
-        return false;
+        return AUTH_FAILED;
     unsigned char plain[400];
     int len = EVP_DecodeBlock(plain, (const unsigned char *)b64, (int)n);
     if (len < 0)
-        return false;
+        return AUTH_FAILED;
     /* EVP_DecodeBlock counts the padding's zero bytes too. */
     while (len > 0 && n >= 1 && b64[n - 1] == '=' && plain[len - 1] == '\0') {
         len--;
@@ -826,23 +831,37 @@ static bool authorized(struct evhttp_request *req)
     unsigned dlen = 0;
     EVP_Digest(plain, (size_t)len, digest, &dlen, EVP_sha256(), NULL);
     uint64_t now = mono_ns();
-    for (unsigned i = 0; i < AUTH_CACHE; i++)
+    auth_result r = AUTH_FAILED;
+    for (unsigned i = 0; i < AUTH_CACHE && r != AUTH_OK; i++)
         if (m.cache[i].at_ns != 0 && now - m.cache[i].at_ns < AUTH_CACHE_TTL_NS &&
             CRYPTO_memcmp(m.cache[i].digest, digest, 32) == 0)
-            return true;
+            r = AUTH_OK;
     const unsigned char *colon = memchr(plain, ':', (size_t)len);
-    if (colon == NULL)
-        return false;
-    size_t ulen = (size_t)(colon - plain);
-    bool ok = auth_check_plain(host.users, (const char *)plain, ulen,
-                               (const char *)colon + 1, (size_t)len - ulen - 1) != NULL;
-    OPENSSL_cleanse(plain, sizeof(plain));
-    if (ok) {
-        memcpy(m.cache[m.next_cache].digest, digest, 32);
-        m.cache[m.next_cache].at_ns = now;
-        m.next_cache = (m.next_cache + 1) % AUTH_CACHE;
+    if (r != AUTH_OK && colon != NULL) {
+        uint64_t second = now / 1000000000u;
+        if (second != m.fail_second) {
+            m.fail_second = second;
+            m.fails = 0;
+        }
+        if (m.fails >= AUTH_CHECKS_PER_S) {
+            r = AUTH_THROTTLED;
+        } else {
+            size_t ulen = (size_t)(colon - plain);
+            bool ok =
+                auth_check_plain(host.users, (const char *)plain, ulen,
+                                 (const char *)colon + 1, (size_t)len - ulen - 1) != NULL;
+            if (ok) {
+                memcpy(m.cache[m.next_cache].digest, digest, 32);
+                m.cache[m.next_cache].at_ns = now;
+                m.next_cache = (m.next_cache + 1) % AUTH_CACHE;
+                r = AUTH_OK;
+            } else {
+                m.fails++;
+            }
+        }
     }
-    return ok;
+    OPENSSL_cleanse(plain, sizeof(plain));
+    return r;
 }
 
 static void on_metrics(struct evhttp_request *req, void *arg)
@@ -854,7 +873,15 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         reply_text(req, 405, "Method Not Allowed", "only GET /metrics is served");
         return;
     }
-    if (!authorized(req)) {
+    auth_result a = authorized(req);
+    if (a == AUTH_THROTTLED) {
+        atomic_fetch_add(&m.auth_failures, 1);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+        reply_text(req, 429, "Too Many Requests",
+                   "too many failed logins this second: try again");
+        return;
+    }
+    if (a != AUTH_OK) {
         atomic_fetch_add(&m.auth_failures, 1);
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Basic realm=\"kvhost metrics\", charset=\"UTF-8\"");
@@ -892,7 +919,7 @@ static void *metrics_loop(void *arg)
 int metrics_start(const char *addr, int port, const char *bucket, int *bound, char *why,
                   size_t whylen)
 {
-    snprintf(m.bucket, sizeof(m.bucket), "%s", bucket);
+    utf8_sanitize(m.bucket, sizeof(m.bucket), bucket, strlen(bucket));
     m.base = event_base_new();
     m.http = m.base ? evhttp_new(m.base) : NULL;
     if (m.http == NULL) {
@@ -902,9 +929,12 @@ int metrics_start(const char *addr, int port, const char *bucket, int *bound, ch
     evhttp_set_timeout(m.http, HTTP_TIMEOUT_S);
     evhttp_set_max_headers_size(m.http, HTTP_MAX_HEADERS);
     evhttp_set_max_body_size(m.http, HTTP_MAX_BODY);
-    evhttp_set_allowed_methods(m.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD |
-                                           EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-                                           EVHTTP_REQ_DELETE);
+    /* Every method reaches on_metrics, which answers 405 for all but GET and
+     * HEAD (libevent would answer the others 501). */
+    evhttp_set_allowed_methods(
+        m.http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+                    EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_cb(m.http, "/metrics", on_metrics, NULL);
     evhttp_set_gencb(m.http, on_other, NULL);
     struct evhttp_bound_socket *s =
@@ -939,7 +969,9 @@ void metrics_stop(void)
 {
     if (!m.running)
         return;
-    event_base_loopbreak(m.base);
+    /* loopexit, not loopbreak: a break sent before the thread's loop
+     * started would be lost, and the join would wait for ever. */
+    event_base_loopexit(m.base, NULL);
     pthread_join(m.tid, NULL);
     evhttp_free(m.http);
     event_base_free(m.base);

@@ -16,7 +16,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- dispatch ---- */
 
@@ -144,13 +143,6 @@ static const command *command_of(uint8_t op)
     }
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The kind of operation a request is, for its latency. */
 static host_op_kind kind_of(const req *r)
 {
@@ -173,12 +165,11 @@ static host_op_kind kind_of(const req *r)
     return HOST_OP_OTHER;
 }
 
-/* A command is answered: its latency, from its first run. */
+/* A command is answered: its latency, from its first run (a durable write
+ * answered at its timeout was counted then). */
 static void command_done(conn *c, const req *r)
 {
-    if (c->op_started_ns != 0)
-        hist_record(&host.latency[kind_of(r)], now_ns() - c->op_started_ns);
-    c->op_started_ns = 0;
+    conn_command_done(c, kind_of(r));
 }
 
 /* Runs the command of a parsed packet. true if it is finished (the packet can
@@ -188,7 +179,7 @@ static bool execute(conn *c, req *r)
     const command *cmd = command_of(r->opcode);
     c->commands++;
     if (c->op_started_ns == 0) { /* its first run (a parked one runs again) */
-        c->op_started_ns = now_ns();
+        c->op_started_ns = host_now_ns();
         atomic_fetch_add_explicit(&host.commands[r->opcode], 1, memory_order_relaxed);
     }
     if (cmd == NULL) {

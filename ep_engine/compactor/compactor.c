@@ -232,7 +232,7 @@ static int compact_shard(ep_engine *e, unsigned shard)
     kvs_compact_finish(k);
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
-    progress_end(&e->compactor->progress);
+    progress_end(&e->compactor->progress, true);
     atomic_fetch_add(&e->compactor->stats.runs, 1);
     atomic_store(&e->compactor->stats.last_before, before);
     atomic_store(&e->compactor->stats.last_after, kvs_shard_bytes(e->store, shard));
@@ -246,7 +246,8 @@ static int compact_shard(ep_engine *e, unsigned shard)
 err:
     release_placed(e, done, ndone);
     atomic_store(&e->compacting[shard], 0);
-    progress_end(&e->compactor->progress);
+    if (k != NULL) /* begun (another compaction's figures stay its own) */
+        progress_end(&e->compactor->progress, false);
     atomic_fetch_add(&e->compactor->stats.failures, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: compaction of shard %u failed: %s",
                  shard, why);

@@ -352,7 +352,7 @@ static void shard_finished(ep_engine *e, bool failed)
     unsigned n = kvs_shards(e->store);
     if (atomic_fetch_add(&e->warmup->stats.shards_done, 1) + 1 != n)
         return;
-    progress_end(&e->warmup->progress);
+    progress_end(&e->warmup->progress, !atomic_load(&e->warmup->failed));
     filter_free(e->warmup->filter); /* the other shards are done with it */
     e->warmup->filter = NULL;
     atomic_store(&e->warmup->stats.duration_us, (exec_now_ns() - e->warmup->t0) / 1000);

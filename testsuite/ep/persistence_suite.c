@@ -1411,8 +1411,6 @@ static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th
     return TEST_PASS;
 }
 
-/* Compaction writes evicted values from their records, and moves every
- * location to the base before the old files go. */
 /* ---- progress of long work ---- */
 
 static void *compact_main(void *arg)
@@ -1468,6 +1466,8 @@ static test_result test_progress(engine_handle *h, const test_harness *th)
     return TEST_PASS;
 }
 
+/* Compaction writes evicted values from their records, and moves every
+ * location to the base before the old files go. */
 static test_result test_compaction_with_evicted(engine_handle *h, const test_harness *th)
 {
     enum { N = 500 };
