@@ -7,6 +7,11 @@
  *
  * KV: N keys of 32 bytes with 100-byte values; a set pass then a get pass in
  * random key order, with 1 and then 2 threads (each thread its own key range).
+ * A get copies the value out. Baseline, same run, 1 thread: a plain chained
+ * hash table of the same keys and values (one malloc per item, the engine's
+ * hash function, as many buckets as keys), the same passes in the same order:
+ * first insert, overwrite, lookup with the value copied out - no engine, no
+ * vtable, no references, no locks.
  * Latency is sampled on one operation in 16 (timing every call would cost as
  * much as the call) and reported as p50/p99 of the samples.
  * Executor: tasks scheduled-and-run per second with 1 and 2 threads, and the
@@ -17,6 +22,7 @@
  */
 #include "../engine_api.h"
 #include "../ep_engine/executor/executor.h"
+#include "../ep_engine/hashtable.h"
 #include "../testsuite/mock_server/mock_server.h"
 #include "bench_util.h"
 
@@ -77,7 +83,8 @@ static void *kv_thread(void *arg)
                 continue;
             }
             h->get_item_info(h, it, &info);
-            if (((const char *)info.value.iov_base)[VALUE_LEN - 1] != 'v')
+            memcpy(value, info.value.iov_base, VALUE_LEN); /* the value copied out */
+            if (value[VALUE_LEN - 1] != 'v')
                 j->errors++;
             h->release(h, it);
         }
@@ -87,8 +94,8 @@ static void *kv_thread(void *arg)
     return NULL;
 }
 
-static void run_kv(engine_handle *h, const uint32_t *order, size_t nkeys, int threads,
-                   bool do_set)
+static double run_kv(engine_handle *h, const uint32_t *order, size_t nkeys, int threads,
+                     bool do_set)
 {
     kv_job jobs[2];
     pthread_t tid[2];
@@ -129,6 +136,7 @@ static void run_kv(engine_handle *h, const uint32_t *order, size_t nkeys, int th
     if (errors)
         printf("  %d operations failed\n", errors);
     free(all);
+    return (double)nkeys / secs;
 }
 
 /* ---- executor ---- */
@@ -199,6 +207,107 @@ static void bench_wake_latency(size_t samples)
     free(lat);
     exec_pool_destroy(pool);
     exec_task_put(t);
+}
+
+/* ---- the baseline: a plain chained hash table ---- */
+
+typedef struct bare_item {
+    struct bare_item *next;
+    uint64_t hash;
+    uint32_t nkey, nvalue;
+    char data[]; /* key, then value */
+} bare_item;
+
+typedef struct bare_table {
+    bare_item **b;
+    size_t mask;
+} bare_table;
+
+static bare_item **bare_find(bare_table *t, uint64_t hash, const char *key, size_t nkey)
+{
+    bare_item **p = &t->b[hash & t->mask];
+    while (*p != NULL && ((*p)->hash != hash || (*p)->nkey != nkey ||
+                          memcmp((*p)->data, key, nkey) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+/* One pass as the engine's: insert or overwrite (set), or look up and copy
+ * the value out (get). ops/s. */
+static double bare_pass(bare_table *t, const uint32_t *order, size_t nkeys, int mode)
+{
+    char key[KEY_LEN + 1], value[VALUE_LEN];
+    memset(value, 'v', sizeof(value));
+    size_t errors = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < nkeys; i++) {
+        make_key(key, order[i]);
+        uint64_t hash = ht_hash(0, 0, key, KEY_LEN);
+        bare_item **p = bare_find(t, hash, key, KEY_LEN);
+        if (mode == 2) { /* get */
+            if (*p == NULL) {
+                errors++;
+                continue;
+            }
+            memcpy(value, (*p)->data + KEY_LEN, VALUE_LEN);
+            errors += value[VALUE_LEN - 1] != 'v';
+        } else if (*p == NULL) { /* first insert */
+            bare_item *it = malloc(sizeof(*it) + KEY_LEN + VALUE_LEN);
+            *it = (bare_item){NULL, hash, KEY_LEN, VALUE_LEN};
+            memcpy(it->data, key, KEY_LEN);
+            memcpy(it->data + KEY_LEN, value, VALUE_LEN);
+            *p = it;
+        } else { /* overwrite: a new item in place of the old, as a store does */
+            bare_item *it = malloc(sizeof(*it) + KEY_LEN + VALUE_LEN);
+            *it = (bare_item){(*p)->next, hash, KEY_LEN, VALUE_LEN};
+            memcpy(it->data, key, KEY_LEN);
+            memcpy(it->data + KEY_LEN, value, VALUE_LEN);
+            free(*p);
+            *p = it;
+        }
+    }
+    double rate = (double)nkeys * 1e9 / (double)(now_ns() - t0);
+    if (errors)
+        printf("  bare table: %zu errors\n", errors);
+    return rate;
+}
+
+static void bare_free(bare_table *t)
+{
+    for (size_t i = 0; i <= t->mask; i++)
+        for (bare_item *it = t->b[i], *next; it != NULL; it = next) {
+            next = it->next;
+            free(it);
+        }
+    free(t->b);
+}
+
+/* 1 thread, the engine against the bare table in the same process: first
+ * insert once each, then `rounds` alternating rounds of overwrite and get.
+ * Each row gives both rates and the engine's share. */
+static void bench_against_bare(engine_handle *h, const uint32_t *order, size_t nkeys,
+                               int rounds)
+{
+    size_t n = 1;
+    while (n < nkeys)
+        n <<= 1;
+    bare_table t = {calloc(n, sizeof(bare_item *)), n - 1};
+    double b = bare_pass(&t, order, nkeys, 0);
+    double e = run_kv(h, order, nkeys, 1, true);
+    printf("| vs bare: first insert | engine %10.0f | bare %10.0f ops/s | %.2fx |\n", e,
+           b, e / b);
+    for (int r = 1; r <= rounds; r++) {
+        b = bare_pass(&t, order, nkeys, 1);
+        e = run_kv(h, order, nkeys, 1, true);
+        printf("| vs bare: overwrite, round %d | engine %10.0f | bare %10.0f ops/s | "
+               "%.2fx |\n",
+               r, e, b, e / b);
+        b = bare_pass(&t, order, nkeys, 2);
+        e = run_kv(h, order, nkeys, 1, false);
+        printf("| vs bare: get, round %d | engine %10.0f | bare %10.0f ops/s | %.2fx |\n",
+               r, e, b, e / b);
+    }
+    bare_free(&t);
 }
 
 /* ---- sub-document counter vs get + set ---- */
@@ -351,11 +460,14 @@ int main(int argc, char **argv)
             fprintf(stderr, "ep_bench: engine failed to start\n");
             return 1;
         }
-        run_kv(h, order, nkeys, threads, true);
-        run_kv(h, order, nkeys, threads, true); /* overwrite: table already sized */
-        run_kv(h, order, nkeys, threads, false);
-        if (threads == 1)
+        if (threads == 1) {
+            bench_against_bare(h, order, nkeys, 3);
             bench_subdoc(h, quick ? 2 : 3);
+        } else {
+            run_kv(h, order, nkeys, threads, true);
+            run_kv(h, order, nkeys, threads, true); /* overwrite: table already sized */
+            run_kv(h, order, nkeys, threads, false);
+        }
         h->destroy(h, false);
     }
     bench_task_rate(1, ntasks);
