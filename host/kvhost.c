@@ -610,6 +610,18 @@ static struct evconnlistener *listen_on(struct addrinfo *addrs, const char *addr
     return l;
 }
 
+/* A start that fails after the listeners and the engine are up: says why,
+ * closes the listeners, lets the engine go. The exit status. */
+static int abandon_start(const char *why)
+{
+    fprintf(stderr, "kvhost: %s\n", why);
+    evconnlistener_free(listener);
+    if (tls_listener_ev != NULL)
+        evconnlistener_free(tls_listener_ev);
+    host.engine->destroy(host.engine, true);
+    return 1;
+}
+
 static int positive(const char *arg)
 {
     char *end;
@@ -844,14 +856,8 @@ int main(int argc, char **argv)
         cluster_init(host.engine, bucket, bound_port(&bound),
                      tls_listener_ev ? bound_port(&tls_bound) : 0, datadir, why,
                      sizeof(why)) != 0 ||
-        (map != NULL && cluster_use_map(map, (unsigned)node, why, sizeof(why)) != 0)) {
-        fprintf(stderr, "kvhost: %s\n", why);
-        evconnlistener_free(listener);
-        if (tls_listener_ev != NULL)
-            evconnlistener_free(tls_listener_ev);
-        host.engine->destroy(host.engine, true);
-        return 1;
-    }
+        (map != NULL && cluster_use_map(map, (unsigned)node, why, sizeof(why)) != 0))
+        return abandon_start(why);
     struct event *sigterm = evsignal_new(main_base, SIGTERM, on_signal, NULL);
     struct event *sigint = evsignal_new(main_base, SIGINT, on_signal, NULL);
     struct event *sighup = evsignal_new(main_base, SIGHUP, on_hangup, NULL);
@@ -873,14 +879,8 @@ int main(int argc, char **argv)
     if (metrics_port >= 0) {
         int mport = 0;
         if (metrics_start(metrics_addr, metrics_port, bucket, &mport, why, sizeof(why)) !=
-            0) {
-            fprintf(stderr, "kvhost: %s\n", why);
-            evconnlistener_free(listener);
-            if (tls_listener_ev != NULL)
-                evconnlistener_free(tls_listener_ev);
-            host.engine->destroy(host.engine, true);
-            return 1;
-        }
+            0)
+            return abandon_start(why);
         fprintf(stderr, "kvhost: metrics on http://%s:%d/metrics%s\n", metrics_addr,
                 mport, host.users != NULL ? " (basic auth)" : "");
     }
