@@ -728,6 +728,8 @@ static void host_figures(struct evbuffer *out)
         {&m.auth_failures, "kvhost_metrics_auth_failures_total",
          "Requests to this port with wrong or missing credentials"},
         {&m.scrapes, "kvhost_metrics_scrapes_total", "Answers to GET /metrics"},
+        {&m.not_found, "kvhost_metrics_not_found_total",
+         "Requests to this port for another path (404)"},
     };
     for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
         family(out, counters[i].name, "counter", counters[i].help);

@@ -256,6 +256,8 @@ def bad_requests():
         c = h.client()
         check(http(h.mport, "/")[0] == 404, "/ is not found")
         check(http(h.mport, "/metrics/x")[0] == 404, "/metrics/x is not found")
+        check(value(parse(http(h.mport)[2]), "kvhost_metrics_not_found_total") == 2,
+              "404s counted")
         for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
             st, hdr, _ = http(h.mport, method=method)
             check(st == 405 and "GET" in hdr.get("Allow", ""), "%s: 405 with Allow" % method)
