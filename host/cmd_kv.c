@@ -105,6 +105,20 @@ static engine_errc touch_item(conn *c, req *r, uint32_t exptime, engine_item **o
     return ENGINE_TEMPORARY_FAILURE;
 }
 
+/* An item's body: its value past the extended-attribute section, if it has
+ * one (datatype 0x04). Gets answer it; incr/decr count in it. */
+static const uint8_t *item_body(const engine_item_info *info, size_t *len)
+{
+    const uint8_t *v = info->value.iov_base;
+    size_t n = info->value.iov_len, skip = 0;
+    if ((info->datatype & ENGINE_DATATYPE_XATTR) && n >= 4) {
+        skip = 4 + (size_t)wire_be32(v);
+        skip = skip <= n ? skip : n;
+    }
+    *len = n - skip;
+    return v + skip;
+}
+
 /* Answers a get of `it` (its flags, value and datatype) with `cas`, the key
  * too for GETK, and releases the item. */
 static engine_errc send_item(conn *c, req *r, engine_item *it, bool with_key,
@@ -116,14 +130,8 @@ static engine_errc send_item(conn *c, req *r, engine_item *it, bool with_key,
     uint32_t flags = htonl(info.flags);
     /* A get answers the body: extended attributes are read by sub-document
      * lookups only. */
-    const uint8_t *value = info.value.iov_base;
-    size_t len = info.value.iov_len;
-    if ((info.datatype & ENGINE_DATATYPE_XATTR) && len >= 4) {
-        size_t skip = 4 + (size_t)wire_be32(value);
-        skip = skip <= len ? skip : len;
-        value += skip;
-        len -= skip;
-    }
+    size_t len;
+    const uint8_t *value = item_body(&info, &len);
     wire_send(c, r, ST_SUCCESS, &flags, 4, with_key ? r->key : NULL,
               with_key ? r->keylen : 0, value, (uint32_t)len,
               c->json ? info.datatype & ENGINE_DATATYPE_JSON : 0,
@@ -359,15 +367,9 @@ engine_errc cmd_arith(conn *c, req *r)
             engine_item_info info;
             h->get_item_info(h, it, &info);
             char digits[24];
-            const char *body = info.value.iov_base;
-            size_t n = info.value.iov_len;
-            if ((info.datatype & ENGINE_DATATYPE_XATTR) && n >= 4) {
-                /* The number is the body; the store below keeps the attributes. */
-                size_t skip = 4 + (size_t)wire_be32((const uint8_t *)body);
-                skip = skip <= n ? skip : n;
-                body += skip;
-                n -= skip;
-            }
+            size_t n;
+            /* The number is the body; the store below keeps the attributes. */
+            const char *body = (const char *)item_body(&info, &n);
             bool numeric = n > 0 && n < sizeof(digits);
             for (size_t i = 0; numeric && i < n; i++)
                 numeric = body[i] >= '0' && body[i] <= '9';

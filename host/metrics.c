@@ -17,7 +17,9 @@
 #include "metrics.h"
 
 #include "../common/utf8.h"
+#include "clock.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -59,13 +61,6 @@ static struct {
     unsigned fails;
     _Atomic uint64_t scrapes, auth_failures, not_found;
 } m;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- the text format ---- */
 
@@ -226,7 +221,6 @@ static const plain_stat default_stats[] = {
      "Values refused as larger than max_item_size"},
     {"ep_flushes", "kv_flush_all_total", "counter", 1, "flush_all calls"},
     {"ep_max_vbuckets", "kv_vbuckets_max", "gauge", 1, "vbuckets the engine has"},
-    {"ep_manifest_uid", "kv_manifest_uid", "gauge", 1, "The collections manifest's uid"},
     {"ep_flusher_batches", "kv_flusher_batches_total", "counter", 1,
      "Batches written to disk (one fsync each)"},
     {"ep_flusher_records", "kv_flusher_records_total", "counter", 1,
@@ -307,8 +301,6 @@ static void plain_group(struct evbuffer *out, const stat_list *l, const plain_st
         double v = num(l, t[i].key, &found);
         if (!found)
             continue;
-        if (strcmp(t[i].key, "ep_manifest_uid") == 0)
-            v = (double)strtoull(find(l, t[i].key), NULL, 16); /* the engine's hex */
         family(out, t[i].name, t[i].type, t[i].help);
         if (t[i].scale == 1)
             sample_u64(out, t[i].name, labels, (uint64_t)v);
@@ -362,6 +354,11 @@ static void engine_default(struct evbuffer *out, const char *bucket)
                     "result", dels, 2);
     labelled_family(out, &l, "kv_expired_total", "counter",
                     "Expired items removed, by who found them", bucket, "by", expired, 2);
+    const char *uid = find(&l, "ep_manifest_uid"); /* hex, as manifests write it */
+    if (uid != NULL) {
+        family(out, "kv_manifest_uid", "gauge", "The collections manifest's uid");
+        sample_u64(out, "kv_manifest_uid", labels, strtoull(uid, NULL, 16));
+    }
     const char *state = find(&l, "ep_warmup_state");
     if (state != NULL) {
         family(out, "kv_warmup_state", "gauge",
@@ -768,7 +765,8 @@ static void host_figures(struct evbuffer *out)
     }
 }
 
-void metrics_render(struct evbuffer *out)
+/* One scrape into out: what GET /metrics answers. */
+static void metrics_render(struct evbuffer *out)
 {
     char bucket[400];
     bucket_label(bucket, sizeof(bucket));
@@ -832,7 +830,7 @@ static auth_result authorized(struct evhttp_request *req)
     unsigned char digest[32];
     unsigned dlen = 0;
     EVP_Digest(plain, (size_t)len, digest, &dlen, EVP_sha256(), NULL);
-    uint64_t now = mono_ns();
+    uint64_t now = host_now_ns();
     auth_result r = AUTH_FAILED;
     for (unsigned i = 0; i < AUTH_CACHE && r != AUTH_OK; i++)
         if (m.cache[i].at_ns != 0 && now - m.cache[i].at_ns < AUTH_CACHE_TTL_NS &&

@@ -12,7 +12,6 @@
 
 #include "conn.h"
 
-#include <event2/buffer.h>
 #include <stddef.h>
 
 /**
@@ -24,8 +23,5 @@ int metrics_start(const char *addr, int port, const char *bucket, int *bound, ch
 
 /** Stops it (the thread ends, the port closes). */
 void metrics_stop(void);
-
-/** Writes one scrape into out (what GET /metrics answers). */
-void metrics_render(struct evbuffer *out);
 
 #endif

@@ -272,47 +272,72 @@ static sd_status doc_body(sd_doc *d)
 static sd_status doc_xattrs(sd_doc *d)
 {
     if (d->xattrs == NULL)
-        d->xattrs =
-            d->xlen > 0 ? xa_to_object(d->section, d->xlen, false) : json_object();
+        d->xattrs = d->xlen > 0 ? xa_to_object(d->section, d->xlen) : json_object();
     return d->xattrs != NULL ? SD_OK : SD_NO_MEMORY;
 }
 
 static const char *const datatype_names[] = {"json", "snappy", "xattr"};
 
-/* $document, $vbucket and $XTOC of the document as it was read. */
-static sd_status doc_vattrs(sd_doc *d)
+/* The virtual attribute a path names ($document, $vbucket or $XTOC, klen
+ * bytes), added to d->vattrs the first time a spec asks for it: $XTOC parses
+ * the attributes, $document's value_crc32c reads the whole body, so neither
+ * is done for a spec that does not ask (the SDK's get withExpiry reads
+ * $document.exptime and .flags). */
+static sd_status doc_vattr(sd_doc *d, const char *path, size_t pathlen, size_t klen)
 {
-    if (d->vattrs != NULL)
-        return SD_OK;
-    if (doc_xattrs(d) != SD_OK)
+    if (d->vattrs == NULL && (d->vattrs = json_object()) == NULL)
         return SD_NO_MEMORY;
     const ep_item *it = d->it;
-    char cas[19], crc[11], now[24];
-    snprintf(cas, sizeof(cas), "0x%016" PRIx64, it->cas);
-    snprintf(crc, sizeof(crc), "0x%08" PRIx32, crc32c(d->body, d->blen));
-    snprintf(now, sizeof(now), "%lld", (long long)d->e->sapi->core.abstime(ep_now(d->e)));
-    json_t *types = json_array(), *toc = json_array();
-    uint8_t dt = item_datatype(it);
-    for (unsigned b = 0; types != NULL && b < 3; b++)
-        if (dt & (1u << b))
-            json_array_append_new(types, json_string(datatype_names[b]));
-    if (types != NULL && json_array_size(types) == 0)
-        json_array_append_new(types, json_string("raw"));
-    const char *k;
-    json_t *v;
-    json_object_foreach(d->xattrs, k, v)
-    {
-        if (toc != NULL)
-            json_array_append_new(toc, json_string(k));
+    char name[16];
+    snprintf(name, sizeof(name), "%.*s", (int)klen, path);
+    json_t *v = json_object_get(d->vattrs, name);
+    if (strcmp(name, "$XTOC") == 0 && v == NULL) {
+        if (doc_xattrs(d) != SD_OK || (v = json_array()) == NULL)
+            return SD_NO_MEMORY;
+        const char *k;
+        json_t *x;
+        json_object_foreach(d->xattrs, k, x) json_array_append_new(v, json_string(k));
+    } else if (strcmp(name, "$vbucket") == 0 && v == NULL) {
+        char now[24];
+        snprintf(now, sizeof(now), "%lld",
+                 (long long)d->e->sapi->core.abstime(ep_now(d->e)));
+        v = json_pack("{s:{s:s,s:s}}", "HLC", "now", now, "mode", "real");
+    } else if (strcmp(name, "$document") == 0) {
+        if (v == NULL) {
+            char cas[19];
+            snprintf(cas, sizeof(cas), "0x%016" PRIx64, it->cas);
+            json_t *types = json_array();
+            uint8_t dt = item_datatype(it);
+            for (unsigned b = 0; types != NULL && b < 3; b++)
+                if (dt & (1u << b))
+                    json_array_append_new(types, json_string(datatype_names[b]));
+            if (types != NULL && json_array_size(types) == 0)
+                json_array_append_new(types, json_string("raw"));
+            json_int_t exptime =
+                it->exptime ? (json_int_t)d->e->sapi->core.abstime(it->exptime) : 0;
+            v = json_pack("{s:s,s:I,s:I,s:I,s:o,s:b}", "CAS", cas, "exptime", exptime,
+                          "flags", (json_int_t)it->flags, "value_bytes",
+                          (json_int_t)d->blen, "datatype", types, "deleted", 0);
+            if (v == NULL || json_object_set_new(d->vattrs, name, v) != 0)
+                return SD_NO_MEMORY;
+        }
+        /* The whole $document, or its value_crc32c: the body's checksum. */
+        static const char crcpath[] = "$document.value_crc32c";
+        bool crc = pathlen == klen || (pathlen >= sizeof(crcpath) - 1 &&
+                                       memcmp(path, crcpath, sizeof(crcpath) - 1) == 0);
+        if (crc && json_object_get(v, "value_crc32c") == NULL) {
+            char sum[11];
+            snprintf(sum, sizeof(sum), "0x%08" PRIx32, crc32c(d->body, d->blen));
+            if (json_object_set_new(v, "value_crc32c", json_string(sum)) != 0)
+                return SD_NO_MEMORY;
+        }
+        return SD_OK;
+    } else {
+        return SD_OK; /* built already */
     }
-    json_int_t exptime =
-        it->exptime ? (json_int_t)d->e->sapi->core.abstime(it->exptime) : 0;
-    d->vattrs = json_pack("{s:{s:s,s:I,s:I,s:I,s:o,s:b,s:s},s:{s:{s:s,s:s}},s:o}",
-                          "$document", "CAS", cas, "exptime", exptime, "flags",
-                          (json_int_t)it->flags, "value_bytes", (json_int_t)d->blen,
-                          "datatype", types, "deleted", 0, "value_crc32c", crc,
-                          "$vbucket", "HLC", "now", now, "mode", "real", "$XTOC", toc);
-    return d->vattrs != NULL ? SD_OK : SD_NO_MEMORY;
+    if (v == NULL || json_object_set_new(d->vattrs, name, v) != 0)
+        return SD_NO_MEMORY;
+    return SD_OK;
 }
 
 /* Where an attribute spec works: the attribute object, or the virtual one.
@@ -328,7 +353,7 @@ static engine_errc xattr_target(sd_doc *d, const engine_subdoc_spec *s, bool mut
             return ENGINE_SUBDOC_XATTR_UNKNOWN_VATTR;
         if (mutation)
             return ENGINE_SUBDOC_XATTR_CANT_MODIFY_VATTR;
-        if (doc_vattrs(d) != SD_OK)
+        if (doc_vattr(d, s->path, s->pathlen, klen) != SD_OK)
             return ENGINE_NO_MEMORY;
         *doc = &d->vattrs;
         return ENGINE_SUCCESS;

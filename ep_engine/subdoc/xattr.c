@@ -122,7 +122,7 @@ bool xa_check(const void *value, size_t len, size_t *xlen, const char **why)
     return ok;
 }
 
-json_t *xa_to_object(const void *section, size_t xlen, bool system_only)
+json_t *xa_to_object(const void *section, size_t xlen)
 {
     const unsigned char *v = section;
     json_t *obj = json_object();
@@ -131,8 +131,6 @@ json_t *xa_to_object(const void *section, size_t xlen, bool system_only)
         const char *k = (const char *)v + at + 4;
         size_t klen = strlen(k);
         at += 4 + plen;
-        if (system_only && !xa_key_system(k))
-            continue;
         json_t *val = NULL;
         if (sd_parse_doc(k + klen + 1, plen - klen - 2, &val) != SD_OK ||
             json_object_set_new(obj, k, val) != 0) {

@@ -46,9 +46,9 @@ size_t xa_size(const void *value, size_t len);
 
 /**
  * The attributes of a checked section as an object (key -> parsed value, in
- * order); system_only keeps the '_' ones. NULL when out of memory.
+ * order). NULL when out of memory.
  */
-json_t *xa_to_object(const void *section, size_t xlen, bool system_only);
+json_t *xa_to_object(const void *section, size_t xlen);
 
 /**
  * Writes obj's attributes (each value compact JSON) as a section into a new

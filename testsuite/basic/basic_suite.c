@@ -947,12 +947,10 @@ static bool body_is(engine_handle *h, const void *c, const char *key, const char
     engine_item_info info;
     if (kv_get_full(h, c, 0, 0, key, buf, sizeof(buf), &info) != ENGINE_SUCCESS)
         return false;
-    size_t skip = 0;
-    if (info.datatype & ENGINE_DATATYPE_XATTR)
-        skip = 4 + ((size_t)(unsigned char)buf[0] << 24 |
-                    (size_t)(unsigned char)buf[1] << 16 |
-                    (size_t)(unsigned char)buf[2] << 8 | (unsigned char)buf[3]);
-    bool ok = skip <= info.value.iov_len && info.value.iov_len - skip == strlen(want) &&
+    size_t skip = info.datatype & ENGINE_DATATYPE_XATTR
+                      ? xattr_section_len(buf, info.value.iov_len)
+                      : 0;
+    bool ok = info.value.iov_len - skip == strlen(want) &&
               memcmp(buf + skip, want, strlen(want)) == 0 &&
               !!(info.datatype & ENGINE_DATATYPE_XATTR) == xattrs;
     if (!ok)

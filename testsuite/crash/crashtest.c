@@ -418,11 +418,8 @@ static char *state_of(const engine_item_info *info)
     size_t n = info->value.iov_len;
     if (!(info->datatype & ENGINE_DATATYPE_XATTR))
         return strndup((const char *)v, n);
-    if (n < 4)
-        return NULL;
-    size_t total =
-        4 + ((size_t)v[0] << 24 | (size_t)v[1] << 16 | (size_t)v[2] << 8 | v[3]);
-    if (total > n)
+    size_t total = xattr_section_len(v, n);
+    if (total == 0)
         return NULL;
     json_t *x = NULL;
     for (size_t at = 4; at + 4 <= total;) {

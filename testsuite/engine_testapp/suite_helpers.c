@@ -73,6 +73,16 @@ size_t xattr_value(char *buf, size_t cap, const char *const *pairs, const char *
     return at + bl;
 }
 
+size_t xattr_section_len(const void *value, size_t n)
+{
+    const unsigned char *v = value;
+    if (n < 4)
+        return 0;
+    size_t total =
+        4 + ((size_t)v[0] << 24 | (size_t)v[1] << 16 | (size_t)v[2] << 8 | v[3]);
+    return total <= n ? total : 0;
+}
+
 engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,
                      const char *val, engine_store_op op, uint64_t cas, uint64_t *cas_out)
 {

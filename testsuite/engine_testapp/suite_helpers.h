@@ -28,6 +28,9 @@ engine_errc kv_store_dt(engine_handle *h, const void *cookie, const char *key,
  * key/value pairs (a NULL-ended list of key, JSON value, key, ...) and the
  * body. Returns its length (0 if it does not fit in cap). */
 size_t xattr_value(char *buf, size_t cap, const char *const *pairs, const char *body);
+/** The bytes of a value's extended-attribute section, header included (the
+ * body starts there); 0 if the total does not fit in n. */
+size_t xattr_section_len(const void *value, size_t n);
 engine_errc kv_store(engine_handle *h, const void *cookie, const char *key,
                      const char *val, engine_store_op op, uint64_t cas,
                      uint64_t *cas_out);

@@ -116,6 +116,10 @@ def scrape_passes_promtool():
     h = metrics_host()
     try:
         c = h.client()
+        # A manifest uid the engine writes in hex: 0x1f is 31, not 1.
+        m = {"uid": "1f", "scopes": [{"name": "_default", "uid": "0", "collections": [
+            {"name": "_default", "uid": "0"}]}]}
+        check(c.call(0xB9, value=json.dumps(m).encode())["status"] == SUCCESS, "manifest")
         s0 = parse(http(h.mport)[2])  # the client's own probes before this
         for i in range(25):
             check(c.set(b"k%d" % i, b"v")[0] == SUCCESS, "set")
@@ -136,6 +140,8 @@ def scrape_passes_promtool():
         check(delta("kv_gets_total", result="hit") == 25 and
               delta("kv_gets_total", result="miss") == 15, "hits and misses")
         check(value(s, "kv_items", bucket="default") == 25, "25 items")
+        check(value(s, "kv_manifest_uid") == 31, "manifest uid 0x1f: %r" %
+              value(s, "kv_manifest_uid"))
         check(delta("kvhost_operation_seconds_count", op="get") == 40, "get latencies")
         check(value(s, "kvhost_operation_seconds_bucket", op="get", le="+Inf") ==
               value(s, "kvhost_operation_seconds_count", op="get"),
