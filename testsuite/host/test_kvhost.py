@@ -41,12 +41,36 @@ UNKNOWN_COLLECTION, CANNOT_APPLY, UNKNOWN_SCOPE = 0x88, 0x8A, 0x8C
 ETMPFAIL, DURABILITY_INVALID_LEVEL = 0x86, 0xA0
 
 
+def ephemeral_range():
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port no socket holds, picked at random outside the ephemeral range:
+    a port the kernel handed out (bind to port 0) is in that range, where any
+    test's outgoing connection may take it as its local port before kvhost
+    binds it (a listener on 0.0.0.0 then fails with EADDRINUSE)."""
+    low, high = ephemeral_range()
+    # 10000-19999: the SDK tests take theirs from 20000 up.
+    choices = range(10000, min(low, 20000)) if low > 11000 else range(high + 1, 65536)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(choices)
+        s = socket.socket()
+        try:
+            s.bind(("0.0.0.0", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise RuntimeError("no free port outside the ephemeral range")
 
 
 class Server:

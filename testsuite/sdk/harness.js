@@ -17,17 +17,6 @@ const KVHOST = process.env.KVHOST
 const ENGINE = process.env.ENGINE
 const PASSWORD = 'sdk password'
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.listen(0, '127.0.0.1', () => {
-      const port = s.address().port
-      s.close(() => resolve(port))
-    })
-    s.on('error', reject)
-  })
-}
-
 function portFree(port) {
   return new Promise((resolve) => {
     const s = net.createServer()
@@ -73,13 +62,17 @@ class Server {
         assert.strictEqual(r.status, 0, String(r.stderr))
       }
     }
-    this.port = this.port || (await freePort())
+    if (!this.port) {
+      // freeBase checks base and base + 1: the TLS port, if there is one.
+      this.port = await freeBase(1)
+      if (this.tls && !this.tlsPort) this.tlsPort = this.port + 1
+    }
     const args = ['-e', ENGINE, '-p', String(this.port), '-t', '2']
     if (this.data) args.push('-d', this.data)
     if (this.users) args.push('-U', this.users)
     if (this.config) args.push('-c', this.config)
     if (this.tls) {
-      this.tlsPort = this.tlsPort || (await freePort())
+      this.tlsPort = this.tlsPort || (await freeBase(1)) + 1
       args.push('-C', this.tls.chain, '-K', this.tls.key, '-S', String(this.tlsPort))
     }
     this.proc = spawn(KVHOST, args, { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -180,6 +173,6 @@ function nodeStats(port, group) {
   return JSON.parse(String(r.stdout))
 }
 
-module.exports = { ROOT, KVHOST, ENGINE, PASSWORD, TIMEOUTS, freePort, freeBase, sleep, Server,
+module.exports = { ROOT, KVHOST, ENGINE, PASSWORD, TIMEOUTS, freeBase, sleep, Server,
   connect, makeCerts, vbucketOf, nodeStats }
 
