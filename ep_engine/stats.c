@@ -92,6 +92,7 @@ static void add_eviction(ep_engine *e, stat_sink *k)
     add_u64(k, "ep_num_value_ejects", v.ejects);
     add_u64(k, "ep_num_non_resident", ep_load(&e->non_resident));
     add_u64(k, "ep_bg_fetched", fetched);
+    add_u64(k, "ep_bg_fetched_inline", v.fetched_inline);
     add_u64(k, "ep_bg_fetch_failed", failed);
     add_u64(k, "ep_bg_fetch_avg_us", fetched + failed ? us / (fetched + failed) : 0);
 }

@@ -251,6 +251,8 @@ static const plain_stat default_stats[] = {
     {"ep_num_non_resident", "kv_items_non_resident", "gauge", 1,
      "Documents whose value is on disk only"},
     {"ep_bg_fetched", "kv_bg_fetches_total", "counter", 1, "Values read back from disk"},
+    {"ep_bg_fetched_inline", "kv_bg_fetches_inline_total", "counter", 1,
+     "Of those, values read from the page cache on the caller's thread"},
     {"ep_bg_fetch_failed", "kv_bg_fetch_failures_total", "counter", 1,
      "Background fetches that failed"},
 };

@@ -13,7 +13,10 @@
  * Keys and metadata stay resident, so misses, CAS checks, adds and deletes
  * never touch the disk.
  *
- * A get (or an append/prepend) that meets a stub hands the key to the reader
+ * A get (or an append/prepend) that meets a stub first reads the record on the
+ * caller's thread if that cannot wait for the disk: through a file the store
+ * already holds open and only if the page cache holds the whole record
+ * (kvs_read_cached). Otherwise it hands the key to the reader
  * task and parks its cookie (would_block); the task reads the record at the
  * stub's location, checks that it is that item's (key, CAS, checksum), links a
  * whole item in place of the stub if the stub is still there, and notifies the
@@ -31,6 +34,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* Values up to this size are read on the caller's thread when the page cache
+ * holds them; larger ones always in the background (a copy of megabytes is
+ * not for a host's front-end thread). */
+#define FETCH_INLINE_MAX (256u * 1024u)
 
 _Static_assert(KVS_LOC_BITS + ITEM_LOC_SHIFT <= 64,
                "a location must fit an item's state");
@@ -55,7 +63,7 @@ struct ep_evictor {
     bg_req *head, **tail;       /* background fetches waiting for the reader */
     exec_task *reader;          /* the background fetcher, reader */
     struct {
-        _Atomic uint64_t runs, ejects, fetched, fetch_failed, fetch_us;
+        _Atomic uint64_t runs, ejects, fetched, fetched_inline, fetch_failed, fetch_us;
     } stats;
     hist fetch_latency; /* from the request to the value in memory (or failure) */
 };
@@ -183,9 +191,13 @@ uint64_t evict_all(ep_evictor *ev)
 
 /* Reads the value of the stub now linked for this key and links the whole
  * item in its place. ENGINE_SUCCESS also when there is no stub any more (the
- * caller looks again); else an error with the reason in why. */
+ * caller looks again); else an error with the reason in why. With cached, a
+ * read that never waits for the disk (kvs_read_cached), tried once:
+ * ENGINE_WOULD_BLOCK when it could not be done that way, for whatever reason
+ * (the background read then does it, or reports why not). */
 static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collection,
-                               const void *key, size_t nkey, char *why, size_t whylen)
+                               const void *key, size_t nkey, bool cached, char *why,
+                               size_t whylen)
 {
     ep_engine *e = ev->e;
     uint64_t hash = ht_hash(vbucket, collection, key, nkey);
@@ -198,13 +210,26 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
             ht_unlock(s);
             return ENGINE_SUCCESS;
         }
+        if (cached && stub->nvalue > FETCH_INLINE_MAX) {
+            ht_unlock(s);
+            return ENGINE_WOULD_BLOCK;
+        }
         item_ref(stub);
         uint64_t loc = item_loc(stub);
         ht_unlock(s);
 
         kvs_record r;
         void *buf = NULL;
-        rc = kvs_read(e->store, shard, loc, &r, &buf, why, whylen);
+        if (cached)
+            rc =
+                kvs_read_cached(e->store, shard, loc, stub->nkey, stub->nvalue, &r, &buf);
+        else
+            rc = kvs_read(e->store, shard, loc, &r, &buf, why, whylen);
+        if (cached && (rc != 0 || !ep_record_is(&r, stub))) {
+            free(buf);
+            ep_item_put(e, stub);
+            return ENGINE_WOULD_BLOCK;
+        }
         if (rc == 0 && !ep_record_is(&r, stub)) {
             snprintf(why, whylen,
                      "the record at the evicted item's location is not that item "
@@ -249,6 +274,8 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
         ep_item_put(e, stub);
         if (rc == 0) {
             atomic_fetch_add(&ev->stats.fetched, 1);
+            if (cached)
+                atomic_fetch_add(&ev->stats.fetched_inline, 1);
             return ENGINE_SUCCESS;
         }
         if (rc != -ENOENT)
@@ -286,8 +313,8 @@ static int64_t bg_run(exec_task *task, void *arg)
     while (r != NULL) {
         bg_req *next = r->next;
         char why[768] = "";
-        engine_errc rc =
-            fetch_value(ev, r->vbucket, r->collection, r->key, r->nkey, why, sizeof(why));
+        engine_errc rc = fetch_value(ev, r->vbucket, r->collection, r->key, r->nkey,
+                                     false, why, sizeof(why));
         if (rc == ENGINE_SUCCESS && atomic_load(&e->closing)) {
             /* A re-call would reach an engine being destroyed. */
             rc = ENGINE_TEMPORARY_FAILURE;
@@ -339,16 +366,25 @@ engine_errc evict_bg_fetch(ep_evictor *ev, const void *cookie, uint16_t vbucket,
     if (cookie == NULL || e->iface.interface < ENGINE_API_VERSION_2) {
         char why[768] = "";
         engine_errc rc =
-            fetch_value(ev, vbucket, collection, key, nkey, why, sizeof(why));
+            fetch_value(ev, vbucket, collection, key, nkey, false, why, sizeof(why));
         if (rc != ENGINE_SUCCESS)
             return ep_fail(e, cookie, rc, "reading the evicted value failed: %s", why);
         return rc;
+    }
+    /* What the page cache holds is read here, on the caller's thread. */
+    uint64_t t0 = exec_now_ns();
+    if (fetch_value(ev, vbucket, collection, key, nkey, true, NULL, 0) ==
+        ENGINE_SUCCESS) {
+        uint64_t took = exec_now_ns() - t0;
+        atomic_fetch_add(&ev->stats.fetch_us, took / 1000);
+        hist_record(&ev->fetch_latency, took);
+        return ENGINE_SUCCESS;
     }
     bg_req *r = malloc(sizeof(*r) + nkey);
     if (r == NULL)
         return ep_fail(e, cookie, ENGINE_NO_MEMORY,
                        "out of memory queueing the read of an evicted value");
-    *r = (bg_req){NULL, cookie, exec_now_ns(), collection, vbucket, (uint16_t)nkey};
+    *r = (bg_req){NULL, cookie, t0, collection, vbucket, (uint16_t)nkey};
     memcpy(r->key, key, nkey);
     e->sapi->cookie.reserve(cookie);
     pthread_mutex_lock(&ev->lock);
@@ -419,6 +455,7 @@ void evict_figures_get(ep_evictor *ev, evict_figures *f)
     f->runs = ep_load(&ev->stats.runs);
     f->ejects = ep_load(&ev->stats.ejects);
     f->fetched = ep_load(&ev->stats.fetched);
+    f->fetched_inline = ep_load(&ev->stats.fetched_inline);
     f->fetch_failed = ep_load(&ev->stats.fetch_failed);
     f->fetch_us = ep_load(&ev->stats.fetch_us);
 }

@@ -35,7 +35,7 @@ uint64_t evict_pass(ep_evictor *ev);
 uint64_t evict_all(ep_evictor *ev);
 
 typedef struct evict_figures {
-    uint64_t runs, ejects, fetched, fetch_failed, fetch_us;
+    uint64_t runs, ejects, fetched, fetched_inline, fetch_failed, fetch_us;
 } evict_figures;
 /* The latencies of background fetches (NULL for NULL). */
 const hist *evict_fetch_latency(const ep_evictor *ev);

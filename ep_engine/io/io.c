@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -47,8 +48,9 @@ struct ep_io {
     bool closing;
 };
 
-static const char *const op_names[IO_NOPS] = {"open",    "write", "fsync",  "rename",
-                                              "dirsync", "read",  "unlink", "mkdir"};
+static const char *const op_names[IO_NOPS] = {"open",   "write",   "fsync",
+                                              "rename", "dirsync", "read",
+                                              "unlink", "mkdir",   "read_cached"};
 
 ep_io *io_create(void)
 {
@@ -125,9 +127,10 @@ static int errno_by_name(const char *s, size_t len)
     static const struct {
         const char *name;
         int value;
-    } names[] = {{"EIO", EIO},     {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
-                 {"EROFS", EROFS}, {"EACCES", EACCES}, {"ENOENT", ENOENT},
-                 {"EINTR", EINTR}, {"EBADF", EBADF},   {"EFBIG", EFBIG}};
+    } names[] = {{"EIO", EIO},      {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
+                 {"EROFS", EROFS},  {"EACCES", EACCES}, {"ENOENT", ENOENT},
+                 {"EINTR", EINTR},  {"EBADF", EBADF},   {"EFBIG", EFBIG},
+                 {"EAGAIN", EAGAIN}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i].name) == len && memcmp(names[i].name, s, len) == 0)
             return names[i].value;
@@ -478,6 +481,26 @@ static ssize_t raw_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
     return n < 0 ? -errno : n;
 }
 
+static ssize_t raw_pread_cached(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
+{
+    bool sw = false;
+    int rc = fault_check(io, IO_READ_CACHED, &sw);
+    if (rc < 0 && !sw)
+        return rc;
+    if (sw)
+        len /= 2;
+    struct iovec v = {buf, len};
+    ssize_t n;
+    do
+        n = preadv2(fd, &v, 1, (off_t)off, RWF_NOWAIT);
+    while (n < 0 && errno == EINTR);
+    /* A kernel or file system without RWF_NOWAIT: as if nothing were cached,
+     * so the caller takes the path that may wait. */
+    if (n < 0 && (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL))
+        return -EAGAIN;
+    return n < 0 ? -errno : n;
+}
+
 static int64_t raw_file_size(ep_io *io, int fd)
 {
     (void)io;
@@ -763,6 +786,15 @@ ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
     } else {
         rc = raw_pread(io, fd, buf, len, off);
     }
+    crash_leave(io, c);
+    return rc;
+}
+
+ssize_t io_pread_cached(ep_io *io, int fd, void *buf, size_t len, uint64_t off)
+{
+    int cut;
+    io_crash *c = crash_enter(io, &cut);
+    ssize_t rc = cut < 0 ? cut : raw_pread_cached(io, fd, buf, len, off);
     crash_leave(io, c);
     return rc;
 }

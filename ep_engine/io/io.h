@@ -23,6 +23,7 @@ typedef enum io_op {
     IO_READ,
     IO_UNLINK,
     IO_MKDIR,
+    IO_READ_CACHED,
     IO_NOPS
 } io_op;
 
@@ -91,6 +92,10 @@ int io_unlink(ep_io *io, const char *path);
 int io_mkdir(ep_io *io, const char *path, mode_t mode);
 /** Reads up to len bytes at offset; the count read (0 at end of file) or -errno. */
 ssize_t io_pread(ep_io *io, int fd, void *buf, size_t len, uint64_t off);
+/* A read that never waits for the disk: what the page cache holds of the
+ * range (possibly short), or -EAGAIN when it holds none of it. Its faults are
+ * armed as op=read_cached. */
+ssize_t io_pread_cached(ep_io *io, int fd, void *buf, size_t len, uint64_t off);
 /** The size of an open file, or -errno. */
 int64_t io_file_size(ep_io *io, int fd);
 /** Calls cb for each entry name of a directory (not . or ..); stops when cb

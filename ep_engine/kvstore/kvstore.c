@@ -28,6 +28,21 @@
 #define REC_FIXED_BYTES  32u /* what `length` counts besides key and value */
 #define SCAN_CHUNK       (1u << 20)
 
+/* Files read lately stay open for the next reads (at most OPEN_FILES a shard):
+ * a read of an evicted value is then one pread, with no open and close. A
+ * descriptor is shared by the reads that take it (users); a file that
+ * compaction deletes is marked gone and closed by its last reader, who reads
+ * the old file meanwhile and checks the record like any other. */
+#define OPEN_FILES 8
+
+typedef struct open_file {
+    uint64_t id; /* the location's kind and number (loc >> KVS_LOC_OFFSET_BITS) */
+    int fd;      /* -1: the slot is free */
+    unsigned users;
+    bool gone;     /* no longer one of the shard's files */
+    uint64_t used; /* the shard's open_clock at the last take */
+} open_file;
+
 typedef struct shard {
     pthread_mutex_t lock; /* guards everything below but `bytes`; held across a
                              batch's writes and fsync */
@@ -44,7 +59,9 @@ typedef struct shard {
     uint64_t base;      /* number of the base file, 0 if none */
     uint64_t prev_base; /* a base just replaced, until its compaction finishes */
     bool compacting;
-    _Atomic uint64_t bytes; /* in the base and all segments */
+    _Atomic uint64_t bytes;     /* in the base and all segments */
+    open_file open[OPEN_FILES]; /* guarded by names */
+    uint64_t open_clock;        /* ticks at each use of one of them */
 } shard;
 
 #define KIND_SEGMENT 0u
@@ -244,6 +261,8 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
         pthread_mutex_init(&s->shards[i].names, NULL);
         s->shards[i].fd = -1;
         s->shards[i].start_new = true;
+        for (int j = 0; j < OPEN_FILES; j++)
+            s->shards[i].open[j].fd = -1;
     }
     found f = {s, 0, NULL, 0, 0};
     int rc = io_list_dir(io, dir, found_file, &f);
@@ -296,6 +315,9 @@ void kvs_close(kvs *s)
         return;
     for (unsigned i = 0; s->shards != NULL && i < s->nshards; i++) {
         close_segment(s, &s->shards[i]);
+        for (int j = 0; j < OPEN_FILES; j++)
+            if (s->shards[i].open[j].fd >= 0)
+                io_close(s->io, s->shards[i].open[j].fd);
         free(s->shards[i].segs);
         pthread_mutex_destroy(&s->shards[i].lock);
         pthread_mutex_destroy(&s->shards[i].names);
@@ -722,32 +744,181 @@ int kvs_scan(kvs *s, unsigned shard_no, int (*cb)(const kvs_record *r, void *ctx
 
 /* ---- reading one record ---- */
 
-/* The path of the file a location names, if the shard still has it. */
+/* The path of the file a location names, if the shard still has it. Under
+ * the shard's names lock. */
 static bool loc_path(kvs *s, unsigned shard_no, uint64_t loc, char *buf, size_t cap)
 {
     shard *sh = &s->shards[shard_no];
     uint64_t number = loc >> KVS_LOC_OFFSET_BITS & LOC_NUMBER_MASK;
-    bool found = false;
-    pthread_mutex_lock(&sh->names);
     if (loc >> (KVS_LOC_OFFSET_BITS + KVS_LOC_NUMBER_BITS) == KIND_BASE) {
         uint64_t b = sh->base != 0 && (sh->base & LOC_NUMBER_MASK) == number ? sh->base
                      : sh->prev_base != 0 && (sh->prev_base & LOC_NUMBER_MASK) == number
                          ? sh->prev_base
                          : 0;
-        if (b != 0) {
-            base_path(s, shard_no, b, false, buf, cap);
-            found = true;
+        if (b == 0)
+            return false;
+        base_path(s, shard_no, b, false, buf, cap);
+        return true;
+    }
+    for (size_t i = sh->nsegs; i-- > 0;) {
+        if ((sh->segs[i] & LOC_NUMBER_MASK) == number) {
+            seg_path(s, shard_no, sh->segs[i], buf, cap);
+            return true;
         }
-    } else {
-        for (size_t i = sh->nsegs; i-- > 0 && !found;) {
-            if ((sh->segs[i] & LOC_NUMBER_MASK) == number) {
-                seg_path(s, shard_no, sh->segs[i], buf, cap);
-                found = true;
-            }
+    }
+    return false;
+}
+
+/* The open_file id of base number `base`. A compaction that found nothing
+ * new since the last one writes a base of the same number, renamed over the
+ * old: its descriptors then read the old file. */
+static uint64_t base_id(uint64_t base)
+{
+    return make_loc(KIND_BASE, base, 0) >> KVS_LOC_OFFSET_BITS;
+}
+
+/* The shard's open descriptor of a file, if any. Under the names lock. */
+static open_file *open_find(shard *sh, uint64_t id)
+{
+    for (int i = 0; i < OPEN_FILES; i++)
+        if (sh->open[i].fd >= 0 && !sh->open[i].gone && sh->open[i].id == id)
+            return &sh->open[i];
+    return NULL;
+}
+
+/* A slot for one more descriptor: a free one, else the least recently used
+ * that no read holds (its descriptor to be closed by the caller), else NULL.
+ * Under the names lock. */
+static open_file *open_slot(shard *sh)
+{
+    open_file *best = NULL;
+    for (int i = 0; i < OPEN_FILES; i++) {
+        open_file *of = &sh->open[i];
+        if (of->fd < 0)
+            return of;
+        if (of->users == 0 && (best == NULL || of->used < best->used))
+            best = of;
+    }
+    return best;
+}
+
+/* A descriptor of the file `loc` names, for one read: a shared one (*slot
+ * set, given back with file_give), or one of the caller's own (*slot NULL).
+ * -ENOENT if the shard no longer has the file (path left empty); -EAGAIN if
+ * it is not open and may_open is false; else -errno of the open. */
+static int file_take(kvs *s, unsigned shard_no, uint64_t loc, bool may_open,
+                     open_file **slot, char *path, size_t cap)
+{
+    shard *sh = &s->shards[shard_no];
+    uint64_t id = loc >> KVS_LOC_OFFSET_BITS;
+    *slot = NULL;
+    path[0] = '\0';
+    pthread_mutex_lock(&sh->names);
+    if (!loc_path(s, shard_no, loc, path, cap)) {
+        pthread_mutex_unlock(&sh->names);
+        return -ENOENT;
+    }
+    open_file *of = open_find(sh, id);
+    if (of != NULL) {
+        of->users++;
+        of->used = ++sh->open_clock;
+        *slot = of;
+        pthread_mutex_unlock(&sh->names);
+        return of->fd;
+    }
+    pthread_mutex_unlock(&sh->names);
+    if (!may_open)
+        return -EAGAIN;
+    int fd = io_open(s->io, path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return fd;
+    int spare = -1;
+    char again[1100];
+    pthread_mutex_lock(&sh->names);
+    if ((of = open_find(sh, id)) != NULL) {
+        spare = fd; /* another read opened it meanwhile: share that one */
+        fd = of->fd;
+    } else if (loc_path(s, shard_no, loc, again, sizeof(again)) &&
+               (of = open_slot(sh)) != NULL) {
+        spare = of->fd; /* an idle one pushed out, or -1 */
+        *of = (open_file){id, fd, 0, false, 0};
+    }
+    if (of != NULL) {
+        of->users++;
+        of->used = ++sh->open_clock;
+        *slot = of;
+    }
+    pthread_mutex_unlock(&sh->names);
+    if (spare >= 0)
+        io_close(s->io, spare);
+    return fd;
+}
+
+/* Gives back what file_take gave. */
+static void file_give(kvs *s, unsigned shard_no, open_file *of, int fd)
+{
+    if (of == NULL) {
+        io_close(s->io, fd);
+        return;
+    }
+    shard *sh = &s->shards[shard_no];
+    int close_fd = -1;
+    pthread_mutex_lock(&sh->names);
+    if (--of->users == 0 && of->gone) {
+        close_fd = of->fd;
+        *of = (open_file){.fd = -1};
+    }
+    pthread_mutex_unlock(&sh->names);
+    if (close_fd >= 0)
+        io_close(s->io, close_fd);
+}
+
+/* After the shard's files changed: open descriptors of files it no longer
+ * has, and of the file `renamed` (an id) if a new file now has its name, are
+ * closed, or marked gone for their last reader to close. */
+static void files_forget_gone(kvs *s, unsigned shard_no, uint64_t renamed)
+{
+    shard *sh = &s->shards[shard_no];
+    int closing[OPEN_FILES];
+    int n = 0;
+    char path[1100];
+    pthread_mutex_lock(&sh->names);
+    for (int i = 0; i < OPEN_FILES; i++) {
+        open_file *of = &sh->open[i];
+        if (of->fd < 0 || of->gone ||
+            (of->id != renamed &&
+             loc_path(s, shard_no, of->id << KVS_LOC_OFFSET_BITS, path, sizeof(path))))
+            continue;
+        if (of->users > 0) {
+            of->gone = true;
+        } else {
+            closing[n++] = of->fd;
+            *of = (open_file){.fd = -1};
         }
     }
     pthread_mutex_unlock(&sh->names);
-    return found;
+    for (int i = 0; i < n; i++)
+        io_close(s->io, closing[i]);
+}
+
+/* The record in p (8 + len bytes read: checksum, length and the rest), or
+ * false if it is not a whole one. */
+static bool record_parse(const unsigned char *p, size_t got, uint64_t loc,
+                         kvs_record *out)
+{
+    if (got < REC_HEADER_BYTES)
+        return false;
+    uint32_t len = get32(p + 4);
+    if (len < REC_FIXED_BYTES ||
+        (size_t)REC_FIXED_BYTES + get16(p + 32) + get32(p + 36) != len ||
+        got < 8 + (size_t)len || io_crc32c(0, p + 4, 4 + len) != get32(p) ||
+        (p[8] != KVS_SET && p[8] != KVS_DELETE))
+        return false;
+    *out =
+        (kvs_record){p[8],          p[9],          get16(p + 10),          get32(p + 12),
+                     get64(p + 16), get32(p + 24), get32(p + 28),          get16(p + 32),
+                     get32(p + 36), p + 40,        p + 40 + get16(p + 32), loc};
+    return true;
 }
 
 int kvs_read(kvs *s, unsigned shard_no, uint64_t loc, kvs_record *out, void **buf,
@@ -755,12 +926,15 @@ int kvs_read(kvs *s, unsigned shard_no, uint64_t loc, kvs_record *out, void **bu
 {
     char path[1100];
     *buf = NULL;
-    if (shard_no >= s->nshards || !loc_path(s, shard_no, loc, path, sizeof(path))) {
+    open_file *of = NULL;
+    int fd = shard_no < s->nshards
+                 ? file_take(s, shard_no, loc, true, &of, path, sizeof(path))
+                 : -ENOENT;
+    if (fd == -ENOENT) {
         snprintf(why, whylen, "shard %u: the file of location 0x%" PRIx64 " is gone",
                  shard_no, loc);
         return -ENOENT;
     }
-    int fd = io_open(s->io, path, O_RDONLY, 0);
     if (fd < 0) {
         snprintf(why, whylen, "cannot open %s: %s", path, strerror(-fd));
         return fd;
@@ -783,12 +957,10 @@ int kvs_read(kvs *s, unsigned shard_no, uint64_t loc, kvs_record *out, void **bu
         got = io_pread(s->io, fd, p, 8 + (size_t)len, off);
         if (got < 0)
             rc = (int)got;
-        else if ((size_t)got < 8 + (size_t)len ||
-                 io_crc32c(0, p + 4, 4 + len) != get32(p) ||
-                 (p[8] != KVS_SET && p[8] != KVS_DELETE))
+        else if (!record_parse(p, (size_t)got, loc, out))
             rc = -EBADMSG;
     }
-    io_close(s->io, fd);
+    file_give(s, shard_no, of, fd);
     if (rc < 0) {
         free(p);
         snprintf(why, whylen, "read of the record at offset %" PRIu64 " of %s failed: %s",
@@ -797,10 +969,38 @@ int kvs_read(kvs *s, unsigned shard_no, uint64_t loc, kvs_record *out, void **bu
                                 : strerror(-rc));
         return rc;
     }
-    *out =
-        (kvs_record){p[8],          p[9],          get16(p + 10),          get32(p + 12),
-                     get64(p + 16), get32(p + 24), get32(p + 28),          get16(p + 32),
-                     get32(p + 36), p + 40,        p + 40 + get16(p + 32), loc};
+    *buf = p;
+    return 0;
+}
+
+int kvs_read_cached(kvs *s, unsigned shard_no, uint64_t loc, size_t nkey, size_t nvalue,
+                    kvs_record *out, void **buf)
+{
+    char path[1100];
+    *buf = NULL;
+    open_file *of = NULL;
+    if (shard_no >= s->nshards)
+        return -ENOENT;
+    int fd = file_take(s, shard_no, loc, false, &of, path, sizeof(path));
+    if (fd < 0)
+        return fd;
+    size_t want = REC_HEADER_BYTES + nkey + nvalue;
+    unsigned char *p = malloc(want);
+    int rc = p == NULL ? -ENOMEM : 0;
+    if (rc == 0) {
+        ssize_t got = io_pread_cached(s->io, fd, p, want, loc & LOC_OFFSET_MASK);
+        if (got < 0)
+            rc = (int)got;
+        else if ((size_t)got < want)
+            rc = -EAGAIN; /* part of it is not in the page cache */
+        else if (!record_parse(p, want, loc, out))
+            rc = -EBADMSG;
+    }
+    file_give(s, shard_no, of, fd);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
     *buf = p;
     return 0;
 }
@@ -950,6 +1150,7 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
             sh->base = c->upto;
             pthread_mutex_unlock(&sh->names);
             pthread_mutex_unlock(&sh->lock);
+            files_forget_gone(s, c->shard, base_id(c->upto));
         }
         compact_free(c, !installed);
         return rc;
@@ -960,6 +1161,7 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
     sh->base = c->upto;
     pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
+    files_forget_gone(s, c->shard, base_id(c->upto));
     return 0;
 }
 
@@ -989,6 +1191,7 @@ void kvs_compact_finish(kvs_compaction *c)
     sh->nsegs = keep;
     pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
+    files_forget_gone(s, c->shard, UINT64_MAX);
     if (old_base != 0 && old_base != c->upto) {
         base_path(s, c->shard, old_base, false, tmp, sizeof(tmp));
         io_unlink(s->io, tmp);

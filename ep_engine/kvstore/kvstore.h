@@ -154,6 +154,16 @@ int kvs_prefill(kvs *s, unsigned shard, uint64_t chunk);
 int kvs_read(kvs *s, unsigned shard, uint64_t loc, kvs_record *out, void **buf, char *why,
              size_t whylen);
 
+/**
+ * kvs_read for a record of known key and value lengths, that never waits for
+ * the disk (for a host's own thread): only through a file already open and
+ * only what the page cache holds; -EAGAIN if that is not the whole record
+ * (kvs_read then may wait), -ENOENT if the file is gone, -EBADMSG if what is
+ * there is not the record asked for.
+ */
+int kvs_read_cached(kvs *s, unsigned shard, uint64_t loc, size_t nkey, size_t nvalue,
+                    kvs_record *out, void **buf);
+
 /* ---- compaction ----
  * kvs_compact_begin seals the shard (the next append starts a new segment) and
  * opens a temporary base covering every segment up to the sealed one; the caller

@@ -1177,6 +1177,100 @@ static bool value_is(engine_handle *h, const test_harness *th, const void *c, in
     return true;
 }
 
+/* Arms page-cache misses: every read that must not wait for the disk finds
+ * nothing cached, so evicted values are read by the background task. */
+#define PAGE_CACHE_MISSES "op=read_cached;nth=1;count=0;errno=EAGAIN"
+
+/* Descriptors this process holds of files under dir that were deleted. */
+static int deleted_files_open(const char *dir)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    char link[600], target[1200];
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        if (strncmp(target, dir, strlen(dir)) == 0 &&
+            strstr(target, " (deleted)") != NULL) {
+            fprintf(stderr, "open and deleted: %s\n", target);
+            n++;
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
+/* A get that meets an evicted value reads it in the call when that cannot
+ * wait for the disk (a file the store holds open, the page cache holding the
+ * record); otherwise, or when that read fails, in the background. */
+static test_result test_fetch_from_page_cache(engine_handle *h, const test_harness *th)
+{
+    enum { N = 200 };
+    const void *c = th->create_cookie();
+    CHECK(store_clean(h, c, N, NULL));
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(stat_u64(h, NULL, "ep_num_non_resident") == N);
+    engine_item *it = NULL;
+    /* No file is open for reading yet: the caller's thread never opens one. */
+    engine_doc_key k = doc_key(0, "e0");
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK(wait_released(th, c, 10000));
+    CHECK(value_is(h, th, c, 0, NULL));
+    /* Now it is, and what was just written is in the page cache. */
+    char key[16];
+    for (int i = 1; i <= 20; i++) {
+        snprintf(key, sizeof(key), "e%d", i);
+        k = doc_key(0, key);
+        CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_SUCCESS);
+        h->release(h, it);
+        CHECK(value_is(h, th, c, i, NULL));
+    }
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 21);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched_inline") == 20);
+    /* Not in the page cache: the background task reads it. */
+    CHECK(engine_control(h, th, PAGE_CACHE_MISSES));
+    k = doc_key(0, "e30");
+    CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+    CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+    CHECK(wait_released(th, c, 10000));
+    CHECK(value_is(h, th, c, 30, NULL));
+    /* A read that fails on the caller's thread (an error, half a record) is
+     * done again in the background, which succeeds. */
+    const char *faults[] = {"op=read_cached;nth=1;count=0;errno=EIO",
+                            "op=read_cached;nth=1;count=0;short=1"};
+    for (int f = 0; f < 2; f++) {
+        CHECK(engine_control(h, th, "clear"));
+        CHECK(engine_control(h, th, faults[f]));
+        snprintf(key, sizeof(key), "e%d", 31 + f);
+        k = doc_key(0, key);
+        CHECK_RC(h->get(h, c, &it, &k, 0), ENGINE_WOULD_BLOCK);
+        CHECK_RC(th->wait_for_notify(c), ENGINE_SUCCESS);
+        CHECK(wait_released(th, c, 10000));
+        CHECK(value_is(h, th, c, 31 + f, NULL));
+    }
+    CHECK(engine_control(h, th, "clear"));
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == 24);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched_inline") == 20);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    /* Compaction deletes the files read so far: their descriptors close, and
+     * the values, now in the new base, are read as before. */
+    CHECK(deleted_files_open(th->data_dir) == 0);
+    CHECK(engine_control(h, th, "compact"));
+    CHECK(deleted_files_open(th->data_dir) == 0);
+    CHECK(engine_control(h, th, "evict"));
+    for (int i = 0; i < N; i++)
+        CHECK(value_is(h, th, c, i, NULL));
+    CHECK(deleted_files_open(th->data_dir) == 0);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    return TEST_PASS;
+}
+
 static test_result test_evict_and_fetch(engine_handle *h, const test_harness *th)
 {
     enum { N = 2000 };
@@ -1368,10 +1462,12 @@ static test_result test_bg_fetch_faults(engine_handle *h, const test_harness *th
     const void *c = th->create_cookie();
     CHECK(store_clean(h, c, 10, NULL));
     CHECK(engine_control(h, th, "evict"));
-    const char *faults[] = {"op=read;nth=1;count=0;errno=EIO",
-                            "op=open;nth=1;count=0;errno=EACCES",
+    /* The open first: once a read has opened the file, the store keeps it open. */
+    const char *faults[] = {"op=open;nth=1;count=0;errno=EACCES",
+                            "op=read;nth=1;count=0;errno=EIO",
                             "op=read;nth=1;count=0;short=1"};
     for (int f = 0; f < 3; f++) {
+        CHECK(engine_control(h, th, PAGE_CACHE_MISSES));
         CHECK(engine_control(h, th, faults[f]));
         engine_doc_key k = doc_key(0, "e3");
         engine_item *it = NULL;
@@ -1530,9 +1626,14 @@ static test_result test_fetch_races_compaction(engine_handle *h, const test_harn
     atomic_store(&stop, true);
     pthread_join(t, NULL);
     CHECK(ok);
-    fprintf(stderr, "%" PRIu64 " fetches under %" PRIu64 " compactions\n",
-            stat_u64(h, NULL, "ep_bg_fetched"), stat_u64(h, NULL, "ep_compactions"));
+    fprintf(stderr,
+            "%" PRIu64 " fetches (%" PRIu64 " in the call) under %" PRIu64
+            " compactions\n",
+            stat_u64(h, NULL, "ep_bg_fetched"), stat_u64(h, NULL, "ep_bg_fetched_inline"),
+            stat_u64(h, NULL, "ep_compactions"));
     CHECK(stat_u64(h, NULL, "ep_compactions") >= 5);
+    /* Files that compaction deleted under a read were closed by that read. */
+    CHECK(deleted_files_open(th->data_dir) == 0);
     CHECK(stat_u64(h, NULL, "ep_bg_fetched") >= 1);
     CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
     return TEST_PASS;
@@ -1749,6 +1850,7 @@ static test_result test_destroy_with_parked_fetch(engine_handle *h,
         CHECK(e != NULL && wait_ready(e));
         CHECK(store_clean(e, c1, 5, NULL));
         CHECK(engine_control(e, th, "evict"));
+        CHECK(engine_control(e, th, PAGE_CACHE_MISSES));
         CHECK(engine_control(e, th, "op=read;nth=1;pause=1"));
         engine_doc_key k1 = doc_key(0, "e1"), k2 = doc_key(0, "e2");
         engine_item *it = NULL;
@@ -2149,6 +2251,8 @@ static const engine_test tests[] = {
      test_durable_subdoc, setup_wait_ready, NULL, CFG, false},
     {"extended attributes survive eviction, compaction and restart (v4)",
      test_xattrs_on_disk, setup_wait_ready, NULL, CFG, false},
+    {"evicted values in the page cache are read in the call", test_fetch_from_page_cache,
+     setup_wait_ready, NULL, CFG, false},
     {"destroy with parked background fetches", test_destroy_with_parked_fetch,
      setup_wait_ready, NULL, CFG, false},
     {"disconnect during a background fetch", test_disconnect_during_fetch,
