@@ -41,8 +41,32 @@ conn *conn_new(worker *w, int fd)
 void conn_command_done(conn *c, host_op_kind kind)
 {
     if (c->op_started_ns != 0)
-        hist_record(&host.latency[kind], host_now_ns() - c->op_started_ns);
+        hist_record(&c->w->counts.latency[kind], host_now_ns() - c->op_started_ns);
     c->op_started_ns = 0;
+}
+
+static uint64_t load(_Atomic uint64_t *v)
+{
+    return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+void host_counts_sum(host_counts *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < host.nworkers; i++) {
+        host_counts *w = &host.workers[i].counts;
+        out->bytes_in += load(&w->bytes_in);
+        out->bytes_out += load(&w->bytes_out);
+        for (int op = 0; op < 256; op++)
+            out->commands[op] += load(&w->commands[op]);
+        for (int k = 0; k < HOST_OP_KINDS; k++) {
+            hist *h = &out->latency[k], *from = &w->latency[k];
+            for (int b = 0; b <= HIST_BUCKETS; b++)
+                h->bucket[b] += load(&from->bucket[b]);
+            h->count += load(&from->count);
+            h->sum_ns += load(&from->sum_ns);
+        }
+    }
 }
 
 void conn_drop_parked_item(conn *c)
@@ -165,7 +189,7 @@ static bool flush_tls(conn *c)
         size_t n = tls_write(c->ssl, v.iov_base, v.iov_len, &how);
         if (how == TLS_DONE) {
             evbuffer_drain(c->out, n);
-            atomic_fetch_add_explicit(&host.bytes_out, n, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->w->counts.bytes_out, n, memory_order_relaxed);
             continue;
         }
         if (how == TLS_WANT_READ)
@@ -197,7 +221,8 @@ void conn_flush(conn *c)
         }
         if (n == 0)
             break;
-        atomic_fetch_add_explicit(&host.bytes_out, (uint64_t)n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->w->counts.bytes_out, (uint64_t)n,
+                                  memory_order_relaxed);
     }
     if (c->closed)
         return;

@@ -113,7 +113,18 @@ typedef struct new_conn {
     char peer[INET6_ADDRSTRLEN];
 } new_conn;
 
+/* Figures a worker thread counts for metrics. Each worker has its own, in its
+ * own cache lines: two workers adding to one shared counter would pass its line
+ * between the cores at every command. */
+typedef struct host_counts {
+    _Atomic uint64_t bytes_in, bytes_out; /* TLS: the protocol's bytes */
+    _Atomic uint64_t commands[256];       /* each once, however often a parked
+                                             one runs again */
+    hist latency[HOST_OP_KINDS];
+} host_counts;
+
 struct worker {
+    _Alignas(64) host_counts counts; /* its connections' figures */
     pthread_t tid;
     struct event_base *base;
     struct event *notify_ev; /* activated from any thread */
@@ -144,12 +155,8 @@ typedef struct kvhost {
     _Atomic uint64_t auth_failures;
     _Atomic uint64_t tls_conns, tls_errors; /* accepted on the TLS port; dropped for a
                                                TLS error (not TLS, failed handshake) */
-    /* For metrics (metrics.c): bytes read from and written to clients (TLS:
-     * the protocol's bytes), commands by opcode (each once, however often a
-     * parked one runs again) and latencies by kind of operation. */
-    _Atomic uint64_t bytes_in, bytes_out;
-    _Atomic uint64_t commands[256];
-    hist latency[HOST_OP_KINDS];
+    worker *workers; /* set before any client or scrape, freed after */
+    int nworkers;
 } kvhost;
 
 extern kvhost host;
@@ -167,6 +174,8 @@ void conn_clear_error(conn *c);
 /* The command being run is answered: its latency (from its first run) goes to
  * the kind's histogram, once. */
 void conn_command_done(conn *c, host_op_kind kind);
+/* The workers' figures added up (for metrics; any thread). */
+void host_counts_sum(host_counts *out);
 /* Lets go of the item of a parked store, if any. */
 void conn_drop_parked_item(conn *c);
 

@@ -100,7 +100,7 @@ static void read_tls(conn *c)
         v.iov_len = n;
         evbuffer_commit_space(c->in, &v, 1);
         total += n;
-        atomic_fetch_add_explicit(&host.bytes_in, n, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->w->counts.bytes_in, n, memory_order_relaxed);
         if (how == TLS_DONE) {
             if (n == READ_CHUNK || SSL_pending(c->ssl) > 0)
                 continue;
@@ -157,7 +157,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
             v.iov_len = (size_t)n;
             evbuffer_commit_space(c->in, &v, 1);
             total += (size_t)n;
-            atomic_fetch_add_explicit(&host.bytes_in, (uint64_t)n, memory_order_relaxed);
+            atomic_fetch_add_explicit(&c->w->counts.bytes_in, (uint64_t)n,
+                                      memory_order_relaxed);
             if ((size_t)n == READ_CHUNK)
                 continue; /* there may be more */
             break;
@@ -806,7 +807,15 @@ int main(int argc, char **argv)
     host.engine->get_info(host.engine, &host.info);
 
     nworkers = threads;
-    workers = calloc((size_t)threads, sizeof(worker));
+    /* Aligned as each worker's counters are (their own cache lines). */
+    workers = aligned_alloc(_Alignof(worker), (size_t)threads * sizeof(worker));
+    if (workers == NULL) {
+        fprintf(stderr, "kvhost: out of memory\n");
+        return 1;
+    }
+    memset(workers, 0, (size_t)threads * sizeof(worker));
+    host.workers = workers;
+    host.nworkers = threads;
     for (int i = 0; i < threads; i++) {
         worker *w = &workers[i];
         pthread_mutex_init(&w->lock, NULL);

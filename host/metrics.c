@@ -698,6 +698,8 @@ static const char *command_name(unsigned op)
 
 static void host_figures(struct evbuffer *out)
 {
+    static host_counts sum; /* the metrics thread's (one scrape at a time) */
+    host_counts_sum(&sum);
     family(out, "kvhost_connections", "gauge", "Client connections open");
     sample_u64(out, "kvhost_connections", "", atomic_load(&host.conns));
     static const struct {
@@ -707,8 +709,8 @@ static void host_figures(struct evbuffer *out)
         {&host.total_conns, "kvhost_connections_total", "Client connections accepted"},
         {&host.rejected_conns, "kvhost_rejected_connections_total",
          "Connections refused at the limit"},
-        {&host.bytes_in, "kvhost_received_bytes_total", "Bytes read from clients"},
-        {&host.bytes_out, "kvhost_sent_bytes_total", "Bytes written to clients"},
+        {&sum.bytes_in, "kvhost_received_bytes_total", "Bytes read from clients"},
+        {&sum.bytes_out, "kvhost_sent_bytes_total", "Bytes written to clients"},
         {&host.auth_failures, "kvhost_auth_failures_total", "Failed SASL logins"},
         {&host.notifies_dropped, "kvhost_notifies_dropped_total",
          "Engine notifies for connections already gone"},
@@ -737,7 +739,7 @@ static void host_figures(struct evbuffer *out)
     family(out, "kvhost_commands_total", "counter",
            "Commands received, by opcode (a parked one counts once)");
     for (unsigned op = 0; op < 256; op++) {
-        uint64_t n = atomic_load_explicit(&host.commands[op], memory_order_relaxed);
+        uint64_t n = sum.commands[op];
         if (n == 0)
             continue;
         const char *name = command_name(op);
@@ -754,7 +756,7 @@ static void host_figures(struct evbuffer *out)
         "Operations from their first run to the answer (a parked one's wait included)");
     for (int k = 0; k < HOST_OP_KINDS; k++) {
         uint64_t cum[HIST_BUCKETS];
-        const hist *h = &host.latency[k];
+        const hist *h = &sum.latency[k];
         for (int b = 0; b < HIST_BUCKETS; b++)
             cum[b] = hist_cumulative(h, b);
         char labels[64];

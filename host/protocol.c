@@ -180,7 +180,8 @@ static bool execute(conn *c, req *r)
     c->commands++;
     if (c->op_started_ns == 0) { /* its first run (a parked one runs again) */
         c->op_started_ns = host_now_ns();
-        atomic_fetch_add_explicit(&host.commands[r->opcode], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->w->counts.commands[r->opcode], 1,
+                                  memory_order_relaxed);
     }
     if (cmd == NULL) {
         conn_clear_error(c);
