@@ -446,6 +446,22 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
         (double)b99 / 1e3, (double)e50 / (double)b50, (double)o50 / 1e3,
         (double)e50 / (double)o50);
     free(opened);
+    /* The same gets through the background read: the fault layer makes every
+     * read that must not wait for the disk miss the page cache. */
+    char off[256];
+    if (control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off)) == 0) {
+        int n = rounds < 2000 ? rounds : 2000;
+        control(h, "evict", off, sizeof(off));
+        for (int i = 0; i < n; i++)
+            eng[i] = timed_fetch(h, cookie, ((size_t)rand() * 7919u + (size_t)i) % items);
+        control(h, "clear", off, sizeof(off));
+        uint64_t g50 = percentile(eng, (size_t)n, 0.5),
+                 g99 = percentile(eng, (size_t)n, 0.99);
+        printf(
+            "|   the same through the background read (page-cache misses forced, %d) | "
+            "p50 %6.1f us p99 %6.1f us | p50 %4.2fx the bare pread\n",
+            n, (double)g50 / 1e3, (double)g99 / 1e3, (double)g50 / (double)b50);
+    }
     printf(
         "| eviction | %llu values evicted; memory %.0f MB with every value evicted |\n",
         (unsigned long long)strtoull(why, NULL, 10),
@@ -509,6 +525,10 @@ static void fetch_under_flush(engine_handle *h, size_t items)
 {
     enum { ROUNDS = 5, GETS = 10000 };
     const void *cookie = mock_cookie_create();
+    /* Through the background read (page-cache misses forced): this row is
+     * about that read waiting for the flusher's work. */
+    char off[256];
+    control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off));
     uint64_t *lat = malloc(sizeof(uint64_t) * GETS);
     double lo = 1e9, hi = 0;
     for (int r = 0; r < ROUNDS; r++) {
@@ -535,10 +555,10 @@ static void fetch_under_flush(engine_handle *h, size_t items)
             r + 1, (double)i50 / 1e3, (double)i99 / 1e3, (unsigned long long)st.stored,
             (unsigned long long)batches, (double)b50 / 1e3, (double)b99 / 1e3, ratio);
     }
-    printf(
-        "| get of an evicted value while the flusher writes | p99 %4.2f-%4.2fx the same "
-        "get with the flusher idle | target <= 2x\n",
-        lo, hi);
+    control(h, "clear", off, sizeof(off));
+    printf("| get of an evicted value while the flusher writes (background read) | p99 "
+           "%4.2f-%4.2fx the same get with the flusher idle | target <= 2x\n",
+           lo, hi);
     free(lat);
 }
 
