@@ -125,7 +125,7 @@ typedef struct host_counts {
 
 struct worker {
     _Alignas(64) host_counts counts; /* its connections' figures */
-    pthread_t tid;
+    _Alignas(64) pthread_t tid;      /* a line apart from the counts */
     struct event_base *base;
     struct event *notify_ev; /* activated from any thread */
     struct event *accept_ev;
@@ -155,7 +155,7 @@ typedef struct kvhost {
     _Atomic uint64_t auth_failures;
     _Atomic uint64_t tls_conns, tls_errors; /* accepted on the TLS port; dropped for a
                                                TLS error (not TLS, failed handshake) */
-    worker *workers; /* set before any client or scrape, freed after */
+    worker *workers; /* set before any client or scrape; never freed */
     int nworkers;
 } kvhost;
 

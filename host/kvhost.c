@@ -565,11 +565,12 @@ static const char *address_text(const struct sockaddr_storage *a, char *buf, siz
 }
 
 /* Descriptors: the soft limit is raised to the hard one; max_conns is lowered
- * to what is left after those kept for the engine's files, the listener,
- * the event loops and stdio. */
+ * to what is left after those kept for the engine's files (ep_engine: a
+ * segment being written per shard, up to 64, and up to 64 kept open for
+ * reads), the listener, the event loops and stdio. */
 static void fit_descriptors(void)
 {
-    const rlim_t kept = 128;
+    const rlim_t kept = 192;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;

@@ -528,7 +528,10 @@ static void fetch_under_flush(engine_handle *h, size_t items)
     /* Through the background read (page-cache misses forced): this row is
      * about that read waiting for the flusher's work. */
     char off[256];
-    control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off));
+    if (control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off)) != 0) {
+        fprintf(stderr, "persist_bench: cannot force page-cache misses: %s\n", off);
+        return;
+    }
     uint64_t *lat = malloc(sizeof(uint64_t) * GETS);
     double lo = 1e9, hi = 0;
     for (int r = 0; r < ROUNDS; r++) {

@@ -190,15 +190,17 @@ uint64_t evict_all(ep_evictor *ev)
 /* ---- background fetch ---- */
 
 /* Reads the value of the stub now linked for this key and links the whole
- * item in its place. ENGINE_SUCCESS also when there is no stub any more (the
- * caller looks again); else an error with the reason in why. With cached, a
- * read that never waits for the disk (kvs_read_cached), tried once:
- * ENGINE_WOULD_BLOCK when it could not be done that way, for whatever reason
- * (the background read then does it, or reports why not). */
+ * item in its place (*read set). ENGINE_SUCCESS also when there is no stub
+ * any more (the caller looks again; *read left false); else an error with
+ * the reason in why. With cached, a read that never waits for the disk
+ * (kvs_read_cached), tried once: ENGINE_WOULD_BLOCK when it could not be done
+ * that way, for whatever reason (the background read then does it, or
+ * reports why not); why is not used. */
 static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collection,
-                               const void *key, size_t nkey, bool cached, char *why,
-                               size_t whylen)
+                               const void *key, size_t nkey, bool cached, bool *read,
+                               char *why, size_t whylen)
 {
+    *read = false;
     ep_engine *e = ev->e;
     uint64_t hash = ht_hash(vbucket, collection, key, nkey);
     unsigned shard = kvs_shard_of(kvs_shards(e->store), vbucket);
@@ -234,7 +236,7 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
             snprintf(why, whylen,
                      "the record at the evicted item's location is not that item "
                      "(key or CAS differ)");
-            rc = -EBADMSG;
+            rc = -ESTALE; /* a compaction may be moving it: looked at again */
         }
         ep_item *whole = NULL;
         if (rc == 0) {
@@ -270,26 +272,31 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
                 ep_item_put(e, old);
             evict_wake(ev, atomic_load(&e->mem_used));
         }
-        bool moved = rc == -ENOENT && item_loc(stub) != loc;
+        bool moved = (rc == -ENOENT || rc == -ESTALE) && item_loc(stub) != loc;
         ep_item_put(e, stub);
         if (rc == 0) {
             atomic_fetch_add(&ev->stats.fetched, 1);
             if (cached)
                 atomic_fetch_add(&ev->stats.fetched_inline, 1);
+            *read = true;
             return ENGINE_SUCCESS;
         }
-        if (rc != -ENOENT)
+        if (cached)
+            return ENGINE_WOULD_BLOCK; /* out of memory: the background read says so */
+        if (rc != -ENOENT && rc != -ESTALE)
             break;
         if (!moved) {
             /* The location may be about to move (a compaction places its items
-             * just before it deletes the files): look once more after a pause. */
+             * just before it deletes the files, and a base written over one of
+             * the same number holds other records at the old offsets until
+             * then): look once more after a pause. */
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
     atomic_fetch_add(&ev->stats.fetch_failed, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: background fetch failed: %s", why);
-    return rc == -EBADMSG ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
+    return rc == -EBADMSG || rc == -ESTALE ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
 }
 
 /* Takes the whole queue. */
@@ -313,8 +320,9 @@ static int64_t bg_run(exec_task *task, void *arg)
     while (r != NULL) {
         bg_req *next = r->next;
         char why[768] = "";
+        bool read;
         engine_errc rc = fetch_value(ev, r->vbucket, r->collection, r->key, r->nkey,
-                                     false, why, sizeof(why));
+                                     false, &read, why, sizeof(why));
         if (rc == ENGINE_SUCCESS && atomic_load(&e->closing)) {
             /* A re-call would reach an engine being destroyed. */
             rc = ENGINE_TEMPORARY_FAILURE;
@@ -365,19 +373,23 @@ engine_errc evict_bg_fetch(ep_evictor *ev, const void *cookie, uint16_t vbucket,
     ep_engine *e = ev->e;
     if (cookie == NULL || e->iface.interface < ENGINE_API_VERSION_2) {
         char why[768] = "";
-        engine_errc rc =
-            fetch_value(ev, vbucket, collection, key, nkey, false, why, sizeof(why));
+        bool read;
+        engine_errc rc = fetch_value(ev, vbucket, collection, key, nkey, false, &read,
+                                     why, sizeof(why));
         if (rc != ENGINE_SUCCESS)
             return ep_fail(e, cookie, rc, "reading the evicted value failed: %s", why);
         return rc;
     }
     /* What the page cache holds is read here, on the caller's thread. */
     uint64_t t0 = exec_now_ns();
-    if (fetch_value(ev, vbucket, collection, key, nkey, true, NULL, 0) ==
+    bool read;
+    if (fetch_value(ev, vbucket, collection, key, nkey, true, &read, NULL, 0) ==
         ENGINE_SUCCESS) {
-        uint64_t took = exec_now_ns() - t0;
-        atomic_fetch_add(&ev->stats.fetch_us, took / 1000);
-        hist_record(&ev->fetch_latency, took);
+        if (read) { /* else the value was back already: nothing was read */
+            uint64_t took = exec_now_ns() - t0;
+            atomic_fetch_add(&ev->stats.fetch_us, took / 1000);
+            hist_record(&ev->fetch_latency, took);
+        }
         return ENGINE_SUCCESS;
     }
     bg_req *r = malloc(sizeof(*r) + nkey);

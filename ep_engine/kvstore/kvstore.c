@@ -28,12 +28,15 @@
 #define REC_FIXED_BYTES  32u /* what `length` counts besides key and value */
 #define SCAN_CHUNK       (1u << 20)
 
-/* Files read lately stay open for the next reads (at most OPEN_FILES a shard):
- * a read of an evicted value is then one pread, with no open and close. A
+/* Files read lately stay open for the next reads (at most OPEN_FILES a shard,
+ * and OPEN_FILES_ALL in all: kvhost counts them in its descriptor budget): a
+ * read of an evicted value is then one pread, with no open and close. A
  * descriptor is shared by the reads that take it (users); a file that
- * compaction deletes is marked gone and closed by its last reader, who reads
- * the old file meanwhile and checks the record like any other. */
-#define OPEN_FILES 8
+ * compaction deletes or writes over is marked gone and closed by its last
+ * reader, who reads the old file meanwhile and checks the record like any
+ * other. */
+#define OPEN_FILES     8
+#define OPEN_FILES_ALL 32
 
 typedef struct open_file {
     uint64_t id; /* the location's kind and number (loc >> KVS_LOC_OFFSET_BITS) */
@@ -62,6 +65,7 @@ typedef struct shard {
     _Atomic uint64_t bytes;     /* in the base and all segments */
     open_file open[OPEN_FILES]; /* guarded by names */
     uint64_t open_clock;        /* ticks at each use of one of them */
+    uint64_t open_gen;          /* changes when the shard's files change */
 } shard;
 
 #define KIND_SEGMENT 0u
@@ -72,6 +76,7 @@ struct kvs {
     char dir[1024];
     unsigned nshards;
     uint64_t segment_max;
+    unsigned open_max; /* descriptors kept open a shard, 1..OPEN_FILES */
     shard *shards;
 };
 
@@ -256,6 +261,10 @@ kvs *kvs_open(ep_io *io, const char *dir, unsigned nshards, uint64_t segment_max
     snprintf(s->dir, sizeof(s->dir), "%s", dir);
     s->nshards = nshards;
     s->segment_max = segment_max_bytes;
+    s->open_max = OPEN_FILES_ALL / nshards;
+    s->open_max = s->open_max < 1            ? 1
+                  : s->open_max > OPEN_FILES ? OPEN_FILES
+                                             : s->open_max;
     for (unsigned i = 0; i < nshards; i++) {
         pthread_mutex_init(&s->shards[i].lock, NULL);
         pthread_mutex_init(&s->shards[i].names, NULL);
@@ -778,9 +787,9 @@ static uint64_t base_id(uint64_t base)
 }
 
 /* The shard's open descriptor of a file, if any. Under the names lock. */
-static open_file *open_find(shard *sh, uint64_t id)
+static open_file *open_find(const kvs *s, shard *sh, uint64_t id)
 {
-    for (int i = 0; i < OPEN_FILES; i++)
+    for (unsigned i = 0; i < s->open_max; i++)
         if (sh->open[i].fd >= 0 && !sh->open[i].gone && sh->open[i].id == id)
             return &sh->open[i];
     return NULL;
@@ -789,10 +798,10 @@ static open_file *open_find(shard *sh, uint64_t id)
 /* A slot for one more descriptor: a free one, else the least recently used
  * that no read holds (its descriptor to be closed by the caller), else NULL.
  * Under the names lock. */
-static open_file *open_slot(shard *sh)
+static open_file *open_slot(const kvs *s, shard *sh)
 {
     open_file *best = NULL;
-    for (int i = 0; i < OPEN_FILES; i++) {
+    for (unsigned i = 0; i < s->open_max; i++) {
         open_file *of = &sh->open[i];
         if (of->fd < 0)
             return of;
@@ -818,14 +827,16 @@ static int file_take(kvs *s, unsigned shard_no, uint64_t loc, bool may_open,
         pthread_mutex_unlock(&sh->names);
         return -ENOENT;
     }
-    open_file *of = open_find(sh, id);
+    open_file *of = open_find(s, sh, id);
     if (of != NULL) {
+        int fd = of->fd;
         of->users++;
         of->used = ++sh->open_clock;
         *slot = of;
         pthread_mutex_unlock(&sh->names);
-        return of->fd;
+        return fd;
     }
+    uint64_t gen = sh->open_gen;
     pthread_mutex_unlock(&sh->names);
     if (!may_open)
         return -EAGAIN;
@@ -833,13 +844,15 @@ static int file_take(kvs *s, unsigned shard_no, uint64_t loc, bool may_open,
     if (fd < 0)
         return fd;
     int spare = -1;
-    char again[1100];
     pthread_mutex_lock(&sh->names);
-    if ((of = open_find(sh, id)) != NULL) {
+    if (sh->open_gen != gen) {
+        /* The shard's files changed since the path was looked up: this may be
+         * a file since deleted or written over (a base of the same number).
+         * The read keeps it to itself. */
+    } else if ((of = open_find(s, sh, id)) != NULL) {
         spare = fd; /* another read opened it meanwhile: share that one */
         fd = of->fd;
-    } else if (loc_path(s, shard_no, loc, again, sizeof(again)) &&
-               (of = open_slot(sh)) != NULL) {
+    } else if ((of = open_slot(s, sh)) != NULL) {
         spare = of->fd; /* an idle one pushed out, or -1 */
         *of = (open_file){id, fd, 0, false, 0};
     }
@@ -883,7 +896,8 @@ static void files_forget_gone(kvs *s, unsigned shard_no, uint64_t renamed)
     int n = 0;
     char path[1100];
     pthread_mutex_lock(&sh->names);
-    for (int i = 0; i < OPEN_FILES; i++) {
+    sh->open_gen++; /* for reads between a lookup and an open (file_take) */
+    for (unsigned i = 0; i < s->open_max; i++) {
         open_file *of = &sh->open[i];
         if (of->fd < 0 || of->gone ||
             (of->id != renamed &&
