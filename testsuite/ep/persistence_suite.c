@@ -1309,24 +1309,24 @@ static test_result test_fetch_from_page_cache(engine_handle *h, const test_harne
     return TEST_PASS;
 }
 
-/* More files than a shard keeps open (8): reads push out the descriptor used
- * least lately; every value is right, the descriptors stay bounded, and none
- * is left of a file compaction deleted. */
-static test_result test_fetch_many_files(engine_handle *h, const test_harness *th)
+/* Stores n keys (vbucket 0) in batches of 25, each flushed before the next:
+ * with a small segment_max_bytes, many segments. How many segments. */
+static int store_in_segments(engine_handle *h, const test_harness *th, const void *c,
+                             int n)
 {
-    enum { N = 1000 };
-    const void *c = th->create_cookie();
-    /* In batches of 25 (a batch goes to one segment, whatever its size). */
+    (void)th;
     char key[32], val[256];
-    for (int i = 0; i < N; i++) {
+    for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "e%d", i);
         value_of(i, val, sizeof(val));
-        CHECK_RC(kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i, 0,
-                               ENGINE_STORE_SET, 0, NULL),
-                 ENGINE_SUCCESS);
-        if (i % 25 == 24)
-            CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+        if (kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i, 0,
+                          ENGINE_STORE_SET, 0, NULL) != ENGINE_SUCCESS)
+            return -1;
+        if (i % 25 == 24 && !wait_stat_eq(h, NULL, "ep_queue_size", 0))
+            return -1;
     }
+    if (!wait_stat_eq(h, NULL, "ep_queue_size", 0))
+        return -1;
     int segs = 0;
     DIR *d = opendir(th->data_dir);
     struct dirent *ent;
@@ -1334,7 +1334,17 @@ static test_result test_fetch_many_files(engine_handle *h, const test_harness *t
         segs += strstr(ent->d_name, ".seg") != NULL;
     if (d != NULL)
         closedir(d);
-    CHECK(segs > 16); /* 230 KB of records in segments of at most 8 KiB */
+    return segs;
+}
+
+/* More files than a shard keeps open (8): reads push out the descriptor used
+ * least lately; every value is right, the descriptors stay bounded, and none
+ * is left of a file compaction deleted. */
+static test_result test_fetch_many_files(engine_handle *h, const test_harness *th)
+{
+    enum { N = 1000 };
+    const void *c = th->create_cookie();
+    CHECK(store_in_segments(h, th, c, N) > 16); /* 230 KB in segments of 8 KiB */
     for (int pass = 0; pass < 2; pass++) {
         CHECK(engine_control(h, th, "evict"));
         for (int i = 0; i < N; i++)
@@ -1351,6 +1361,60 @@ static test_result test_fetch_many_files(engine_handle *h, const test_harness *t
     for (int i = 0; i < N; i += 3)
         CHECK(value_is(h, th, c, i, NULL));
     CHECK(deleted_files_open(th->data_dir) == 0);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    return TEST_PASS;
+}
+
+typedef struct paused_get {
+    engine_handle *h;
+    const test_harness *th;
+    const void *c;
+    const char *key;
+    engine_errc rc;
+    char got[256];
+} paused_get;
+
+static void *paused_get_main(void *arg)
+{
+    paused_get *g = arg;
+    HOST_CALL(g->th, g->c, g->rc,
+              kv_get_full(g->h, g->c, 0, 0, g->key, g->got, sizeof(g->got), NULL));
+    return NULL;
+}
+
+/* With 64 shards a shard keeps one file open. While a read holds it (paused
+ * in its pread), a read of another file of the shard opens that file for
+ * itself, reads, and closes it: nothing pushed out, nothing left open. */
+static test_result test_fetch_with_slots_busy(engine_handle *h, const test_harness *th)
+{
+    if (!nowait_reads_work(th->data_dir))
+        return TEST_SKIP;
+    const void *c = th->create_cookie(), *c2 = th->create_cookie();
+    CHECK(store_in_segments(h, th, c, 200) > 4);
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(value_is(h, th, c, 0, NULL)); /* e0's file is the one kept open */
+    int open_before = files_open(th->data_dir, false);
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(engine_control(h, th, "op=read_cached;nth=1;count=1;pause=1"));
+    uint64_t inline_before = stat_u64(h, NULL, "ep_bg_fetched_inline");
+    paused_get g = {h, th, c2, "e0", ENGINE_FAILED, ""};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, paused_get_main, &g) == 0);
+    CHECK(engine_control(h, th, "wait_paused"));
+    /* e150 is in a later segment: read in the background on a descriptor of
+     * its own. */
+    uint64_t fetched = stat_u64(h, NULL, "ep_bg_fetched");
+    CHECK(value_is(h, th, c, 150, NULL));
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == fetched + 1);
+    CHECK(files_open(th->data_dir, false) == open_before);
+    CHECK(engine_control(h, th, "resume"));
+    CHECK(pthread_join(t, NULL) == 0);
+    char want[256];
+    value_of(0, want, sizeof(want));
+    CHECK(g.rc == ENGINE_SUCCESS && strcmp(g.got, want) == 0);
+    /* Its descriptor stayed open under it: the read in the call succeeded. */
+    CHECK(stat_u64(h, NULL, "ep_bg_fetched_inline") == inline_before + 1);
+    CHECK(engine_control(h, th, "clear"));
     CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
     return TEST_PASS;
 }
@@ -2339,6 +2403,10 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"more files than are kept open", test_fetch_many_files, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
+    {"every kept descriptor in use", test_fetch_with_slots_busy, setup_wait_ready, NULL,
+     "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=64;flusher_retry_ms=10;"
+     "segment_max_bytes=8192",
+     false},
     {"destroy with parked background fetches", test_destroy_with_parked_fetch,
      setup_wait_ready, NULL, CFG, false},
     {"disconnect during a background fetch", test_disconnect_during_fetch,
