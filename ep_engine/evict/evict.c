@@ -236,7 +236,7 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
             snprintf(why, whylen,
                      "the record at the evicted item's location is not that item "
                      "(key or CAS differ)");
-            rc = -ESTALE; /* a compaction may be moving it: looked at again */
+            rc = -EBADMSG;
         }
         ep_item *whole = NULL;
         if (rc == 0) {
@@ -272,7 +272,7 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
                 ep_item_put(e, old);
             evict_wake(ev, atomic_load(&e->mem_used));
         }
-        bool moved = (rc == -ENOENT || rc == -ESTALE) && item_loc(stub) != loc;
+        bool moved = rc == -ENOENT && item_loc(stub) != loc;
         ep_item_put(e, stub);
         if (rc == 0) {
             atomic_fetch_add(&ev->stats.fetched, 1);
@@ -283,20 +283,18 @@ static engine_errc fetch_value(ep_evictor *ev, uint16_t vbucket, uint32_t collec
         }
         if (cached)
             return ENGINE_WOULD_BLOCK; /* out of memory: the background read says so */
-        if (rc != -ENOENT && rc != -ESTALE)
+        if (rc != -ENOENT)
             break;
         if (!moved) {
             /* The location may be about to move (a compaction places its items
-             * just before it deletes the files, and a base written over one of
-             * the same number holds other records at the old offsets until
-             * then): look once more after a pause. */
+             * just before it deletes the files): look once more after a pause. */
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
     }
     atomic_fetch_add(&ev->stats.fetch_failed, 1);
     e->sapi->log(ENGINE_LOG_WARNING, "ep_engine: background fetch failed: %s", why);
-    return rc == -EBADMSG || rc == -ESTALE ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
+    return rc == -EBADMSG ? ENGINE_FAILED : ENGINE_TEMPORARY_FAILURE;
 }
 
 /* Takes the whole queue. */

@@ -32,7 +32,7 @@
  * and OPEN_FILES_ALL in all: kvhost counts them in its descriptor budget): a
  * read of an evicted value is then one pread, with no open and close. A
  * descriptor is shared by the reads that take it (users); a file that
- * compaction deletes or writes over is marked gone and closed by its last
+ * compaction deletes is marked gone and closed by its last
  * reader, who reads the old file meanwhile and checks the record like any
  * other. */
 #define OPEN_FILES     8
@@ -778,14 +778,6 @@ static bool loc_path(kvs *s, unsigned shard_no, uint64_t loc, char *buf, size_t 
     return false;
 }
 
-/* The open_file id of base number `base`. A compaction that found nothing
- * new since the last one writes a base of the same number, renamed over the
- * old: its descriptors then read the old file. */
-static uint64_t base_id(uint64_t base)
-{
-    return make_loc(KIND_BASE, base, 0) >> KVS_LOC_OFFSET_BITS;
-}
-
 /* The shard's open descriptor of a file, if any. Under the names lock. */
 static open_file *open_find(const kvs *s, shard *sh, uint64_t id)
 {
@@ -847,8 +839,7 @@ static int file_take(kvs *s, unsigned shard_no, uint64_t loc, bool may_open,
     pthread_mutex_lock(&sh->names);
     if (sh->open_gen != gen) {
         /* The shard's files changed since the path was looked up: this may be
-         * a file since deleted or written over (a base of the same number).
-         * The read keeps it to itself. */
+         * a file since deleted. The read keeps it to itself. */
     } else if ((of = open_find(s, sh, id)) != NULL) {
         spare = fd; /* another read opened it meanwhile: share that one */
         fd = of->fd;
@@ -887,9 +878,9 @@ static void file_give(kvs *s, unsigned shard_no, open_file *of, int fd)
 }
 
 /* After the shard's files changed: open descriptors of files it no longer
- * has, and of the file `renamed` (an id) if a new file now has its name, are
- * closed, or marked gone for their last reader to close. */
-static void files_forget_gone(kvs *s, unsigned shard_no, uint64_t renamed)
+ * has are closed, or marked gone for their last reader to close. (No file is
+ * ever written over under a name it had: kvs_compact_begin.) */
+static void files_forget_gone(kvs *s, unsigned shard_no)
 {
     shard *sh = &s->shards[shard_no];
     int closing[OPEN_FILES];
@@ -900,8 +891,7 @@ static void files_forget_gone(kvs *s, unsigned shard_no, uint64_t renamed)
     for (unsigned i = 0; i < s->open_max; i++) {
         open_file *of = &sh->open[i];
         if (of->fd < 0 || of->gone ||
-            (of->id != renamed &&
-             loc_path(s, shard_no, of->id << KVS_LOC_OFFSET_BITS, path, sizeof(path))))
+            loc_path(s, shard_no, of->id << KVS_LOC_OFFSET_BITS, path, sizeof(path)))
             continue;
         if (of->users > 0) {
             of->gone = true;
@@ -1043,8 +1033,15 @@ kvs_compaction *kvs_compact_begin(kvs *s, unsigned shard_no, char *why, size_t w
                  sh->compacting ? "already compacting" : "nothing to compact");
         return NULL;
     }
-    /* Seal: the next append opens segment seg_no + 1, above the base. */
+    /* Seal: the next append opens segment seg_no + 1, above the base. With
+     * nothing written since the last compaction the base would get the
+     * number it has now and be renamed over the file that the items'
+     * locations name until the compactor moves them: it takes the next
+     * number instead (no segment has it), and the old base stays readable
+     * under its own name until kvs_compact_finish. */
     uint64_t upto = sh->seg_no;
+    if (upto == sh->base)
+        upto = ++sh->seg_no;
     close_segment(s, sh);
     sh->start_new = true;
     sh->compacting = true;
@@ -1164,7 +1161,7 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
             sh->base = c->upto;
             pthread_mutex_unlock(&sh->names);
             pthread_mutex_unlock(&sh->lock);
-            files_forget_gone(s, c->shard, base_id(c->upto));
+            files_forget_gone(s, c->shard);
         }
         compact_free(c, !installed);
         return rc;
@@ -1175,7 +1172,7 @@ int kvs_compact_commit(kvs_compaction *c, char *why, size_t whylen)
     sh->base = c->upto;
     pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
-    files_forget_gone(s, c->shard, base_id(c->upto));
+    files_forget_gone(s, c->shard);
     return 0;
 }
 
@@ -1205,7 +1202,7 @@ void kvs_compact_finish(kvs_compaction *c)
     sh->nsegs = keep;
     pthread_mutex_unlock(&sh->names);
     pthread_mutex_unlock(&sh->lock);
-    files_forget_gone(s, c->shard, UINT64_MAX);
+    files_forget_gone(s, c->shard);
     if (old_base != 0 && old_base != c->upto) {
         base_path(s, c->shard, old_base, false, tmp, sizeof(tmp));
         io_unlink(s->io, tmp);

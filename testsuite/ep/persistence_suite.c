@@ -1400,15 +1400,18 @@ static test_result test_fetch_with_slots_busy(engine_handle *h, const test_harne
     paused_get g = {h, th, c2, "e0", ENGINE_FAILED, ""};
     pthread_t t;
     CHECK(pthread_create(&t, NULL, paused_get_main, &g) == 0);
-    CHECK(engine_control(h, th, "wait_paused"));
-    /* e150 is in a later segment: read in the background on a descriptor of
-     * its own. */
+    /* Checked after the paused read is let go and joined (g is on this
+     * stack). e150 is in a later segment: read in the background on a
+     * descriptor of its own. */
+    bool paused = engine_control(h, th, "wait_paused");
     uint64_t fetched = stat_u64(h, NULL, "ep_bg_fetched");
-    CHECK(value_is(h, th, c, 150, NULL));
-    CHECK(stat_u64(h, NULL, "ep_bg_fetched") == fetched + 1);
-    CHECK(files_open(th->data_dir, false) == open_before);
-    CHECK(engine_control(h, th, "resume"));
+    bool read_150 = paused && value_is(h, th, c, 150, NULL);
+    bool fetched_one = stat_u64(h, NULL, "ep_bg_fetched") == fetched + 1;
+    int open_during = files_open(th->data_dir, false);
+    engine_control(h, th, "resume");
     CHECK(pthread_join(t, NULL) == 0);
+    CHECK(paused && read_150 && fetched_one);
+    CHECK(open_during == open_before);
     char want[256];
     value_of(0, want, sizeof(want));
     CHECK(g.rc == ENGINE_SUCCESS && strcmp(g.got, want) == 0);
@@ -1416,6 +1419,64 @@ static test_result test_fetch_with_slots_busy(engine_handle *h, const test_harne
     CHECK(stat_u64(h, NULL, "ep_bg_fetched_inline") == inline_before + 1);
     CHECK(engine_control(h, th, "clear"));
     CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    return TEST_PASS;
+}
+
+static void *compact_main(void *arg);
+
+/* A compaction with nothing written since the last makes a new base of the
+ * same items less the expired ones, at other offsets. Paused in its
+ * directory fsync, after the new base is renamed into place and before the
+ * items' locations move, reads of evicted values still use the old
+ * locations: they find the old base, under its own name (the new base has a
+ * number of its own). */
+static test_result test_read_while_base_installs(engine_handle *h, const test_harness *th)
+{
+    enum { N = 200 };
+    const void *c = th->create_cookie();
+    char key[32], val[256];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof(key), "e%d", i);
+        value_of(i, val, sizeof(val));
+        CHECK_RC(kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i,
+                               i % 2 ? 100 : 0, ENGINE_STORE_SET, 0, NULL),
+                 ENGINE_SUCCESS);
+    }
+    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(engine_control(h, th, "compact")); /* the base of the segments */
+    uint64_t compactions = stat_u64(h, NULL, "ep_compactions");
+    th->time_travel(200); /* the odd keys expire */
+    CHECK(engine_control(h, th, "evict"));
+    CHECK(engine_control(h, th, "op=dirsync;nth=1;pause=1"));
+    void *args[] = {h, (void *)th};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, compact_main, args) == 0);
+    bool paused = engine_control(h, th, "wait_paused");
+    int wrong = 0, bases = 0;
+    DIR *d = opendir(th->data_dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d)) != NULL)
+        bases +=
+            strstr(ent->d_name, ".base") != NULL && strstr(ent->d_name, ".tmp") == NULL;
+    if (d != NULL)
+        closedir(d);
+    for (int i = 0; paused && i < N; i += 2)
+        wrong += !value_is(h, th, c, i, NULL);
+    engine_control(h, th, "resume");
+    pthread_join(t, NULL);
+    CHECK(paused);
+    CHECK(bases == 2); /* the old one and the new, each under its own name */
+    CHECK(wrong == 0);
+    CHECK(stat_u64(h, NULL, "ep_compactions") == compactions + 1);
+    CHECK(stat_u64(h, NULL, "ep_bg_fetch_failed") == 0);
+    CHECK(engine_control(h, th, "evict"));
+    for (int i = 0; i < N; i += 2)
+        CHECK(value_is(h, th, c, i, NULL)); /* from the new base */
+    CHECK(deleted_files_open(th->data_dir) == 0);
+    CHECK((h = restart(th, true)) != NULL);
+    CHECK(stat_u64(h, NULL, "curr_items") == N / 2);
+    for (int i = 0; i < N; i += 2)
+        CHECK(value_is(h, th, c, i, NULL));
     return TEST_PASS;
 }
 
@@ -2403,6 +2464,8 @@ static const engine_test tests[] = {
      setup_wait_ready, NULL, CFG, false},
     {"more files than are kept open", test_fetch_many_files, setup_wait_ready, NULL,
      CFG ";segment_max_bytes=8192", false},
+    {"reads while a compaction installs its base", test_read_while_base_installs,
+     setup_wait_ready, NULL, CFG, false},
     {"every kept descriptor in use", test_fetch_with_slots_busy, setup_wait_ready, NULL,
      "dbname=@DATA_DIR@;num_writer_threads=1;num_shards=64;flusher_retry_ms=10;"
      "segment_max_bytes=8192",
