@@ -15,7 +15,7 @@
  * virtual ones ($document, $vbucket, $XTOC) are an object built for lookups.
  */
 #include "kv.h"
-#include "../../common/crc32c.h"
+#include "../io/io.h"
 #include "../subdoc/subdoc.h"
 #include "../subdoc/xattr.h"
 #include "../waiter.h"
@@ -327,7 +327,7 @@ static sd_status doc_vattr(sd_doc *d, const char *path, size_t pathlen, size_t k
                                        memcmp(path, crcpath, sizeof(crcpath) - 1) == 0);
         if (crc && json_object_get(v, "value_crc32c") == NULL) {
             char sum[11];
-            snprintf(sum, sizeof(sum), "0x%08" PRIx32, crc32c(d->body, d->blen));
+            snprintf(sum, sizeof(sum), "0x%08" PRIx32, io_crc32c(0, d->body, d->blen));
             if (json_object_set_new(v, "value_crc32c", json_string(sum)) != 0)
                 return SD_NO_MEMORY;
         }
@@ -661,7 +661,7 @@ static ep_item *build_item(ep_engine *e, const void *cookie, const engine_doc_ke
         /* Macros: the placeholders are in the section only. */
         if (m->any) {
             char crc[9];
-            snprintf(crc, sizeof(crc), "%08" PRIx32, crc32c(w + slen, blen));
+            snprintf(crc, sizeof(crc), "%08" PRIx32, io_crc32c(0, w + slen, blen));
             for (char *p = w;
                  (p = memmem(p, slen - (size_t)(p - w), m->crc + 2, 8)) != NULL; p += 8)
                 memcpy(p, crc, 8);
