@@ -397,6 +397,10 @@ static void memory_of_client_items(size_t n)
     free(fill);
 }
 
+/* The fault layer's spec that makes every read that must not wait for the
+ * disk miss the page cache: evicted values are then read in the background. */
+#define PAGE_CACHE_MISSES "op=read_cached;nth=1;count=0;errno=EAGAIN"
+
 /* Background fetch: every value evicted, then gets of random keys (get ->
  * would_block -> notify -> re-call) against a bare 4 KiB pread at a random
  * place in the same files, interleaved: of a file already open (the
@@ -446,10 +450,9 @@ static void fetch_latency(engine_handle *h, const char *dir, size_t items, int r
         (double)b99 / 1e3, (double)e50 / (double)b50, (double)o50 / 1e3,
         (double)e50 / (double)o50);
     free(opened);
-    /* The same gets through the background read: the fault layer makes every
-     * read that must not wait for the disk miss the page cache. */
+    /* The same gets through the background read. */
     char off[256];
-    if (control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off)) == 0) {
+    if (control(h, PAGE_CACHE_MISSES, off, sizeof(off)) == 0) {
         int n = rounds < 2000 ? rounds : 2000;
         control(h, "evict", off, sizeof(off));
         for (int i = 0; i < n; i++)
@@ -528,7 +531,7 @@ static void fetch_under_flush(engine_handle *h, size_t items)
     /* Through the background read (page-cache misses forced): this row is
      * about that read waiting for the flusher's work. */
     char off[256];
-    if (control(h, "op=read_cached;nth=1;count=0;errno=EAGAIN", off, sizeof(off)) != 0) {
+    if (control(h, PAGE_CACHE_MISSES, off, sizeof(off)) != 0) {
         fprintf(stderr, "persist_bench: cannot force page-cache misses: %s\n", off);
         return;
     }

@@ -410,6 +410,19 @@ static test_result test_fault_persistent(engine_handle *h, const test_harness *t
 
 /* ---- torn tails ---- */
 
+/* How many segment files dir holds. */
+static int segments_in(const char *dir)
+{
+    int segs = 0;
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    while (d && (ent = readdir(d)) != NULL)
+        segs += strstr(ent->d_name, ".seg") != NULL;
+    if (d != NULL)
+        closedir(d);
+    return segs;
+}
+
 static int newest_segment(const char *dir, char *path, size_t cap)
 {
     DIR *d = opendir(dir);
@@ -705,13 +718,7 @@ static test_result test_segments_roll(engine_handle *h, const test_harness *th)
         snprintf(key, sizeof(key), "k%d", i);
         CHECK_RC(durable_set(h, th, c, key, val, NULL), ENGINE_SUCCESS);
     }
-    int segs = 0;
-    DIR *d = opendir(th->data_dir);
-    struct dirent *ent;
-    while (d && (ent = readdir(d)) != NULL)
-        segs += strstr(ent->d_name, ".seg") != NULL;
-    closedir(d);
-    CHECK(segs > 10); /* 120 KB of records in segments of at most 8 KiB */
+    CHECK(segments_in(th->data_dir) > 10); /* 120 KB of records in segments of 8 KiB */
     CHECK((h = restart(th, true)) != NULL);
     CHECK(stat_u64(h, NULL, "curr_items") == 200);
     return TEST_PASS;
@@ -1150,17 +1157,31 @@ static void value_of(int i, char *val, size_t cap)
 }
 
 /* Stores n keys (vbucket 0) and waits until all are on disk (clean). */
-static bool store_clean(engine_handle *h, const void *c, int n, uint64_t *cas)
+/* Stores keys e0..e(n-1) (vbucket 0; the odd ones expire in odd_ttl seconds
+ * if it is not 0) and waits until all are on disk (clean), and also after
+ * every `batch` keys if it is not 0: a batch goes to one segment, whatever
+ * its size, so small batches make many segments. */
+static bool store_keys(engine_handle *h, const void *c, int n, int batch,
+                       uint32_t odd_ttl, uint64_t *cas)
 {
     char key[32], val[256];
     for (int i = 0; i < n; i++) {
         snprintf(key, sizeof(key), "e%d", i);
         value_of(i, val, sizeof(val));
-        if (kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i, 0,
-                          ENGINE_STORE_SET, 0, cas ? &cas[i] : NULL) != ENGINE_SUCCESS)
+        if (kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i,
+                          i % 2 ? odd_ttl : 0, ENGINE_STORE_SET, 0,
+                          cas ? &cas[i] : NULL) != ENGINE_SUCCESS)
+            return false;
+        if (batch != 0 && i % batch == batch - 1 &&
+            !wait_stat_eq(h, NULL, "ep_queue_size", 0))
             return false;
     }
     return wait_stat_eq(h, NULL, "ep_queue_size", 0);
+}
+
+static bool store_clean(engine_handle *h, const void *c, int n, uint64_t *cas)
+{
+    return store_keys(h, c, n, 0, 0, cas);
 }
 
 static bool value_is(engine_handle *h, const test_harness *th, const void *c, int i,
@@ -1309,34 +1330,6 @@ static test_result test_fetch_from_page_cache(engine_handle *h, const test_harne
     return TEST_PASS;
 }
 
-/* Stores n keys (vbucket 0) in batches of 25, each flushed before the next:
- * with a small segment_max_bytes, many segments. How many segments. */
-static int store_in_segments(engine_handle *h, const test_harness *th, const void *c,
-                             int n)
-{
-    (void)th;
-    char key[32], val[256];
-    for (int i = 0; i < n; i++) {
-        snprintf(key, sizeof(key), "e%d", i);
-        value_of(i, val, sizeof(val));
-        if (kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i, 0,
-                          ENGINE_STORE_SET, 0, NULL) != ENGINE_SUCCESS)
-            return -1;
-        if (i % 25 == 24 && !wait_stat_eq(h, NULL, "ep_queue_size", 0))
-            return -1;
-    }
-    if (!wait_stat_eq(h, NULL, "ep_queue_size", 0))
-        return -1;
-    int segs = 0;
-    DIR *d = opendir(th->data_dir);
-    struct dirent *ent;
-    while (d && (ent = readdir(d)) != NULL)
-        segs += strstr(ent->d_name, ".seg") != NULL;
-    if (d != NULL)
-        closedir(d);
-    return segs;
-}
-
 /* More files than a shard keeps open (8): reads push out the descriptor used
  * least lately; every value is right, the descriptors stay bounded, and none
  * is left of a file compaction deleted. */
@@ -1344,7 +1337,8 @@ static test_result test_fetch_many_files(engine_handle *h, const test_harness *t
 {
     enum { N = 1000 };
     const void *c = th->create_cookie();
-    CHECK(store_in_segments(h, th, c, N) > 16); /* 230 KB in segments of 8 KiB */
+    CHECK(store_keys(h, c, N, 25, 0, NULL));
+    CHECK(segments_in(th->data_dir) > 16); /* 230 KB in segments of 8 KiB */
     for (int pass = 0; pass < 2; pass++) {
         CHECK(engine_control(h, th, "evict"));
         for (int i = 0; i < N; i++)
@@ -1390,7 +1384,8 @@ static test_result test_fetch_with_slots_busy(engine_handle *h, const test_harne
     if (!nowait_reads_work(th->data_dir))
         return TEST_SKIP;
     const void *c = th->create_cookie(), *c2 = th->create_cookie();
-    CHECK(store_in_segments(h, th, c, 200) > 4);
+    CHECK(store_keys(h, c, 200, 25, 0, NULL));
+    CHECK(segments_in(th->data_dir) > 4);
     CHECK(engine_control(h, th, "evict"));
     CHECK(value_is(h, th, c, 0, NULL)); /* e0's file is the one kept open */
     int open_before = files_open(th->data_dir, false);
@@ -1423,6 +1418,7 @@ static test_result test_fetch_with_slots_busy(engine_handle *h, const test_harne
 }
 
 static void *compact_main(void *arg);
+static int bases_of_shard0(const char *dir, unsigned *newest);
 
 /* A compaction with nothing written since the last makes a new base of the
  * same items less the expired ones, at other offsets. Paused in its
@@ -1434,15 +1430,7 @@ static test_result test_read_while_base_installs(engine_handle *h, const test_ha
 {
     enum { N = 200 };
     const void *c = th->create_cookie();
-    char key[32], val[256];
-    for (int i = 0; i < N; i++) {
-        snprintf(key, sizeof(key), "e%d", i);
-        value_of(i, val, sizeof(val));
-        CHECK_RC(kv_store_full(h, c, 0, 0, key, val, strlen(val), (uint32_t)i,
-                               i % 2 ? 100 : 0, ENGINE_STORE_SET, 0, NULL),
-                 ENGINE_SUCCESS);
-    }
-    CHECK(wait_stat_eq(h, NULL, "ep_queue_size", 0));
+    CHECK(store_keys(h, c, N, 0, 100, NULL));
     CHECK(engine_control(h, th, "compact")); /* the base of the segments */
     uint64_t compactions = stat_u64(h, NULL, "ep_compactions");
     th->time_travel(200); /* the odd keys expire */
@@ -1452,14 +1440,8 @@ static test_result test_read_while_base_installs(engine_handle *h, const test_ha
     pthread_t t;
     CHECK(pthread_create(&t, NULL, compact_main, args) == 0);
     bool paused = engine_control(h, th, "wait_paused");
-    int wrong = 0, bases = 0;
-    DIR *d = opendir(th->data_dir);
-    struct dirent *ent;
-    while (d && (ent = readdir(d)) != NULL)
-        bases +=
-            strstr(ent->d_name, ".base") != NULL && strstr(ent->d_name, ".tmp") == NULL;
-    if (d != NULL)
-        closedir(d);
+    unsigned newest;
+    int wrong = 0, bases = bases_of_shard0(th->data_dir, &newest);
     for (int i = 0; paused && i < N; i += 2)
         wrong += !value_is(h, th, c, i, NULL);
     engine_control(h, th, "resume");

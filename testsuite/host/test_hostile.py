@@ -128,8 +128,8 @@ def raw(op, key=b"", extras=b"", value=b"", opaque=0):
     return kvclient.packet(op, key=key, extras=extras, value=value, opaque=opaque)
 
 
-def read_answers(sock, timeout=5.0):
-    """Every answer until the server closes (or `timeout` passes)."""
+def read_until_close(sock, timeout=5.0):
+    """Every byte until the server closes (or resets, or `timeout` passes)."""
     sock.settimeout(timeout)
     data = b""
     try:
@@ -138,8 +138,14 @@ def read_answers(sock, timeout=5.0):
             if not chunk:
                 break
             data += chunk
-    except (socket.timeout, ConnectionResetError):
+    except OSError:
         pass
+    return data
+
+
+def read_answers(sock, timeout=5.0):
+    """Every answer until the server closes (or `timeout` passes)."""
+    data = read_until_close(sock, timeout)
     out = []
     while len(data) >= 24:
         magic, op, kl, el, dt, st, bl, opaque, cas = struct.unpack(HDR, data[:24])

@@ -240,15 +240,7 @@ def prometheus_scrapes_kvhost():
 def raw_http(port, data, timeout=10):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(data)
-    out = b""
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except OSError:  # a timeout, or a reset after the server closed early
-        pass
+    out = hostile.read_until_close(s, timeout)
     s.close()
     return out
 
