@@ -125,8 +125,7 @@ static size_t b64(const uint8_t *in, size_t n, char *out)
     return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
 }
 
-/* Decodes base64 (len bytes, a multiple of 4); the byte count, or -1. */
-static int unb64(const char *in, size_t len, uint8_t *out, size_t cap)
+int auth_unb64(const char *in, size_t len, uint8_t *out, size_t cap)
 {
     if (len == 0 || len % 4 != 0 || len / 4 * 3 > cap)
         return -1;
@@ -398,7 +397,7 @@ int auth_scram_finish(auth_scram *s, const char *msg, size_t len, char *out, siz
     uint8_t proof[AUTH_MAX_KEY + 3], sig[AUTH_MAX_KEY], client_key[AUTH_MAX_KEY],
         stored[AUTH_MAX_KEY], server_sig[AUTH_MAX_KEY];
     const char *pv = p + 3;
-    if (unb64(pv, len - (size_t)(pv - msg), proof, sizeof(proof)) != (int)dl)
+    if (auth_unb64(pv, len - (size_t)(pv - msg), proof, sizeof(proof)) != (int)dl)
         goto out;
     /* AuthMessage = client-first-bare "," server-first "," final-without-proof */
     size_t alen = strlen(s->first_bare) + strlen(s->server_first) + without + 2;

@@ -100,4 +100,8 @@ int auth_scram_finish(auth_scram *s, const char *msg, size_t len, char *out, siz
 /** Forgets an exchange (a connection closing, a new one starting). */
 void auth_scram_clear(auth_scram *s);
 
+/* Decodes base64 (len bytes, a multiple of 4) with libcrypto; the byte
+ * count, or -1. */
+int auth_unb64(const char *in, size_t len, uint8_t *out, size_t cap);
+
 #endif

@@ -820,17 +820,12 @@ static auth_result authorized(struct evhttp_request *req)
         return AUTH_FAILED;
     const char *b64 = h + 6;
     size_t n = strlen(b64);
-    if (n == 0 || n > 512 || n % 4 != 0)
+    if (n > 512)
         return AUTH_FAILED;
     unsigned char plain[400];
-    int len = EVP_DecodeBlock(plain, (const unsigned char *)b64, (int)n);
+    int len = auth_unb64(b64, n, plain, sizeof(plain));
     if (len < 0)
         return AUTH_FAILED;
-    /* EVP_DecodeBlock counts the padding's zero bytes too. */
-    while (len > 0 && n >= 1 && b64[n - 1] == '=' && plain[len - 1] == '\0') {
-        len--;
-        n--;
-    }
     unsigned char digest[32];
     unsigned dlen = 0;
     EVP_Digest(plain, (size_t)len, digest, &dlen, EVP_sha256(), NULL);
