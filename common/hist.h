@@ -27,8 +27,8 @@ static inline uint64_t hist_bound_ns(int i)
 }
 
 typedef struct hist {
-    _Atomic uint64_t bucket[HIST_BUCKETS + 1]; /* the last: above 10 s */
-    _Atomic uint64_t count;
+    _Atomic uint64_t bucket[HIST_BUCKETS + 1]; /* the last: above 10 s; the
+                                                  count is their sum */
     _Atomic uint64_t sum_ns;
 } hist;
 
@@ -38,7 +38,6 @@ static inline void hist_record(hist *h, uint64_t ns)
     while (i < HIST_BUCKETS && ns > hist_bound_ns(i))
         i++;
     atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_ns, ns, memory_order_relaxed);
 }
 

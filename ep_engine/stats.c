@@ -313,18 +313,18 @@ static void stats_config(ep_engine *e, stat_sink *k)
 static void add_hist(stat_sink *k, const char *name, const hist *h)
 {
     char key[96];
-    uint64_t count = 0, sum = 0;
-    if (h != NULL) {
-        count = atomic_load_explicit(&((hist *)h)->count, memory_order_relaxed);
-        sum = atomic_load_explicit(&((hist *)h)->sum_ns, memory_order_relaxed);
-    }
+    uint64_t count = 0; /* cumulative: at the end, every observation */
     for (int i = 0; i <= HIST_BUCKETS; i++) {
+        if (h != NULL)
+            count += atomic_load_explicit(&((hist *)h)->bucket[i], memory_order_relaxed);
         if (i < HIST_BUCKETS)
             snprintf(key, sizeof(key), "%s_le_%" PRIu64, name, hist_bound_ns(i));
         else
             snprintf(key, sizeof(key), "%s_le_inf", name);
-        add_u64(k, key, h != NULL ? hist_cumulative(h, i) : 0);
+        add_u64(k, key, count);
     }
+    uint64_t sum =
+        h != NULL ? atomic_load_explicit(&((hist *)h)->sum_ns, memory_order_relaxed) : 0;
     snprintf(key, sizeof(key), "%s_count", name);
     add_u64(k, key, count);
     snprintf(key, sizeof(key), "%s_sum_ns", name);

@@ -63,7 +63,6 @@ void host_counts_sum(host_counts *out)
             hist *h = &out->latency[k], *from = &w->latency[k];
             for (int b = 0; b <= HIST_BUCKETS; b++)
                 h->bucket[b] += load(&from->bucket[b]);
-            h->count += load(&from->count);
             h->sum_ns += load(&from->sum_ns);
         }
     }
