@@ -462,7 +462,7 @@ engine_errc kv_do_store(ep_engine *e, const void *cookie, ep_item *it, uint64_t 
     engine_errc rc = serving(e, cookie, it->vbucket);
     if (rc != ENGINE_SUCCESS)
         return rc;
-    if (item_datatype(it) & ENGINE_DATATYPE_XATTR) {
+    if ((item_datatype(it) & ENGINE_DATATYPE_XATTR) && extra == NULL) {
         size_t xlen;
         const char *why;
         if (op == ENGINE_STORE_APPEND || op == ENGINE_STORE_PREPEND)
@@ -496,8 +496,7 @@ again:;
              ? ENGINE_LOCKED
              : store_allowed(s, op, cur, lock != NULL ? cur->cas : cmp_cas);
     ep_item *put = it;
-    bool merge = rc == ENGINE_SUCCESS && !(extra != NULL && extra->whole) &&
-                 store_merges(cur, it, op);
+    bool merge = rc == ENGINE_SUCCESS && extra == NULL && store_merges(cur, it, op);
     if (merge && (item_datatype(it) & ENGINE_DATATYPE_SNAPPY)) {
         ht_unlock(s);
         rc = ep_fail(e, cookie, ENGINE_INVALID_ARGUMENTS,

@@ -27,12 +27,12 @@ engine_errc kv_check_key(ep_engine *e, const void *cookie, const engine_doc_key 
  * host). On ENGINE_SUCCESS the stripe is locked; on an error it is not. */
 engine_errc kv_find_resident(ep_engine *e, const void *cookie, const engine_doc_key *key,
                              uint16_t vbucket, uint64_t hash, key_place *p);
-/* What a sub-document store asks beyond store(): the item is the whole new
- * value (no attributes of the old one are kept), and at these offsets of its
- * value the new CAS is written as 16 hex digits of its bytes reversed (the
- * ${Mutation.CAS} macro), once the CAS is known and before anyone sees it. */
+/* What a sub-document store asks beyond store() (its item is the whole new
+ * value, no attributes of the old one kept, its attribute section built from
+ * checked keys and values): at these offsets of its value the new CAS is
+ * written as 16 hex digits of its bytes reversed (the ${Mutation.CAS} macro),
+ * once the CAS is known and before anyone sees it. */
 typedef struct kv_store_extra {
-    bool whole;
     unsigned ncas_at;
     uint32_t cas_at[16];
 } kv_store_extra;

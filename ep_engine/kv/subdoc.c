@@ -553,9 +553,8 @@ static engine_errc apply_specs(sd_doc *d, const engine_subdoc_spec *specs, size_
             d->json_tried = d->body_changed = false;
             d->body = s->value;
             d->blen = s->valuelen;
-            json_t *probe = NULL;
-            d->body_json = sd_parse_doc(s->value, s->valuelen, &probe) == SD_OK;
-            json_decref(probe);
+            /* Parsed once: for its datatype bit, and for body specs after it. */
+            d->body_json = doc_body(d) == SD_OK;
             continue;
         }
         json_t **doc;
@@ -941,7 +940,7 @@ static engine_errc mutate_locked(ep_engine *e, const void *cookie,
         } else if (rc == ENGINE_NO_MEMORY) {
             rc = ep_fail(e, cookie, rc, "out of memory applying the specs");
         }
-        kv_store_extra extra = {.whole = true, .ncas_at = 0};
+        kv_store_extra extra = {.ncas_at = 0};
         bool clash = false;
         ep_item *it = rc == ENGINE_SUCCESS ? build_item(e, cookie, key, vbucket, &doc, &m,
                                                         &extra, &clash, &rc)

@@ -141,11 +141,6 @@ sd_status sd_parse_doc(const void *bytes, size_t len, json_t **doc)
     return SD_OK;
 }
 
-bool sd_is_mutation(sd_op op)
-{
-    return op != SD_GET && op != SD_EXISTS && op != SD_GET_COUNT;
-}
-
 /* The element of array a at index i (-1: the last), or NULL. */
 static json_t *element(json_t *a, long i)
 {

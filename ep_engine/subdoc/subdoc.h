@@ -69,9 +69,6 @@ typedef struct sd_path {
 /** Parses a path (an empty one is the whole document). */
 sd_status sd_path_parse(const char *path, size_t len, sd_path *out);
 
-/** Whether op changes the document. */
-bool sd_is_mutation(sd_op op);
-
 /** Parses a document; SD_DOC_NOTJSON or SD_DOC_E2DEEP when it cannot be used. */
 sd_status sd_parse_doc(const void *bytes, size_t len, json_t **doc);
 
