@@ -258,8 +258,7 @@ engine_errc cmd_subdoc_single(conn *c, req *r)
 {
     if (!offered(c, r))
         return ENGINE_SUCCESS;
-    bool lookup = r->opcode == OP_SUBDOC_GET || r->opcode == OP_SUBDOC_GET + 1 ||
-                  r->opcode == OP_SUBDOC_GET_COUNT;
+    bool lookup = wire_subdoc_is_lookup(r->opcode);
     if (!(r->extlen == 3 || r->extlen == 4 ||
           (!lookup && (r->extlen == 7 || r->extlen == 8)))) {
         wire_invalid(c, r,

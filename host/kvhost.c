@@ -811,7 +811,9 @@ int main(int argc, char **argv)
     /* Aligned as each worker's counters are (their own cache lines). */
     workers = aligned_alloc(_Alignof(worker), (size_t)threads * sizeof(worker));
     if (workers == NULL) {
-        fprintf(stderr, "kvhost: out of memory\n");
+        fprintf(stderr, "kvhost: out of memory for %d workers\n", threads);
+        host.engine->destroy(host.engine, true);
+        freeaddrinfo(addrs);
         return 1;
     }
     memset(workers, 0, (size_t)threads * sizeof(worker));

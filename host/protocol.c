@@ -157,8 +157,7 @@ static host_op_kind kind_of(const req *r)
         return HOST_OP_STORE;
     if (cmd->fn == cmd_delete)
         return HOST_OP_DELETE;
-    if (r->opcode == OP_SUBDOC_MULTI_LOOKUP || r->opcode == OP_SUBDOC_GET ||
-        r->opcode == OP_SUBDOC_GET + 1 || r->opcode == OP_SUBDOC_GET_COUNT)
+    if (wire_subdoc_is_lookup(r->opcode))
         return HOST_OP_SUBDOC_LOOKUP;
     if (cmd->fn == cmd_subdoc_multi || cmd->fn == cmd_subdoc_single)
         return HOST_OP_SUBDOC_MUTATION;

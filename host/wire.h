@@ -64,11 +64,19 @@ enum {
     OP_GET_CID = 0xbb,
     OP_GET_SID = 0xbc,
     OP_SUBDOC_GET = 0xc5, /* .. 0xcf: single-path sub-document commands */
+    OP_SUBDOC_EXISTS = 0xc6,
     OP_SUBDOC_COUNTER = 0xcf,
     OP_SUBDOC_MULTI_LOOKUP = 0xd0,
     OP_SUBDOC_MULTI_MUTATION = 0xd1,
     OP_SUBDOC_GET_COUNT = 0xd2,
 };
+
+/* Whether a sub-document opcode only reads. */
+static inline bool wire_subdoc_is_lookup(uint8_t op)
+{
+    return op == OP_SUBDOC_GET || op == OP_SUBDOC_EXISTS || op == OP_SUBDOC_GET_COUNT ||
+           op == OP_SUBDOC_MULTI_LOOKUP;
+}
 
 enum {
     ST_SUCCESS = 0x00,
